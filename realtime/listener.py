@@ -1,0 +1,271 @@
+"""LISTEN for changes and forward each one exactly once while connected, at least once overall.
+
+The loop, on one autocommit connection:
+
+1. Stand by until `pg_try_advisory_lock` succeeds: several listeners may run, one forwards.
+2. LISTEN, then catch up from the event log, then forward notifications as they come,
+   catching up again every `catch_up_interval` seconds (which is also the health check).
+3. On any connection error: log one line, back off (capped, jittered), go to 1.
+
+Catch-up is safe against commit order: event ids are taken at INSERT time, but
+transactions commit in another order, so "id > last seen" would miss a long transaction
+that took a lower id. Instead each scan reads events whose writer's transaction id is at
+or above the oldest transaction that was still running at the previous scan
+(`pg_snapshot_xmin`); everything older was already visible then. Ids forwarded since are
+remembered until a scan no longer returns them, so nothing is sent twice by one listener.
+The scan horizon is stored in realtime_listener_state so a standby resumes from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import psycopg
+from psycopg import sql
+
+from realtime.changes import (
+    NOTIFY_CHANNEL,
+    ChangeEvent,
+    InvalidPayload,
+    NotifyPayload,
+    parse_notify_payload,
+)
+
+logger = logging.getLogger(__name__)
+
+Forward = Callable[[ChangeEvent], Awaitable[None]]
+State = Literal["starting", "standby", "active", "down"]
+
+# pg_advisory_lock key shared by every listener of this database ("realtime" in ASCII).
+LOCK_KEY = 0x7265616C74696D65
+STATE_NAME = "default"
+FETCH_CHUNK = 1000
+
+
+@dataclass
+class ListenerSettings:
+    conninfo: str
+    catch_up_interval: float = 5.0
+    standby_poll_interval: float = 1.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    holder: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+
+
+def backoff_delay(attempt: int, initial: float, cap: float) -> float:
+    """Capped exponential backoff with jitter (half to full of the step)."""
+    step = min(cap, initial * (2 ** min(attempt, 32)))
+    return step * random.uniform(0.5, 1.0)
+
+
+class Listener:
+    def __init__(self, settings: ListenerSettings, forward: Forward) -> None:
+        self.settings = settings
+        self.forward = forward
+        self.state: State = "starting"
+        self.reconnects = 0
+        # Ids forwarded that a later catch-up scan may return again.
+        self._forwarded: set[int] = set()
+        self._active = asyncio.Event()
+        self._settled = asyncio.Event()
+
+    async def wait_active(self) -> None:
+        await self._active.wait()
+
+    async def wait_settled(self) -> None:
+        """Until this listener first knows its role: forwarding, or standing by."""
+        await self._settled.wait()
+
+    async def run(self) -> None:
+        """Run until cancelled."""
+        attempt = 0
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.settings.conninfo, autocommit=True
+                ) as conn:
+                    await self._stand_by_until_locked(conn)
+                    attempt = 0
+                    await self._forward_changes(conn)
+            except asyncio.CancelledError:
+                self._set_state("down")
+                raise
+            except Exception as exc:  # the database or the channel layer went away
+                self._set_state("down")
+                delay = backoff_delay(
+                    attempt, self.settings.backoff_initial, self.settings.backoff_max
+                )
+                attempt += 1
+                self.reconnects += 1
+                logger.warning(
+                    "listener connection lost, reconnecting",
+                    extra={"error": repr(exc), "retry_in": round(delay, 2)},
+                    exc_info=not isinstance(exc, (psycopg.OperationalError, OSError)),
+                )
+                await asyncio.sleep(delay)
+
+    def _set_state(self, state: State) -> None:
+        if state != self.state:
+            logger.info("listener %s", state, extra={"holder": self.settings.holder})
+        self.state = state
+        if state in ("active", "standby"):
+            self._settled.set()
+        if state == "active":
+            self._active.set()
+        else:
+            self._active.clear()
+
+    async def _stand_by_until_locked(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        while True:
+            cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY])
+            row = await cur.fetchone()
+            if row and row[0]:
+                return
+            self._set_state("standby")
+            await asyncio.sleep(self.settings.standby_poll_interval)
+
+    async def _forward_changes(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL)))
+        scan_from = await self._load_scan_from(conn)
+        if scan_from is None:
+            # First listener ever on this database: start from now, do not replay history.
+            cur = await conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+            row = await cur.fetchone()
+            assert row is not None
+            scan_from, ids = await self._scan(conn, row[0])
+            self._forwarded = set(ids)
+            await self._save_scan_from(conn, scan_from)
+        self._set_state("active")
+        scan_from = await self._catch_up(conn, scan_from)
+        loop = asyncio.get_running_loop()
+        next_catch_up = loop.time() + self.settings.catch_up_interval
+        while True:
+            remaining = max(0.0, next_catch_up - loop.time())
+            batch = [n async for n in conn.notifies(timeout=remaining, stop_after=1)]
+            for notify in batch:
+                await self._handle_notify(conn, notify.payload)
+            if loop.time() >= next_catch_up:
+                scan_from = await self._catch_up(conn, scan_from)
+                next_catch_up = loop.time() + self.settings.catch_up_interval
+
+    async def _handle_notify(self, conn: psycopg.AsyncConnection[Any], raw: str) -> None:
+        try:
+            payload = parse_notify_payload(raw)
+        except InvalidPayload as exc:
+            logger.warning(
+                "skipped unreadable notification",
+                extra={"reason": str(exc), "payload": raw[:200]},
+            )
+            return
+        if payload["id"] in self._forwarded:
+            return
+        event = _event_from_payload(payload)
+        if event is None:
+            events = await self._fetch(conn, [payload["id"]])
+            if not events:
+                logger.warning(
+                    "skipped notification for an event not in the log",
+                    extra={"event_id": payload["id"]},
+                )
+                return
+            event = events[0]
+        await self._send(event)
+
+    async def _send(self, event: ChangeEvent) -> None:
+        await self.forward(event)
+        self._forwarded.add(event["id"])
+
+    async def _catch_up(self, conn: psycopg.AsyncConnection[Any], scan_from: str) -> str:
+        next_from, ids = await self._scan(conn, scan_from)
+        missed = [event_id for event_id in ids if event_id not in self._forwarded]
+        for chunk_start in range(0, len(missed), FETCH_CHUNK):
+            for event in await self._fetch(conn, missed[chunk_start : chunk_start + FETCH_CHUNK]):
+                await self._send(event)
+        if missed:
+            logger.info("caught up from the event log", extra={"events": len(missed)})
+        # Only ids a later scan can return again need remembering.
+        self._forwarded = set(ids)
+        await self._save_scan_from(conn, next_from)
+        return next_from
+
+    @staticmethod
+    async def _scan(conn: psycopg.AsyncConnection[Any], scan_from: str) -> tuple[str, list[int]]:
+        # One statement, one snapshot: the horizon and the ids are consistent.
+        cur = await conn.execute(
+            """
+            SELECT pg_snapshot_xmin(pg_current_snapshot())::text,
+                   ARRAY(SELECT id FROM realtime_event WHERE xid >= %s::xid8 ORDER BY id)
+            """,
+            [scan_from],
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        return row[0], list(row[1])
+
+    @staticmethod
+    async def _fetch(conn: psycopg.AsyncConnection[Any], ids: Iterable[int]) -> list[ChangeEvent]:
+        cur = await conn.execute(
+            "SELECT id, table_name, op, data FROM realtime_event WHERE id = ANY(%s) ORDER BY id",
+            [list(ids)],
+        )
+        return [
+            {"id": row[0], "table": row[1], "op": row[2], "data": row[3]}
+            for row in await cur.fetchall()
+        ]
+
+    @staticmethod
+    async def _load_scan_from(conn: psycopg.AsyncConnection[Any]) -> str | None:
+        cur = await conn.execute(
+            "SELECT scan_from::text FROM realtime_listener_state WHERE name = %s", [STATE_NAME]
+        )
+        row = await cur.fetchone()
+        return row[0] if row else None
+
+    async def _save_scan_from(self, conn: psycopg.AsyncConnection[Any], scan_from: str) -> None:
+        await conn.execute(
+            """
+            INSERT INTO realtime_listener_state (name, scan_from, holder, heartbeat_at)
+            VALUES (%s, %s::xid8, %s, now())
+            ON CONFLICT (name) DO UPDATE
+            SET scan_from = EXCLUDED.scan_from, holder = EXCLUDED.holder, heartbeat_at = now()
+            """,
+            [STATE_NAME, scan_from, self.settings.holder],
+        )
+
+
+def _event_from_payload(payload: NotifyPayload) -> ChangeEvent | None:
+    if "data" not in payload:
+        return None
+    return {
+        "id": payload["id"],
+        "table": payload["table"],
+        "op": payload["op"],
+        "data": payload["data"],
+    }
+
+
+def conninfo_from_django(database: dict[str, Any]) -> str:
+    """A libpq connection string for a Django DATABASES entry, with TCP keepalives."""
+    params: dict[str, Any] = {
+        "dbname": database.get("NAME"),
+        "user": database.get("USER") or None,
+        "password": database.get("PASSWORD") or None,
+        "host": database.get("HOST") or None,
+        "port": database.get("PORT") or None,
+        # Notice a dead server or a half-open connection within about 30 s.
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+        "application_name": "realtime listen_notify",
+    }
+    options = database.get("OPTIONS") or {}
+    params.update({k: v for k, v in options.items() if isinstance(v, (str, int))})
+    return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if v is not None})

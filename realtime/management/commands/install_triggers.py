@@ -1,0 +1,28 @@
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError, connection, transaction
+
+
+class Command(BaseCommand):
+    help = (
+        "Attach the realtime trigger (INSERT, UPDATE, DELETE) to existing tables, "
+        "as `SELECT realtime_watch_v1('table')` does in psql."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("tables", nargs="+", metavar="TABLE", help="table, or schema.table")
+        parser.add_argument(
+            "--remove", action="store_true", help="detach the trigger instead of attaching it"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        function = "realtime_unwatch_v1" if options["remove"] else "realtime_watch_v1"
+        for table in options["tables"]:
+            try:
+                with transaction.atomic(), connection.cursor() as cursor:
+                    cursor.execute(f"SELECT {function}(%s::regclass)", [table])
+            except DatabaseError as exc:
+                raise CommandError(f"{table}: {str(exc).strip()}") from exc
+            verb = "detached from" if options["remove"] else "attached to"
+            self.stdout.write(f"realtime trigger {verb} {table}")

@@ -1,0 +1,123 @@
+"""What runs beside the server in each process: the bridge and, optionally, the listener.
+
+Daphne sends no ASGI lifespan events, so `RealtimeRuntime` starts them on the first
+connection (or on lifespan startup where a server sends it). Never from
+`AppConfig.ready()`: that also runs in every management command and test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from django.conf import settings
+from django.db import connections
+
+from realtime import bus
+from realtime.bridge import Bridge
+from realtime.listener import Listener, ListenerSettings, conninfo_from_django
+
+logger = logging.getLogger(__name__)
+
+# A server that cannot reach its channel layer still answers, but says so in the log.
+READY_TIMEOUT = 10.0
+
+
+def make_listener() -> Listener:
+    conninfo = conninfo_from_django(connections["default"].settings_dict)
+    return Listener(ListenerSettings(conninfo=conninfo), forward=bus.publish)
+
+
+class ProcessRuntime:
+    def __init__(self) -> None:
+        self.bridge: Bridge | None = None
+        self.listener: Listener | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = False
+
+    async def ensure_started(self) -> Bridge:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._start(loop)
+        assert self.bridge is not None
+        if not self._ready:
+            await self._wait_ready()
+        return self.bridge
+
+    async def _wait_ready(self) -> None:
+        # The first connection waits until changes can reach it, so none is missed.
+        assert self.bridge is not None
+        waits = [self.bridge.ready.wait()]
+        if self.listener is not None:
+            waits.append(self.listener.wait_settled())
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits), READY_TIMEOUT)
+        except TimeoutError:
+            logger.error("realtime runtime not ready: channel layer or database unreachable")
+        self._ready = True
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._ready = False
+        self.bridge = Bridge()
+        self._tasks = [loop.create_task(self.bridge.run(), name="realtime-bridge")]
+        if settings.REALTIME_EMBEDDED_LISTENER:
+            self.listener = make_listener()
+            self._tasks.append(loop.create_task(self.listener.run(), name="realtime-listener"))
+        logger.info(
+            "realtime runtime started",
+            extra={"embedded_listener": settings.REALTIME_EMBEDDED_LISTENER},
+        )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        self._loop = None
+
+
+runtime = ProcessRuntime()
+
+
+class RealtimeRuntime:
+    """ASGI middleware starting the process runtime before the first connection is served."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        await runtime.ensure_started()
+        await self.app(scope, receive, send)
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await runtime.ensure_started()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await runtime.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def serve_listener() -> None:
+    """`manage.py listen_notify`: run one listener until SIGTERM or SIGINT."""
+    listener = make_listener()
+    task = asyncio.create_task(listener.run(), name="listen_notify")
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    logger.info("listen_notify started", extra={"holder": listener.settings.holder})
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    logger.info("listen_notify stopped", extra={"holder": listener.settings.holder})

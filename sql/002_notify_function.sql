@@ -1,0 +1,49 @@
+-- One trigger function for every watched table (INSERT, UPDATE and DELETE).
+--
+-- 1. Appends the change to realtime_event (durable id).
+-- 2. NOTIFYs channel realtime_changed_v1 with {"id", "table", "op", "data"}; "data"
+--    is left out when the payload would reach NOTIFY's 8000-byte limit, and the
+--    listener reads the row from the event log instead.
+--
+-- It never makes the writer's statement fail because of the notification: no payload
+-- is too long, and when the NOTIFY queue is more than half full (a listener stuck or
+-- gone) it skips the NOTIFY, since a full queue fails the writer's COMMIT. The event
+-- log still has the change; the listener catches up from it.
+--
+-- SECURITY DEFINER: detectors' roles need no rights on realtime_event.
+-- Run by the Django migrations; a DBA can run it with:  psql -f sql/002_notify_function.sql
+
+CREATE OR REPLACE FUNCTION realtime_notify_v1() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $$
+DECLARE
+    row_data json;
+    event_id bigint;
+    payload  text;
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        row_data := row_to_json(OLD);
+    ELSE
+        row_data := row_to_json(NEW);
+    END IF;
+
+    INSERT INTO realtime_event (table_name, op, data)
+    VALUES (TG_TABLE_NAME, TG_OP, row_data)
+    RETURNING id INTO event_id;
+
+    payload := json_build_object(
+        'id', event_id, 'table', TG_TABLE_NAME, 'op', TG_OP, 'data', row_data
+    )::text;
+    IF octet_length(payload) >= 8000 THEN
+        payload := json_build_object('id', event_id, 'table', TG_TABLE_NAME, 'op', TG_OP)::text;
+    END IF;
+
+    IF pg_notification_queue_usage() < 0.5 THEN
+        PERFORM pg_notify('realtime_changed_v1', payload);
+    END IF;
+
+    RETURN NULL;
+END;
+$$;

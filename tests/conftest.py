@@ -1,0 +1,96 @@
+"""Fixtures on real services: the machine's PostgreSQL and Redis, real subprocesses.
+
+A service that cannot be reached stops the run with an error; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+from django.conf import settings
+
+from tests.helpers import insert_violation
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    problems = []
+    try:
+        psycopg.connect(_admin_url(), connect_timeout=5).close()
+    except psycopg.Error as exc:
+        problems.append(f"PostgreSQL at {_admin_url()}: {exc}")
+    try:
+        redis.Redis.from_url(settings.TEST_REDIS_URL, socket_timeout=5).ping()
+    except redis.RedisError as exc:
+        problems.append(f"Redis at {settings.TEST_REDIS_URL}: {exc}")
+    if problems:
+        pytest.exit("Tests need real services; unreachable:\n  " + "\n  ".join(problems), 3)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Tests that reach the database through their own connections still need
+    # pytest-django to create (and flush) the test database.
+    for item in items:
+        if "db_url" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("django_db"):
+            item.add_marker(pytest.mark.django_db(transaction=True))
+
+
+def _admin_url() -> str:
+    db = settings.DATABASES["default"]
+    return _url(db, db["NAME"])
+
+
+def _url(db: dict[str, Any], name: str) -> str:
+    return psycopg.conninfo.make_conninfo(
+        dbname=name,
+        user=db.get("USER") or None,
+        password=db.get("PASSWORD") or None,
+        host=db.get("HOST") or None,
+        port=db.get("PORT") or None,
+    )
+
+
+@pytest.fixture(scope="session")
+def db_url(django_db_setup: None) -> str:
+    """The migrated test database, as a libpq connection string."""
+    from django.db import connection
+
+    return _url(settings.DATABASES["default"], connection.settings_dict["NAME"])
+
+
+@pytest.fixture(scope="session")
+def database_url(db_url: str) -> str:
+    """The same database as a URL, for the servers the e2e tests start."""
+    params = psycopg.conninfo.conninfo_to_dict(db_url)
+    auth = params.get("user", "postgres")
+    if params.get("password"):
+        auth += f":{params['password']}"
+    return f"postgresql://{auth}@{params.get('host', '127.0.0.1')}:{params.get('port', 5432)}/{params['dbname']}"
+
+
+@pytest.fixture
+def pg(db_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """A plain autocommit connection: the tests write as a detector does."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def marker() -> str:
+    """A unique violation_image, so a test recognises its own rows."""
+    return f"/media/test-{uuid.uuid4().hex}.jpg"
+
+
+@pytest.fixture
+def redis_url() -> str:
+    client = redis.Redis.from_url(settings.TEST_REDIS_URL)
+    client.flushdb()
+    client.close()
+    return str(settings.TEST_REDIS_URL)
+
+
+__all__ = ["insert_violation"]

@@ -1,0 +1,249 @@
+"""Clients and processes the tests drive: plain SQL, WebSocket, SSE, Daphne, listen_notify."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from psycopg import sql
+from websockets.asyncio.client import ClientConnection, connect
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def insert_violation(
+    pg: psycopg.Connection[Any],
+    table: str = "violation_humandetections",
+    *,
+    camera_id: int | None = 1,
+    image: str | None = "/media/x.jpg",
+) -> int:
+    """INSERT as a detector would, with plain SQL; returns the new row's id."""
+    cur = pg.execute(
+        sql.SQL(
+            "INSERT INTO {} (camera_id, violation_date, violation_time, violation_image)"
+            " VALUES (%s, CURRENT_DATE, LOCALTIME(0), %s) RETURNING id"
+        ).format(sql.Identifier(table)),
+        [camera_id, image],
+    )
+    row = cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Process:
+    """A subprocess whose output goes to a file the test can read (and print on failure)."""
+
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Process:
+        log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(
+            self.args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_for_log(self, text: str, timeout: float = 20.0, after: int = 0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.log()[after:]:
+                return
+            if self.popen is not None and self.popen.poll() is not None:
+                raise AssertionError(f"{self.args} exited early:\n{self.log()}")
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} not logged within {timeout}s:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int | None:
+        if self.popen is None or self.popen.poll() is not None:
+            return self.popen.returncode if self.popen else None
+        self.popen.send_signal(sig)
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+            raise AssertionError(f"{self.args} did not stop on signal {sig}:\n{self.log()}")
+
+    def kill(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait()
+
+
+def server_env(database_url: str, redis_url: str | None, **extra: str) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "REDIS_", "REALTIME_", "DATABASE_"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DATABASE_URL=database_url,
+        DJANGO_SECRET_KEY="e2e-test-secret-key-0123456789abcdef",
+        DJANGO_DEBUG="0",
+        DJANGO_SECURE_COOKIES="0",
+        PYTHONUNBUFFERED="1",
+    )
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    env.update(extra)
+    return env
+
+
+def daphne(env: dict[str, str], port: int, log_path: Path) -> Process:
+    bin_dir = Path(sys.executable).parent
+    return Process(
+        [str(bin_dir / "daphne"), "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        env,
+        log_path,
+    )
+
+
+def listen_notify(env: dict[str, str], log_path: Path) -> Process:
+    return Process([sys.executable, "manage.py", "listen_notify"], env, log_path)
+
+
+def wait_for_http(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} not answering after {timeout}s")
+
+
+@asynccontextmanager
+async def websocket(url: str, **kwargs: Any) -> AsyncIterator[ClientConnection]:
+    async with connect(url, open_timeout=10, **kwargs) as ws:
+        yield ws
+
+
+async def next_frame(ws: ClientConnection, timeout: float = 10.0) -> dict[str, Any]:
+    message = await asyncio.wait_for(ws.recv(), timeout)
+    assert isinstance(message, str), "frames are text"
+    frame: dict[str, Any] = json.loads(message)
+    return frame
+
+
+async def frames_until(
+    ws: ClientConnection, wanted: set[int], timeout: float = 15.0
+) -> dict[int, dict[str, Any]]:
+    """Frames for the given event ids (others are skipped); fails if one is missing."""
+    got: dict[int, dict[str, Any]] = {}
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not wanted <= got.keys():
+        remaining = deadline - asyncio.get_running_loop().time()
+        assert remaining > 0, f"missing events {sorted(wanted - got.keys())}"
+        frame = await next_frame(ws, remaining)
+        got[frame["id"]] = frame
+    return got
+
+
+@dataclass
+class SSEEvent:
+    event: str = "message"
+    id: str | None = None
+    data: str = ""
+
+
+@dataclass
+class SSEStream:
+    """An EventSource-like reader over httpx: events, and the last id seen."""
+
+    response: httpx.Response
+    last_id: str | None = None
+    _lines: AsyncIterator[str] | None = field(default=None, repr=False)
+
+    async def next_event(self, timeout: float = 10.0) -> SSEEvent:
+        return await asyncio.wait_for(self._next_event(), timeout)
+
+    async def _next_event(self) -> SSEEvent:
+        if self._lines is None:
+            self._lines = self.response.aiter_lines()
+        event = SSEEvent()
+        data: list[str] = []
+        async for line in self._lines:
+            if line == "":
+                if data or event.id is not None:
+                    event.data = "\n".join(data)
+                    if event.id is not None:
+                        self.last_id = event.id
+                    return event
+                event = SSEEvent()
+                continue
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "event":
+                event.event = value
+            elif name == "id":
+                event.id = value
+            elif name == "data":
+                data.append(value)
+        raise EOFError("stream closed")
+
+    async def next_change(self, timeout: float = 10.0) -> dict[str, Any]:
+        """The next `message` event's JSON, skipping stream-open and keep-alives."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            event = await self.next_event(max(remaining, 0.001))
+            if event.event == "message":
+                change: dict[str, Any] = json.loads(event.data)
+                return change
+
+    async def changes_until(self, wanted: set[int], timeout: float = 15.0) -> dict[int, dict[str, Any]]:
+        got: dict[int, dict[str, Any]] = {}
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not wanted <= got.keys():
+            remaining = deadline - asyncio.get_running_loop().time()
+            assert remaining > 0, f"missing events {sorted(wanted - got.keys())}"
+            change = await self.next_change(remaining)
+            got[change["id"]] = change
+        return got
+
+
+@asynccontextmanager
+async def sse(url: str, headers: dict[str, str] | None = None) -> AsyncIterator[SSEStream]:
+    async with (
+        httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None)) as client,
+        client.stream("GET", url, headers=headers or {}) as response,
+    ):
+        assert response.status_code == 200, f"{url}: HTTP {response.status_code}"
+        stream = SSEStream(response)
+        opened = await stream.next_event()
+        assert opened.event == "stream-open", opened
+        yield stream

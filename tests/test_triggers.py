@@ -1,0 +1,110 @@
+"""The trigger in sql/, on the real database: event log, NOTIFY payload, big rows, any table."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+import pytest
+from django.core.management import CommandError, call_command
+
+from tests.helpers import insert_violation
+
+
+def last_event(pg: psycopg.Connection[Any]) -> tuple[Any, ...]:
+    row = pg.execute(
+        "SELECT id, table_name, op, data FROM realtime_event ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def notifications(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    return [json.loads(n.payload) for n in conn.notifies(timeout=1.0, stop_after=1)]
+
+
+@pytest.fixture
+def listening(db_url: str):
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("LISTEN realtime_changed_v1")
+        yield conn
+
+
+def test_insert_update_delete_are_logged_and_notified(pg, listening, marker) -> None:
+    row_id = insert_violation(pg, "violation_lotodetections", camera_id=4, image=marker)
+    insert = notifications(listening)[0]
+    assert insert["table"] == "violation_lotodetections"
+    assert insert["op"] == "INSERT"
+    assert insert["data"]["id"] == row_id
+    assert insert["data"]["camera_id"] == 4
+    assert insert["data"]["violation_image"] == marker
+    assert last_event(pg) == (insert["id"], "violation_lotodetections", "INSERT", insert["data"])
+
+    pg.execute("UPDATE violation_lotodetections SET camera_id = 5 WHERE id = %s", [row_id])
+    update = notifications(listening)[0]
+    assert (update["op"], update["data"]["camera_id"]) == ("UPDATE", 5)
+    assert update["id"] > insert["id"]
+
+    pg.execute("DELETE FROM violation_lotodetections WHERE id = %s", [row_id])
+    delete = notifications(listening)[0]
+    assert delete["op"] == "DELETE"
+    assert delete["data"] == {**update["data"]}, "DELETE carries the old row"
+
+
+def test_row_of_20_kb_inserts_and_travels_by_id(pg, listening) -> None:
+    image = "/media/" + "x" * 20_000
+    insert_violation(pg, "violation_ppedetections", image=image)
+    payload = notifications(listening)[0]
+    assert "data" not in payload, "NOTIFY payloads stop short of 8000 bytes"
+    event = pg.execute("SELECT data FROM realtime_event WHERE id = %s", [payload["id"]]).fetchone()
+    assert event is not None and event[0]["violation_image"] == image
+
+
+def test_row_of_1_mb_and_nulls_everywhere_insert(pg) -> None:
+    insert_violation(pg, "violation_ppedetections", image="y" * 1_000_000)
+    pg.execute(
+        "INSERT INTO violation_humandetections"
+        " (camera_id, violation_date, violation_time, violation_image)"
+        " VALUES (NULL, NULL, NULL, NULL)"
+    )
+    _, _, op, data = last_event(pg)
+    assert op == "INSERT" and data["camera_id"] is None and data["violation_image"] is None
+
+
+def test_writer_without_rights_on_the_event_log_still_inserts(pg, db_url) -> None:
+    pg.execute("DROP ROLE IF EXISTS detector_test")
+    pg.execute("CREATE ROLE detector_test LOGIN")
+    try:
+        # RETURNING id (how the tests insert) needs SELECT; nothing on realtime_event.
+        pg.execute("GRANT INSERT, SELECT ON violation_humandetections TO detector_test")
+        with psycopg.connect(db_url, user="detector_test", autocommit=True) as detector:
+            insert_violation(detector, image="/media/from-detector.jpg")
+        assert last_event(pg)[3]["violation_image"] == "/media/from-detector.jpg"
+    finally:
+        pg.execute("REVOKE ALL ON violation_humandetections FROM detector_test")
+        pg.execute("DROP ROLE detector_test")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_install_triggers_watches_any_table(pg, listening) -> None:
+    pg.execute("DROP TABLE IF EXISTS forklift_events")
+    pg.execute('CREATE TABLE forklift_events (id serial PRIMARY KEY, "Zone" text)')
+    try:
+        call_command("install_triggers", "forklift_events")
+        pg.execute("""INSERT INTO forklift_events ("Zone") VALUES ('dock 3')""")
+        payload = notifications(listening)[0]
+        assert payload["table"] == "forklift_events"
+        assert payload["data"] == {"id": 1, "Zone": "dock 3"}
+
+        call_command("install_triggers", "--remove", "forklift_events")
+        pg.execute("""INSERT INTO forklift_events ("Zone") VALUES ('dock 4')""")
+        assert notifications(listening) == []
+    finally:
+        pg.execute("DROP TABLE forklift_events")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_install_triggers_names_a_missing_table() -> None:
+    with pytest.raises(CommandError, match="no_such_table"):
+        call_command("install_triggers", "no_such_table")
