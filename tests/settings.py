@@ -9,3 +9,6 @@ os.environ["REALTIME_EMBEDDED_LISTENER"] = "0"  # tests start their own listener
 TEST_REDIS_URL = os.environ.pop("REDIS_URL", "") or "redis://127.0.0.1:6379/15"
 
 from config.settings import *  # noqa: E402
+
+# Tests create users often; the production hasher is slow on purpose.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

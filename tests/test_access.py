@@ -1,0 +1,138 @@
+"""Closed by default: sessions or tokens for pages, streams and sockets; origins checked."""
+
+from __future__ import annotations
+
+import io
+from contextlib import redirect_stderr
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.test import Client
+
+from config.asgi import application
+from realtime.auth import token_from_parts
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def operator():
+    return get_user_model().objects.create_user("operator", password="a-long-password-1")
+
+
+@pytest.fixture
+def token(operator) -> str:
+    out = io.StringIO()
+    with redirect_stderr(io.StringIO()):
+        call_command("issue_token", "operator", stdout=out)
+    return out.getvalue().strip().splitlines()[-1]
+
+
+def test_issue_token_prints_the_token_alone_on_its_last_line(token) -> None:
+    assert len(token) >= 40 and " " not in token
+
+
+def test_issue_token_refuses_an_unknown_user() -> None:
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="nobody"):
+        call_command("issue_token", "nobody")
+
+
+@pytest.mark.parametrize(
+    ("authorization", "query", "expected"),
+    [
+        ("Bearer abc", {}, "abc"),
+        ("bearer  abc ", {}, "abc"),
+        (None, {"token": ["abc"]}, "abc"),
+        ("Basic dXNlcg==", {"token": ["abc"]}, ""),
+        (None, {}, None),
+    ],
+)
+def test_token_is_read_from_header_or_query(authorization, query, expected) -> None:
+    assert token_from_parts(authorization, query) == expected
+
+
+def test_pages_need_a_login() -> None:
+    response = Client().get("/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+    assert Client().get("/accounts/login/").status_code == 200
+
+
+def test_login_form_then_page(operator) -> None:
+    client = Client()
+    response = client.post(
+        "/accounts/login/", {"username": "operator", "password": "a-long-password-1"}
+    )
+    assert response.status_code == 302
+    assert client.get("/").status_code == 200
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}])
+def test_sse_refuses_before_any_stream(headers) -> None:
+    response = Client().get("/events/violations/", headers=headers)
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/json"
+    assert not response.streaming
+
+
+def test_sse_with_a_wrong_token_is_refused_even_with_a_session(operator) -> None:
+    client = Client()
+    client.force_login(operator)
+    response = client.get("/events/violations/?token=wrong")
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize("last_event_id", ["abc", "violations:x", "other:5", "-1", "9" * 40])
+def test_sse_refuses_garbage_resume_points(token, last_event_id) -> None:
+    response = Client().get(
+        "/events/violations/",
+        headers={"Authorization": f"Bearer {token}", "Last-Event-ID": last_event_id},
+    )
+    assert response.status_code == 400
+
+
+def ws(path: str, headers: list[tuple[bytes, bytes]] | None = None) -> WebsocketCommunicator:
+    return WebsocketCommunicator(application, path, headers=headers or [])
+
+
+async def test_websocket_without_credentials_is_refused() -> None:
+    communicator = ws("/ws/violations/")
+    connected, _ = await communicator.connect()
+    assert not connected
+    await communicator.disconnect()
+
+
+async def test_websocket_with_a_wrong_token_is_refused() -> None:
+    communicator = ws("/ws/violations/?token=wrong")
+    connected, _ = await communicator.connect()
+    assert not connected
+    await communicator.disconnect()
+
+
+async def test_script_without_origin_connects_with_a_token(token) -> None:
+    for path, headers in [
+        (f"/ws/violations/?token={token}", []),
+        ("/ws/table/", [(b"authorization", f"Bearer {token}".encode())]),
+    ]:
+        communicator = ws(path, headers)
+        connected, _ = await communicator.connect()
+        assert connected, path
+        await communicator.disconnect()
+
+
+async def test_foreign_origin_is_refused_even_with_a_token(token) -> None:
+    communicator = ws(f"/ws/violations/?token={token}", [(b"origin", b"https://evil.example")])
+    connected, _ = await communicator.connect()
+    assert not connected
+    await communicator.disconnect()
+
+
+async def test_same_site_origin_is_accepted(token) -> None:
+    communicator = ws(f"/ws/violations/?token={token}", [(b"origin", b"http://localhost:8000")])
+    connected, _ = await communicator.connect()
+    assert connected
+    await communicator.disconnect()

@@ -1,0 +1,185 @@
+"""The listener on the real database: forwarding, catch-up, hostile NOTIFY, failover."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+import pytest
+
+from realtime.changes import ChangeEvent
+from realtime.listener import Listener, ListenerSettings
+from tests.helpers import insert_violation
+
+
+class Collector:
+    """A forward callback that remembers what it was given."""
+
+    def __init__(self) -> None:
+        self.events: list[ChangeEvent] = []
+        self._changed = asyncio.Condition()
+
+    async def __call__(self, event: ChangeEvent) -> None:
+        async with self._changed:
+            self.events.append(event)
+            self._changed.notify_all()
+
+    def images(self) -> list[Any]:
+        return [e["data"].get("violation_image") for e in self.events]
+
+    async def wait_for_images(self, wanted: set[str], timeout: float = 15.0) -> None:
+        async with self._changed:
+            await asyncio.wait_for(
+                self._changed.wait_for(lambda: wanted <= set(self.images())), timeout
+            )
+
+
+@asynccontextmanager
+async def running(listener: Listener, *, active: bool = True) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(listener.run())
+    try:
+        if active:
+            await asyncio.wait_for(listener.wait_active(), 10)
+        yield task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def make(db_url: str, **overrides: Any) -> tuple[Listener, Collector]:
+    collector = Collector()
+    settings = ListenerSettings(
+        conninfo=db_url, catch_up_interval=0.5, standby_poll_interval=0.2, **overrides
+    )
+    return Listener(settings, collector), collector
+
+
+async def test_forwards_each_change_once(db_url, pg, marker) -> None:
+    listener, got = make(db_url)
+    async with running(listener):
+        row_id = insert_violation(pg, image=marker)
+        await got.wait_for_images({marker})
+        await asyncio.sleep(1.2)  # two catch-up scans see the row again
+    mine = [e for e in got.events if e["data"].get("violation_image") == marker]
+    assert len(mine) == 1
+    assert mine[0]["table"] == "violation_humandetections"
+    assert mine[0]["op"] == "INSERT"
+    assert mine[0]["data"]["id"] == row_id
+
+
+async def test_big_row_is_read_from_the_log_and_delivered_whole(db_url, pg) -> None:
+    listener, got = make(db_url)
+    image = "/media/big-" + "z" * 20_000
+    async with running(listener):
+        insert_violation(pg, "violation_ppedetections", image=image)
+        await got.wait_for_images({image})
+
+
+async def test_unreadable_notification_is_logged_and_skipped(db_url, pg, marker, caplog) -> None:
+    listener, got = make(db_url)
+    caplog.set_level(logging.WARNING, logger="realtime.listener")
+    async with running(listener) as task:
+        for junk in ["not json", '{"id": "x"}', '{"id": 99999999999, "table": "t", "op": "INSERT"}']:
+            pg.execute("SELECT pg_notify('realtime_changed_v1', %s)", [junk])
+        insert_violation(pg, image=marker)
+        await got.wait_for_images({marker})
+        assert not task.done()
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages.count("skipped unreadable notification") == 2
+    assert messages.count("skipped notification for an event not in the log") == 1
+
+
+async def test_restarted_listener_catches_up_what_was_committed_meanwhile(db_url, pg) -> None:
+    listener, got = make(db_url)
+    async with running(listener):
+        insert_violation(pg, image="/media/before.jpg")
+        await got.wait_for_images({"/media/before.jpg"})
+    missed = {f"/media/while-down-{n}.jpg" for n in range(5)}
+    for image in sorted(missed):
+        insert_violation(pg, image=image)
+    async with running(listener):
+        await got.wait_for_images(missed)
+    assert got.images().count("/media/before.jpg") == 1
+
+
+async def test_reconnects_after_the_database_drops_it(db_url, pg, marker) -> None:
+    listener, got = make(db_url, backoff_initial=0.05, backoff_max=0.2)
+    async with running(listener):
+        # The listener's backend is the one holding the advisory lock.
+        pg.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory')"
+        )
+        insert_violation(pg, image=marker)  # committed while the listener is away
+        await got.wait_for_images({marker})
+    assert listener.reconnects >= 1
+
+
+async def test_late_commit_of_a_lower_id_is_not_lost(db_url, pg) -> None:
+    """A transaction takes an id, another commits a higher one, the first commits last."""
+    listener, got = make(db_url)
+    with psycopg.connect(db_url) as slow:  # not autocommit: an open transaction
+        insert_violation(slow, image="/media/slow.jpg")
+        async with running(listener):
+            insert_violation(pg, image="/media/fast.jpg")
+            await got.wait_for_images({"/media/fast.jpg"})
+        slow.commit()  # commits while no listener runs, with the lower id
+    async with running(listener):
+        await got.wait_for_images({"/media/slow.jpg"})
+    ids = {e["data"]["violation_image"]: e["id"] for e in got.events}
+    assert ids["/media/slow.jpg"] < ids["/media/fast.jpg"]
+
+
+async def test_only_one_of_two_listeners_forwards(db_url, pg) -> None:
+    first, got_first = make(db_url)
+    second, got_second = make(db_url)
+    async with running(first):
+        async with running(second, active=False):
+            await asyncio.sleep(0.5)
+            assert (first.state, second.state) == ("active", "standby")
+            insert_violation(pg, image="/media/one-active.jpg")
+            await got_first.wait_for_images({"/media/one-active.jpg"})
+            await asyncio.sleep(0.5)
+            assert "/media/one-active.jpg" not in got_second.images()
+
+
+async def test_standby_takes_over_within_seconds_and_loses_nothing(db_url, pg) -> None:
+    first, _ = make(db_url)
+    second, got_second = make(db_url)
+    first_task = asyncio.create_task(first.run())
+    await asyncio.wait_for(first.wait_active(), 10)
+    async with running(second, active=False):
+        await asyncio.sleep(0.3)
+        assert second.state == "standby"
+        # The active one goes away (its connection closes, as a killed process's would).
+        first_task.cancel()
+        await asyncio.gather(first_task, return_exceptions=True)
+        insert_violation(pg, image="/media/after-failover.jpg")
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(second.wait_active(), 5)
+        assert asyncio.get_running_loop().time() - started < 5
+        await got_second.wait_for_images({"/media/after-failover.jpg"})
+
+
+@pytest.mark.parametrize("table", ["violation_lotodetections"])
+async def test_update_and_delete_are_forwarded(db_url, pg, marker, table) -> None:
+    listener, got = make(db_url)
+    async with running(listener):
+        row_id = insert_violation(pg, table, image=marker)
+        pg.execute(f"UPDATE {table} SET camera_id = 9 WHERE id = %s", [row_id])
+        pg.execute(f"DELETE FROM {table} WHERE id = %s", [row_id])
+        await asyncio.wait_for(_until(lambda: len(_ops(got, row_id, table)) >= 3), 10)
+    assert _ops(got, row_id, table) == ["INSERT", "UPDATE", "DELETE"]
+
+
+def _ops(got: Collector, row_id: int, table: str) -> list[str]:
+    return [e["op"] for e in got.events if e["table"] == table and e["data"]["id"] == row_id]
+
+
+async def _until(predicate: Any) -> None:
+    while not predicate():
+        await asyncio.sleep(0.02)
