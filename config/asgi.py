@@ -6,12 +6,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
 
 # Imported after get_asgi_application(): they need the app registry.
-from channels.auth import AuthMiddlewareStack  # noqa: E402
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.auth import AuthMiddlewareStack
+from channels.routing import ProtocolTypeRouter, URLRouter
 
-from realtime.auth import SameSiteOriginValidator, WebSocketTokenMiddleware  # noqa: E402
-from realtime.routing import websocket_urlpatterns  # noqa: E402
-from realtime.runtime import RealtimeRuntime  # noqa: E402
+from realtime.auth import SameSiteOriginValidator, WebSocketTokenMiddleware
+from realtime.routing import websocket_urlpatterns
+from realtime.runtime import RealtimeRuntime
 
 application = RealtimeRuntime(
     ProtocolTypeRouter(

@@ -26,6 +26,7 @@ class ViolationConsumer(AsyncWebsocketConsumer):
 
     bridge: Bridge | None = None
     pump: asyncio.Task[None] | None = None
+    closing: asyncio.Future[None] | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -54,7 +55,7 @@ class ViolationConsumer(AsyncWebsocketConsumer):
             logger.warning("dropping a websocket client that stopped reading")
             if self.bridge is not None:
                 self.bridge.unsubscribe(self.violation_changed)
-            asyncio.ensure_future(self.close(code=CLOSE_TOO_SLOW))
+            self.closing = asyncio.ensure_future(self.close(code=CLOSE_TOO_SLOW))
 
     async def _pump(self) -> None:
         while True:

@@ -14,7 +14,8 @@ class Violation(models.Model):
     camera_id = models.IntegerField(null=True, blank=True)
     violation_date = models.DateField(null=True, blank=True)
     violation_time = models.TimeField(null=True, blank=True)
-    violation_image = models.TextField(null=True, blank=True)
+    # NULL, not "": the detectors' own column, whatever they write stays as written.
+    violation_image = models.TextField(null=True, blank=True)  # noqa: DJ001
 
     class Meta:
         abstract = True

@@ -21,7 +21,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     for kind, model in (("human", HumanDetection), ("LOTO", LotoDetection), ("PPE", PpeDetection)):
         for row in model.objects.order_by("-id")[:50]:
             latest.append({"kind": kind, "table": model._meta.db_table, "row": row})
-    latest.sort(key=lambda item: (item["row"].violation_date or 0, item["row"].violation_time or 0), reverse=True)  # type: ignore[no-any-return]
+    latest.sort(
+        key=lambda item: (item["row"].violation_date or 0, item["row"].violation_time or 0),
+        reverse=True,
+    )  # type: ignore[no-any-return]
     return render(request, "realtime/dashboard.html", {"latest": latest[:50]})
 
 

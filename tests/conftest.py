@@ -35,7 +35,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Tests that reach the database through their own connections still need
     # pytest-django to create (and flush) the test database.
     for item in items:
-        if "db_url" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("django_db"):
+        if "db_url" in getattr(item, "fixturenames", ()) and not item.get_closest_marker(
+            "django_db"
+        ):
             item.add_marker(pytest.mark.django_db(transaction=True))
 
 
@@ -69,7 +71,8 @@ def database_url(db_url: str) -> str:
     auth = params.get("user", "postgres")
     if params.get("password"):
         auth += f":{params['password']}"
-    return f"postgresql://{auth}@{params.get('host', '127.0.0.1')}:{params.get('port', 5432)}/{params['dbname']}"
+    host, port = params.get("host", "127.0.0.1"), params.get("port", 5432)
+    return f"postgresql://{auth}@{host}:{port}/{params['dbname']}"
 
 
 @pytest.fixture

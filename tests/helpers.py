@@ -91,10 +91,12 @@ class Process:
         self.popen.send_signal(sig)
         try:
             return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as exc:
             self.popen.kill()
             self.popen.wait()
-            raise AssertionError(f"{self.args} did not stop on signal {sig}:\n{self.log()}")
+            raise AssertionError(
+                f"{self.args} did not stop on signal {sig}:\n{self.log()}"
+            ) from exc
 
     def kill(self) -> None:
         if self.popen is not None and self.popen.poll() is None:
@@ -225,7 +227,9 @@ class SSEStream:
                 change: dict[str, Any] = json.loads(event.data)
                 return change
 
-    async def changes_until(self, wanted: set[int], timeout: float = 15.0) -> dict[int, dict[str, Any]]:
+    async def changes_until(
+        self, wanted: set[int], timeout: float = 15.0
+    ) -> dict[int, dict[str, Any]]:
         got: dict[int, dict[str, Any]] = {}
         deadline = asyncio.get_running_loop().time() + timeout
         while not wanted <= got.keys():

@@ -162,9 +162,7 @@ redis_only = pytest.mark.parametrize("stack", ["redis"], indirect=True)
 
 
 @redis_only
-async def test_listener_restarted_while_rows_are_inserted_loses_nothing(
-    stack, pg, token
-) -> None:
+async def test_listener_restarted_while_rows_are_inserted_loses_nothing(stack, pg, token) -> None:
     images = [f"/media/restart-{n}.jpg" for n in range(60)]
 
     def insert_slowly() -> None:

@@ -31,6 +31,10 @@ class Collector:
     def images(self) -> list[Any]:
         return [e["data"].get("violation_image") for e in self.events]
 
+    async def wait_until(self, predicate: Any, timeout: float = 15.0) -> None:
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
+
     async def wait_for_images(self, wanted: set[str], timeout: float = 15.0) -> None:
         async with self._changed:
             await asyncio.wait_for(
@@ -83,7 +87,11 @@ async def test_unreadable_notification_is_logged_and_skipped(db_url, pg, marker,
     listener, got = make(db_url)
     caplog.set_level(logging.WARNING, logger="realtime.listener")
     async with running(listener) as task:
-        for junk in ["not json", '{"id": "x"}', '{"id": 99999999999, "table": "t", "op": "INSERT"}']:
+        for junk in [
+            "not json",
+            '{"id": "x"}',
+            '{"id": 99999999999, "table": "t", "op": "INSERT"}',
+        ]:
             pg.execute("SELECT pg_notify('realtime_changed_v1', %s)", [junk])
         insert_violation(pg, image=marker)
         await got.wait_for_images({marker})
@@ -172,14 +180,9 @@ async def test_update_and_delete_are_forwarded(db_url, pg, marker, table) -> Non
         row_id = insert_violation(pg, table, image=marker)
         pg.execute(f"UPDATE {table} SET camera_id = 9 WHERE id = %s", [row_id])
         pg.execute(f"DELETE FROM {table} WHERE id = %s", [row_id])
-        await asyncio.wait_for(_until(lambda: len(_ops(got, row_id, table)) >= 3), 10)
+        await got.wait_until(lambda: len(_ops(got, row_id, table)) >= 3)
     assert _ops(got, row_id, table) == ["INSERT", "UPDATE", "DELETE"]
 
 
 def _ops(got: Collector, row_id: int, table: str) -> list[str]:
     return [e["op"] for e in got.events if e["table"] == table and e["data"]["id"] == row_id]
-
-
-async def _until(predicate: Any) -> None:
-    while not predicate():
-        await asyncio.sleep(0.02)

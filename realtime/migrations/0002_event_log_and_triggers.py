@@ -13,9 +13,7 @@ class Migration(migrations.Migration):
             "001_event_log.sql",
             reverse_sql="DROP TABLE realtime_listener_state; DROP TABLE realtime_event;",
         ),
-        RunSQLFile(
-            "002_notify_function.sql", reverse_sql="DROP FUNCTION realtime_notify_v1();"
-        ),
+        RunSQLFile("002_notify_function.sql", reverse_sql="DROP FUNCTION realtime_notify_v1();"),
         RunSQLFile(
             "003_watch_functions.sql",
             reverse_sql=(

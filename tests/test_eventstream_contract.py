@@ -1,0 +1,56 @@
+"""django-eventstream internals the bridge relies on; fails if an upgrade changes them."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+from django_eventstream.storage import EventDoesNotExist
+from django_eventstream.views import Listener, get_listener_manager
+
+from realtime.bridge import SSE_CHANNEL, wake_sse_streams
+from realtime.bus import change_message
+from realtime.eventlog_storage import EventLogStorage
+from tests.helpers import insert_violation
+
+
+def test_installed_version_is_the_pinned_one() -> None:
+    pin = re.search(
+        r"^django-eventstream==(\S+)$",
+        (Path(__file__).parent.parent / "requirements.txt").read_text(),
+        re.MULTILINE,
+    )
+    assert pin is not None
+    assert version("django-eventstream") == pin.group(1)
+
+
+async def test_listener_manager_queues_and_wakes_a_stream() -> None:
+    listener = Listener()
+    listener.channels = {SSE_CHANNEL}
+    listener.assign_loop()
+    manager = get_listener_manager()
+    manager.add_listener(listener)
+    message = change_message({"id": 5, "table": "t", "op": "INSERT", "data": {"id": 1}})
+    try:
+        wake_sse_streams(message)
+        await asyncio.wait_for(listener.aevent.wait(), 1)
+        [event] = listener.channel_items[SSE_CHANNEL]
+        assert (event.type, event.id, event.data) == ("message", 5, message["frame"])
+    finally:
+        manager.remove_listener(listener)
+
+
+def test_storage_replays_after_an_id_and_resets_unknown_ones(pg) -> None:
+    storage = EventLogStorage()
+    before = storage.get_current_id(SSE_CHANNEL)
+    insert_violation(pg, image="/media/a.jpg")
+    insert_violation(pg, image="/media/b.jpg")
+    events = storage.get_events(SSE_CHANNEL, before)
+    assert [e.id for e in events] == [before + 1, before + 2]
+    assert '"violation_image":"/media/b.jpg"' in events[1].data
+    assert storage.get_events(SSE_CHANNEL, before + 2) == []
+    with pytest.raises(EventDoesNotExist):
+        storage.get_events(SSE_CHANNEL, before + 1000)
