@@ -34,7 +34,7 @@ lint: install
 
 # A psql shell on the embedded database of `make run` (its own psql binary).
 psql: install
-	"$$($(BIN)/python -c 'import pgserver, pathlib; print(pathlib.Path(pgserver.__file__).parent / "pginstall/bin/psql")')" \
+	"$$($(BIN)/python -W ignore -c 'import pgserver, pathlib; print(pathlib.Path(pgserver.__file__).parent / "pginstall/bin/psql")')" \
 		"postgresql://postgres:@/violations?host=$(CURDIR)/.data/postgres"
 
 clean:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -10,6 +12,9 @@ DATABASE_NAME = "violations"
 
 
 def embedded_database_url(pgdata: Path) -> str:
+    # pgserver narrates every start at INFO and platformdirs warns about XDG_RUNTIME_DIR.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="platformdirs")
     try:
         import pgserver
     except ImportError as exc:  # pragma: no cover - requirements.txt installs it

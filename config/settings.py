@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -150,6 +151,8 @@ STORAGES = {
 }
 # Serve static files from the finders when collectstatic has not been run (make run).
 WHITENOISE_USE_FINDERS = True
+# ...in which case STATIC_ROOT does not exist yet, which WhiteNoise would warn about at each start.
+warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
