@@ -6,12 +6,15 @@ from realtime import views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("rows/", views.older_rows, name="older-rows"),
+    path("legacy/", views.legacy, name="legacy"),
     path("events/violations/", views.violation_events, name="violation-events"),
+    path("events/violations/rows/", views.violation_row_events, name="violation-row-events"),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(
             template_name="admin/login.html",
-            extra_context={"site_header": admin.site.site_header, "site_title": "Log in"},
+            extra_context={"site_header": "Safety violations", "site_title": "Log in"},
         ),
         name="login",
     ),

@@ -8,6 +8,7 @@ bounded channel per socket), and each message is decoded once per process.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 
@@ -16,6 +17,7 @@ from django_eventstream.views import get_listener_manager
 
 from realtime.bus import BRIDGE_CHANNEL_PREFIX, GROUP, ChangeMessage, channel_layer
 from realtime.listener import backoff_delay
+from realtime.rows import KIND_BY_TABLE, LAYOUTS, channels_for, render_change
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +34,7 @@ class Bridge:
         self._subscribers: set[Subscriber] = set()
         self.ready = asyncio.Event()
         self.subscribe(wake_sse_streams)
+        self.subscribe(wake_row_streams)
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.add(subscriber)
@@ -92,3 +95,23 @@ def wake_sse_streams(message: ChangeMessage) -> None:
     # tests/test_eventstream_contract.py, which fails if that internal API changes.
     event = Event(SSE_CHANNEL, "message", message["frame"], id=message["id"])
     get_listener_manager().add_to_queues(SSE_CHANNEL, event)
+
+
+def wake_row_streams(message: ChangeMessage) -> None:
+    # /events/violations/rows/: each change rendered once per layout, then queued on
+    # every channel (one per filter) that keeps it.
+    kind = KIND_BY_TABLE.get(message["table"])
+    if kind is None:
+        return
+    manager = get_listener_manager()
+    camera_id = _camera_id(message["frame"])
+    for layout in LAYOUTS:
+        html = render_change(message["frame"], layout)
+        if html is None:
+            continue
+        for channel in channels_for(layout, kind.slug, camera_id):
+            manager.add_to_queues(channel, Event(channel, "message", html, id=message["id"]))
+
+
+def _camera_id(frame: str) -> object:
+    return json.loads(frame)["data"].get("camera_id")

@@ -3,13 +3,17 @@
 Nothing is appended through django-eventstream (the trigger writes the log); live events
 reach the streams through the bridge, and this storage serves reconnects
 (Last-Event-ID) and the catch-up django-eventstream does when a stream falls behind.
+
+Channels: "violations" carries the JSON frames; "table/<kind>/<camera>" and
+"admin/<kind>/<camera>" ("*" for any) carry rendered `<tr>` fragments (realtime.rows).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Max, Min
+from django.db.models import Max, Min, QuerySet
+from django.db.models.expressions import RawSQL
 from django_eventstream.channelmanager import ChannelManagerBase
 from django_eventstream.event import Event as StreamEvent
 from django_eventstream.storage import EventDoesNotExist, StorageBase
@@ -17,6 +21,7 @@ from django_eventstream.storage import EventDoesNotExist, StorageBase
 from realtime.bridge import SSE_CHANNEL
 from realtime.changes import encode_frame
 from realtime.models import Event
+from realtime.rows import InvalidFilter, RowFilter, render_change
 
 
 class EventLogStorage(StorageBase):  # type: ignore[misc]
@@ -32,16 +37,34 @@ class EventLogStorage(StorageBase):  # type: ignore[misc]
         if last_id > last or (first is not None and last_id < first - 1):
             # Unknown to this log, or pruned since: the client gets a stream-reset.
             raise EventDoesNotExist(f"No event {last_id} in the log", last)
-        rows = Event.objects.filter(id__gt=last_id).order_by("id")[:limit]
-        return [
-            StreamEvent(
-                channel,
-                "message",
-                encode_frame({"id": e.id, "table": e.table_name, "op": e.op, "data": e.data}),  # type: ignore[typeddict-item]
-                id=e.id,
-            )
-            for e in rows
-        ]
+        if channel == SSE_CHANNEL:
+            return [
+                StreamEvent(channel, "message", frame_of(e), id=e.id)
+                for e in Event.objects.filter(id__gt=last_id).order_by("id")[:limit]
+            ]
+        layout, row_filter = RowFilter.from_channel(channel)
+        events = []
+        for e in rows_of(row_filter).filter(id__gt=last_id).order_by("id")[:limit]:
+            html = render_change(frame_of(e), layout)
+            if html is not None:
+                events.append(StreamEvent(channel, "message", html, id=e.id))
+        return events
+
+
+def frame_of(event: Event) -> str:
+    return encode_frame(
+        {"id": event.id, "table": event.table_name, "op": event.op, "data": event.data}  # type: ignore[typeddict-item]
+    )
+
+
+def rows_of(row_filter: RowFilter) -> QuerySet[Event]:
+    events = Event.objects.filter(table_name__in=[kind.table for kind in row_filter.kinds()])
+    if row_filter.camera is not None:
+        # data is `json`, not jsonb (Django's JSON lookups assume jsonb): compare as text.
+        events = events.alias(camera=RawSQL("data->>'camera_id'", [])).filter(
+            camera=str(row_filter.camera)
+        )
+    return events
 
 
 class ViolationChannelManager(ChannelManagerBase):  # type: ignore[misc]
@@ -49,7 +72,17 @@ class ViolationChannelManager(ChannelManagerBase):  # type: ignore[misc]
         return set(view_kwargs.get("channels", [SSE_CHANNEL]))
 
     def can_read_channel(self, user: Any, channel: str) -> bool:
-        return user is not None and user.is_active and channel == SSE_CHANNEL
+        return user is not None and user.is_active and is_known_channel(channel)
 
     def is_channel_reliable(self, channel: str) -> bool:
         return True
+
+
+def is_known_channel(channel: str) -> bool:
+    if channel == SSE_CHANNEL:
+        return True
+    try:
+        RowFilter.from_channel(channel)
+    except InvalidFilter:
+        return False
+    return True

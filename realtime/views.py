@@ -1,55 +1,124 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from urllib.parse import quote, unquote
 
 from django.contrib.auth.decorators import login_required
+from django.db.models import Max
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_GET
 from django_eventstream.views import events
 
 from realtime.bridge import SSE_CHANNEL
-from realtime.models import HumanDetection, LotoDetection, PpeDetection
+from realtime.models import Event
+from realtime.rows import (
+    KINDS,
+    LAYOUTS,
+    PAGE_SIZE,
+    InvalidFilter,
+    RowFilter,
+    counts,
+    latest_rows,
+)
 
-# What django-eventstream sends as `id:` ("violations:42"), or the bare event id ("42").
-LAST_EVENT_ID = re.compile(rf"^(?:{SSE_CHANNEL}:)?(\d{{1,18}})$")
+# What django-eventstream sends as `id:` ("violations:42", the channel URL-quoted), or the
+# bare event id ("42").
+LAST_EVENT_ID = re.compile(r"^(?:([\w/%*.-]+):)?(\d{1,18})$")
+MAX_OFFSET = 1_000_000
 
 
 @login_required
+@require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    latest: list[dict[str, Any]] = []
-    for kind, model in (("human", HumanDetection), ("LOTO", LotoDetection), ("PPE", PpeDetection)):
-        for row in model.objects.order_by("-id")[:50]:
-            latest.append({"kind": kind, "table": model._meta.db_table, "row": row})
-    latest.sort(
-        key=lambda item: (item["row"].violation_date or 0, item["row"].violation_time or 0),
-        reverse=True,
-    )  # type: ignore[no-any-return]
-    return render(request, "realtime/dashboard.html", {"latest": latest[:50]})
+    try:
+        row_filter = RowFilter.from_query(request.GET)
+    except InvalidFilter as exc:
+        return HttpResponse(f"Bad filter: {exc}", status=400, content_type="text/plain")
+    # Rendered before the stream starts: the stream resumes from here, so nothing
+    # committed in between is missed.
+    last_event_id = Event.objects.aggregate(last=Max("id"))["last"] or 0
+    rows = latest_rows(row_filter)
+    context = {
+        "rows": rows,
+        "kinds": KINDS,
+        "filter": row_filter,
+        "counts": [(kind, n) for kind, n in zip(KINDS, counts(row_filter).values(), strict=True)],
+        "last_event_id": last_event_id,
+        "next_offset": PAGE_SIZE if len(rows) == PAGE_SIZE else None,
+    }
+    return render(request, "realtime/dashboard.html", context)
 
 
+@login_required
+@require_GET
+def older_rows(request: HttpRequest) -> HttpResponse:
+    """`hx-get` of "Load older": the next page of rows and, if any remain, the button again."""
+    try:
+        row_filter = RowFilter.from_query(request.GET)
+        offset = int(request.GET.get("offset", "0"))
+        if not 0 <= offset <= MAX_OFFSET:
+            raise ValueError
+    except (InvalidFilter, ValueError):
+        return HttpResponse("Bad filter or offset", status=400, content_type="text/plain")
+    rows = latest_rows(row_filter, offset)
+    context = {
+        "rows": rows,
+        "filter": row_filter,
+        "next_offset": offset + PAGE_SIZE if len(rows) == PAGE_SIZE else None,
+    }
+    return render(request, "realtime/_older_rows.html", context)
+
+
+@login_required
+@require_GET
+def legacy(request: HttpRequest) -> HttpResponse:
+    return render(request, "realtime/legacy.html")
+
+
+@require_GET
 def violation_events(request: HttpRequest) -> HttpResponse:
-    """/events/violations/: the change stream for EventSource clients."""
+    """/events/violations/: each change as JSON, for EventSource clients."""
+    return _stream(request, SSE_CHANNEL)
+
+
+@require_GET
+def violation_row_events(request: HttpRequest) -> HttpResponse:
+    """/events/violations/rows/: each violation as a `<tr>`, for the HTMX table.
+
+    ?kind= and ?camera= filter like the page; ?layout=admin renders admin changelist rows.
+    """
+    try:
+        row_filter = RowFilter.from_query(request.GET)
+    except InvalidFilter as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    layout = request.GET.get("layout", "table")
+    if layout not in LAYOUTS:
+        return JsonResponse({"error": "layout must be table or admin"}, status=400)
+    return _stream(request, row_filter.channel(layout))  # type: ignore[arg-type]
+
+
+def _stream(request: HttpRequest, channel: str) -> HttpResponse:
     if not request.user.is_authenticated:
         response = JsonResponse({"error": "authentication required"}, status=401)
         response["WWW-Authenticate"] = 'Bearer realm="violations"'
         return response
-    last_event_id, error = _resume_point(request)
+    last_event_id, error = _resume_point(request, channel)
     if error:
         return JsonResponse({"error": error}, status=400)
     if last_event_id is not None:
         # django-eventstream reads the header; normalise whichever form the client used.
-        request.META["HTTP_LAST_EVENT_ID"] = f"{SSE_CHANNEL}:{last_event_id}"
-    return events(request, channels=[SSE_CHANNEL])  # type: ignore[no-any-return]
+        request.META["HTTP_LAST_EVENT_ID"] = f"{channel}:{last_event_id}"
+    return events(request, channels=[channel])  # type: ignore[no-any-return]
 
 
-def _resume_point(request: HttpRequest) -> tuple[int | None, str | None]:
+def _resume_point(request: HttpRequest, channel: str) -> tuple[int | None, str | None]:
     raw = request.headers.get("Last-Event-ID") or next(
         (value for value in reversed(request.GET.getlist("lastEventId")) if value), None
     )
     if raw is None:
         return None, None
     match = LAST_EVENT_ID.match(raw.strip())
-    if match is None:
-        return None, "Last-Event-ID must be an event id such as 42 or violations:42"
-    return int(match.group(1)), None
+    if match is None or (match.group(1) is not None and unquote(match.group(1)) != channel):
+        return None, f"Last-Event-ID must be an event id such as 42 or {quote(channel)}:42"
+    return int(match.group(2)), None

@@ -1,0 +1,182 @@
+// The live table: rows arrive as server-rendered <tr> over SSE (htmx + htmx-ext-sse).
+// This script keeps each row on the page once, shows the connection state, resumes from
+// the last event seen, and plays one alert per burst, in one tab.
+(function () {
+  "use strict";
+
+  const stream = document.querySelector("[sse-connect]");
+  if (!stream) return;
+
+  const stateLabel = document.getElementById("connection-state");
+  const seenEvents = new Set();
+  const SEEN_LIMIT = 5000;
+  let lastEventId = stream.dataset.lastEventId || "";
+
+  // htmx-ext-sse opens a new EventSource after a fatal error, and a new one sends no
+  // Last-Event-ID: carry it in the URL so the page still gets what it missed.
+  htmx.createEventSource = function (url) {
+    const resumed = new URL(url, window.location.href);
+    if (lastEventId) resumed.searchParams.set("lastEventId", lastEventId);
+    return new EventSource(resumed, { withCredentials: true });
+  };
+
+  // --- connection state ---------------------------------------------------------------
+  const STATES = {
+    connecting: "Connecting…",
+    live: "Live",
+    reconnecting: "Reconnecting…",
+    offline: "Offline",
+  };
+  function setState(state) {
+    if (!stateLabel) return;
+    stateLabel.className = "connection-state state-" + state;
+    stateLabel.textContent = STATES[state];
+    document.body.dataset.connection = state;
+  }
+  document.body.addEventListener("htmx:sseOpen", function () {
+    setState("live");
+  });
+  document.body.addEventListener("htmx:sseError", function () {
+    setState(navigator.onLine ? "reconnecting" : "offline");
+  });
+  window.addEventListener("offline", function () {
+    setState("offline");
+  });
+  window.addEventListener("online", function () {
+    if (document.body.dataset.connection !== "live") setState("reconnecting");
+  });
+
+  // --- rows ---------------------------------------------------------------------------
+  function parseRow(html) {
+    const template = document.createElement("template");
+    template.innerHTML = "<table><tbody>" + html + "</tbody></table>";
+    return template.content.querySelector("tr");
+  }
+
+  function remember(eventId) {
+    seenEvents.add(eventId);
+    if (seenEvents.size > SEEN_LIMIT) {
+      seenEvents.delete(seenEvents.values().next().value);
+    }
+  }
+
+  function bumpCounter(kind, delta) {
+    const counter = document.querySelector('.count[data-kind="' + kind + '"]');
+    if (counter) counter.textContent = String(Math.max(0, Number(counter.textContent) + delta));
+  }
+
+  document.body.addEventListener("htmx:sseBeforeMessage", function (event) {
+    const message = event.detail;
+    if (message.lastEventId) lastEventId = message.lastEventId;
+    const row = parseRow(message.data);
+    if (!row) return;
+    const eventId = row.dataset.eventId;
+    // Replays after a reconnect bring events already handled: drop them.
+    if (seenEvents.has(eventId)) {
+      event.preventDefault();
+      return;
+    }
+    remember(eventId);
+    const existing = document.getElementById(row.id);
+    const op = row.dataset.op;
+    if (op === "DELETE") {
+      if (existing) existing.remove();
+      bumpCounter(row.dataset.kind, -1);
+      event.preventDefault();
+      return;
+    }
+    if (op === "UPDATE" || existing) {
+      // An update replaces its row in place; an update of a row not shown is not news.
+      if (existing && op === "UPDATE") existing.replaceWith(row);
+      event.preventDefault();
+      return;
+    }
+    const placeholder = document.getElementById("no-rows");
+    if (placeholder) placeholder.remove();
+    if (!document.querySelector("#result_list tbody")) {
+      window.location.reload(); // an empty admin changelist has no table to add to
+      return;
+    }
+    bumpCounter(row.dataset.kind, 1);
+    alertSound(Number(eventId));
+  });
+
+  // "Load older" may return rows that moved down since: keep the first of each.
+  document.body.addEventListener("htmx:afterSwap", function () {
+    const ids = new Set();
+    document.querySelectorAll("tr[id^='violation-']").forEach(function (tr) {
+      if (ids.has(tr.id)) tr.remove();
+      else ids.add(tr.id);
+    });
+  });
+
+  // --- sound --------------------------------------------------------------------------
+  const soundButton = document.getElementById("sound-toggle");
+  const SOUND_PREF = "violations.sound";
+  const LAST_PLAYED = "violations.sound.lastPlayedAt";
+  const BURST_MS = 2000;
+  const audio = stream.dataset.soundUrl ? new Audio(stream.dataset.soundUrl) : null;
+  let soundOn = localStorage.getItem(SOUND_PREF) === "on";
+  let blocked = false; // the browser refused play() until the user interacts
+
+  function renderSoundButton() {
+    if (!soundButton) return;
+    const playing = soundOn && !blocked;
+    soundButton.textContent = playing ? "Mute sound" : "Enable sound";
+    soundButton.setAttribute("aria-pressed", String(playing));
+  }
+
+  function play() {
+    if (!audio) return;
+    audio.currentTime = 0;
+    const attempt = audio.play();
+    if (attempt && attempt.catch) {
+      attempt
+        .then(function () {
+          blocked = false;
+          renderSoundButton();
+        })
+        .catch(function (error) {
+          if (error && error.name === "NotAllowedError") {
+            blocked = true;
+            renderSoundButton();
+          }
+        });
+    }
+  }
+
+  // One alert per burst across every open tab: the first tab to claim the burst plays.
+  function claimBurst() {
+    const now = Date.now();
+    const last = Number(localStorage.getItem(LAST_PLAYED) || 0);
+    if (now - last < BURST_MS) return false;
+    localStorage.setItem(LAST_PLAYED, String(now));
+    return true;
+  }
+
+  function alertSound() {
+    if (!soundOn || !audio) return;
+    const claim = navigator.locks
+      ? navigator.locks.request("violations-sound", claimBurst)
+      : Promise.resolve(claimBurst());
+    claim.then(function (won) {
+      if (won) play();
+    });
+  }
+
+  if (soundButton) {
+    soundButton.addEventListener("click", function () {
+      if (soundOn && !blocked) {
+        soundOn = false;
+        localStorage.setItem(SOUND_PREF, "off");
+      } else {
+        soundOn = true;
+        blocked = false;
+        localStorage.setItem(SOUND_PREF, "on");
+        play(); // a sample, and the user gesture browsers want before any sound
+      }
+      renderSoundButton();
+    });
+    renderSoundButton();
+  }
+})();
