@@ -152,7 +152,7 @@ STORAGES = {
 # Serve static files from the finders when collectstatic has not been run (make run).
 WHITENOISE_USE_FINDERS = True
 # ...in which case STATIC_ROOT does not exist yet, which WhiteNoise would warn about at each start.
-warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+warnings.filterwarnings("ignore", message=f"No directory at: {STATIC_ROOT}")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

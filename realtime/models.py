@@ -29,18 +29,21 @@ class HumanDetection(Violation):
     class Meta(Violation.Meta):
         db_table = "violation_humandetections"
         verbose_name = "person in restricted zone"
+        verbose_name_plural = "people in restricted zones"
 
 
 class LotoDetection(Violation):
     class Meta(Violation.Meta):
         db_table = "violation_lotodetections"
         verbose_name = "lock-out/tag-out breach"
+        verbose_name_plural = "lock-out/tag-out breaches"
 
 
 class PpeDetection(Violation):
     class Meta(Violation.Meta):
         db_table = "violation_ppedetections"
         verbose_name = "missing protective equipment"
+        verbose_name_plural = "missing protective equipment"
 
 
 WATCHED_TABLES = [m._meta.db_table for m in (HumanDetection, LotoDetection, PpeDetection)]

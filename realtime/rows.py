@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import date, time
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -57,7 +58,8 @@ class RowFilter:
         raw_camera = query.get("camera") or None
         camera = None
         if raw_camera is not None:
-            if not raw_camera.isdigit() or int(raw_camera) > MAX_CAMERA_ID:
+            # Length first: int() of thousands of digits is itself an error.
+            if not raw_camera.isdigit() or len(raw_camera) > 10 or int(raw_camera) > MAX_CAMERA_ID:
                 raise InvalidFilter("camera must be a camera number")
             camera = int(raw_camera)
         return cls(kind, camera)
@@ -68,7 +70,7 @@ class RowFilter:
         kind, _, camera = rest.partition("/")
         if layout not in LAYOUTS or (kind != "*" and kind not in KIND_BY_SLUG):
             raise InvalidFilter(f"not a rows channel: {channel}")
-        if camera != "*" and not camera.isdigit():
+        if camera != "*" and not (camera.isdigit() and len(camera) <= 10):
             raise InvalidFilter(f"not a rows channel: {channel}")
         return layout, cls(  # type: ignore[return-value]
             None if kind == "*" else kind, None if camera == "*" else int(camera)
@@ -129,19 +131,33 @@ class ViolationRow:
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> ViolationRow:
-        time = values["violation_time"]
+        at = values["violation_time"]
         return cls(
             KIND_BY_SLUG[values["kind"]],
             values["id"],
             values["camera_id"],
             _text(values["violation_date"]),
-            time.isoformat(timespec="seconds") if time is not None else "",
+            at.isoformat(timespec="seconds") if at is not None else "",
             _text(values["violation_image"]),
         )
 
     @property
     def dom_id(self) -> str:
         return f"violation-{self.kind.slug}-{self.id}"
+
+    @property
+    def date_value(self) -> date | None:
+        try:
+            return date.fromisoformat(self.violation_date)
+        except ValueError:
+            return None
+
+    @property
+    def time_value(self) -> time | None:
+        try:
+            return time.fromisoformat(self.violation_time)
+        except ValueError:
+            return None
 
     @property
     def admin_url(self) -> str:

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,6 +173,60 @@ async def frames_until(
         frame = await next_frame(ws, remaining)
         got[frame["id"]] = frame
     return got
+
+
+@dataclass
+class Stack:
+    mode: str
+    port: int
+    env: dict[str, str]
+    logs: Path
+    server: Process
+    listeners: list[Process] = field(default_factory=list)
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start_listener(self) -> Process:
+        index = len(self.listeners)
+        process = listen_notify(self.env, self.logs / f"listen_notify-{index}.log").start()
+        self.listeners.append(process)
+        return process
+
+    def running_listeners(self) -> list[Process]:
+        return [p for p in self.listeners if p.popen is not None and p.popen.poll() is None]
+
+    @classmethod
+    def start(cls, mode: str, database_url: str, redis_url: str | None, logs: Path) -> Stack:
+        """Daphne, and in redis mode a separate listen_notify, answering on a free port."""
+        env = server_env(database_url, redis_url)
+        port = free_port()
+        stack = cls(mode, port, env, logs, daphne(env, port, logs / "daphne.log"))
+        try:
+            if mode == "redis":
+                stack.start_listener().wait_for_log("listener active")
+            stack.server.start()
+            wait_for_http(f"{stack.http}/accounts/login/")
+        except BaseException:
+            stack.stop()
+            raise
+        return stack
+
+    def restart_server(self, down: Callable[[], None] = lambda: None) -> None:
+        """Kill Daphne (SIGKILL), run `down` while it is away, start it on the same port."""
+        self.server.kill()
+        down()
+        self.server = daphne(self.env, self.port, self.server.log_path).start()
+        wait_for_http(f"{self.http}/accounts/login/")
+
+    def stop(self) -> None:
+        for process in [self.server, *self.listeners]:
+            process.kill()
 
 
 @dataclass

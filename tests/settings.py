@@ -11,4 +11,8 @@ TEST_REDIS_URL = os.environ.pop("REDIS_URL", "") or "redis://127.0.0.1:6379/15"
 from config.settings import *  # noqa: E402
 
 # Tests create users often; the production hasher is slow on purpose.
-PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# (PBKDF2 stays available for users that a Daphne subprocess must log in.)
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.MD5PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]

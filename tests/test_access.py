@@ -136,3 +136,27 @@ async def test_same_site_origin_is_accepted(token) -> None:
     connected, _ = await communicator.connect()
     assert connected
     await communicator.disconnect()
+
+
+@pytest.mark.parametrize(
+    "query", ["kind=cars", "camera=abc", "layout=fancy", "camera=" + "1" * 5000]
+)
+def test_rows_stream_refuses_unknown_filters(token, query) -> None:
+    response = Client().get(
+        f"/events/violations/rows/?{query}", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 400
+
+
+def test_rows_stream_and_pages_need_credentials() -> None:
+    assert Client().get("/events/violations/rows/").status_code == 401
+    for path in ["/", "/rows/", "/legacy/"]:
+        assert Client().get(path).status_code == 302, path
+
+
+def test_bad_filters_on_pages_are_a_400(operator) -> None:
+    client = Client()
+    client.force_login(operator)
+    assert client.get("/?kind=cars").status_code == 400
+    assert client.get("/rows/?offset=-5").status_code == 400
+    assert client.get("/rows/?offset=50").status_code == 200

@@ -9,58 +9,14 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 
 from realtime.models import ApiToken
-from tests.helpers import (
-    Process,
-    daphne,
-    free_port,
-    insert_violation,
-    listen_notify,
-    next_frame,
-    server_env,
-    sse,
-    wait_for_http,
-    websocket,
-)
+from tests.helpers import Stack, insert_violation, next_frame, sse, websocket
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-@dataclass
-class Stack:
-    mode: str
-    port: int
-    env: dict[str, str]
-    logs: Path
-    server: Process
-    listeners: list[Process] = field(default_factory=list)
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
-
-    def start_listener(self) -> Process:
-        index = len(self.listeners)
-        process = listen_notify(self.env, self.logs / f"listen_notify-{index}.log").start()
-        self.listeners.append(process)
-        return process
-
-    def running_listeners(self) -> list[Process]:
-        return [p for p in self.listeners if p.popen is not None and p.popen.poll() is None]
-
-    def stop(self) -> None:
-        for process in [self.server, *self.listeners]:
-            process.kill()
 
 
 @pytest.fixture(scope="module", params=["memory", "redis"])
@@ -68,15 +24,9 @@ def stack(request, database_url: str, tmp_path_factory) -> Iterator[Stack]:
     from django.conf import settings
 
     mode = request.param
-    logs = tmp_path_factory.mktemp(f"e2e-{mode}")
-    env = server_env(database_url, settings.TEST_REDIS_URL if mode == "redis" else None)
-    port = free_port()
-    stack = Stack(mode, port, env, logs, daphne(env, port, logs / "daphne.log"))
+    redis_url = settings.TEST_REDIS_URL if mode == "redis" else None
+    stack = Stack.start(mode, database_url, redis_url, tmp_path_factory.mktemp(f"e2e-{mode}"))
     try:
-        if mode == "redis":
-            stack.start_listener().wait_for_log("listener active")
-        stack.server.start()
-        wait_for_http(f"{stack.http}/accounts/login/")
         yield stack
     finally:
         stack.stop()
@@ -215,3 +165,25 @@ async def test_unreadable_notify_is_skipped_and_the_listener_goes_on(stack, pg, 
         assert (await next_frame(ws))["data"]["id"] == row_id
     assert listener.log()[mark:].count("skipped unreadable notification") == 1
     assert stack.running_listeners() == [listener]
+
+
+async def test_rows_stream_sends_filtered_row_fragments_and_resumes(stack, pg, auth) -> None:
+    url = f"{stack.http}/events/violations/rows/?kind=loto"
+    async with sse(url, auth) as rows:
+        insert_violation(pg, "violation_humandetections", image="/media/not-loto.jpg")
+        loto_id = insert_violation(pg, "violation_lotodetections", image="/media/<loto>.jpg")
+        event = await rows.next_event()
+        while event.event != "message":
+            event = await rows.next_event()
+        resume_from = rows.last_id
+    assert "\n" not in event.data, "one data: line"
+    assert event.data.startswith(f'<tr id="violation-loto-{loto_id}"')
+    assert "/media/&lt;loto&gt;.jpg" in event.data
+    assert resume_from is not None and resume_from.startswith("table/loto/")
+
+    missed = insert_violation(pg, "violation_lotodetections", image="/media/missed-loto.jpg")
+    async with sse(url, {**auth, "Last-Event-ID": resume_from}) as rows:
+        event = await rows.next_event()
+        while event.event != "message":
+            event = await rows.next_event()
+    assert event.data.startswith(f'<tr id="violation-loto-{missed}"')

@@ -1,0 +1,256 @@
+"""The live table in a real browser: Chromium (Debian's) driven by Playwright, real Daphne.
+
+Screenshots are saved under artifacts/screenshots/ (see README).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+
+from tests.helpers import ROOT, Stack, insert_violation
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+PASSWORD = "a-long-password-1"
+
+# Counts play() calls instead of making noise; resolves as a browser that allows sound.
+SPY_ON_PLAY = """
+window.__plays = 0;
+HTMLMediaElement.prototype.play = function () { window.__plays += 1; return Promise.resolve(); };
+"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM} (.ci/run installs it)"
+    # Playwright's sync API keeps an event loop running in this thread, which Django takes
+    # for async code; the tests' ORM calls are plain synchronous ones (Django's documented
+    # escape hatch for exactly this case).
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+            yield browser
+            browser.close()
+    finally:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+
+
+@pytest.fixture(scope="module")
+def stack(database_url: str, tmp_path_factory: Any) -> Iterator[Stack]:
+    stack = Stack.start("memory", database_url, None, tmp_path_factory.mktemp("browser"))
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def operator() -> Any:
+    user = get_user_model().objects.create_superuser("operator", "op@example.com")
+    # Hashed as the server (production settings) can check it.
+    user.password = make_password(PASSWORD, hasher="pbkdf2_sha256")
+    user.save()
+    return user
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.add_init_script(SPY_ON_PLAY)
+    page = context.new_page()
+    page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message}"))
+    yield page
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"{request.node.name}.png", full_page=True)
+    context.close()
+
+
+def log_in(page: Page, stack: Stack, path: str = "/") -> None:
+    page.goto(f"{stack.http}{path}")
+    page.fill("#id_username", "operator")
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(re.compile(re.escape(stack.http + path.split("?")[0])))
+
+
+def rows(page: Page) -> Any:
+    return page.locator("#violation-rows tr.violation")
+
+
+def expect_live(page: Page) -> None:
+    expect(page.locator("#connection-state")).to_have_text("Live", timeout=10_000)
+
+
+def test_new_row_appears_at_the_top_within_2_seconds(stack, operator, page, pg, marker) -> None:
+    insert_violation(pg, "violation_ppedetections", image="/media/older.jpg")
+    log_in(page, stack)
+    expect_live(page)
+    insert_violation(pg, "violation_lotodetections", camera_id=12, image=marker)
+    first = rows(page).first
+    expect(first).to_contain_text(marker, timeout=2_000)
+    expect(first).to_contain_text("LOTO")
+    expect(first).to_have_class(re.compile(r"\bis-new\b"))
+    expect(page.locator('.count[data-kind="loto"]')).to_have_text("1")
+
+
+def test_row_values_are_shown_as_text_never_run(stack, operator, page, pg) -> None:
+    log_in(page, stack)
+    expect_live(page)
+    hostile = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+    insert_violation(pg, image=hostile)
+    expect(rows(page).first.locator(".field-image")).to_have_text(hostile, timeout=5_000)
+    assert page.locator("#violation-rows img").count() == 0
+    page.reload()  # and as rendered by the server on load
+    expect(rows(page).first.locator(".field-image")).to_have_text(hostile)
+
+
+def test_filtered_page_shows_only_its_kind_and_camera(stack, operator, page, pg) -> None:
+    log_in(page, stack, "/?kind=ppe&camera=3")
+    expect_live(page)
+    insert_violation(pg, "violation_humandetections", camera_id=3, image="/media/human-3.jpg")
+    insert_violation(pg, "violation_ppedetections", camera_id=4, image="/media/ppe-4.jpg")
+    insert_violation(pg, "violation_ppedetections", camera_id=3, image="/media/ppe-3.jpg")
+    expect(rows(page).first).to_contain_text("/media/ppe-3.jpg", timeout=5_000)
+    expect(page.locator("#violation-rows")).not_to_contain_text("/media/human-3.jpg")
+    expect(page.locator("#violation-rows")).not_to_contain_text("/media/ppe-4.jpg")
+    page.reload()
+    expect(rows(page)).to_have_count(1)
+
+
+def test_update_replaces_and_delete_removes_the_row(stack, operator, page, pg) -> None:
+    log_in(page, stack)
+    expect_live(page)
+    row_id = insert_violation(pg, camera_id=1, image="/media/to-change.jpg")
+    expect(rows(page).first).to_contain_text("/media/to-change.jpg", timeout=5_000)
+    pg.execute(
+        "UPDATE violation_humandetections SET violation_image = '/media/changed.jpg' WHERE id = %s",
+        [row_id],
+    )
+    expect(page.locator(f"#violation-human-{row_id}")).to_contain_text("/media/changed.jpg")
+    expect(rows(page)).to_have_count(1)
+    pg.execute("DELETE FROM violation_humandetections WHERE id = %s", [row_id])
+    expect(page.locator(f"#violation-human-{row_id}")).to_have_count(0)
+
+
+def test_one_sound_for_a_burst_of_20_rows_in_one_of_two_tabs(stack, operator, browser, pg) -> None:
+    context = browser.new_context()
+    context.add_init_script(SPY_ON_PLAY)
+    tabs = [context.new_page(), context.new_page()]
+    try:
+        log_in(tabs[0], stack)
+        tabs[1].goto(stack.http + "/")
+        for tab in tabs:
+            expect_live(tab)
+            tab.click("#sound-toggle")  # the user gesture browsers require
+            expect(tab.locator("#sound-toggle")).to_have_text("Mute sound")
+            tab.evaluate("window.__plays = 0")
+            tab.wait_for_timeout(2_100)  # past the enable click's own burst window
+        pg.execute(
+            "INSERT INTO violation_ppedetections"
+            " (camera_id, violation_date, violation_time, violation_image)"
+            " SELECT n, CURRENT_DATE, LOCALTIME(0), '/media/burst-' || n || '.jpg'"
+            " FROM generate_series(1, 20) AS n"
+        )
+        for tab in tabs:
+            expect(rows(tab)).to_have_count(20, timeout=5_000)
+        tabs[0].wait_for_timeout(500)
+        plays = [tab.evaluate("window.__plays") for tab in tabs]
+        assert sum(plays) == 1, plays
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        tabs[0].screenshot(path=SCREENSHOTS / "live-table.png")
+    finally:
+        context.close()
+
+
+def test_mute_is_remembered(stack, operator, page) -> None:
+    log_in(page, stack)
+    expect(page.locator("#sound-toggle")).to_have_text("Enable sound")
+    page.click("#sound-toggle")
+    page.reload()
+    expect(page.locator("#sound-toggle")).to_have_text("Mute sound")
+    page.click("#sound-toggle")
+    page.reload()
+    expect(page.locator("#sound-toggle")).to_have_text("Enable sound")
+
+
+def test_server_restart_shows_reconnecting_then_live_and_rows_once(
+    stack, operator, page, pg
+) -> None:
+    log_in(page, stack)
+    expect_live(page)
+    images = [f"/media/while-down-{n}.jpg" for n in range(3)]
+
+    def insert_while_down() -> None:
+        expect(page.locator("#connection-state")).to_have_text("Reconnecting…", timeout=10_000)
+        for image in images:
+            insert_violation(pg, image=image)
+
+    stack.restart_server(down=insert_while_down)
+    expect_live(page)
+    for image in images:
+        expect(page.locator("#violation-rows tr", has_text=image)).to_have_count(1, timeout=10_000)
+    page.wait_for_timeout(1_000)  # replays and the listener's catch-up both arrived
+    for image in images:
+        expect(page.locator("#violation-rows tr", has_text=image)).to_have_count(1)
+
+
+def test_load_older_pages_through_without_duplicates(stack, operator, page, pg) -> None:
+    pg.execute(
+        "INSERT INTO violation_humandetections"
+        " (camera_id, violation_date, violation_time, violation_image)"
+        " SELECT 1, DATE '2025-01-01' + n, TIME '12:00', '/media/old-' || n || '.jpg'"
+        " FROM generate_series(1, 60) AS n"
+    )
+    log_in(page, stack)
+    expect(rows(page)).to_have_count(50)
+    expect(rows(page).first).to_contain_text("/media/old-60.jpg")
+    page.click("#load-older button")
+    expect(rows(page)).to_have_count(60)
+    expect(rows(page).last).to_contain_text("/media/old-1.jpg")
+    expect(page.locator("#load-older")).to_have_count(0)
+
+
+def test_legacy_page_logs_each_row(stack, operator, page, pg, marker) -> None:
+    messages: list[ConsoleMessage] = []
+    page.on("console", lambda message: messages.append(message))
+    log_in(page, stack, "/legacy/")
+    page.wait_for_function("ws.readyState === WebSocket.OPEN")
+    insert_violation(pg, image=marker)
+    page.wait_for_event(
+        "console", lambda m: m.text.startswith("Violation from violation_humandetections")
+    )
+    [logged] = [m for m in messages if m.text.startswith("Violation from")]
+    assert logged.args[1].json_value()["violation_image"] == marker
+    assert page.evaluate("window.__plays") == 1, "the ping is played"
+
+
+def test_admin_changelist_gains_the_row(stack, operator, page, pg, marker) -> None:
+    insert_violation(pg, "violation_lotodetections", image="/media/already-there.jpg")
+    log_in(page, stack, "/admin/realtime/lotodetection/")
+    expect_live(page)
+    insert_violation(pg, "violation_lotodetections", image=marker)
+    insert_violation(pg, "violation_humandetections", image="/media/not-loto.jpg")
+    first = page.locator("#result_list tbody tr").first
+    expect(first).to_contain_text(marker, timeout=5_000)
+    expect(page.locator("#result_list")).not_to_contain_text("/media/not-loto.jpg")

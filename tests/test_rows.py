@@ -1,0 +1,113 @@
+"""Rows: filters, channels, and the `<tr>` fragment (escaped, one line)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+from django.http import QueryDict
+
+from realtime.rows import InvalidFilter, RowFilter, ViolationRow, channels_for, render_row
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+
+
+def change(**data: object) -> dict[str, object]:
+    row = {
+        "id": 7,
+        "camera_id": 3,
+        "violation_date": "2025-07-28",
+        "violation_time": "15:00:00",
+        "violation_image": "/media/a.jpg",
+    }
+    row.update(data)
+    return {"id": 42, "table": "violation_ppedetections", "op": "INSERT", "data": row}
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("", RowFilter()),
+        ("kind=ppe", RowFilter("ppe")),
+        ("camera=3", RowFilter(None, 3)),
+        ("kind=human&camera=0", RowFilter("human", 0)),
+        ("kind=&camera=", RowFilter()),
+    ],
+)
+def test_filters_from_the_url(query: str, expected: RowFilter) -> None:
+    assert RowFilter.from_query(QueryDict(query)) == expected
+
+
+@pytest.mark.parametrize(
+    "query", ["kind=cars", "camera=x", "camera=-1", "camera=1e3", "camera=" + "9" * 30]
+)
+def test_unknown_filters_are_refused(query: str) -> None:
+    with pytest.raises(InvalidFilter):
+        RowFilter.from_query(QueryDict(query))
+
+
+def test_a_row_belongs_to_every_channel_whose_filter_keeps_it() -> None:
+    assert sorted(channels_for("table", "ppe", 3)) == [
+        "table/*/*",
+        "table/*/3",
+        "table/ppe/*",
+        "table/ppe/3",
+    ]
+    assert sorted(channels_for("admin", "ppe", None)) == ["admin/*/*", "admin/ppe/*"]
+    for channel in channels_for("table", "ppe", 3):
+        layout, row_filter = RowFilter.from_channel(channel)
+        assert layout == "table" and row_filter.channel("table") == channel
+
+
+def test_fragment_is_one_escaped_line() -> None:
+    row = ViolationRow.from_change(change(violation_image="/x/<script>alert(1)</script>\nnext"))
+    assert row is not None
+    html = render_row(row, live=True)
+    assert "\n" not in html and "\r" not in html
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&#10;next" in html
+    assert html.startswith('<tr id="violation-ppe-7"')
+    assert 'data-event-id="42"' in html and 'data-op="INSERT"' in html and "is-new" in html
+
+
+@pytest.mark.parametrize(
+    ("image", "href"),
+    [
+        ("/media/a.jpg", "/media/a.jpg"),
+        ("https://cams.example/a.jpg", "https://cams.example/a.jpg"),
+        ("javascript:alert(1)", None),
+        ("//evil.example/a.jpg", None),
+        ("data:text/html,<b>", None),
+    ],
+)
+def test_only_plain_paths_and_web_addresses_become_links(image: str, href: str | None) -> None:
+    row = ViolationRow.from_change(change(violation_image=image))
+    assert row is not None and row.image_href == href
+    if href is None:
+        assert "<a " not in render_row(row)
+
+
+def test_rows_of_other_tables_are_not_violations() -> None:
+    assert ViolationRow.from_change({**change(), "table": "forklift_events"}) is None
+
+
+def test_nulls_render_as_empty_cells() -> None:
+    row = ViolationRow.from_change(
+        change(camera_id=None, violation_date=None, violation_time=None, violation_image=None)
+    )
+    assert row is not None
+    assert "None" not in render_row(row) and "None" not in render_row(row, "admin")
+
+
+def test_vendored_htmx_is_the_documented_version() -> None:
+    readme = (STATIC / "vendor" / "README.md").read_text()
+    htmx = (STATIC / "vendor" / "htmx-2.0.11" / "htmx.min.js").read_text()
+    assert 'version:"2.0.11"' in htmx and "htmx.org 2.0.11" in readme
+    sse = (STATIC / "vendor" / "htmx-ext-sse-2.2.4" / "sse.js").read_bytes()
+    documented = re.search(r"htmx-ext-sse 2\.2\.4 .*sha256 ([0-9a-f]{64})", readme)
+    assert documented is not None
+    assert hashlib.sha256(sse).hexdigest() == documented.group(1)
+    for folder in ["htmx-2.0.11", "htmx-ext-sse-2.2.4"]:
+        assert (STATIC / "vendor" / folder / "LICENSE").exists()
