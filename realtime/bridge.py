@@ -3,6 +3,10 @@
 Every WebSocket and SSE connection of the process subscribes here instead of joining the
 group itself: one channel-layer receiver per process (not one Redis connection and one
 bounded channel per socket), and each message is decoded once per process.
+
+The bridge also heals its own gaps. The listener's heartbeat names the newest event it
+has forwarded; a bridge that has not seen it lost messages on the way (Redis restarted
+and forgot the group, a channel overflowed) and reads them from the event log.
 """
 
 from __future__ import annotations
@@ -10,12 +14,24 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import Callable
+from typing import Any
 
+from channels.db import database_sync_to_async
+from django.db.models import Max
 from django_eventstream.event import Event
 from django_eventstream.views import get_listener_manager
 
-from realtime.bus import BRIDGE_CHANNEL_PREFIX, GROUP, ChangeMessage, channel_layer
+from realtime.bus import (
+    BRIDGE_CHANNEL_PREFIX,
+    GROUP,
+    HEARTBEAT_TYPE,
+    MESSAGE_TYPE,
+    ChangeMessage,
+    change_message,
+    channel_layer,
+)
 from realtime.listener import backoff_delay
 from realtime.rows import KIND_BY_TABLE, LAYOUTS, channels_for, render_change
 
@@ -25,8 +41,11 @@ Subscriber = Callable[[ChangeMessage], None]
 
 # The django-eventstream channel carrying the JSON frames (/events/violations/).
 SSE_CHANNEL = "violations"
-# Well under channels-redis' group_expiry, after which Redis forgets a member.
-GROUP_REFRESH_SECONDS = 3600.0
+# Re-adding is cheap; a Redis that restarted has forgotten the group until then.
+GROUP_REFRESH_SECONDS = 10.0
+# Ids remembered to drop a message that arrives twice (a heal racing a late delivery).
+RECENT_IDS = 100_000
+HEAL_BATCH = 1000
 
 
 class Bridge:
@@ -35,6 +54,10 @@ class Bridge:
         self.ready = asyncio.Event()
         self.subscribe(wake_sse_streams)
         self.subscribe(wake_row_streams)
+        self.newest_id = 0  # newest event id dispatched (or present when the bridge began)
+        self.healed = 0  # events read from the log because the bus lost them
+        self._recent: deque[int] = deque(maxlen=RECENT_IDS)
+        self._recent_set: set[int] = set()
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.add(subscriber)
@@ -47,16 +70,28 @@ class Bridge:
         return len(self._subscribers)
 
     def dispatch(self, message: ChangeMessage) -> None:
+        event_id = message["id"]
+        if event_id in self._recent_set:
+            return
+        self._remember(event_id)
         for subscriber in list(self._subscribers):
             try:
                 subscriber(message)
             except Exception:
-                logger.exception("bridge subscriber failed", extra={"event_id": message["id"]})
+                logger.exception("bridge subscriber failed", extra={"event_id": event_id})
+
+    def _remember(self, event_id: int) -> None:
+        if len(self._recent) == self._recent.maxlen:
+            self._recent_set.discard(self._recent[0])
+        self._recent.append(event_id)
+        self._recent_set.add(event_id)
+        self.newest_id = max(self.newest_id, event_id)
 
     async def run(self) -> None:
         """Receive from the group until cancelled; rejoin after channel-layer errors."""
         layer = channel_layer()
         channel = await layer.new_channel(BRIDGE_CHANNEL_PREFIX)
+        self.newest_id = await newest_event_id()
         attempt = 0
         while True:
             refresher: asyncio.Task[None] | None = None
@@ -67,8 +102,10 @@ class Bridge:
                 attempt = 0
                 while True:
                     message = await layer.receive(channel)
-                    if message.get("type") == "violation.changed":
+                    if message.get("type") == MESSAGE_TYPE:
                         self.dispatch(message)  # type: ignore[arg-type]
+                    elif message.get("type") == HEARTBEAT_TYPE:
+                        await self._heal(int(message["newest_id"]))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -83,11 +120,44 @@ class Bridge:
                 if refresher is not None:
                     refresher.cancel()
 
+    async def _heal(self, forwarded_up_to: int) -> None:
+        while forwarded_up_to > self.newest_id:
+            missed = await events_between(self.newest_id, forwarded_up_to, HEAL_BATCH)
+            if not missed:
+                self.newest_id = forwarded_up_to
+                return
+            logger.warning(
+                "bridge missed events on the bus, reading them from the log",
+                extra={"events": len(missed), "after_id": self.newest_id},
+            )
+            for message in missed:
+                self.healed += 1
+                self.dispatch(message)
+            self.newest_id = max(self.newest_id, missed[-1]["id"])
+
     async def _refresh_membership(self, channel: str) -> None:
         layer = channel_layer()
         while True:
             await asyncio.sleep(GROUP_REFRESH_SECONDS)
             await layer.group_add(GROUP, channel)
+
+
+@database_sync_to_async
+def newest_event_id() -> int:
+    from realtime.models import Event as LoggedEvent
+
+    return int(LoggedEvent.objects.aggregate(newest=Max("id"))["newest"] or 0)
+
+
+@database_sync_to_async
+def events_between(after_id: int, up_to: int, limit: int) -> list[ChangeMessage]:
+    from realtime.models import Event as LoggedEvent
+
+    rows = LoggedEvent.objects.filter(id__gt=after_id, id__lte=up_to).order_by("id")[:limit]
+    return [
+        change_message({"id": e.id, "table": e.table_name, "op": e.op, "data": e.data})  # type: ignore[typeddict-item]
+        for e in rows
+    ]
 
 
 def wake_sse_streams(message: ChangeMessage) -> None:
@@ -113,5 +183,5 @@ def wake_row_streams(message: ChangeMessage) -> None:
             manager.add_to_queues(channel, Event(channel, "message", html, id=message["id"]))
 
 
-def _camera_id(frame: str) -> object:
+def _camera_id(frame: str) -> Any:
     return json.loads(frame)["data"].get("camera_id")

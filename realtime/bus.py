@@ -10,6 +10,8 @@ from realtime.changes import ChangeEvent, encode_frame
 
 GROUP = "violations"
 MESSAGE_TYPE = "violation.changed"
+# Sent by the active listener after each catch-up: the newest event id it has forwarded.
+HEARTBEAT_TYPE = "violation.heartbeat"
 # channels-redis capacities match on this prefix (see CHANNEL_LAYERS in config/settings.py).
 BRIDGE_CHANNEL_PREFIX = "realtime.bridge"
 
@@ -42,3 +44,9 @@ def channel_layer() -> BaseChannelLayer:
 
 async def publish(event: ChangeEvent, layer: Any = None) -> None:
     await (layer or channel_layer()).group_send(GROUP, change_message(event))
+
+
+async def publish_heartbeat(newest_id: int, layer: Any = None) -> None:
+    await (layer or channel_layer()).group_send(
+        GROUP, {"type": HEARTBEAT_TYPE, "newest_id": newest_id}
+    )

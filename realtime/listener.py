@@ -41,6 +41,7 @@ from realtime.changes import (
 logger = logging.getLogger(__name__)
 
 Forward = Callable[[ChangeEvent], Awaitable[None]]
+Heartbeat = Callable[[int], Awaitable[None]]
 State = Literal["starting", "standby", "active", "down"]
 
 # pg_advisory_lock key shared by every listener of this database ("realtime" in ASCII).
@@ -66,13 +67,18 @@ def backoff_delay(attempt: int, initial: float, cap: float) -> float:
 
 
 class Listener:
-    def __init__(self, settings: ListenerSettings, forward: Forward) -> None:
+    def __init__(
+        self, settings: ListenerSettings, forward: Forward, heartbeat: Heartbeat | None = None
+    ) -> None:
         self.settings = settings
         self.forward = forward
+        self.heartbeat = heartbeat
         self.state: State = "starting"
         self.reconnects = 0
         # Ids forwarded that a later catch-up scan may return again.
         self._forwarded: set[int] = set()
+        # Tables carrying the trigger; a notification naming another one is not ours.
+        self._watched: frozenset[str] = frozenset()
         self._active = asyncio.Event()
         self._settled = asyncio.Event()
 
@@ -133,13 +139,14 @@ class Listener:
 
     async def _forward_changes(self, conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL)))
+        self._watched = await self._watched_tables(conn)
         scan_from = await self._load_scan_from(conn)
         if scan_from is None:
             # First listener ever on this database: start from now, do not replay history.
             cur = await conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
             row = await cur.fetchone()
             assert row is not None
-            scan_from, ids = await self._scan(conn, row[0])
+            scan_from, ids, _ = await self._scan(conn, row[0])
             self._forwarded = set(ids)
             await self._save_scan_from(conn, scan_from)
         self._set_state("active")
@@ -166,6 +173,14 @@ class Listener:
             return
         if payload["id"] in self._forwarded:
             return
+        if payload["table"] not in self._watched:
+            self._watched = await self._watched_tables(conn)  # a table watched since?
+            if payload["table"] not in self._watched:
+                logger.warning(
+                    "skipped notification for a table that is not watched",
+                    extra={"table": payload["table"][:100], "event_id": payload["id"]},
+                )
+                return
         event = _event_from_payload(payload)
         if event is None:
             events = await self._fetch(conn, [payload["id"]])
@@ -183,7 +198,7 @@ class Listener:
         self._forwarded.add(event["id"])
 
     async def _catch_up(self, conn: psycopg.AsyncConnection[Any], scan_from: str) -> str:
-        next_from, ids = await self._scan(conn, scan_from)
+        next_from, ids, newest = await self._scan(conn, scan_from)
         missed = [event_id for event_id in ids if event_id not in self._forwarded]
         for chunk_start in range(0, len(missed), FETCH_CHUNK):
             for event in await self._fetch(conn, missed[chunk_start : chunk_start + FETCH_CHUNK]):
@@ -193,21 +208,38 @@ class Listener:
         # Only ids a later scan can return again need remembering.
         self._forwarded = set(ids)
         await self._save_scan_from(conn, next_from)
+        if self.heartbeat is not None:
+            # Everything visible at the scan is forwarded: servers that missed some of it
+            # on the bus read it from the log.
+            await self.heartbeat(newest)
         return next_from
 
     @staticmethod
-    async def _scan(conn: psycopg.AsyncConnection[Any], scan_from: str) -> tuple[str, list[int]]:
+    async def _watched_tables(conn: psycopg.AsyncConnection[Any]) -> frozenset[str]:
+        cur = await conn.execute(
+            "SELECT DISTINCT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+            " WHERE t.tgname = 'realtime_notify_v1'"
+        )
+        # The trigger reports TG_TABLE_NAME: the bare name, whatever the schema.
+        return frozenset(row[0] for row in await cur.fetchall())
+
+    @staticmethod
+    async def _scan(
+        conn: psycopg.AsyncConnection[Any], scan_from: str
+    ) -> tuple[str, list[int], int]:
+        """The next horizon, the ids at or above this one, and the newest id in the log."""
         # One statement, one snapshot: the horizon and the ids are consistent.
         cur = await conn.execute(
             """
             SELECT pg_snapshot_xmin(pg_current_snapshot())::text,
-                   ARRAY(SELECT id FROM realtime_event WHERE xid >= %s::xid8 ORDER BY id)
+                   ARRAY(SELECT id FROM realtime_event WHERE xid >= %s::xid8 ORDER BY id),
+                   (SELECT coalesce(max(id), 0) FROM realtime_event)
             """,
             [scan_from],
         )
         row = await cur.fetchone()
         assert row is not None
-        return row[0], list(row[1])
+        return row[0], list(row[1]), int(row[2])
 
     @staticmethod
     async def _fetch(conn: psycopg.AsyncConnection[Any], ids: Iterable[int]) -> list[ChangeEvent]:

@@ -8,7 +8,9 @@
 -- It never makes the writer's statement fail because of the notification: no payload
 -- is too long, and when the NOTIFY queue is more than half full (a listener stuck or
 -- gone) it skips the NOTIFY, since a full queue fails the writer's COMMIT. The event
--- log still has the change; the listener catches up from it.
+-- log still has the change; the listener's periodic catch-up delivers it. The limit is
+-- the setting realtime.notify_queue_limit (default 0.5; tests set 0 to simulate a full
+-- queue).
 --
 -- SECURITY DEFINER: detectors' roles need no rights on realtime_event.
 -- Run by the Django migrations; a DBA can run it with:  psql -f sql/002_notify_function.sql
@@ -40,7 +42,9 @@ BEGIN
         payload := json_build_object('id', event_id, 'table', TG_TABLE_NAME, 'op', TG_OP)::text;
     END IF;
 
-    IF pg_notification_queue_usage() < 0.5 THEN
+    IF pg_notification_queue_usage()
+       < coalesce(nullif(current_setting('realtime.notify_queue_limit', true), '')::float8, 0.5)
+    THEN
         PERFORM pg_notify('realtime_changed_v1', payload);
     END IF;
 
