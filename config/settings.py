@@ -31,18 +31,28 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 DEBUG = env_flag("DJANGO_DEBUG", default=False)
+LOCAL_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", LOCAL_HOSTS)
+# An explicit "yes, I know" for running outside the safe defaults below.
+_INSECURE_OK = env_flag("DJANGO_ALLOW_INSECURE", default=False)
 
 _DEV_SECRET_KEY = "insecure-dev-only-key-set-DJANGO_SECRET_KEY-in-production"
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG and not env_flag("DJANGO_ALLOW_INSECURE_KEY", default=False):
-        raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY is not set. Set it to a long random string, "
-            "or set DJANGO_DEBUG=1 for local development."
-        )
+if not SECRET_KEY and (DEBUG or _INSECURE_OK):
     SECRET_KEY = _DEV_SECRET_KEY
-
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+elif not DEBUG and not _INSECURE_OK:
+    if len(SECRET_KEY) < 32 or SECRET_KEY.startswith(("django-insecure", "insecure-dev-only")):
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is missing, short or a placeholder. Set it to a long random "
+            "string (python -c 'import secrets; print(secrets.token_urlsafe(50))'), or set "
+            "DJANGO_DEBUG=1 for local development."
+        )
+if DEBUG and not _INSECURE_OK and set(ALLOWED_HOSTS) - set(LOCAL_HOSTS):
+    raise ImproperlyConfigured(
+        "DJANGO_DEBUG=1 with DJANGO_ALLOWED_HOSTS beyond this machine would show debug pages "
+        "(settings, code) to the network. Turn DJANGO_DEBUG off, or set "
+        "DJANGO_ALLOW_INSECURE=1 if you really mean it."
+    )
 
 INSTALLED_APPS = [
     "daphne",

@@ -160,3 +160,26 @@ def test_bad_filters_on_pages_are_a_400(operator) -> None:
     assert client.get("/?kind=cars").status_code == 400
     assert client.get("/rows/?offset=-5").status_code == 400
     assert client.get("/rows/?offset=50").status_code == 200
+
+
+def test_an_expired_session_is_refused(operator) -> None:
+    client = Client()
+    client.force_login(operator)
+    assert client.get("/events/violations/?lastEventId=0").status_code != 401
+    session = client.session
+    session.set_expiry(-1)
+    session.save()
+    assert client.get("/events/violations/").status_code == 401
+    assert client.get("/").status_code == 302
+
+
+def test_very_long_query_strings_get_a_4xx(token) -> None:
+    long = "x" * 100_000
+    auth = {"Authorization": f"Bearer {token}"}
+    for path in [
+        f"/events/violations/?lastEventId={long}",
+        f"/events/violations/rows/?kind={long}",
+        f"/events/violations/rows/?camera={'9' * 100_000}",
+    ]:
+        assert 400 <= Client().get(path, headers=auth).status_code < 500, path[:60]
+    assert Client().get(f"/events/violations/?token={long}").status_code == 401

@@ -1,0 +1,69 @@
+"""Settings from the environment: safe by default, refusing what would be unsafe."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import ROOT
+
+GOOD_KEY = "k" * 50
+SHOW = (
+    "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'config.settings'; "
+    "django.setup(); from django.conf import settings as s; "
+    "print(s.DEBUG, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, "
+    "s.CHANNEL_LAYERS['default']['BACKEND'].rsplit('.', 1)[-1], s.REALTIME_EMBEDDED_LISTENER)"
+)
+
+
+def settings_with(**env: str) -> subprocess.CompletedProcess[str]:
+    base = {"PATH": "/usr/bin:/bin", "DATABASE_URL": "postgresql://u@127.0.0.1:5432/nowhere"}
+    return subprocess.run(
+        [sys.executable, "-c", SHOW], cwd=ROOT, env={**base, **env}, capture_output=True, text=True
+    )
+
+
+def test_production_defaults_are_secure() -> None:
+    out = settings_with(DJANGO_SECRET_KEY=GOOD_KEY)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True", "True", "InMemoryChannelLayer", "True"]
+
+
+def test_redis_url_switches_layer_and_listener() -> None:
+    out = settings_with(DJANGO_SECRET_KEY=GOOD_KEY, REDIS_URL="redis://127.0.0.1:6379/3")
+    assert out.stdout.split()[3:] == ["RedisChannelLayer", "False"]
+    out = settings_with(
+        DJANGO_SECRET_KEY=GOOD_KEY,
+        REDIS_URL="redis://127.0.0.1:6379/3",
+        REALTIME_EMBEDDED_LISTENER="1",
+    )
+    assert out.stdout.split()[4] == "True"
+
+
+@pytest.mark.parametrize(
+    "key", [None, "short", "django-insecure-" + "x" * 40, "insecure-dev-only-" + "x" * 40]
+)
+def test_refuses_a_missing_or_placeholder_secret_key(key: str | None) -> None:
+    out = settings_with(**({"DJANGO_SECRET_KEY": key} if key is not None else {}))
+    assert out.returncode != 0
+    assert "DJANGO_SECRET_KEY is missing, short or a placeholder" in out.stderr
+
+
+def test_refuses_debug_facing_the_network_unless_told() -> None:
+    network = {"DJANGO_DEBUG": "1", "DJANGO_ALLOWED_HOSTS": "violations.example"}
+    out = settings_with(**network)
+    assert out.returncode != 0 and "DJANGO_DEBUG=1 with DJANGO_ALLOWED_HOSTS" in out.stderr
+    assert settings_with(**network, DJANGO_ALLOW_INSECURE="1").returncode == 0
+
+
+def test_local_debug_needs_no_key_and_sends_cookies_over_http() -> None:
+    out = settings_with(DJANGO_DEBUG="1")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[:3] == ["True", "False", "False"]
+
+
+def test_a_flag_that_is_not_0_or_1_is_named() -> None:
+    out = settings_with(DJANGO_SECRET_KEY=GOOD_KEY, DJANGO_DEBUG="maybe")
+    assert out.returncode != 0 and "DJANGO_DEBUG must be 0 or 1" in out.stderr
