@@ -9,25 +9,9 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from config.env import env_duration, env_flag, env_list
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def env_flag(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    if raw in ("1", "true", "True", "yes"):
-        return True
-    if raw in ("0", "false", "False", "no"):
-        return False
-    raise ImproperlyConfigured(f"{name} must be 0 or 1, not {raw!r}.")
-
-
-def env_list(name: str, default: list[str]) -> list[str]:
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    return [item.strip() for item in raw.split(",") if item.strip()]
 
 
 DEBUG = env_flag("DJANGO_DEBUG", default=False)
@@ -135,6 +119,8 @@ else:
 
 # Without Redis the channel layer lives in one process, so the listener must too.
 REALTIME_EMBEDDED_LISTENER = env_flag("REALTIME_EMBEDDED_LISTENER", default=not REDIS_URL)
+# How long the event log keeps events (replay window); the active listener prunes hourly.
+REALTIME_EVENT_RETENTION = env_duration("REALTIME_EVENT_RETENTION", "7d")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

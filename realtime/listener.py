@@ -25,6 +25,7 @@ import random
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal
 
 import psycopg
@@ -37,6 +38,7 @@ from realtime.changes import (
     NotifyPayload,
     parse_notify_payload,
 )
+from realtime.retention import aprune_events
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,9 @@ class ListenerSettings:
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
     holder: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    # Events older than this are deleted from the log, hourly, by the active listener.
+    retention: timedelta | None = None
+    prune_interval: float = 3600.0
 
 
 def backoff_delay(attempt: int, initial: float, cap: float) -> float:
@@ -148,12 +153,16 @@ class Listener:
             assert row is not None
             scan_from, ids, _ = await self._scan(conn, row[0])
             self._forwarded = set(ids)
-            await self._save_scan_from(conn, scan_from)
+            await self._save_scan_from(conn, scan_from, max(ids, default=0))
         self._set_state("active")
         scan_from = await self._catch_up(conn, scan_from)
         loop = asyncio.get_running_loop()
         next_catch_up = loop.time() + self.settings.catch_up_interval
+        next_prune = loop.time()
         while True:
+            if self.settings.retention is not None and loop.time() >= next_prune:
+                await self._prune(conn, self.settings.retention)
+                next_prune = loop.time() + self.settings.prune_interval
             remaining = max(0.0, next_catch_up - loop.time())
             batch = [n async for n in conn.notifies(timeout=remaining, stop_after=1)]
             for notify in batch:
@@ -207,12 +216,20 @@ class Listener:
             logger.info("caught up from the event log", extra={"events": len(missed)})
         # Only ids a later scan can return again need remembering.
         self._forwarded = set(ids)
-        await self._save_scan_from(conn, next_from)
+        await self._save_scan_from(conn, next_from, newest)
         if self.heartbeat is not None:
             # Everything visible at the scan is forwarded: servers that missed some of it
             # on the bus read it from the log.
             await self.heartbeat(newest)
         return next_from
+
+    @staticmethod
+    async def _prune(conn: psycopg.AsyncConnection[Any], retention: timedelta) -> None:
+        deleted = await aprune_events(conn, retention)
+        if deleted:
+            logger.info(
+                "pruned the event log", extra={"events": deleted, "older_than": str(retention)}
+            )
 
     @staticmethod
     async def _watched_tables(conn: psycopg.AsyncConnection[Any]) -> frozenset[str]:
@@ -260,15 +277,19 @@ class Listener:
         row = await cur.fetchone()
         return row[0] if row else None
 
-    async def _save_scan_from(self, conn: psycopg.AsyncConnection[Any], scan_from: str) -> None:
+    async def _save_scan_from(
+        self, conn: psycopg.AsyncConnection[Any], scan_from: str, forwarded_id: int
+    ) -> None:
         await conn.execute(
             """
-            INSERT INTO realtime_listener_state (name, scan_from, holder, heartbeat_at)
-            VALUES (%s, %s::xid8, %s, now())
+            INSERT INTO realtime_listener_state
+                (name, scan_from, holder, heartbeat_at, forwarded_id)
+            VALUES (%s, %s::xid8, %s, now(), %s)
             ON CONFLICT (name) DO UPDATE
-            SET scan_from = EXCLUDED.scan_from, holder = EXCLUDED.holder, heartbeat_at = now()
+            SET scan_from = EXCLUDED.scan_from, holder = EXCLUDED.holder,
+                heartbeat_at = now(), forwarded_id = EXCLUDED.forwarded_id
             """,
-            [STATE_NAME, scan_from, self.settings.holder],
+            [STATE_NAME, scan_from, self.settings.holder, forwarded_id],
         )
 
 

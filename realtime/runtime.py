@@ -28,7 +28,9 @@ READY_TIMEOUT = 10.0
 def make_listener() -> Listener:
     conninfo = conninfo_from_django(connections["default"].settings_dict)
     return Listener(
-        ListenerSettings(conninfo=conninfo), forward=bus.publish, heartbeat=bus.publish_heartbeat
+        ListenerSettings(conninfo=conninfo, retention=settings.REALTIME_EVENT_RETENTION),
+        forward=bus.publish,
+        heartbeat=bus.publish_heartbeat,
     )
 
 

@@ -14,7 +14,8 @@ CREATE TABLE IF NOT EXISTS realtime_event (
     -- The writer's transaction id: the listener's catch-up scans by it, because ids
     -- are taken at INSERT time but transactions commit in another order.
     xid        xid8        NOT NULL DEFAULT pg_current_xact_id(),
-    created_at timestamptz NOT NULL DEFAULT now()
+    -- When the row was written (not when its transaction began): lag is measured from it.
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 
 CREATE INDEX IF NOT EXISTS realtime_event_xid_idx ON realtime_event (xid);
@@ -23,10 +24,12 @@ CREATE INDEX IF NOT EXISTS realtime_event_created_at_idx
     ON realtime_event USING brin (created_at);
 
 -- Where the active listener's catch-up resumes (shared, so a standby that takes over
--- starts where the dead one stopped) and when it last showed signs of life.
+-- starts where the dead one stopped), who it is, when it last showed signs of life and
+-- the newest event id it had forwarded then (for /healthz).
 CREATE TABLE IF NOT EXISTS realtime_listener_state (
     name         text        PRIMARY KEY,
     scan_from    xid8        NOT NULL,
     holder       text        NOT NULL,
-    heartbeat_at timestamptz NOT NULL DEFAULT now()
+    heartbeat_at timestamptz NOT NULL DEFAULT now(),
+    forwarded_id bigint      NOT NULL DEFAULT 0
 );

@@ -254,3 +254,26 @@ def test_admin_changelist_gains_the_row(stack, operator, page, pg, marker) -> No
     first = page.locator("#result_list tbody tr").first
     expect(first).to_contain_text(marker, timeout=5_000)
     expect(page.locator("#result_list")).not_to_contain_text("/media/not-loto.jpg")
+
+
+def test_a_reset_after_pruning_reloads_the_rows(stack, operator, page, pg) -> None:
+    log_in(page, stack)
+    expect_live(page)
+    insert_violation(pg, image="/media/seen-live.jpg")
+    expect(rows(page).first).to_contain_text("/media/seen-live.jpg", timeout=5_000)
+
+    def while_down() -> None:
+        insert_violation(pg, image="/media/pruned-while-away.jpg")
+        insert_violation(pg, image="/media/kept-while-away.jpg")
+        # The event the page would resume after is gone from the log.
+        pg.execute(
+            "DELETE FROM realtime_event WHERE id < (SELECT max(id) FROM realtime_event)"
+        )
+
+    stack.restart_server(down=while_down)
+    # The page cannot be told what it missed, so it draws itself anew from the tables.
+    expect(page.locator("#violation-rows")).to_contain_text(
+        "/media/pruned-while-away.jpg", timeout=15_000
+    )
+    expect(page.locator("#violation-rows")).to_contain_text("/media/kept-while-away.jpg")
+    expect_live(page)

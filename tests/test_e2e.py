@@ -187,3 +187,21 @@ async def test_rows_stream_sends_filtered_row_fragments_and_resumes(stack, pg, a
         while event.event != "message":
             event = await rows.next_event()
     assert event.data.startswith(f'<tr id="violation-loto-{missed}"')
+
+
+async def test_resume_from_a_pruned_event_gets_a_stream_reset(stack, pg, auth) -> None:
+    def event_of(row_id: int) -> int:
+        return pg.execute(
+            "SELECT id FROM realtime_event WHERE table_name = 'violation_humandetections'"
+            " AND (data->>'id')::bigint = %s",
+            [row_id],
+        ).fetchone()[0]
+
+    seen = event_of(insert_violation(pg, image="/media/seen-before-pruning.jpg"))
+    missed = event_of(insert_violation(pg, image="/media/pruned-before-resume.jpg"))
+    insert_violation(pg, image="/media/kept.jpg")
+    pg.execute("DELETE FROM realtime_event WHERE id <= %s", [missed])  # pruned
+    url = f"{stack.http}/events/violations/"
+    async with sse(url, {**auth, "Last-Event-ID": str(seen)}) as events:
+        event = await events.next_event()
+    assert event.event == "stream-reset"

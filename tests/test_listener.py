@@ -90,7 +90,7 @@ async def test_unreadable_notification_is_logged_and_skipped(db_url, pg, marker,
         for junk in [
             "not json",
             '{"id": "x"}',
-            '{"id": 99999999999, "table": "t", "op": "INSERT"}',
+            '{"id": 99999999999, "table": "violation_humandetections", "op": "INSERT"}',
         ]:
             pg.execute("SELECT pg_notify('realtime_changed_v1', %s)", [junk])
         insert_violation(pg, image=marker)

@@ -67,6 +67,12 @@
 
   document.body.addEventListener("htmx:sseBeforeMessage", function (event) {
     const message = event.detail;
+    if (message.type === "stream-reset") {
+      // The events since this page was drawn are no longer in the log: draw it anew.
+      event.preventDefault();
+      window.location.reload();
+      return;
+    }
     if (message.lastEventId) lastEventId = message.lastEventId;
     const row = parseRow(message.data);
     if (!row) return;

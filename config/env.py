@@ -1,0 +1,43 @@
+"""Reading settings from the environment, with errors that name the variable."""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+def env_flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw in ("1", "true", "True", "yes"):
+        return True
+    if raw in ("0", "false", "False", "no"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be 0 or 1, not {raw!r}.")
+
+
+def parse_duration(raw: str) -> timedelta:
+    """'7d', '12h', '90m', '30s' as a timedelta."""
+    match = re.fullmatch(r"(\d{1,9})([smhd])", raw.strip())
+    if match is None:
+        raise ValueError(f"{raw!r} is not a number and a unit (s, m, h or d), like 7d")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
+
+
+def env_duration(name: str, default: str) -> timedelta:
+    try:
+        return parse_duration(os.environ.get(name) or default)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}.") from exc
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
