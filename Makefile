@@ -8,7 +8,7 @@ TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint psql clean
+.PHONY: install run demo test lint psql clean
 
 install: $(VENV)/.installed
 
@@ -22,8 +22,18 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 run: install
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py migrate --noinput
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py dev_login
-	@echo "Open http://$(HOST):$(PORT)/  (Ctrl-C stops the server)"
+	@echo "Open http://$(HOST):$(PORT)/  (Ctrl-C stops the server; 'make demo' adds simulated violations)"
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/daphne -b $(HOST) -p $(PORT) config.asgi:application
+
+# The server, plus a simulated detector writing RATE violations a second into it.
+RATE ?= 0.5
+demo: install
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py migrate --noinput
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py dev_login
+	@echo "Open http://$(HOST):$(PORT)/  (Ctrl-C stops the server and the simulator)"
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/daphne -b $(HOST) -p $(PORT) config.asgi:application & \
+	server=$$!; trap 'kill $$server 2>/dev/null' EXIT INT TERM; sleep 3; \
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py simulate_violations --rate $(RATE)
 
 test: install
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)

@@ -10,6 +10,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django_eventstream.views import events
 
+from realtime import health
 from realtime.bridge import SSE_CHANNEL
 from realtime.models import Event
 from realtime.rows import (
@@ -68,6 +69,15 @@ def older_rows(request: HttpRequest) -> HttpResponse:
         "next_offset": offset + PAGE_SIZE if len(rows) == PAGE_SIZE else None,
     }
     return render(request, "realtime/_older_rows.html", context)
+
+
+@require_GET
+def healthz(request: HttpRequest) -> HttpResponse:
+    """No login: for load balancers and supervisors. Nothing secret in it."""
+    healthy, report = health.check()
+    response = JsonResponse(report, status=200 if healthy else 503)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @login_required

@@ -266,9 +266,7 @@ def test_a_reset_after_pruning_reloads_the_rows(stack, operator, page, pg) -> No
         insert_violation(pg, image="/media/pruned-while-away.jpg")
         insert_violation(pg, image="/media/kept-while-away.jpg")
         # The event the page would resume after is gone from the log.
-        pg.execute(
-            "DELETE FROM realtime_event WHERE id < (SELECT max(id) FROM realtime_event)"
-        )
+        pg.execute("DELETE FROM realtime_event WHERE id < (SELECT max(id) FROM realtime_event)")
 
     stack.restart_server(down=while_down)
     # The page cannot be told what it missed, so it draws itself anew from the tables.

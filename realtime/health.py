@@ -1,0 +1,66 @@
+"""/healthz: can this deployment deliver violations right now?"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import DatabaseError, connection
+
+from realtime.listener import STATE_NAME
+
+# The active listener writes a heartbeat every catch-up (5 s); older than this, it is down.
+LISTENER_STALE_AFTER = 20.0
+
+LISTENER_SQL = """
+SELECT extract(epoch FROM now() - s.heartbeat_at),
+       s.heartbeat_at,
+       (SELECT extract(epoch FROM now() - min(e.created_at))
+          FROM realtime_event e WHERE e.id > s.forwarded_id),
+       (SELECT count(*) FROM pg_stat_activity
+         WHERE application_name = 'realtime listen_notify' AND datname = current_database())
+FROM realtime_listener_state s WHERE s.name = %s
+"""
+
+
+def check() -> tuple[bool, dict[str, Any]]:
+    report: dict[str, Any] = {"database": {"ok": False}, "listener": {"state": "down"}}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notification_queue_usage()")
+            report["notify_queue_usage"] = float(cursor.fetchone()[0])
+            report["database"]["ok"] = True
+            cursor.execute(LISTENER_SQL, [STATE_NAME])
+            row = cursor.fetchone()
+    except DatabaseError:
+        row = None
+    if row is not None:
+        age, heartbeat_at, lag, connected = row
+        alive = float(age) < LISTENER_STALE_AFTER
+        report["listener"] = {
+            "state": "active" if alive else "down",
+            "last_heartbeat": heartbeat_at.isoformat(),
+            "heartbeat_age_seconds": round(float(age), 3),
+            # Committed events it had not yet forwarded at its last heartbeat, oldest first.
+            "lag_seconds": round(float(lag), 3) if lag is not None else 0.0,
+            "standby": max(0, int(connected) - (1 if alive else 0)),
+        }
+    if settings.REDIS_URL:
+        report["redis"] = {"ok": _redis_ok(settings.REDIS_URL)}
+    healthy = (
+        report["database"]["ok"]
+        and report["listener"]["state"] == "active"
+        and report.get("redis", {"ok": True})["ok"]
+    )
+    return healthy, {"status": "ok" if healthy else "fail", **report}
+
+
+def _redis_ok(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()

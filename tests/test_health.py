@@ -1,0 +1,79 @@
+"""/healthz: open to probes, 200 only when violations can be delivered."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from django.test import Client, override_settings
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def set_heartbeat(pg, seconds_ago: float, forwarded_id: int | None = None) -> None:
+    newest = pg.execute("SELECT coalesce(max(id), 0) FROM realtime_event").fetchone()[0]
+    pg.execute(
+        "INSERT INTO realtime_listener_state (name, scan_from, holder, heartbeat_at, forwarded_id)"
+        " VALUES ('default', pg_current_xact_id(), 'test', now() - make_interval(secs => %s), %s)"
+        " ON CONFLICT (name) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at,"
+        " forwarded_id = EXCLUDED.forwarded_id",
+        [seconds_ago, newest if forwarded_id is None else forwarded_id],
+    )
+
+
+def test_healthy_when_the_listener_beats(pg) -> None:
+    set_heartbeat(pg, 1)
+    response = Client().get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok" and body["database"] == {"ok": True}
+    assert body["listener"]["state"] == "active" and body["listener"]["lag_seconds"] == 0.0
+    assert 0 <= body["notify_queue_usage"] < 1
+    assert "redis" not in body
+    assert "holder" not in str(body) and "password" not in str(body)
+
+
+def test_unhealthy_when_the_listener_is_silent(pg) -> None:
+    set_heartbeat(pg, 3600)
+    response = Client().get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["listener"]["state"] == "down"
+
+
+def test_lag_counts_from_the_oldest_event_not_forwarded(pg) -> None:
+    from tests.helpers import insert_violation
+
+    set_heartbeat(pg, 1)
+    forwarded = pg.execute("SELECT coalesce(max(id), 0) FROM realtime_event").fetchone()[0]
+    insert_violation(pg)
+    pg.execute(
+        "UPDATE realtime_event SET created_at = now() - interval '30 seconds' WHERE id > %s",
+        [forwarded],
+    )
+    set_heartbeat(pg, 1, forwarded_id=forwarded)
+    lag = Client().get("/healthz").json()["listener"]["lag_seconds"]
+    assert 29 <= lag < 40
+
+
+def test_unreachable_redis_is_unhealthy(pg) -> None:
+    set_heartbeat(pg, 1)
+    with override_settings(REDIS_URL="redis://127.0.0.1:1/0"):
+        response = Client().get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["redis"] == {"ok": False}
+
+
+@pytest.mark.e2e
+def test_a_running_stack_is_healthy(database_url, tmp_path) -> None:
+    from django.conf import settings
+
+    from tests.helpers import Stack
+
+    stack = Stack.start("redis", database_url, settings.TEST_REDIS_URL, tmp_path)
+    try:
+        body = httpx.get(f"{stack.http}/healthz").json()
+        assert body["status"] == "ok", body
+        assert body["redis"] == {"ok": True}
+        assert body["listener"]["state"] == "active"
+        assert body["listener"]["standby"] == 0
+    finally:
+        stack.stop()
