@@ -10,8 +10,16 @@ from realtime.rows import KIND_BY_TABLE
 
 @admin.register(HumanDetection, LotoDetection, PpeDetection)
 class ViolationAdmin(admin.ModelAdmin):
-    list_display = ["id", "camera_id", "violation_date", "violation_time", "violation_image"]
-    list_filter = ["camera_id", "violation_date"]
+    list_display = [
+        "id",
+        "camera_id",
+        "violation_date",
+        "violation_time",
+        "violation_image",
+        "acknowledged_at",
+        "acknowledged_by",
+    ]
+    list_filter = ["camera_id", "violation_date", "acknowledged_at"]
     search_fields = ["violation_image", "=camera_id"]
     date_hierarchy = "violation_date"
     ordering = ["-id"]

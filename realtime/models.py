@@ -16,6 +16,9 @@ class Violation(models.Model):
     violation_time = models.TimeField(null=True, blank=True)
     # NULL, not "": the detectors' own column, whatever they write stays as written.
     violation_image = models.TextField(null=True, blank=True)  # noqa: DJ001
+    # Set by an operator from the live table; detectors leave them NULL.
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.CharField(max_length=150, blank=True, db_default="")
 
     class Meta:
         abstract = True

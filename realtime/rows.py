@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, time
+from datetime import date, datetime, time
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -38,6 +38,16 @@ KINDS = [
 KIND_BY_SLUG = {kind.slug: kind for kind in KINDS}
 KIND_BY_TABLE = {kind.table: kind for kind in KINDS}
 PAGE_SIZE = 50
+ROW_FIELDS = (
+    "id",
+    "camera_id",
+    "violation_date",
+    "violation_time",
+    "violation_image",
+    "acknowledged_at",
+    "acknowledged_by",
+    "kind",
+)
 MAX_CAMERA_ID = 2**31 - 1
 
 
@@ -49,6 +59,9 @@ class InvalidFilter(ValueError):
 class RowFilter:
     kind: str | None = None
     camera: int | None = None
+    # Hide acknowledged rows: applied by the server to the rows it renders, and by the
+    # page to live rows (an acknowledgement is an UPDATE of a row already shown).
+    unacknowledged: bool = False
 
     @classmethod
     def from_query(cls, query: QueryDict) -> RowFilter:
@@ -62,7 +75,10 @@ class RowFilter:
             if not raw_camera.isdigit() or len(raw_camera) > 10 or int(raw_camera) > MAX_CAMERA_ID:
                 raise InvalidFilter("camera must be a camera number")
             camera = int(raw_camera)
-        return cls(kind, camera)
+        raw_ack = query.get("unacknowledged") or "0"
+        if raw_ack not in ("0", "1"):
+            raise InvalidFilter("unacknowledged must be 0 or 1")
+        return cls(kind, camera, raw_ack == "1")
 
     @classmethod
     def from_channel(cls, channel: str) -> tuple[Layout, RowFilter]:
@@ -90,7 +106,13 @@ class RowFilter:
             query["kind"] = self.kind
         if self.camera is not None:
             query["camera"] = str(self.camera)
+        if self.unacknowledged:
+            query["unacknowledged"] = "1"
         return query
+
+    def stream_query(self) -> dict[str, str]:
+        """What the rows stream filters on (hiding acknowledged rows is the page's job)."""
+        return {k: v for k, v in self.as_query().items() if k != "unacknowledged"}
 
 
 def channels_for(layout: Layout, kind: str, camera_id: Any) -> list[str]:
@@ -109,6 +131,8 @@ class ViolationRow:
     violation_date: str
     violation_time: str
     violation_image: str
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str = ""
     op: str = "INSERT"
     event_id: int | None = None
 
@@ -125,6 +149,8 @@ class ViolationRow:
             _text(data.get("violation_date")),
             _text(data.get("violation_time")),
             _text(data.get("violation_image")),
+            _timestamp(data.get("acknowledged_at")),
+            _text(data.get("acknowledged_by")),
             change["op"],
             change["id"],
         )
@@ -139,7 +165,13 @@ class ViolationRow:
             _text(values["violation_date"]),
             at.isoformat(timespec="seconds") if at is not None else "",
             _text(values["violation_image"]),
+            values["acknowledged_at"],
+            values["acknowledged_by"] or "",
         )
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.acknowledged_at is not None
 
     @property
     def dom_id(self) -> str:
@@ -179,6 +211,13 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def _timestamp(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 def render_row(row: ViolationRow, layout: Layout = "table", *, live: bool = False) -> str:
     """A `<tr>` on one line (an SSE `data:` line); every value HTML-escaped by the template."""
     template = "realtime/_row.html" if layout == "table" else "realtime/_admin_row.html"
@@ -195,6 +234,16 @@ def render_change(frame: str, layout: Layout) -> str | None:
     return None if row is None else render_row(row, layout, live=True)
 
 
+def row_of(kind: Kind, pk: int) -> ViolationRow | None:
+    values = (
+        kind.model._default_manager.filter(pk=pk)
+        .annotate(kind=Value(kind.slug))
+        .values(*ROW_FIELDS)
+        .first()
+    )
+    return None if values is None else ViolationRow.from_values(values)
+
+
 def latest_rows(
     row_filter: RowFilter, offset: int = 0, limit: int = PAGE_SIZE
 ) -> list[ViolationRow]:
@@ -204,10 +253,10 @@ def latest_rows(
         queryset = kind.model._default_manager.all()
         if row_filter.camera is not None:
             queryset = queryset.filter(camera_id=row_filter.camera)
+        if row_filter.unacknowledged:
+            queryset = queryset.filter(acknowledged_at__isnull=True)
         querysets.append(
-            queryset.annotate(kind=Value(kind.slug)).values(
-                "id", "camera_id", "violation_date", "violation_time", "violation_image", "kind"
-            )
+            queryset.annotate(kind=Value(kind.slug)).values(*ROW_FIELDS)
         )
     union = querysets[0].union(*querysets[1:], all=True) if len(querysets) > 1 else querysets[0]
     ordered = union.order_by(
@@ -218,10 +267,10 @@ def latest_rows(
     return [ViolationRow.from_values(values) for values in ordered[offset : offset + limit]]
 
 
-def counts(row_filter: RowFilter) -> dict[str, int]:
+def unacknowledged_counts(row_filter: RowFilter) -> dict[str, int]:
     result = {}
     for kind in KINDS:
-        queryset = kind.model._default_manager.all()
+        queryset = kind.model._default_manager.filter(acknowledged_at__isnull=True)
         if row_filter.camera is not None:
             queryset = queryset.filter(camera_id=row_filter.camera)
         result[kind.slug] = queryset.count()

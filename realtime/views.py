@@ -5,22 +5,26 @@ from urllib.parse import quote, unquote
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import Max
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
 from django_eventstream.views import events
 
 from realtime import health
 from realtime.bridge import SSE_CHANNEL
 from realtime.models import Event
 from realtime.rows import (
+    KIND_BY_SLUG,
     KINDS,
     LAYOUTS,
     PAGE_SIZE,
     InvalidFilter,
     RowFilter,
-    counts,
     latest_rows,
+    render_row,
+    row_of,
+    unacknowledged_counts,
 )
 
 # What django-eventstream sends as `id:` ("violations:42", the channel URL-quoted), or the
@@ -40,11 +44,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     # committed in between is missed.
     last_event_id = Event.objects.aggregate(last=Max("id"))["last"] or 0
     rows = latest_rows(row_filter)
+    unacknowledged = unacknowledged_counts(row_filter)
     context = {
         "rows": rows,
         "kinds": KINDS,
         "filter": row_filter,
-        "counts": [(kind, n) for kind, n in zip(KINDS, counts(row_filter).values(), strict=True)],
+        "counts": [(kind, unacknowledged[kind.slug]) for kind in KINDS],
         "last_event_id": last_event_id,
         "next_offset": PAGE_SIZE if len(rows) == PAGE_SIZE else None,
     }
@@ -69,6 +74,23 @@ def older_rows(request: HttpRequest) -> HttpResponse:
         "next_offset": offset + PAGE_SIZE if len(rows) == PAGE_SIZE else None,
     }
     return render(request, "realtime/_older_rows.html", context)
+
+
+@login_required
+@require_POST
+def acknowledge(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
+    """An operator acknowledges a violation; every screen learns it as an UPDATE of the row."""
+    violation_kind = KIND_BY_SLUG.get(kind)
+    if violation_kind is None:
+        raise Http404("No such kind of violation")
+    # Only the first acknowledgement counts: who saw it first, and when.
+    violation_kind.model._default_manager.filter(pk=pk, acknowledged_at__isnull=True).update(
+        acknowledged_at=timezone.now(), acknowledged_by=request.user.get_username()
+    )
+    row = row_of(violation_kind, pk)
+    if row is None:
+        raise Http404("No such violation")
+    return HttpResponse(render_row(row))
 
 
 @require_GET

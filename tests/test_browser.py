@@ -275,3 +275,28 @@ def test_a_reset_after_pruning_reloads_the_rows(stack, operator, page, pg) -> No
     )
     expect(page.locator("#violation-rows")).to_contain_text("/media/kept-while-away.jpg")
     expect_live(page)
+
+
+def test_acknowledging_shows_on_every_screen_and_can_hide(stack, operator, browser, pg) -> None:
+    context = browser.new_context()
+    screens = [context.new_page(), context.new_page()]
+    try:
+        log_in(screens[0], stack)
+        screens[1].goto(stack.http + "/?unacknowledged=1")
+        row_id = insert_violation(pg, "violation_ppedetections", image="/media/to-ack.jpg")
+        for screen in screens:
+            expect_live(screen)
+            expect(screen.locator(f"#violation-ppe-{row_id}")).to_be_visible(timeout=5_000)
+            expect(screen.locator('.count[data-kind="ppe"]')).to_have_text("1")
+        screens[0].click(f"#violation-ppe-{row_id} .ack-button")
+        expect(screens[0].locator(f"#violation-ppe-{row_id}")).to_contain_text(
+            "Acknowledged by operator"
+        )
+        # The other screen hides acknowledged rows: the UPDATE removes it from view.
+        expect(screens[1].locator(f"#violation-ppe-{row_id}")).to_be_hidden(timeout=5_000)
+        for screen in screens:
+            expect(screen.locator('.count[data-kind="ppe"]')).to_have_text("0")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        screens[0].screenshot(path=SCREENSHOTS / "acknowledged.png")
+    finally:
+        context.close()

@@ -60,9 +60,17 @@
     }
   }
 
-  function bumpCounter(kind, delta) {
-    const counter = document.querySelector('.count[data-kind="' + kind + '"]');
-    if (counter) counter.textContent = String(Math.max(0, Number(counter.textContent) + delta));
+  // Counters show unacknowledged violations: count what a change does to that number.
+  function unacknowledged(row) {
+    return row && !row.classList.contains("acknowledged") ? 1 : 0;
+  }
+  function countChange(before, after) {
+    const row = after || before;
+    const delta = unacknowledged(after) - unacknowledged(before);
+    const counter = document.querySelector('.count[data-kind="' + row.dataset.kind + '"]');
+    if (counter && delta) {
+      counter.textContent = String(Math.max(0, Number(counter.textContent) + delta));
+    }
   }
 
   document.body.addEventListener("htmx:sseBeforeMessage", function (event) {
@@ -86,14 +94,18 @@
     const existing = document.getElementById(row.id);
     const op = row.dataset.op;
     if (op === "DELETE") {
+      countChange(existing || row, null);
       if (existing) existing.remove();
-      bumpCounter(row.dataset.kind, -1);
       event.preventDefault();
       return;
     }
     if (op === "UPDATE" || existing) {
       // An update replaces its row in place; an update of a row not shown is not news.
-      if (existing && op === "UPDATE") existing.replaceWith(row);
+      if (existing && op === "UPDATE") {
+        countChange(existing, row);
+        existing.replaceWith(row);
+        htmx.process(row);
+      }
       event.preventDefault();
       return;
     }
@@ -103,8 +115,16 @@
       window.location.reload(); // an empty admin changelist has no table to add to
       return;
     }
-    bumpCounter(row.dataset.kind, 1);
+    countChange(null, row);
     alertSound(Number(eventId));
+  });
+
+  // "Acknowledge" answers with the row as it now is; it replaces the one clicked.
+  document.body.addEventListener("htmx:beforeSwap", function (event) {
+    const target = event.detail.target;
+    if (!target.matches || !target.matches("tr.violation") || !event.detail.serverResponse) return;
+    const row = parseRow(event.detail.serverResponse);
+    if (row) countChange(target, row);
   });
 
   // "Load older" may return rows that moved down since: keep the first of each.

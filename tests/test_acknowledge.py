@@ -1,0 +1,78 @@
+"""Acknowledging a violation: stored on the row, and travels as an UPDATE like any change."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from tests.helpers import insert_violation
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def client_of():
+    def make(name: str) -> Client:
+        user = get_user_model().objects.create_user(name, password="a-long-password-1")
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+def test_acknowledge_stores_who_and_when_once(pg, client_of) -> None:
+    row_id = insert_violation(pg, "violation_ppedetections", image="/media/ack.jpg")
+    response = client_of("anna").post(f"/violations/ppe/{row_id}/acknowledge/")
+    assert response.status_code == 200
+    assert 'class="violation kind-ppe acknowledged"' in response.content.decode()
+    assert "Acknowledged by anna" in response.content.decode()
+    client_of("bert").post(f"/violations/ppe/{row_id}/acknowledge/")
+    who, when = pg.execute(
+        "SELECT acknowledged_by, acknowledged_at FROM violation_ppedetections WHERE id = %s",
+        [row_id],
+    ).fetchone()
+    assert who == "anna" and when is not None
+    ops = pg.execute(
+        "SELECT op, data->>'acknowledged_by' FROM realtime_event"
+        " WHERE table_name = 'violation_ppedetections' AND (data->>'id')::bigint = %s"
+        " ORDER BY id",
+        [row_id],
+    ).fetchall()
+    assert ops == [("INSERT", ""), ("UPDATE", "anna")], "one UPDATE, through the pipeline"
+
+
+def test_acknowledge_needs_a_login_a_post_and_a_csrf_token(pg, client_of) -> None:
+    row_id = insert_violation(pg)
+    path = f"/violations/human/{row_id}/acknowledge/"
+    assert Client().post(path).status_code == 302
+    assert client_of("carl").get(path).status_code == 405
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(get_user_model().objects.get(username="carl"))
+    assert strict.post(path).status_code == 403
+
+
+def test_acknowledge_unknown_things_is_a_404(client_of) -> None:
+    client = client_of("dora")
+    assert client.post("/violations/cars/1/acknowledge/").status_code == 404
+    assert client.post("/violations/human/999999999/acknowledge/").status_code == 404
+
+
+def test_hide_acknowledged_and_count_unacknowledged(pg, client_of) -> None:
+    client = client_of("emil")
+    acked = insert_violation(pg, "violation_lotodetections", image="/media/acked.jpg")
+    insert_violation(pg, "violation_lotodetections", image="/media/open.jpg")
+    client.post(f"/violations/loto/{acked}/acknowledge/")
+    page = client.get("/?unacknowledged=1").content.decode()
+    assert "/media/open.jpg" in page and "/media/acked.jpg" not in page
+    assert '<span class="count" data-kind="loto">1</span>' in page
+    assert "/media/acked.jpg" in client.get("/").content.decode()
+
+
+def test_detectors_insert_without_the_acknowledgement_columns(pg) -> None:
+    pg.execute(
+        "INSERT INTO violation_humandetections"
+        " (camera_id, violation_date, violation_time, violation_image)"
+        " VALUES (2, '2025-07-28', '15:00:00', '/media/seed.jpg')"
+    )
