@@ -101,7 +101,17 @@ if REDIS_URL:
             "CONFIG": {
                 # redis-py 8 times sockets out after 5 s, the same time channels-redis
                 # blocks in BZPOPMIN: an idle receiver would crash ("Timeout reading").
-                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                # Longer than that, but bounded: a command on a connection that died with
+                # a Redis restart fails instead of hanging the receiver for ever.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": 15,
+                        "socket_connect_timeout": 5,
+                        "socket_keepalive": True,
+                        "health_check_interval": 10,
+                    }
+                ],
                 # One bridge per server process reads the group; a burst must not
                 # overflow its channel (channels-redis drops silently when full).
                 "channel_capacity": {"realtime.bridge*": 100_000},

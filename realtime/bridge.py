@@ -5,8 +5,9 @@ group itself: one channel-layer receiver per process (not one Redis connection a
 bounded channel per socket), and each message is decoded once per process.
 
 The bridge also heals its own gaps. The listener's heartbeat names the newest event it
-has forwarded; a bridge that has not seen it lost messages on the way (Redis restarted
-and forgot the group, a channel overflowed) and reads them from the event log.
+has forwarded; the bridge compares the ids in the log since its previous check with the
+ids it dispatched, and reads any it never got (Redis restarted and forgot the group, a
+channel overflowed) from the log.
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ class Bridge:
         self.ready = asyncio.Event()
         self.subscribe(wake_sse_streams)
         self.subscribe(wake_row_streams)
-        self.newest_id = 0  # newest event id dispatched (or present when the bridge began)
+        # Every event up to this id was dispatched (or was there before the bridge began).
+        self.checked_up_to = 0
         self.healed = 0  # events read from the log because the bus lost them
         self._recent: deque[int] = deque(maxlen=RECENT_IDS)
         self._recent_set: set[int] = set()
@@ -85,13 +87,12 @@ class Bridge:
             self._recent_set.discard(self._recent[0])
         self._recent.append(event_id)
         self._recent_set.add(event_id)
-        self.newest_id = max(self.newest_id, event_id)
 
     async def run(self) -> None:
         """Receive from the group until cancelled; rejoin after channel-layer errors."""
         layer = channel_layer()
         channel = await layer.new_channel(BRIDGE_CHANNEL_PREFIX)
-        self.newest_id = await newest_event_id()
+        self.checked_up_to = await newest_event_id()
         attempt = 0
         while True:
             refresher: asyncio.Task[None] | None = None
@@ -121,19 +122,20 @@ class Bridge:
                     refresher.cancel()
 
     async def _heal(self, forwarded_up_to: int) -> None:
-        while forwarded_up_to > self.newest_id:
-            missed = await events_between(self.newest_id, forwarded_up_to, HEAL_BATCH)
-            if not missed:
-                self.newest_id = forwarded_up_to
-                return
+        if forwarded_up_to <= self.checked_up_to:
+            return
+        logged = await event_ids_between(self.checked_up_to, forwarded_up_to)
+        missed = [event_id for event_id in logged if event_id not in self._recent_set]
+        for start in range(0, len(missed), HEAL_BATCH):
+            messages = await events_by_id(missed[start : start + HEAL_BATCH])
             logger.warning(
                 "bridge missed events on the bus, reading them from the log",
-                extra={"events": len(missed), "after_id": self.newest_id},
+                extra={"events": len(messages), "after_id": self.checked_up_to},
             )
-            for message in missed:
+            for message in messages:
                 self.healed += 1
                 self.dispatch(message)
-            self.newest_id = max(self.newest_id, missed[-1]["id"])
+        self.checked_up_to = forwarded_up_to
 
     async def _refresh_membership(self, channel: str) -> None:
         layer = channel_layer()
@@ -150,10 +152,18 @@ def newest_event_id() -> int:
 
 
 @database_sync_to_async
-def events_between(after_id: int, up_to: int, limit: int) -> list[ChangeMessage]:
+def event_ids_between(after_id: int, up_to: int) -> list[int]:
     from realtime.models import Event as LoggedEvent
 
-    rows = LoggedEvent.objects.filter(id__gt=after_id, id__lte=up_to).order_by("id")[:limit]
+    ids = LoggedEvent.objects.filter(id__gt=after_id, id__lte=up_to).values_list("id", flat=True)
+    return list(ids.order_by("id"))
+
+
+@database_sync_to_async
+def events_by_id(ids: list[int]) -> list[ChangeMessage]:
+    from realtime.models import Event as LoggedEvent
+
+    rows = LoggedEvent.objects.filter(id__in=ids).order_by("id")
     return [
         change_message({"id": e.id, "table": e.table_name, "op": e.op, "data": e.data})  # type: ignore[typeddict-item]
         for e in rows
