@@ -8,10 +8,9 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("rows/", views.older_rows, name="older-rows"),
     path("legacy/", views.legacy, name="legacy"),
-    path(
-        "violations/<slug:kind>/<int:pk>/acknowledge/", views.acknowledge, name="acknowledge"
-    ),
+    path("violations/<slug:kind>/<int:pk>/acknowledge/", views.acknowledge, name="acknowledge"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", views.prometheus_metrics, name="metrics"),
     path("events/violations/", views.violation_events, name="violation-events"),
     path("events/violations/rows/", views.violation_row_events, name="violation-row-events"),
     path(

@@ -24,6 +24,7 @@ from django.db.models import Max
 from django_eventstream.event import Event
 from django_eventstream.views import get_listener_manager
 
+from realtime import metrics
 from realtime.bus import (
     BRIDGE_CHANNEL_PREFIX,
     GROUP,
@@ -132,6 +133,7 @@ class Bridge:
                 "bridge missed events on the bus, reading them from the log",
                 extra={"events": len(messages), "after_id": self.checked_up_to},
             )
+            metrics.EVENTS_REPLAYED.labels("bridge_heal").inc(len(messages))
             for message in messages:
                 self.healed += 1
                 self.dispatch(message)

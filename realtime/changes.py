@@ -22,12 +22,17 @@ class ChangeEvent(TypedDict):
 
 
 class NotifyPayload(TypedDict):
-    """The NOTIFY payload: a ChangeEvent whose data is missing when the row is too big."""
+    """The NOTIFY payload: a ChangeEvent whose data is missing when the row is too big.
+
+    `written_at` (epoch seconds, when the trigger ran) is for latency metrics only; it is
+    not part of what clients receive.
+    """
 
     id: int
     table: str
     op: Op
     data: NotRequired[dict[str, Any]]
+    written_at: NotRequired[float]
 
 
 class InvalidPayload(ValueError):
@@ -53,6 +58,9 @@ def parse_notify_payload(raw: str) -> NotifyPayload:
     payload: NotifyPayload = {"id": event_id, "table": value["table"], "op": value["op"]}
     if "data" in value:
         payload["data"] = value["data"]
+    written_at = value.get("written_at")
+    if isinstance(written_at, (int, float)) and not isinstance(written_at, bool):
+        payload["written_at"] = float(written_at)
     return payload
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from realtime import metrics
 from realtime.bridge import Bridge
 from realtime.bus import ChangeMessage
 from realtime.runtime import runtime
@@ -37,11 +38,13 @@ class ViolationConsumer(AsyncWebsocketConsumer):
         self.bridge = await runtime.ensure_started()
         self.bridge.subscribe(self.violation_changed)
         await self.accept()
+        metrics.CONNECTED_CLIENTS.labels("websocket").inc()
         self.pump = asyncio.create_task(self._pump())
 
     async def disconnect(self, code: int) -> None:
         if self.bridge is not None:
             self.bridge.unsubscribe(self.violation_changed)
+            metrics.CONNECTED_CLIENTS.labels("websocket").dec()
         if self.pump is not None:
             self.pump.cancel()
 

@@ -18,6 +18,7 @@ from django_eventstream.channelmanager import ChannelManagerBase
 from django_eventstream.event import Event as StreamEvent
 from django_eventstream.storage import EventDoesNotExist, StorageBase
 
+from realtime import metrics
 from realtime.bridge import SSE_CHANNEL
 from realtime.changes import encode_frame
 from realtime.models import Event
@@ -38,16 +39,19 @@ class EventLogStorage(StorageBase):  # type: ignore[misc]
             # Unknown to this log, or pruned since: the client gets a stream-reset.
             raise EventDoesNotExist(f"No event {last_id} in the log", last)
         if channel == SSE_CHANNEL:
-            return [
+            events = [
                 StreamEvent(channel, "message", frame_of(e), id=e.id)
                 for e in Event.objects.filter(id__gt=last_id).order_by("id")[:limit]
             ]
+            metrics.EVENTS_REPLAYED.labels("sse_replay").inc(len(events))
+            return events
         layout, row_filter = RowFilter.from_channel(channel)
         events = []
         for e in rows_of(row_filter).filter(id__gt=last_id).order_by("id")[:limit]:
             html = render_change(frame_of(e), layout)
             if html is not None:
                 events.append(StreamEvent(channel, "message", html, id=e.id))
+        metrics.EVENTS_REPLAYED.labels("sse_replay").inc(len(events))
         return events
 
 

@@ -23,6 +23,7 @@ import logging
 import os
 import random
 import socket
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -31,6 +32,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
+from realtime import metrics
 from realtime.changes import (
     NOTIFY_CHANNEL,
     ChangeEvent,
@@ -115,6 +117,7 @@ class Listener:
                 )
                 attempt += 1
                 self.reconnects += 1
+                metrics.LISTENER_RECONNECTS.inc()
                 logger.warning(
                     "listener connection lost, reconnecting",
                     extra={"error": repr(exc), "retry_in": round(delay, 2)},
@@ -138,6 +141,8 @@ class Listener:
             cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY])
             row = await cur.fetchone()
             if row and row[0]:
+                if self.state == "standby":
+                    metrics.LISTENER_FAILOVERS.inc()
                 return
             self._set_state("standby")
             await asyncio.sleep(self.settings.standby_poll_interval)
@@ -191,6 +196,7 @@ class Listener:
                 )
                 return
         event = _event_from_payload(payload)
+        written_at = payload.get("written_at")
         if event is None:
             events = await self._fetch(conn, [payload["id"]])
             if not events:
@@ -199,20 +205,26 @@ class Listener:
                     extra={"event_id": payload["id"]},
                 )
                 return
-            event = events[0]
-        await self._send(event)
+            event, written_at = events[0]
+        await self._send(event, written_at)
 
-    async def _send(self, event: ChangeEvent) -> None:
+    async def _send(self, event: ChangeEvent, written_at: float | None) -> None:
         await self.forward(event)
         self._forwarded.add(event["id"])
+        metrics.EVENTS_FORWARDED.labels(event["table"], event["op"]).inc()
+        if written_at is not None:
+            metrics.COMMIT_TO_FORWARD.observe(max(0.0, time.time() - written_at))
 
     async def _catch_up(self, conn: psycopg.AsyncConnection[Any], scan_from: str) -> str:
         next_from, ids, newest = await self._scan(conn, scan_from)
         missed = [event_id for event_id in ids if event_id not in self._forwarded]
         for chunk_start in range(0, len(missed), FETCH_CHUNK):
-            for event in await self._fetch(conn, missed[chunk_start : chunk_start + FETCH_CHUNK]):
-                await self._send(event)
+            for event, written_at in await self._fetch(
+                conn, missed[chunk_start : chunk_start + FETCH_CHUNK]
+            ):
+                await self._send(event, written_at)
         if missed:
+            metrics.EVENTS_REPLAYED.labels("listener_catch_up").inc(len(missed))
             logger.info("caught up from the event log", extra={"events": len(missed)})
         # Only ids a later scan can return again need remembering.
         self._forwarded = set(ids)
@@ -259,13 +271,17 @@ class Listener:
         return row[0], list(row[1]), int(row[2])
 
     @staticmethod
-    async def _fetch(conn: psycopg.AsyncConnection[Any], ids: Iterable[int]) -> list[ChangeEvent]:
+    async def _fetch(
+        conn: psycopg.AsyncConnection[Any], ids: Iterable[int]
+    ) -> list[tuple[ChangeEvent, float]]:
+        """Events from the log, each with when its row was written (epoch seconds)."""
         cur = await conn.execute(
-            "SELECT id, table_name, op, data FROM realtime_event WHERE id = ANY(%s) ORDER BY id",
+            "SELECT id, table_name, op, data, extract(epoch FROM created_at)::float8"
+            " FROM realtime_event WHERE id = ANY(%s) ORDER BY id",
             [list(ids)],
         )
         return [
-            {"id": row[0], "table": row[1], "op": row[2], "data": row[3]}
+            ({"id": row[0], "table": row[1], "op": row[2], "data": row[3]}, row[4])
             for row in await cur.fetchall()
         ]
 

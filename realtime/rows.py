@@ -255,9 +255,7 @@ def latest_rows(
             queryset = queryset.filter(camera_id=row_filter.camera)
         if row_filter.unacknowledged:
             queryset = queryset.filter(acknowledged_at__isnull=True)
-        querysets.append(
-            queryset.annotate(kind=Value(kind.slug)).values(*ROW_FIELDS)
-        )
+        querysets.append(queryset.annotate(kind=Value(kind.slug)).values(*ROW_FIELDS))
     union = querysets[0].union(*querysets[1:], all=True) if len(querysets) > 1 else querysets[0]
     ordered = union.order_by(
         F("violation_date").desc(nulls_last=True),

@@ -5,13 +5,19 @@ from urllib.parse import quote, unquote
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import Max
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_eventstream.views import events
 
-from realtime import health
+from realtime import health, metrics
 from realtime.bridge import SSE_CHANNEL
 from realtime.models import Event
 from realtime.rows import (
@@ -94,6 +100,16 @@ def acknowledge(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
 
 
 @require_GET
+def prometheus_metrics(request: HttpRequest) -> HttpResponse:
+    """/metrics in the Prometheus text format; a login or a token, as for the streams."""
+    if not request.user.is_authenticated:
+        response = HttpResponse("authentication required\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="violations"'
+        return response
+    return HttpResponse(metrics.exposition(), content_type=metrics.CONTENT_TYPE)
+
+
+@require_GET
 def healthz(request: HttpRequest) -> HttpResponse:
     """No login: for load balancers and supervisors. Nothing secret in it."""
     healthy, report = health.check()
@@ -141,7 +157,10 @@ def _stream(request: HttpRequest, channel: str) -> HttpResponse:
     if last_event_id is not None:
         # django-eventstream reads the header; normalise whichever form the client used.
         request.META["HTTP_LAST_EVENT_ID"] = f"{channel}:{last_event_id}"
-    return events(request, channels=[channel])  # type: ignore[no-any-return]
+    response = events(request, channels=[channel])
+    if isinstance(response, StreamingHttpResponse):
+        response.streaming_content = metrics.counted_stream(response.streaming_content, "sse")
+    return response  # type: ignore[no-any-return]
 
 
 def _resume_point(request: HttpRequest, channel: str) -> tuple[int | None, str | None]:

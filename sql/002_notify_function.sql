@@ -3,7 +3,8 @@
 -- 1. Appends the change to realtime_event (durable id).
 -- 2. NOTIFYs channel realtime_changed_v1 with {"id", "table", "op", "data"}; "data"
 --    is left out when the payload would reach NOTIFY's 8000-byte limit, and the
---    listener reads the row from the event log instead.
+--    listener reads the row from the event log instead. "written_at" (epoch seconds)
+--    is there for the listener's latency metrics.
 --
 -- It never makes the writer's statement fail because of the notification: no payload
 -- is too long, and when the NOTIFY queue is more than half full (a listener stuck or
@@ -21,9 +22,10 @@ SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
 DECLARE
-    row_data json;
-    event_id bigint;
-    payload  text;
+    row_data   json;
+    event_id   bigint;
+    payload    text;
+    written_at float8 := extract(epoch FROM clock_timestamp());
 BEGIN
     IF TG_OP = 'DELETE' THEN
         row_data := row_to_json(OLD);
@@ -36,10 +38,13 @@ BEGIN
     RETURNING id INTO event_id;
 
     payload := json_build_object(
-        'id', event_id, 'table', TG_TABLE_NAME, 'op', TG_OP, 'data', row_data
+        'id', event_id, 'table', TG_TABLE_NAME, 'op', TG_OP, 'data', row_data,
+        'written_at', written_at
     )::text;
     IF octet_length(payload) >= 8000 THEN
-        payload := json_build_object('id', event_id, 'table', TG_TABLE_NAME, 'op', TG_OP)::text;
+        payload := json_build_object(
+            'id', event_id, 'table', TG_TABLE_NAME, 'op', TG_OP, 'written_at', written_at
+        )::text;
     END IF;
 
     IF pg_notification_queue_usage()

@@ -202,9 +202,11 @@ class Stack:
         return [p for p in self.listeners if p.popen is not None and p.popen.poll() is None]
 
     @classmethod
-    def start(cls, mode: str, database_url: str, redis_url: str | None, logs: Path) -> Stack:
+    def start(
+        cls, mode: str, database_url: str, redis_url: str | None, logs: Path, **extra_env: str
+    ) -> Stack:
         """Daphne, and in redis mode a separate listen_notify, answering on a free port."""
-        env = server_env(database_url, redis_url)
+        env = server_env(database_url, redis_url, **extra_env)
         port = free_port()
         stack = cls(mode, port, env, logs, daphne(env, port, logs / "daphne.log"))
         try:

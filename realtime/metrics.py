@@ -1,0 +1,90 @@
+"""Prometheus metrics, multiprocess-safe (set PROMETHEUS_MULTIPROC_DIR in every process).
+
+With several processes (Daphne workers, listen_notify) each writes its samples under
+PROMETHEUS_MULTIPROC_DIR and /metrics of any Daphne adds them up.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+EVENTS_FORWARDED = Counter(
+    "realtime_events_forwarded", "Changes forwarded by the listener.", ["table", "op"]
+)
+COMMIT_TO_FORWARD = Histogram(
+    "realtime_commit_to_forward_seconds",
+    "From the row's write in PostgreSQL to the listener handing it to the channel layer.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+CONNECTED_CLIENTS = Gauge(
+    "realtime_connected_clients",
+    "Open WebSocket and SSE connections.",
+    ["transport"],
+    multiprocess_mode="livesum",
+)
+LISTENER_RECONNECTS = Counter("realtime_listener_reconnects", "Listener reconnections.")
+LISTENER_FAILOVERS = Counter(
+    "realtime_listener_failovers", "Times a standby listener took over forwarding."
+)
+EVENTS_REPLAYED = Counter(
+    "realtime_events_replayed",
+    "Events delivered from the event log instead of live.",
+    ["source"],
+)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class NotifyQueueCollector(Collector):
+    """pg_notification_queue_usage(), read when scraped."""
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        from django.db import DatabaseError, connection
+
+        family = GaugeMetricFamily(
+            "realtime_notify_queue_usage", "Fraction of PostgreSQL's NOTIFY queue in use."
+        )
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_notification_queue_usage()")
+                family.add_metric([], float(cursor.fetchone()[0]))
+        except DatabaseError:
+            family.add_metric([], float("nan"))
+        yield family
+
+
+def exposition() -> bytes:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    queue = CollectorRegistry()
+    queue.register(NotifyQueueCollector())
+    return generate_latest(registry) + generate_latest(queue)
+
+
+async def counted_stream(content: AsyncIterator[Any], transport: str) -> AsyncIterator[Any]:
+    """Wraps a streaming response body so the open connection is counted while it lasts."""
+    gauge = CONNECTED_CLIENTS.labels(transport)
+    gauge.inc()
+    try:
+        async for chunk in content:
+            yield chunk
+    finally:
+        gauge.dec()
