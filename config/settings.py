@@ -129,6 +129,12 @@ else:
 
 # Without Redis the channel layer lives in one process, so the listener must too.
 REALTIME_EMBEDDED_LISTENER = env_flag("REALTIME_EMBEDDED_LISTENER", default=not REDIS_URL)
+# Pushpin's publish endpoint when it fronts the SSE streams, e.g.
+# http://127.0.0.1:5561?iss=pushpin&key=SECRET (the key is Pushpin's sig_key).
+GRIP_URL = os.environ.get("GRIP_URL", "")
+if GRIP_URL:
+    MIDDLEWARE.insert(1, "django_grip.GripMiddleware")
+
 # How long the event log keeps events (replay window); the active listener prunes hourly.
 REALTIME_EVENT_RETENTION = env_duration("REALTIME_EVENT_RETENTION", "7d")
 

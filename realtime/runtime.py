@@ -15,8 +15,9 @@ from typing import Any
 from django.conf import settings
 from django.db import connections
 
-from realtime import bus
+from realtime import bus, grip
 from realtime.bridge import Bridge
+from realtime.changes import ChangeEvent
 from realtime.listener import Listener, ListenerSettings, conninfo_from_django
 
 logger = logging.getLogger(__name__)
@@ -25,11 +26,16 @@ logger = logging.getLogger(__name__)
 READY_TIMEOUT = 10.0
 
 
+async def forward(event: ChangeEvent) -> None:
+    await bus.publish(event)
+    grip.publish_change(event)  # no-op without GRIP_URL; never blocks (a publisher thread)
+
+
 def make_listener() -> Listener:
     conninfo = conninfo_from_django(connections["default"].settings_dict)
     return Listener(
         ListenerSettings(conninfo=conninfo, retention=settings.REALTIME_EVENT_RETENTION),
-        forward=bus.publish,
+        forward=forward,
         heartbeat=bus.publish_heartbeat,
     )
 

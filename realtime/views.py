@@ -3,6 +3,8 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, unquote
 
+import jwt
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db.models import Max
 from django.http import (
@@ -147,6 +149,10 @@ def violation_row_events(request: HttpRequest) -> HttpResponse:
 
 
 def _stream(request: HttpRequest, channel: str) -> HttpResponse:
+    if _proxied_continuation(request):
+        # Pushpin asking for the next part of a stream it holds: the signed es-meta it
+        # carries was issued to an authenticated request (checked by django-eventstream).
+        return events(request, channels=[channel])  # type: ignore[no-any-return]
     if not request.user.is_authenticated:
         response = JsonResponse({"error": "authentication required"}, status=401)
         response["WWW-Authenticate"] = 'Bearer realm="violations"'
@@ -161,6 +167,17 @@ def _stream(request: HttpRequest, channel: str) -> HttpResponse:
     if isinstance(response, StreamingHttpResponse):
         response.streaming_content = metrics.counted_stream(response.streaming_content, "sse")
     return response  # type: ignore[no-any-return]
+
+
+def _proxied_continuation(request: HttpRequest) -> bool:
+    grip = getattr(request, "grip", None)
+    if grip is None or not grip.proxied or "es-meta" not in request.GET:
+        return False
+    try:
+        jwt.decode(request.GET["es-meta"], settings.SECRET_KEY.encode(), algorithms=["HS256"])
+    except jwt.InvalidTokenError:
+        return False
+    return True
 
 
 def _resume_point(request: HttpRequest, channel: str) -> tuple[int | None, str | None]:

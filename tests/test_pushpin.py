@@ -1,0 +1,109 @@
+"""Pushpin (Debian's package) in front of Daphne for SSE, through django-eventstream's GRIP."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from realtime.models import ApiToken
+from tests.helpers import ROOT, Process, Stack, free_port, insert_violation, sse, wait_for_http
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+PUSHPIN = shutil.which("pushpin")
+KEY = "pushpin-test-key"
+
+
+def free_offset() -> int:
+    """A port_offset under which Pushpin's fixed ports (5560-5563) are all free."""
+    for offset in range(20_000, 40_000, 97):
+        try:
+            for port in range(5560, 5564):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port + offset))
+        except OSError:
+            continue
+        return offset
+    raise AssertionError("no free port range for Pushpin")
+
+
+def pushpin_config(tmp: Path, http_port: int, offset: int, upstream: int) -> Path:
+    text = (ROOT / "deploy" / "pushpin" / "pushpin.conf").read_text()
+    for key, value in {
+        "rundir": str(tmp / "run"),
+        "logdir": str(tmp / "log"),
+        "http_port": str(http_port),
+        "port_offset": str(offset),
+        "sig_key": KEY,
+    }.items():
+        text = re.sub(rf"^{key}=.*$", f"{key}={value}", text, flags=re.MULTILINE)
+    (tmp / "run").mkdir()
+    (tmp / "log").mkdir()
+    (tmp / "routes").write_text(f"* 127.0.0.1:{upstream}\n")
+    config = tmp / "pushpin.conf"
+    config.write_text(text)
+    return config
+
+
+@pytest.fixture
+def behind_pushpin(database_url: str, tmp_path: Path) -> Iterator[tuple[str, Stack]]:
+    if PUSHPIN is None:
+        pytest.skip("Debian's pushpin package is not installed (.ci/run installs it)")
+    offset = free_offset()
+    grip_url = f"http://127.0.0.1:{5561 + offset}?iss=pushpin&key={KEY}"
+    (tmp_path / "stack").mkdir()
+    stack = Stack.start("memory", database_url, None, tmp_path / "stack", GRIP_URL=grip_url)
+    http_port = free_port()
+    config = pushpin_config(tmp_path, http_port, offset, stack.port)
+    pushpin = Process(
+        [PUSHPIN, "--config", str(config), "--merge-output"], {}, tmp_path / "pushpin.out"
+    ).start()
+    try:
+        wait_for_http(f"http://127.0.0.1:{http_port}/accounts/login/", timeout=30)
+        yield f"http://127.0.0.1:{http_port}", stack
+    finally:
+        pushpin.stop()
+        stack.stop()
+
+
+@pytest.fixture
+def token() -> str:
+    user = get_user_model().objects.create_user("pushpin-reader", password="a-long-password-1")
+    return ApiToken.issue(user)
+
+
+async def test_sse_through_pushpin_delivers_and_resumes(behind_pushpin, pg, token) -> None:
+    base, stack = behind_pushpin
+    auth = {"Authorization": f"Bearer {token}"}
+    url = f"{base}/events/violations/"
+    async with sse(url, auth) as events:
+        # Pushpin holds the stream: Django's response to it is already complete (Daphne
+        # logs a request when it finishes), so live events come from GRIP publishing.
+        assert re.search(r'"GET /events/violations/" 200', stack.server.log())
+        row_id = insert_violation(pg, image="/media/via-pushpin.jpg")
+        change = await events.next_change(timeout=15)
+        last_id = events.last_id
+    assert change["data"]["id"] == row_id
+    assert last_id == f"violations:{change['id']}"
+
+    missed = [insert_violation(pg, image=f"/media/pushpin-missed-{n}.jpg") for n in range(2)]
+    async with sse(url, {**auth, "Last-Event-ID": last_id}) as events:
+        replayed = [await events.next_change(timeout=15) for _ in missed]
+        live_id = insert_violation(pg, image="/media/pushpin-live.jpg")
+        live = await events.next_change(timeout=15)
+    assert [c["data"]["id"] for c in replayed] == missed
+    assert live["data"]["id"] == live_id
+
+
+async def test_pushpin_refuses_without_credentials(behind_pushpin) -> None:
+    import httpx
+
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{behind_pushpin[0]}/events/violations/")
+    assert response.status_code == 401
