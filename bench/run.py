@@ -1,0 +1,544 @@
+"""Benchmark: the stack as production runs it, clients, rows, latency and cost.
+
+Starts Daphne (one process) and `listen_notify` in Redis mode against a database of its
+own, connects WebSocket and/or SSE clients (in worker processes), INSERTs rows with plain
+SQL at a rate or as one statement, and reports per scenario: delivered/expected,
+commit-to-client latency percentiles, deliveries per second, server RSS and CPU, memory
+per idle connection; plus the detector's cost of the trigger. One JSON line per scenario
+goes to --out, and a table to the terminal.
+
+    python bench/run.py --help
+    python bench/run.py                      # every target scenario (docs/performance.md)
+    python bench/run.py --scenario ws100 --duration 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+import websockets
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+BIN = Path(PYTHON).parent
+
+
+@dataclass
+class Scenario:
+    name: str
+    ws: int = 0
+    sse: int = 0
+    rate: float = 0.0  # rows per second for `duration` seconds
+    burst: int = 0  # or one INSERT statement of this many rows
+    target: str = ""
+
+
+SCENARIOS = {
+    "ws100": Scenario("ws100", ws=100, rate=100, target="100% delivered, p99 <= 50 ms"),
+    "sse100": Scenario("sse100", sse=100, rate=100, target="100% delivered, p99 <= 50 ms"),
+    "mixed2000": Scenario(
+        "mixed2000", ws=1000, sse=1000, rate=10, target="100% delivered, p99 <= 250 ms"
+    ),
+    "rate1000": Scenario("rate1000", ws=10, rate=1000, target="100% delivered, p99 <= 100 ms"),
+    "burst10k": Scenario(
+        "burst10k", ws=10, burst=10_000, target="100% delivered, last row <= 3 s after commit"
+    ),
+}
+
+
+@dataclass
+class Result:
+    scenario: str
+    target: str
+    clients: int
+    events: int
+    delivered: int
+    expected: int
+    delivered_pct: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    deliveries_per_s: float
+    server_rss_mb: float
+    server_cpu_pct: float
+    connect_failures: int = 0
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+# --- the stack ----------------------------------------------------------------------------
+
+
+def ensure_database(url: str) -> None:
+    params = psycopg.conninfo.conninfo_to_dict(url)
+    name = params["dbname"]
+    admin = psycopg.conninfo.make_conninfo(url, dbname="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def stack_env(args: argparse.Namespace) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "REALTIME_"))}
+    env.update(
+        DATABASE_URL=args.database_url,
+        REDIS_URL=args.redis_url,
+        DJANGO_SECRET_KEY="bench-secret-key-0123456789abcdefghijkl",
+        DJANGO_SECURE_COOKIES="0",
+        REALTIME_LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def manage(env: dict[str, str], *argv: str) -> str:
+    out = subprocess.run(
+        [PYTHON, "manage.py", *argv], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    )
+    return out.stdout
+
+
+class Stack:
+    def __init__(self, args: argparse.Namespace, logs: Path) -> None:
+        self.env = stack_env(args)
+        self.port = args.port
+        self.logs = logs
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> None:
+        server = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port)]
+        if self.env.get("BENCH_SERVER_ARGS"):
+            server += self.env["BENCH_SERVER_ARGS"].split()
+        server.append("config.asgi:application")
+        self.procs.append(self._spawn(server, "daphne.log"))
+        self.procs.append(self._spawn([PYTHON, "manage.py", "listen_notify"], "listener.log"))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                import httpx
+
+                httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1)
+                return
+            except Exception:
+                time.sleep(0.2)
+        raise SystemExit("server did not start; see " + str(self.logs))
+
+    def _spawn(self, argv: list[str], log: str) -> subprocess.Popen[bytes]:
+        handle = (self.logs / log).open("ab")
+        return subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=handle, stderr=handle)
+
+    @property
+    def server(self) -> psutil.Process:
+        return psutil.Process(self.procs[0].pid)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+# --- clients (in worker processes) ----------------------------------------------------------
+
+
+async def ws_client(url: str, run: str, received: dict[str, float], ready: asyncio.Event) -> None:
+    async with websockets.connect(url, max_size=None, open_timeout=60) as ws:
+        ready.set()
+        async for text in ws:
+            now = time.time()
+            image = json.loads(text)["data"].get("violation_image") or ""
+            if run in image:
+                received[image] = now
+
+
+async def sse_client(
+    host: str, port: int, token: str, run: str, received: dict[str, float], ready: asyncio.Event
+) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        (
+            f"GET /events/violations/ HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
+        ).encode()
+    )
+    await writer.drain()
+    status = await reader.readline()
+    if b" 200 " not in status:
+        raise ConnectionError(status.decode(errors="replace").strip())
+    ready.set()
+    while line := await reader.readline():
+        if line.startswith(b"data: {"):
+            now = time.time()
+            image = json.loads(line[6:])["data"].get("violation_image") or ""
+            if run in image:
+                received[image] = now
+    writer.close()
+
+
+def client_worker(
+    spec: dict[str, Any], connected: Any, stop: Any, results: Any, index: int
+) -> None:
+    asyncio.run(_client_worker(spec, connected, stop, results, index))
+
+
+async def _client_worker(
+    spec: dict[str, Any], connected: Any, stop: Any, results: Any, index: int
+) -> None:
+    per_client: list[dict[str, float]] = []
+    tasks = []
+    failures = 0
+    readies = []
+    for kind, count in (("ws", spec["ws"]), ("sse", spec["sse"])):
+        for _ in range(count):
+            received: dict[str, float] = {}
+            ready = asyncio.Event()
+            per_client.append(received)
+            readies.append(ready)
+            if kind == "ws":
+                url = f"ws://127.0.0.1:{spec['port']}/ws/violations/?token={spec['token']}"
+                coro = ws_client(url, spec["run"], received, ready)
+            else:
+                coro = sse_client(
+                    "127.0.0.1", spec["port"], spec["token"], spec["run"], received, ready
+                )
+            tasks.append(asyncio.create_task(coro))
+            await asyncio.sleep(0.002)  # no thundering herd of handshakes
+    deadline = time.monotonic() + 120
+    # Polls: a client is ready or has failed (its task is done), whichever comes first.
+    while time.monotonic() < deadline and not all(  # noqa: ASYNC110
+        r.is_set() or t.done() for r, t in zip(readies, tasks, strict=True)
+    ):
+        await asyncio.sleep(0.05)
+    failures = sum(1 for r in readies if not r.is_set())
+    connected.put((index, failures))
+    while not stop.is_set():  # noqa: ASYNC110 (a multiprocessing Event, not an asyncio one)
+        await asyncio.sleep(0.05)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    results.put((index, per_client, failures))
+
+
+# --- writers --------------------------------------------------------------------------------
+
+
+def insert_at_rate(url: str, run: str, rate: float, duration: float) -> dict[str, float]:
+    committed: dict[str, float] = {}
+    with psycopg.connect(url, autocommit=True) as conn:
+        start = time.monotonic()
+        n = 0
+        while time.monotonic() - start < duration:
+            image = f"/bench/{run}/{n}.jpg"
+            conn.execute(
+                "INSERT INTO violation_humandetections"
+                " (camera_id, violation_date, violation_time, violation_image)"
+                " VALUES (%s, CURRENT_DATE, LOCALTIME(0), %s)",
+                [n % 16, image],
+            )
+            committed[image] = time.time()
+            n += 1
+            time.sleep(max(0.0, start + n / rate - time.monotonic()))
+    return committed
+
+
+def insert_burst(url: str, run: str, rows: int) -> dict[str, float]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO violation_ppedetections"
+            " (camera_id, violation_date, violation_time, violation_image)"
+            " SELECT n % 50, CURRENT_DATE, LOCALTIME(0), '/bench/' || %s || '/' || n || '.jpg'"
+            " FROM generate_series(1, %s) AS n",
+            [run, rows],
+        )
+        at = time.time()
+    return {f"/bench/{run}/{n}.jpg": at for n in range(1, rows + 1)}
+
+
+# --- one scenario ---------------------------------------------------------------------------
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+
+
+def run_scenario(sc: Scenario, stack: Stack, args: argparse.Namespace, token: str) -> Result:
+    run = f"{sc.name}-{uuid.uuid4().hex[:8]}"
+    workers = max(1, min(args.workers, sc.ws + sc.sse))
+    ctx = mp.get_context("spawn")
+    connected, results, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
+    procs = []
+    for i in range(workers):
+        spec = {
+            "ws": sc.ws // workers + (1 if i < sc.ws % workers else 0),
+            "sse": sc.sse // workers + (1 if i < sc.sse % workers else 0),
+            "port": stack.port,
+            "token": token,
+            "run": run,
+        }
+        p = ctx.Process(target=client_worker, args=(spec, connected, stop, results, i))
+        p.start()
+        procs.append(p)
+    failures = sum(connected.get(timeout=180)[1] for _ in procs)
+    server = stack.server
+    time.sleep(1.0)
+    cpu_before, wall_before = server.cpu_times(), time.monotonic()
+    if sc.burst:
+        committed = insert_burst(args.database_url, run, sc.burst)
+    else:
+        committed = insert_at_rate(args.database_url, run, sc.rate, args.duration)
+    # Let the last rows arrive.
+    time.sleep(args.settle)
+    cpu_after, wall_after = server.cpu_times(), time.monotonic()
+    rss = server.memory_info().rss
+    stop.set()
+    per_client: list[dict[str, float]] = []
+    for _ in procs:
+        _, clients, _ = results.get(timeout=120)
+        per_client.extend(clients)
+    for p in procs:
+        p.join(30)
+    latencies = [
+        (got[image] - committed[image]) * 1000
+        for got in per_client
+        for image in got
+        if image in committed
+    ]
+    expected = len(committed) * len(per_client)
+    delivered = len(latencies)
+    cpu = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
+    wall = wall_after - wall_before
+    notes: dict[str, Any] = {}
+    if sc.burst:
+        last = max((max(got.values()) for got in per_client if got), default=float("nan"))
+        notes["last_row_after_commit_s"] = round(last - max(committed.values()), 3)
+    return Result(
+        scenario=sc.name,
+        target=sc.target,
+        clients=len(per_client),
+        events=len(committed),
+        delivered=delivered,
+        expected=expected,
+        delivered_pct=round(100 * delivered / expected, 3) if expected else 0.0,
+        p50_ms=round(percentile(latencies, 50), 2),
+        p95_ms=round(percentile(latencies, 95), 2),
+        p99_ms=round(percentile(latencies, 99), 2),
+        max_ms=round(max(latencies, default=float("nan")), 2),
+        deliveries_per_s=round(delivered / max(wall - args.settle, 0.001), 1),
+        server_rss_mb=round(rss / 2**20, 1),
+        server_cpu_pct=round(100 * cpu / wall, 1),
+        connect_failures=failures,
+        notes=notes,
+    )
+
+
+def idle_memory(stack: Stack, args: argparse.Namespace, token: str, count: int) -> dict[str, Any]:
+    """RSS growth of the server per idle connection (half WebSocket, half SSE)."""
+    server = stack.server
+    before = server.memory_info().rss
+    ctx = mp.get_context("spawn")
+    connected, results, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
+    spec = {"ws": count // 2, "sse": count // 2, "port": stack.port, "token": token, "run": "idle"}
+    p = ctx.Process(target=client_worker, args=(spec, connected, stop, results, 0))
+    p.start()
+    failures = connected.get(timeout=180)[1]
+    time.sleep(2)
+    after = server.memory_info().rss
+    stop.set()
+    results.get(timeout=60)
+    p.join(30)
+    return {
+        "scenario": "idle-memory",
+        "target": "<= 64 KB per SSE or WebSocket connection",
+        "connections": count,
+        "connect_failures": failures,
+        "rss_before_mb": round(before / 2**20, 1),
+        "rss_after_mb": round(after / 2**20, 1),
+        "kb_per_connection": round((after - before) / 1024 / count, 1),
+    }
+
+
+def detector_cost(url: str, singles: int, burst: int) -> list[dict[str, Any]]:
+    """The trigger's cost to the writer: watched table against an unwatched copy."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_unwatched")
+        conn.execute("CREATE TABLE bench_unwatched (LIKE violation_humandetections INCLUDING ALL)")
+
+        def singles_time(table: str) -> float:
+            start = time.perf_counter()
+            for n in range(singles):
+                conn.execute(
+                    f"INSERT INTO {table} (camera_id, violation_date, violation_time,"
+                    " violation_image) VALUES (%s, CURRENT_DATE, LOCALTIME(0), %s)",
+                    [n % 16, f"/bench/cost/{n}.jpg"],
+                )
+            return time.perf_counter() - start
+
+        def burst_time(table: str) -> float:
+            start = time.perf_counter()
+            conn.execute(
+                f"INSERT INTO {table} (camera_id, violation_date, violation_time, violation_image)"
+                " SELECT n % 50, CURRENT_DATE, LOCALTIME(0), '/bench/cost/' || n || '.jpg'"
+                " FROM generate_series(1, %s) AS n",
+                [burst],
+            )
+            return time.perf_counter() - start
+
+        out = []
+        for name, fn, target in [
+            ("detector-single-rows", singles_time, "<= 1.15x slower"),
+            ("detector-10k-statement", burst_time, "<= 2.5x slower"),
+        ]:
+            # Alternate, best of three, so neither side gets the warm cache alone.
+            watched, unwatched = [], []
+            for _ in range(3):
+                unwatched.append(fn("bench_unwatched"))
+                watched.append(fn("violation_humandetections"))
+            out.append(
+                {
+                    "scenario": name,
+                    "target": target,
+                    "watched_s": round(min(watched), 4),
+                    "unwatched_s": round(min(unwatched), 4),
+                    "ratio": round(min(watched) / min(unwatched), 2),
+                }
+            )
+        conn.execute("DROP TABLE bench_unwatched")
+        return out
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--database-url", default="postgresql://postgres@127.0.0.1:5432/realtime_bench"
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=[*SCENARIOS, "idle", "cost"],
+        help="run only these (repeatable); default: all",
+    )
+    parser.add_argument(
+        "--duration", type=float, default=30.0, help="seconds of rows per rate scenario"
+    )
+    parser.add_argument(
+        "--settle", type=float, default=3.0, help="seconds to wait for the last rows"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="client processes")
+    parser.add_argument("--idle-connections", type=int, default=1000)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.jsonl")
+    args = parser.parse_args()
+
+    chosen = args.scenario or [*SCENARIOS, "idle", "cost"]
+    ensure_database(args.database_url)
+    env = stack_env(args)
+    manage(env, "migrate", "--noinput", "-v0")
+    user = "bench"
+    subprocess.run(
+        [PYTHON, "manage.py", "createsuperuser", "--noinput"],
+        cwd=ROOT,
+        env={
+            **env,
+            "DJANGO_SUPERUSER_USERNAME": user,
+            "DJANGO_SUPERUSER_EMAIL": "b@example.com",
+            "DJANGO_SUPERUSER_PASSWORD": uuid.uuid4().hex,
+        },
+        capture_output=True,
+    )
+    token = manage(env, "issue_token", user).strip().splitlines()[-1]
+    logs = ROOT / "bench" / "logs"
+    logs.mkdir(exist_ok=True)
+    machine = {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    rows: list[dict[str, Any]] = []
+    stack = Stack(args, logs)
+    stack.start()
+    try:
+        for name in chosen:
+            if name in SCENARIOS:
+                rows.append(
+                    {
+                        **asdict(run_scenario(SCENARIOS[name], stack, args, token)),
+                        "machine": machine,
+                    }
+                )
+            elif name == "idle":
+                rows.append(
+                    {**idle_memory(stack, args, token, args.idle_connections), "machine": machine}
+                )
+            print(
+                json.dumps(rows[-1])
+                if rows and rows[-1]["scenario"] in (name, "idle-memory")
+                else "",
+                flush=True,
+            )
+    finally:
+        stack.stop()
+    if "cost" in chosen:
+        for row in detector_cost(args.database_url, singles=2000, burst=10_000):
+            rows.append({**row, "machine": machine})
+            print(json.dumps(row), flush=True)
+    with args.out.open("a") as out:
+        for row in rows:
+            out.write(json.dumps({"at": time.strftime("%Y-%m-%dT%H:%M:%S"), **row}) + "\n")
+    print_table(rows)
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    print()
+    print(f"{'scenario':<24}{'target':<44}{'measured'}")
+    for row in rows:
+        if "delivered_pct" in row:
+            measured = (
+                f"{row['delivered_pct']}% of {row['expected']} delivered, p50 {row['p50_ms']} ms,"
+                f" p99 {row['p99_ms']} ms, max {row['max_ms']} ms, {row['deliveries_per_s']}/s,"
+                f" RSS {row['server_rss_mb']} MB, CPU {row['server_cpu_pct']}%"
+            )
+            if row["connect_failures"]:
+                measured += f", {row['connect_failures']} clients failed to connect"
+            if row["notes"]:
+                measured += f", {row['notes']}"
+        elif "kb_per_connection" in row:
+            measured = (
+                f"{row['kb_per_connection']} KB per connection ({row['connections']} connections)"
+            )
+        else:
+            measured = (
+                f"{row['ratio']}x ({row['watched_s']} s watched, {row['unwatched_s']} s unwatched)"
+            )
+        print(f"{row['scenario']:<24}{row['target']:<44}{measured}")
+
+
+if __name__ == "__main__":
+    main()
