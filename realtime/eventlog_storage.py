@@ -10,8 +10,11 @@ Channels: "violations" carries the JSON frames; "table/<kind>/<camera>" and
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
+from django.db import connection as db_connection
 from django.db.models import Max, Min, QuerySet
 from django.db.models.expressions import RawSQL
 from django_eventstream.channelmanager import ChannelManagerBase
@@ -24,14 +27,37 @@ from realtime.changes import encode_frame
 from realtime.models import Event
 from realtime.rows import InvalidFilter, RowFilter, render_change
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def releases_connection(method: Callable[P, R]) -> Callable[P, R]:
+    """Close this thread's database connection afterwards.
+
+    django-eventstream calls the storage from the thread of a long-lived stream; Django
+    would keep that thread's connection open until the stream ends: one PostgreSQL
+    connection per SSE client. Reads here are rare (stream start, resume, overflow).
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        finally:
+            db_connection.close()
+
+    return wrapper
+
 
 class EventLogStorage(StorageBase):  # type: ignore[misc]
     def append_event(self, channel: str, event_type: str, data: Any) -> StreamEvent:
         raise NotImplementedError("Events are appended by the PostgreSQL trigger, not by Django.")
 
+    @releases_connection
     def get_current_id(self, channel: str) -> int:
         return Event.objects.aggregate(last=Max("id"))["last"] or 0
 
+    @releases_connection
     def get_events(self, channel: str, last_id: int, limit: int = 100) -> list[StreamEvent]:
         bounds = Event.objects.aggregate(first=Min("id"), last=Max("id"))
         first, last = bounds["first"], bounds["last"] or 0

@@ -6,6 +6,7 @@ from urllib.parse import quote, unquote
 import jwt
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.db import connection as db_connection
 from django.db.models import Max
 from django.http import (
     Http404,
@@ -166,6 +167,9 @@ def _stream(request: HttpRequest, channel: str) -> HttpResponse:
     response = events(request, channels=[channel])
     if isinstance(response, StreamingHttpResponse):
         response.streaming_content = metrics.counted_stream(response.streaming_content, "sse")
+        # The stream may last for days: do not hold a database connection (opened for the
+        # login) for all that time. Django opens a new one when it needs one.
+        db_connection.close()
     return response  # type: ignore[no-any-return]
 
 

@@ -7,6 +7,7 @@ in-memory channel layer; "redis" is Daphne plus a separate listen_notify over ch
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Iterator
 
@@ -205,3 +206,21 @@ async def test_resume_from_a_pruned_event_gets_a_stream_reset(stack, pg, auth) -
     async with sse(url, {**auth, "Last-Event-ID": str(seen)}) as events:
         event = await events.next_event()
     assert event.event == "stream-reset"
+
+
+async def test_open_streams_do_not_hold_database_connections(stack, pg, auth) -> None:
+    def backends() -> int:
+        return pg.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        ).fetchone()[0]
+
+    before = backends()
+    url = f"{stack.http}/events/violations/"
+    async with contextlib.AsyncExitStack() as streams:
+        opened = [await streams.enter_async_context(sse(url, auth)) for _ in range(20)]
+        insert_violation(pg, image="/media/many-streams.jpg")
+        for events in opened:
+            assert (await events.next_change())["data"][
+                "violation_image"
+            ] == "/media/many-streams.jpg"
+        assert backends() - before < 5
