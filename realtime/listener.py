@@ -149,7 +149,6 @@ class Listener:
 
     async def _forward_changes(self, conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL)))
-        self._watched = await self._watched_tables(conn)
         scan_from = await self._load_scan_from(conn)
         if scan_from is None:
             # First listener ever on this database: start from now, do not replay history.
@@ -159,8 +158,8 @@ class Listener:
             scan_from, ids, _ = await self._scan(conn, row[0])
             self._forwarded = set(ids)
             await self._save_scan_from(conn, scan_from, max(ids, default=0))
-        self._set_state("active")
         scan_from = await self._catch_up(conn, scan_from)
+        self._set_state("active")  # caught up, and listening
         loop = asyncio.get_running_loop()
         next_catch_up = loop.time() + self.settings.catch_up_interval
         next_prune = loop.time()
@@ -188,13 +187,13 @@ class Listener:
         if payload["id"] in self._forwarded:
             return
         if payload["table"] not in self._watched:
-            self._watched = await self._watched_tables(conn)  # a table watched since?
-            if payload["table"] not in self._watched:
-                logger.warning(
-                    "skipped notification for a table that is not watched",
-                    extra={"table": payload["table"][:100], "event_id": payload["id"]},
-                )
-                return
+            # Forged, or a table watched since the last catch-up; the log has the latter,
+            # and the next catch-up (which refreshes the list) forwards it.
+            logger.warning(
+                "skipped notification for a table that is not watched",
+                extra={"table": payload["table"][:100], "event_id": payload["id"]},
+            )
+            return
         event = _event_from_payload(payload)
         written_at = payload.get("written_at")
         if event is None:
@@ -216,6 +215,7 @@ class Listener:
             metrics.COMMIT_TO_FORWARD.observe(max(0.0, time.time() - written_at))
 
     async def _catch_up(self, conn: psycopg.AsyncConnection[Any], scan_from: str) -> str:
+        self._watched = await self._watched_tables(conn)
         next_from, ids, newest = await self._scan(conn, scan_from)
         missed = [event_id for event_id in ids if event_id not in self._forwarded]
         for chunk_start in range(0, len(missed), FETCH_CHUNK):
