@@ -110,8 +110,7 @@ def reset_log(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE realtime_event, realtime_listener_state")
         conn.execute(
-            "TRUNCATE violation_humandetections, violation_lotodetections,"
-            " violation_ppedetections"
+            "TRUNCATE violation_humandetections, violation_lotodetections, violation_ppedetections"
         )
 
 
