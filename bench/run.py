@@ -382,7 +382,8 @@ def idle_memory(stack: Stack, args: argparse.Namespace, token: str, count: int) 
         "connect_failures": failures,
         "rss_before_mb": round(before / 2**20, 1),
         "rss_after_mb": round(after / 2**20, 1),
-        "kb_per_connection": round((after - before) / 1024 / count, 1),
+        # Per connection that is open (failed handshakes hold nothing).
+        "kb_per_connection": round((after - before) / 1024 / max(1, count - failures), 1),
     }
 
 

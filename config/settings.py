@@ -92,6 +92,14 @@ def _database_url() -> str:
 
 
 DATABASES = {"default": dj_database_url.parse(_database_url(), conn_max_age=0)}
+# A connection pool per process (psycopg_pool, Django 5.1+): WebSocket handshakes and SSE
+# streams look up their user and replay briefly; opening a PostgreSQL connection (a new
+# backend process) for each made handshakes queue past Daphne's 5 s connect timeout.
+DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    "min_size": 1,
+    "max_size": int(os.environ.get("REALTIME_DB_POOL_SIZE", "10")),
+    "timeout": 10,
+}
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
