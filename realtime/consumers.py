@@ -3,12 +3,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Any
+from urllib.parse import parse_qs
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from realtime import metrics
 from realtime.bridge import Bridge
 from realtime.bus import ChangeMessage
+from realtime.eventlog_storage import frame_of
+from realtime.models import Event
 from realtime.runtime import runtime
 
 logger = logging.getLogger(__name__)
@@ -17,10 +21,15 @@ logger = logging.getLogger(__name__)
 OUTBOX_SIZE = 10_000
 # "Try again later": a client dropped for falling behind should reconnect.
 CLOSE_TOO_SLOW = 1013
+REPLAY_BATCH = 1000
 
 
 class ViolationConsumer(AsyncWebsocketConsumer):
-    """/ws/violations/ and /ws/table/: one JSON text frame per change, nothing to receive."""
+    """/ws/violations/ and /ws/table/: one JSON text frame per change, nothing to receive.
+
+    `?lastEventId=N` (the `id` of the last frame a client handled) first replays, from the
+    event log, what came after it: a client that was dropped or went away resumes by id.
+    """
 
     # Changes come from this process's bridge, not from a channel-layer channel per socket.
     channel_layer_alias = "realtime-none"
@@ -34,12 +43,17 @@ class ViolationConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close()  # before accept(): the handshake is refused with HTTP 403
             return
-        self.outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=OUTBOX_SIZE)
+        resume_after, valid = resume_point(self.scope.get("query_string", b""))
+        if not valid:
+            await self.close()  # a resume point that is not an event id: refused
+            return
+        self.outbox: asyncio.Queue[tuple[int, str]] = asyncio.Queue(maxsize=OUTBOX_SIZE)
         self.bridge = await runtime.ensure_started()
+        # Subscribe before reading the replay: what arrives meanwhile waits in the outbox.
         self.bridge.subscribe(self.violation_changed)
         await self.accept()
         metrics.CONNECTED_CLIENTS.labels("websocket").inc()
-        self.pump = asyncio.create_task(self._pump())
+        self.pump = asyncio.create_task(self._pump(resume_after))
 
     async def disconnect(self, code: int) -> None:
         if self.bridge is not None:
@@ -53,14 +67,39 @@ class ViolationConsumer(AsyncWebsocketConsumer):
 
     def violation_changed(self, message: ChangeMessage) -> None:
         try:
-            self.outbox.put_nowait(message["frame"])
+            self.outbox.put_nowait((message["id"], message["frame"]))
         except asyncio.QueueFull:
             logger.warning("dropping a websocket client that stopped reading")
             if self.bridge is not None:
                 self.bridge.unsubscribe(self.violation_changed)
             self.closing = asyncio.ensure_future(self.close(code=CLOSE_TOO_SLOW))
 
-    async def _pump(self) -> None:
+    async def _pump(self, resume_after: int | None) -> None:
+        replayed: set[int] = set()
+        while resume_after is not None:
+            batch = await events_after(resume_after, REPLAY_BATCH)
+            for event_id, frame in batch:
+                await self.send(text_data=frame)
+                replayed.add(event_id)
+            metrics.EVENTS_REPLAYED.labels("websocket_resume").inc(len(batch))
+            resume_after = batch[-1][0] if len(batch) == REPLAY_BATCH else None
         while True:
-            frame = await self.outbox.get()
-            await self.send(text_data=frame)
+            event_id, frame = await self.outbox.get()
+            if event_id not in replayed:
+                await self.send(text_data=frame)
+
+
+def resume_point(query_string: bytes) -> tuple[int | None, bool]:
+    values = parse_qs(query_string.decode("latin-1")).get("lastEventId")
+    if not values:
+        return None, True
+    raw = values[-1].strip()
+    if not raw.isdigit() or len(raw) > 18:
+        return None, False
+    return int(raw), True
+
+
+@database_sync_to_async
+def events_after(event_id: int, limit: int) -> list[tuple[int, str]]:
+    rows = Event.objects.filter(id__gt=event_id).order_by("id")[:limit]
+    return [(row.id, frame_of(row)) for row in rows]
