@@ -7,8 +7,9 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
-from realtime import metrics
+from realtime import backpressure, metrics
 from realtime.bridge import Bridge
 from realtime.bus import ChangeMessage
 from realtime.eventlog_storage import frame_of
@@ -83,10 +84,22 @@ class ViolationConsumer(AsyncWebsocketConsumer):
                 replayed.add(event_id)
             metrics.EVENTS_REPLAYED.labels("websocket_resume").inc(len(batch))
             resume_after = batch[-1][0] if len(batch) == REPLAY_BATCH else None
+        pending = self.scope.get(backpressure.SCOPE_KEY)
+        limit = settings.REALTIME_WS_MAX_BUFFER
         while True:
             event_id, frame = await self.outbox.get()
-            if event_id not in replayed:
-                await self.send(text_data=frame)
+            if event_id in replayed:
+                continue
+            if pending is not None and pending() > limit:
+                # Stopped reading: drop it rather than buffer without end; it can come
+                # back with ?lastEventId= and get what it missed from the log.
+                logger.warning(
+                    "dropping a websocket client that stopped reading",
+                    extra={"buffered_bytes": pending(), "event_id": event_id},
+                )
+                await self.close(code=CLOSE_TOO_SLOW)
+                return
+            await self.send(text_data=frame)
 
 
 def resume_point(query_string: bytes) -> tuple[int | None, bool]:

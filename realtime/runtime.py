@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connections
 
-from realtime import bus, grip
+from realtime import backpressure, bus, grip
 from realtime.bridge import Bridge
 from realtime.changes import ChangeEvent
 from realtime.listener import Listener, ListenerSettings, conninfo_from_django
@@ -104,6 +104,8 @@ class RealtimeRuntime:
             await self._lifespan(receive, send)
             return
         await runtime.ensure_started()
+        if scope["type"] == "websocket":
+            scope = dict(scope, **{backpressure.SCOPE_KEY: backpressure.pending_bytes_reader(send)})
         await self.app(scope, receive, send)
 
     async def _lifespan(self, receive: Any, send: Any) -> None:

@@ -1,9 +1,10 @@
-"""A WebSocket client that stops reading does not slow the others, and a client resumes
-by id with ?lastEventId=. (That the server drops a stalled client after a bounded buffer
-is not promised yet: see docs/guarantees.md.)"""
+"""A WebSocket client that stops reading does not slow the others, is dropped once it
+leaves more than REALTIME_WS_MAX_BUFFER unread, and resumes by id with ?lastEventId=."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,13 +17,19 @@ from tests.helpers import Stack, insert_violation, next_frame
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
+BUFFER_LIMIT = 1024 * 1024
+
 
 @pytest.fixture(scope="module")
 def stack(database_url: str, tmp_path_factory: Any) -> Iterator[Stack]:
     from django.conf import settings
 
     stack = Stack.start(
-        "redis", database_url, settings.TEST_REDIS_URL, tmp_path_factory.mktemp("stalled")
+        "redis",
+        database_url,
+        settings.TEST_REDIS_URL,
+        tmp_path_factory.mktemp("stalled"),
+        REALTIME_WS_MAX_BUFFER=str(BUFFER_LIMIT),
     )
     try:
         yield stack
@@ -60,21 +67,32 @@ async def test_a_garbage_resume_point_is_refused(stack, token, garbage) -> None:
             pass
 
 
-async def test_a_stalled_client_slows_nobody_and_resumes_by_id(stack, pg, token) -> None:
+async def test_a_stalled_client_slows_nobody_is_dropped_and_resumes(stack, pg, token) -> None:
     url = f"ws://127.0.0.1:{stack.port}/ws/violations/?token={token}"
     before = newest_event(pg)
-    # max_queue=1: the client library stops reading the socket after one frame, and so
-    # stops answering pings too, like a frozen browser tab.
-    stalled = await connect(url, max_queue=1)
+    # A frozen tab: a tiny receive buffer, and the client library stops reading the socket
+    # after one frame (max_queue=1).
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", stack.port))
+    stalled = await connect(url, sock=sock, max_queue=1)
+    mark = len(stack.server.log())
     try:
-        async with connect(url) as reader:
-            images = [f"/media/stall-{n}-" + "x" * 2000 + ".jpg" for n in range(300)]
-            for image in images:
-                insert_violation(pg, image=image)
+        async with connect(url, max_size=None) as reader:
+            # About 10 MB in all, far past what the kernel buffers and the limit hold.
+            images = [f"/media/stall-{n}-" + "x" * 40_000 + ".jpg" for n in range(250)]
+
+            def insert_all() -> None:
+                for image in images:
+                    insert_violation(pg, image=image)
+
+            inserting = asyncio.create_task(asyncio.to_thread(insert_all))  # reader keeps reading
             got = [(await next_frame(reader, 15))["data"]["violation_image"] for _ in images]
+            await inserting
             assert got == images, "the reading client got everything, in order"
+        stack.server.wait_for_log("dropping a websocket client that stopped reading", after=mark)
     finally:
-        await stalled.close()  # the stalled client gives up, as a frozen tab is reloaded
-    async with connect(f"{url}&lastEventId={before}") as resumed:
+        await stalled.close()
+    async with connect(f"{url}&lastEventId={before}", max_size=None) as resumed:
         replayed = [(await next_frame(resumed, 15))["data"]["violation_image"] for _ in images]
     assert replayed == images

@@ -1,0 +1,30 @@
+"""How many bytes a WebSocket client has not yet taken, where the server can tell.
+
+Daphne gives an application no back-pressure: `send` returns at once and Twisted keeps
+what the socket will not take. Daphne's `send` is `partial(server.handle_reply, protocol)`;
+from the protocol's Twisted transport we read the bytes still waiting to be written. Any
+other server (or a Daphne that changes this) yields None, and nothing is bounded here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+PendingBytes = Callable[[], int]
+SCOPE_KEY = "realtime.pending_bytes"
+
+
+def pending_bytes_reader(send: Any) -> PendingBytes | None:
+    if not isinstance(send, partial) or not send.args:
+        return None
+    transport = getattr(send.args[0], "transport", None)
+    if transport is None or not hasattr(transport, "dataBuffer"):
+        return None
+
+    def pending() -> int:
+        waiting = len(transport.dataBuffer) - getattr(transport, "offset", 0)
+        return waiting + getattr(transport, "_tempDataLen", 0)
+
+    return pending
