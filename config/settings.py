@@ -143,8 +143,10 @@ GRIP_URL = os.environ.get("GRIP_URL", "")
 if GRIP_URL:
     MIDDLEWARE.insert(1, "django_grip.GripMiddleware")
 
-# Bytes a WebSocket client may leave unread before it is dropped (it resumes by id).
-REALTIME_WS_MAX_BUFFER = int(os.environ.get("REALTIME_WS_MAX_BUFFER", str(4 * 2**20)))
+# Bytes a WebSocket or SSE client may leave unread before it is dropped (it resumes by id).
+REALTIME_CLIENT_MAX_BUFFER = int(os.environ.get("REALTIME_CLIENT_MAX_BUFFER", str(4 * 2**20)))
+# ...after it has taken nothing for this many seconds (a slow reader is waited for).
+REALTIME_CLIENT_STALL_TIMEOUT = float(os.environ.get("REALTIME_CLIENT_STALL_TIMEOUT", "30"))
 
 # How long the event log keeps events (replay window); the active listener prunes hourly.
 REALTIME_EVENT_RETENTION = env_duration("REALTIME_EVENT_RETENTION", "7d")

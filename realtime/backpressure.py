@@ -8,6 +8,7 @@ other server (or a Daphne that changes this) yields None, and nothing is bounded
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -28,3 +29,20 @@ def pending_bytes_reader(send: Any) -> PendingBytes | None:
         return waiting + getattr(transport, "_tempDataLen", 0)
 
     return pending
+
+
+async def drained(pending: PendingBytes | None, limit: int, patience: float) -> bool:
+    """Wait while more than `limit` bytes are unread; False if that lasts past `patience`.
+
+    A slow reader is waited for (what it misses meanwhile is replayed from the log); a
+    client that takes nothing for `patience` seconds has stopped reading.
+    """
+    if pending is None or pending() <= limit:
+        return True
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    while pending() > limit:
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True

@@ -85,17 +85,19 @@ class ViolationConsumer(AsyncWebsocketConsumer):
             metrics.EVENTS_REPLAYED.labels("websocket_resume").inc(len(batch))
             resume_after = batch[-1][0] if len(batch) == REPLAY_BATCH else None
         pending = self.scope.get(backpressure.SCOPE_KEY)
-        limit = settings.REALTIME_WS_MAX_BUFFER
+        limit = settings.REALTIME_CLIENT_MAX_BUFFER
         while True:
             event_id, frame = await self.outbox.get()
             if event_id in replayed:
                 continue
-            if pending is not None and pending() > limit:
+            if not await backpressure.drained(
+                pending, limit, settings.REALTIME_CLIENT_STALL_TIMEOUT
+            ):
                 # Stopped reading: drop it rather than buffer without end; it can come
                 # back with ?lastEventId= and get what it missed from the log.
                 logger.warning(
                     "dropping a websocket client that stopped reading",
-                    extra={"buffered_bytes": pending(), "event_id": event_id},
+                    extra={"buffered_bytes": pending() if pending else 0, "event_id": event_id},
                 )
                 await self.close(code=CLOSE_TOO_SLOW)
                 return

@@ -104,7 +104,7 @@ class RealtimeRuntime:
             await self._lifespan(receive, send)
             return
         await runtime.ensure_started()
-        if scope["type"] == "websocket":
+        if scope["type"] in ("websocket", "http"):
             scope = dict(scope, **{backpressure.SCOPE_KEY: backpressure.pending_bytes_reader(send)})
         await self.app(scope, receive, send)
 

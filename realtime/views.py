@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import quote, unquote
 
 import jwt
@@ -20,7 +23,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_eventstream.views import events
 
-from realtime import health, metrics
+from realtime import backpressure, health, metrics
 from realtime.bridge import SSE_CHANNEL
 from realtime.models import Event
 from realtime.rows import (
@@ -35,6 +38,8 @@ from realtime.rows import (
     row_of,
     unacknowledged_counts,
 )
+
+logger = logging.getLogger(__name__)
 
 # What django-eventstream sends as `id:` ("violations:42", the channel URL-quoted), or the
 # bare event id ("42").
@@ -166,11 +171,35 @@ def _stream(request: HttpRequest, channel: str) -> HttpResponse:
         request.META["HTTP_LAST_EVENT_ID"] = f"{channel}:{last_event_id}"
     response = events(request, channels=[channel])
     if isinstance(response, StreamingHttpResponse):
-        response.streaming_content = metrics.counted_stream(response.streaming_content, "sse")
+        pending = getattr(request, "scope", {}).get(backpressure.SCOPE_KEY)
+        response.streaming_content = metrics.counted_stream(
+            bounded_stream(response.streaming_content, pending), "sse"
+        )
         # The stream may last for days: do not hold a database connection (opened for the
         # login) for all that time. Django opens a new one when it needs one.
         db_connection.close()
     return response  # type: ignore[no-any-return]
+
+
+async def bounded_stream(
+    content: AsyncIterator[Any], pending: backpressure.PendingBytes | None
+) -> AsyncIterator[Any]:
+    """Waits for a client that leaves more than REALTIME_CLIENT_MAX_BUFFER unread, and ends
+    the stream if it takes nothing for REALTIME_CLIENT_STALL_TIMEOUT seconds.
+
+    Its EventSource reconnects with Last-Event-ID and gets the rest from the log.
+    """
+    limit = settings.REALTIME_CLIENT_MAX_BUFFER
+    patience = settings.REALTIME_CLIENT_STALL_TIMEOUT
+    async for chunk in content:
+        # Waiting here pauses the stream; django-eventstream then re-reads from the log.
+        if not await backpressure.drained(pending, limit, patience):
+            logger.warning(
+                "dropping an SSE client that stopped reading",
+                extra={"buffered_bytes": pending() if pending else 0},
+            )
+            return
+        yield chunk
 
 
 def _proxied_continuation(request: HttpRequest) -> bool:

@@ -1,5 +1,5 @@
 """A WebSocket client that stops reading does not slow the others, is dropped once it
-leaves more than REALTIME_WS_MAX_BUFFER unread, and resumes by id with ?lastEventId=."""
+leaves more than REALTIME_CLIENT_MAX_BUFFER unread, and resumes by id with ?lastEventId=."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from websockets.asyncio.client import connect
 
 from realtime.models import ApiToken
-from tests.helpers import Stack, insert_violation, next_frame
+from tests.helpers import Stack, insert_violation, next_frame, sse
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -29,7 +29,8 @@ def stack(database_url: str, tmp_path_factory: Any) -> Iterator[Stack]:
         database_url,
         settings.TEST_REDIS_URL,
         tmp_path_factory.mktemp("stalled"),
-        REALTIME_WS_MAX_BUFFER=str(BUFFER_LIMIT),
+        REALTIME_CLIENT_MAX_BUFFER=str(BUFFER_LIMIT),
+        REALTIME_CLIENT_STALL_TIMEOUT="3",
     )
     try:
         yield stack
@@ -95,4 +96,36 @@ async def test_a_stalled_client_slows_nobody_is_dropped_and_resumes(stack, pg, t
         await stalled.close()
     async with connect(f"{url}&lastEventId={before}", max_size=None) as resumed:
         replayed = [(await next_frame(resumed, 15))["data"]["violation_image"] for _ in images]
+    assert replayed == images
+
+
+async def test_a_stalled_sse_client_is_dropped_and_resumes(stack, pg, token) -> None:
+    before = newest_event(pg)
+    stalled = socket.socket()  # sends its request, then never reads
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(("127.0.0.1", stack.port))
+    stalled.sendall(
+        f"GET /events/violations/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {token}\r\n\r\n".encode()
+    )
+    mark = len(stack.server.log())
+    auth = {"Authorization": f"Bearer {token}"}
+    try:
+        async with sse(f"http://127.0.0.1:{stack.port}/events/violations/", auth) as reader:
+            images = [f"/media/sse-stall-{n}-" + "y" * 40_000 + ".jpg" for n in range(250)]
+
+            def insert_all() -> None:
+                for image in images:
+                    insert_violation(pg, image=image)
+
+            inserting = asyncio.create_task(asyncio.to_thread(insert_all))
+            got = [(await reader.next_change(15))["data"]["violation_image"] for _ in images]
+            await inserting
+            assert got == images, "the reading client got everything, in order"
+        stack.server.wait_for_log("dropping an SSE client that stopped reading", after=mark)
+    finally:
+        stalled.close()
+    url = f"http://127.0.0.1:{stack.port}/events/violations/"
+    async with sse(url, {**auth, "Last-Event-ID": str(before)}) as resumed:
+        replayed = [(await resumed.next_change(15))["data"]["violation_image"] for _ in images]
     assert replayed == images
