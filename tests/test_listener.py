@@ -91,13 +91,14 @@ async def test_unreadable_notification_is_logged_and_skipped(db_url, pg, marker,
             "not json",
             '{"id": "x"}',
             '{"id": 99999999999, "table": "violation_humandetections", "op": "INSERT"}',
+            '{"junk": "' + "z" * 7_900 + '"}',  # as big as NOTIFY allows
         ]:
             pg.execute("SELECT pg_notify('realtime_changed_v1', %s)", [junk])
         insert_violation(pg, image=marker)
         await got.wait_for_images({marker})
         assert not task.done()
     messages = [r.getMessage() for r in caplog.records]
-    assert messages.count("skipped unreadable notification") == 2
+    assert messages.count("skipped unreadable notification") == 3
     assert messages.count("skipped notification for an event not in the log") == 1
 
 
