@@ -89,6 +89,17 @@ def marker() -> str:
 
 
 @pytest.fixture
+def token() -> str:
+    """A bearer token of a fresh user, as `manage.py issue_token` gives one."""
+    from django.contrib.auth import get_user_model
+
+    from realtime.models import ApiToken
+
+    user = get_user_model().objects.create_user("token-holder", password="a-long-password-1")
+    return ApiToken.issue(user)
+
+
+@pytest.fixture
 def redis_url() -> str:
     client = redis.Redis.from_url(settings.TEST_REDIS_URL)
     client.flushdb()

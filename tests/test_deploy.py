@@ -12,10 +12,8 @@ from typing import Any
 
 import psutil
 import pytest
-from django.contrib.auth import get_user_model
 from websockets.asyncio.client import connect
 
-from realtime.models import ApiToken
 from tests.helpers import (
     Process,
     free_port,
@@ -76,12 +74,6 @@ def server_pid_of(local_port: int, pids: list[int]) -> int | None:
             if conn.raddr and conn.raddr.port == local_port:
                 return pid
     return None
-
-
-@pytest.fixture
-def token() -> str:
-    user = get_user_model().objects.create_user("deployed", password="a-long-password-1")
-    return ApiToken.issue(user)
 
 
 async def test_rows_reach_clients_of_both_daphne_processes_and_a_killed_listener_loses_nothing(

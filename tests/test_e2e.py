@@ -12,9 +12,7 @@ import signal
 from collections.abc import Iterator
 
 import pytest
-from django.contrib.auth import get_user_model
 
-from realtime.models import ApiToken
 from tests.helpers import Stack, insert_violation, next_frame, sse, websocket
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -31,12 +29,6 @@ def stack(request, database_url: str, tmp_path_factory) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
-
-
-@pytest.fixture
-def token() -> str:
-    user = get_user_model().objects.create_user("e2e-operator", password="a-long-password-1")
-    return ApiToken.issue(user)
 
 
 @pytest.fixture

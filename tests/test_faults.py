@@ -11,12 +11,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from django.contrib.auth import get_user_model
 
 from realtime.bridge import Bridge
 from realtime.bus import ChangeMessage, publish_heartbeat
 from realtime.listener import Listener, ListenerSettings
-from realtime.models import ApiToken
 from tests.helpers import (
     Stack,
     insert_violation,
@@ -26,12 +24,6 @@ from tests.helpers import (
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def token() -> str:
-    user = get_user_model().objects.create_user("faults-operator", password="a-long-password-1")
-    return ApiToken.issue(user)
 
 
 async def collect_images(ws: Any, wanted: set[str], timeout: float = 30.0) -> dict[str, int]:

@@ -6,19 +6,11 @@ import re
 
 import httpx
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
 
-from realtime.models import ApiToken
 from tests.helpers import Stack, insert_violation, next_frame, websocket
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def token() -> str:
-    user = get_user_model().objects.create_user("metrics-reader", password="a-long-password-1")
-    return ApiToken.issue(user)
 
 
 def sample(text: str, name: str, **labels: str) -> float | None:

@@ -9,9 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
 
-from realtime.models import ApiToken
 from tests.helpers import ROOT, Process, Stack, free_port, insert_violation, sse, wait_for_http
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -70,12 +68,6 @@ def behind_pushpin(database_url: str, tmp_path: Path) -> Iterator[tuple[str, Sta
     finally:
         pushpin.stop()
         stack.stop()
-
-
-@pytest.fixture
-def token() -> str:
-    user = get_user_model().objects.create_user("pushpin-reader", password="a-long-password-1")
-    return ApiToken.issue(user)
 
 
 async def test_sse_through_pushpin_delivers_and_resumes(behind_pushpin, pg, token) -> None:

@@ -16,19 +16,11 @@ from typing import Any
 
 import psycopg
 import pytest
-from django.contrib.auth import get_user_model
 
-from realtime.models import ApiToken
 from tests.helpers import ROOT, Process, Stack, free_port, insert_violation, sse, websocket
 from tests.test_faults import collect_images
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def token() -> str:
-    user = get_user_model().objects.create_user("restart-operator", password="a-long-password-1")
-    return ApiToken.issue(user)
 
 
 def redis_server(port: int, log: Path) -> Process:

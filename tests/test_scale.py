@@ -8,10 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
 from websockets.asyncio.client import connect
 
-from realtime.models import ApiToken
 from tests.helpers import Stack, insert_violation
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -28,12 +26,6 @@ def stack(database_url: str, tmp_path: Any) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
-
-
-@pytest.fixture
-def token() -> str:
-    user = get_user_model().objects.create_user("crowd", password="a-long-password-1")
-    return ApiToken.issue(user)
 
 
 async def open_sse(port: int, token: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

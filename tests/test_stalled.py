@@ -9,10 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
 from websockets.asyncio.client import connect
 
-from realtime.models import ApiToken
 from tests.helpers import Stack, insert_violation, next_frame, sse
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -36,12 +34,6 @@ def stack(database_url: str, tmp_path_factory: Any) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
-
-
-@pytest.fixture
-def token() -> str:
-    user = get_user_model().objects.create_user("stall", password="a-long-password-1")
-    return ApiToken.issue(user)
 
 
 def newest_event(pg: Any) -> int:
