@@ -166,10 +166,7 @@ def events_by_id(ids: list[int]) -> list[ChangeMessage]:
     from realtime.models import Event as LoggedEvent
 
     rows = LoggedEvent.objects.filter(id__in=ids).order_by("id")
-    return [
-        change_message({"id": e.id, "table": e.table_name, "op": e.op, "data": e.data})  # type: ignore[typeddict-item]
-        for e in rows
-    ]
+    return [change_message(e.as_change()) for e in rows]
 
 
 def wake_sse_streams(message: ChangeMessage) -> None:

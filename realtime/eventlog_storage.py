@@ -82,9 +82,7 @@ class EventLogStorage(StorageBase):  # type: ignore[misc]
 
 
 def frame_of(event: Event) -> str:
-    return encode_frame(
-        {"id": event.id, "table": event.table_name, "op": event.op, "data": event.data}  # type: ignore[typeddict-item]
-    )
+    return encode_frame(event.as_change())
 
 
 def rows_of(row_filter: RowFilter) -> QuerySet[Event]:

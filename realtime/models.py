@@ -7,6 +7,8 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
+from realtime.changes import ChangeEvent
+
 
 class Violation(models.Model):
     """The columns the detectors write; each kind has its own table."""
@@ -81,6 +83,10 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.id} {self.op} {self.table_name}"
+
+    def as_change(self) -> ChangeEvent:
+        """The event as every stream sends it."""
+        return {"id": self.id, "table": self.table_name, "op": self.op, "data": self.data}  # type: ignore[typeddict-item]
 
 
 class ApiToken(models.Model):
