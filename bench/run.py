@@ -125,11 +125,16 @@ class Stack:
     def __init__(self, args: argparse.Namespace, logs: Path) -> None:
         self.env = stack_env(args)
         self.port = args.port
+        self.server_name = args.server
         self.logs = logs
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:
-        server = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port)]
+        if self.server_name == "uvicorn":
+            server = [str(BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(self.port)]
+            server += ["--no-access-log"]
+        else:
+            server = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port)]
         if self.env.get("BENCH_SERVER_ARGS"):
             server += self.env["BENCH_SERVER_ARGS"].split()
         server.append("config.asgi:application")
@@ -310,7 +315,30 @@ def run_scenario(sc: Scenario, stack: Stack, args: argparse.Namespace, token: st
     failures = sum(connected.get(timeout=180)[1] for _ in procs)
     server = stack.server
     time.sleep(1.0)
+    roles = {
+        "server": [server],
+        "listener": [psutil.Process(stack.procs[1].pid)],
+        "clients": [psutil.Process(p.pid) for p in procs],
+    }
+    profilers = []
+    if args.profile:
+        # py-spy on the server and the listener while rows are written: where the CPU goes.
+        args.profile.mkdir(parents=True, exist_ok=True)
+        for role in ("server", "listener"):
+            output = args.profile / f"{run}-{role}.txt"
+            profilers.append(
+                subprocess.Popen(
+                    [
+                        *(str(BIN / "py-spy"), "record", "--pid", str(roles[role][0].pid)),
+                        *("--format", "raw", "--rate", "100", "--output", str(output)),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
     cpu_before, wall_before = server.cpu_times(), time.monotonic()
+    roles_before = {role: cpu_seconds(ps) for role, ps in roles.items()}
+    machine_before = psutil.cpu_times()
     if sc.burst:
         committed = insert_burst(args.database_url, run, sc.burst)
     else:
@@ -318,6 +346,11 @@ def run_scenario(sc: Scenario, stack: Stack, args: argparse.Namespace, token: st
     # Let the last rows arrive.
     time.sleep(args.settle)
     cpu_after, wall_after = server.cpu_times(), time.monotonic()
+    roles_after = {role: cpu_seconds(ps) for role, ps in roles.items()}
+    for profiler in profilers:
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(30)
+    machine_after = psutil.cpu_times()
     rss = server.memory_info().rss
     stop.set()
     per_client: list[dict[str, float]] = []
@@ -333,10 +366,24 @@ def run_scenario(sc: Scenario, stack: Stack, args: argparse.Namespace, token: st
         if image in committed
     ]
     expected = len(committed) * len(per_client)
+    if os.environ.get("BENCH_DUMP"):
+        t0 = min(committed.values())
+        with open(os.environ["BENCH_DUMP"] + f"-{sc.name}.tsv", "w") as dump:
+            for image, at in committed.items():
+                lat = [(got[image] - at) * 1000 for got in per_client if image in got]
+                if lat:
+                    dump.write(f"{at - t0:.3f}\t{max(lat):.1f}\t{min(lat):.1f}\n")
     delivered = len(latencies)
     cpu = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
     wall = wall_after - wall_before
-    notes: dict[str, Any] = {}
+    notes: dict[str, Any] = {
+        # Where the 2 cores went: each role's CPU in % of one core, and the machine's
+        # busy share (100 % = both cores), to tell a slow server from starved clients.
+        "cpu_pct": {
+            role: round(100 * (roles_after[role] - roles_before[role]) / wall, 1) for role in roles
+        },
+        "machine_busy_pct": round(100 * busy_share(machine_before, machine_after), 1),
+    }
     if sc.burst:
         last = max((max(got.values()) for got in per_client if got), default=float("nan"))
         notes["last_row_after_commit_s"] = round(last - max(committed.values()), 3)
@@ -358,6 +405,23 @@ def run_scenario(sc: Scenario, stack: Stack, args: argparse.Namespace, token: st
         connect_failures=failures,
         notes=notes,
     )
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for proc in processes:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def busy_share(before: Any, after: Any) -> float:
+    idle = (after.idle + after.iowait) - (before.idle + before.iowait)
+    total = sum(after) - sum(before)
+    return 1 - idle / total if total else 0.0
 
 
 def idle_memory(stack: Stack, args: argparse.Namespace, token: str, count: int) -> dict[str, Any]:
@@ -460,8 +524,17 @@ def main() -> None:
     parser.add_argument(
         "--settle", type=float, default=3.0, help="seconds to wait for the last rows"
     )
+    parser.add_argument(
+        "--server", choices=["daphne", "uvicorn"], default="daphne", help="the ASGI server"
+    )
     parser.add_argument("--workers", type=int, default=2, help="client processes")
     parser.add_argument("--idle-connections", type=int, default=1000)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="record the server with py-spy while rows are written (folded stacks in DIR)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.jsonl")
     args = parser.parse_args()
 

@@ -105,12 +105,16 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # Redis pub/sub: the listener PUBLISHes each batch once and Redis pushes it to
+            # every server's bridge. The list-based RedisChannelLayer costs the receiver
+            # four round trips per message (BZPOPMIN and its backup bookkeeping), which
+            # capped a bridge at a few hundred messages a second (docs/performance.md).
+            # Pub/sub keeps nothing for a subscriber that is away: the bridge reads what
+            # it missed from the event log after the listener's next heartbeat.
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                # redis-py 8 times sockets out after 5 s, the same time channels-redis
-                # blocks in BZPOPMIN: an idle receiver would crash ("Timeout reading").
-                # Longer than that, but bounded: a command on a connection that died with
-                # a Redis restart fails instead of hanging the receiver for ever.
+                # redis-py 8 times sockets out after 5 s by default. Bounded, so a command
+                # on a connection that died with a Redis restart fails instead of hanging.
                 "hosts": [
                     {
                         "address": REDIS_URL,
@@ -120,10 +124,6 @@ if REDIS_URL:
                         "health_check_interval": 10,
                     }
                 ],
-                # One bridge per server process reads the group; a burst must not
-                # overflow its channel (channels-redis drops silently when full).
-                "channel_capacity": {"realtime.bridge*": 100_000},
-                "group_expiry": 86400 * 7,
             },
         }
     }

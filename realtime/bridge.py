@@ -26,6 +26,7 @@ from django_eventstream.views import get_listener_manager
 
 from realtime import metrics
 from realtime.bus import (
+    BATCH_TYPE,
     BRIDGE_CHANNEL_PREFIX,
     GROUP,
     HEARTBEAT_TYPE,
@@ -39,7 +40,8 @@ from realtime.rows import KIND_BY_TABLE, LAYOUTS, channels_for, render_change
 
 logger = logging.getLogger(__name__)
 
-Subscriber = Callable[[ChangeMessage], None]
+# Called with the changes that arrived together, in order, each id once.
+Subscriber = Callable[[list[ChangeMessage]], None]
 
 # The django-eventstream channel carrying the JSON frames (/events/violations/).
 SSE_CHANNEL = "violations"
@@ -48,6 +50,10 @@ GROUP_REFRESH_SECONDS = 10.0
 # Ids remembered to drop a message that arrives twice (a heal racing a late delivery).
 RECENT_IDS = 100_000
 HEAL_BATCH = 1000
+# Events waiting for one SSE stream (django-eventstream's own limit is 10). Past it the
+# stream re-reads from the log once it runs again: nothing is lost, but a burst of a few
+# hundred rows should not send every stream to the database.
+STREAM_PENDING_MAX = 1000
 
 
 class Bridge:
@@ -72,16 +78,22 @@ class Bridge:
     def subscriber_count(self) -> int:
         return len(self._subscribers)
 
-    def dispatch(self, message: ChangeMessage) -> None:
-        event_id = message["id"]
-        if event_id in self._recent_set:
+    def dispatch(self, messages: list[ChangeMessage]) -> None:
+        fresh = []
+        for message in messages:
+            if message["id"] not in self._recent_set:
+                self._remember(message["id"])
+                fresh.append(message)
+        if not fresh:
             return
-        self._remember(event_id)
         for subscriber in list(self._subscribers):
             try:
-                subscriber(message)
+                subscriber(fresh)
             except Exception:
-                logger.exception("bridge subscriber failed", extra={"event_id": event_id})
+                logger.exception(
+                    "bridge subscriber failed",
+                    extra={"first_id": fresh[0]["id"], "events": len(fresh)},
+                )
 
     def _remember(self, event_id: int) -> None:
         if len(self._recent) == self._recent.maxlen:
@@ -104,8 +116,10 @@ class Bridge:
                 attempt = 0
                 while True:
                     message = await layer.receive(channel)
-                    if message.get("type") == MESSAGE_TYPE:
-                        self.dispatch(message)  # type: ignore[arg-type]
+                    if message.get("type") == BATCH_TYPE:
+                        self.dispatch(message["changes"])
+                    elif message.get("type") == MESSAGE_TYPE:
+                        self.dispatch([message])  # type: ignore[list-item]
                     elif message.get("type") == HEARTBEAT_TYPE:
                         await self._heal(int(message["newest_id"]))
             except asyncio.CancelledError:
@@ -134,9 +148,8 @@ class Bridge:
                 extra={"events": len(messages), "after_id": self.checked_up_to},
             )
             metrics.EVENTS_REPLAYED.labels("bridge_heal").inc(len(messages))
-            for message in messages:
-                self.healed += 1
-                self.dispatch(message)
+            self.healed += len(messages)
+            self.dispatch(messages)
         self.checked_up_to = forwarded_up_to
 
     async def _refresh_membership(self, channel: str) -> None:
@@ -169,27 +182,64 @@ def events_by_id(ids: list[int]) -> list[ChangeMessage]:
     return [change_message(e.as_change()) for e in rows]
 
 
-def wake_sse_streams(message: ChangeMessage) -> None:
-    # What django-eventstream's own Redis listener calls for each event; see
-    # tests/test_eventstream_contract.py, which fails if that internal API changes.
-    event = Event(SSE_CHANNEL, "message", message["frame"], id=message["id"])
-    get_listener_manager().add_to_queues(SSE_CHANNEL, event)
+def wake_sse_streams(messages: list[ChangeMessage]) -> None:
+    queue_for_streams(
+        SSE_CHANNEL, [Event(SSE_CHANNEL, "message", m["frame"], id=m["id"]) for m in messages]
+    )
 
 
-def wake_row_streams(message: ChangeMessage) -> None:
+def wake_row_streams(messages: list[ChangeMessage]) -> None:
     # /events/violations/rows/: each change rendered once per layout, then queued on
-    # every channel (one per filter) that keeps it.
-    kind = KIND_BY_TABLE.get(message["table"])
-    if kind is None:
+    # every channel (one per filter) that keeps it; not rendered at all where no stream
+    # of this process would take it.
+    listened = get_listener_manager().listeners_by_channel
+    if not listened.keys() - {SSE_CHANNEL}:
         return
-    manager = get_listener_manager()
-    camera_id = _camera_id(message["frame"])
-    for layout in LAYOUTS:
-        html = render_change(message["frame"], layout)
-        if html is None:
+    by_channel: dict[str, list[Event]] = {}
+    for message in messages:
+        kind = KIND_BY_TABLE.get(message["table"])
+        if kind is None:
             continue
-        for channel in channels_for(layout, kind.slug, camera_id):
-            manager.add_to_queues(channel, Event(channel, "message", html, id=message["id"]))
+        camera_id = _camera_id(message["frame"])
+        for layout in LAYOUTS:
+            channels = [c for c in channels_for(layout, kind.slug, camera_id) if c in listened]
+            if not channels:
+                continue
+            html = render_change(message["frame"], layout)
+            if html is None:
+                continue
+            for channel in channels:
+                by_channel.setdefault(channel, []).append(
+                    Event(channel, "message", html, id=message["id"])
+                )
+    for channel, events in by_channel.items():
+        queue_for_streams(channel, events)
+
+
+def queue_for_streams(channel: str, events: list[Event]) -> None:
+    """Queue events on every local stream of a channel, waking each stream once.
+
+    What django-eventstream's `ListenerManager.add_to_queues` does for one event (its own
+    Redis listener calls it), for several: a stream then writes them all in one chunk.
+    Internal API, pinned: tests/test_eventstream_contract.py fails if it changes.
+    """
+    manager = get_listener_manager()
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    with manager.lock:
+        for listener in manager.listeners_by_channel.get(channel, ()):
+            items = listener.channel_items.setdefault(channel, [])
+            room = STREAM_PENDING_MAX - len(items)
+            if room < len(events):
+                # The stream reads the rest from the log after what it has.
+                listener.overflow = True
+            items.extend(events[: max(0, room)])
+            if listener.loop is loop:
+                listener.aevent.set()  # the stream's own loop, this thread: no self-pipe write
+            else:
+                listener.wake_threadsafe()
 
 
 def _camera_id(frame: str) -> Any:

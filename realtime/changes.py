@@ -8,7 +8,7 @@ from typing import Any, Literal, NotRequired, TypedDict, get_args
 Op = Literal["INSERT", "UPDATE", "DELETE"]
 OPS: frozenset[str] = frozenset(get_args(Op))
 
-# The PostgreSQL NOTIFY channel the trigger in sql/002_notify_function.sql writes to.
+# The PostgreSQL NOTIFY channel the triggers in sql/002 and sql/004 write to.
 NOTIFY_CHANNEL = "realtime_changed_v1"
 
 
@@ -35,33 +35,75 @@ class NotifyPayload(TypedDict):
     written_at: NotRequired[float]
 
 
+class StatementNotice(TypedDict):
+    """One statement changed more rows than get a notification each (sql/004).
+
+    The rows are in the event log: ids first_id..last_id written by transaction `xid`.
+    """
+
+    table: str
+    op: Op
+    first_id: int
+    last_id: int
+    rows: int
+    xid: str
+    written_at: NotRequired[float]
+
+
 class InvalidPayload(ValueError):
     """A NOTIFY payload that is not ours (anyone may NOTIFY on the channel)."""
 
 
-def parse_notify_payload(raw: str) -> NotifyPayload:
+def parse_notify_payload(raw: str) -> NotifyPayload | StatementNotice:
     try:
         value = json.loads(raw)
     except ValueError as exc:
         raise InvalidPayload("not JSON") from exc
     if not isinstance(value, dict):
         raise InvalidPayload("not a JSON object")
-    event_id = value.get("id")
-    if not isinstance(event_id, int) or isinstance(event_id, bool) or event_id < 1:
-        raise InvalidPayload("no positive integer id")
     if not isinstance(value.get("table"), str) or not value["table"]:
         raise InvalidPayload("no table name")
     if value.get("op") not in OPS:
         raise InvalidPayload("op is not INSERT, UPDATE or DELETE")
-    if "data" in value and not isinstance(value["data"], dict):
-        raise InvalidPayload("data is not a JSON object")
-    payload: NotifyPayload = {"id": event_id, "table": value["table"], "op": value["op"]}
-    if "data" in value:
-        payload["data"] = value["data"]
+    payload: NotifyPayload | StatementNotice
+    if "first_id" in value:
+        payload = _statement_notice(value)
+    else:
+        event_id = value.get("id")
+        if not _positive_int(event_id):
+            raise InvalidPayload("no positive integer id")
+        if "data" in value and not isinstance(value["data"], dict):
+            raise InvalidPayload("data is not a JSON object")
+        payload = {"id": event_id, "table": value["table"], "op": value["op"]}
+        if "data" in value:
+            payload["data"] = value["data"]
     written_at = value.get("written_at")
     if isinstance(written_at, (int, float)) and not isinstance(written_at, bool):
         payload["written_at"] = float(written_at)
     return payload
+
+
+def _statement_notice(value: dict[str, Any]) -> StatementNotice:
+    first_id, last_id, rows = value.get("first_id"), value.get("last_id"), value.get("rows")
+    if not (_positive_int(first_id) and _positive_int(last_id) and _positive_int(rows)):
+        raise InvalidPayload("first_id, last_id and rows must be positive integers")
+    if first_id > last_id:
+        raise InvalidPayload("first_id is above last_id")
+    xid = value.get("xid")
+    if not isinstance(xid, str) or not xid.isdigit() or len(xid) > 20:
+        raise InvalidPayload("xid is not a transaction id")
+    return {
+        "table": value["table"],
+        "op": value["op"],
+        "first_id": first_id,
+        "last_id": last_id,
+        "rows": rows,
+        "xid": xid,
+    }
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def encode_frame(event: ChangeEvent) -> str:

@@ -66,9 +66,10 @@ class ViolationConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: Any = None, bytes_data: Any = None) -> None:
         """Clients only listen; whatever they send is ignored."""
 
-    def violation_changed(self, message: ChangeMessage) -> None:
+    def violation_changed(self, messages: list[ChangeMessage]) -> None:
         try:
-            self.outbox.put_nowait((message["id"], message["frame"]))
+            for message in messages:
+                self.outbox.put_nowait((message["id"], message["frame"]))
         except asyncio.QueueFull:
             logger.warning("dropping a websocket client that stopped reading")
             if self.bridge is not None:

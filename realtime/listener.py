@@ -38,13 +38,15 @@ from realtime.changes import (
     ChangeEvent,
     InvalidPayload,
     NotifyPayload,
+    StatementNotice,
     parse_notify_payload,
 )
 from realtime.retention import aprune_events
 
 logger = logging.getLogger(__name__)
 
-Forward = Callable[[ChangeEvent], Awaitable[None]]
+# Given the changes in order; awaited before they count as forwarded.
+Forward = Callable[[list[ChangeEvent]], Awaitable[None]]
 Heartbeat = Callable[[int], Awaitable[None]]
 State = Literal["starting", "standby", "active", "down"]
 
@@ -168,61 +170,121 @@ class Listener:
                 await self._prune(conn, self.settings.retention)
                 next_prune = loop.time() + self.settings.prune_interval
             remaining = max(0.0, next_catch_up - loop.time())
+            # Everything that arrived in the same packet comes at once: one forward for it.
             batch = [n async for n in conn.notifies(timeout=remaining, stop_after=1)]
-            for notify in batch:
-                await self._handle_notify(conn, notify.payload)
+            if batch:
+                await self._handle_notifies(conn, [notify.payload for notify in batch])
             if loop.time() >= next_catch_up:
                 scan_from = await self._catch_up(conn, scan_from)
                 next_catch_up = loop.time() + self.settings.catch_up_interval
 
-    async def _handle_notify(self, conn: psycopg.AsyncConnection[Any], raw: str) -> None:
-        try:
-            payload = parse_notify_payload(raw)
-        except InvalidPayload as exc:
-            logger.warning(
-                "skipped unreadable notification",
-                extra={"reason": str(exc), "payload": raw[:200]},
-            )
-            return
-        if payload["id"] in self._forwarded:
-            return
-        if payload["table"] not in self._watched:
-            # Forged, or a table watched since the last catch-up; the log has the latter,
-            # and the next catch-up (which refreshes the list) forwards it.
-            logger.warning(
-                "skipped notification for a table that is not watched",
-                extra={"table": payload["table"][:100], "event_id": payload["id"]},
-            )
-            return
-        event = _event_from_payload(payload)
-        written_at = payload.get("written_at")
-        if event is None:
-            events = await self._fetch(conn, [payload["id"]])
-            if not events:
+    async def _handle_notifies(self, conn: psycopg.AsyncConnection[Any], raws: list[str]) -> None:
+        """Forward, together and in order, the changes of the notifications received at once."""
+        wanted: list[tuple[int, ChangeEvent | None, float | None]] = []
+        for raw in raws:
+            try:
+                payload = parse_notify_payload(raw)
+            except InvalidPayload as exc:
                 logger.warning(
-                    "skipped notification for an event not in the log",
-                    extra={"event_id": payload["id"]},
+                    "skipped unreadable notification",
+                    extra={"reason": str(exc), "payload": raw[:200]},
                 )
-                return
-            event, written_at = events[0]
-        await self._send(event, written_at)
+                continue
+            if payload["table"] not in self._watched:
+                # Forged, or a table watched since the last catch-up; the log has the
+                # latter, and the next catch-up (which refreshes the list) forwards it.
+                logger.warning(
+                    "skipped notification for a table that is not watched",
+                    extra={"table": payload["table"][:100], "event_id": payload.get("id")},
+                )
+                continue
+            if "first_id" in payload:
+                # A statement's rows, in the log: what came before them goes first.
+                await self._send(await self._resolve(conn, wanted))
+                wanted = []
+                await self._forward_statement(conn, payload)  # type: ignore[arg-type]
+                continue
+            if payload["id"] in self._forwarded:
+                continue
+            wanted.append((payload["id"], _event_from_payload(payload), payload.get("written_at")))
+        await self._send(await self._resolve(conn, wanted))
 
-    async def _send(self, event: ChangeEvent, written_at: float | None) -> None:
-        await self.forward(event)
-        self._forwarded.add(event["id"])
-        metrics.EVENTS_FORWARDED.labels(event["table"], event["op"]).inc()
-        if written_at is not None:
-            metrics.COMMIT_TO_FORWARD.observe(max(0.0, time.time() - written_at))
+    async def _resolve(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        wanted: list[tuple[int, ChangeEvent | None, float | None]],
+    ) -> list[tuple[ChangeEvent, float | None]]:
+        # Rows too big for a NOTIFY travel by id: read them from the log, in one query.
+        by_id = {}
+        if any(event is None for _, event, _ in wanted):
+            by_id = {
+                event["id"]: (event, written_at)
+                for event, written_at in await self._fetch(
+                    conn, [event_id for event_id, event, _ in wanted if event is None]
+                )
+            }
+        ready: list[tuple[ChangeEvent, float | None]] = []
+        for event_id, event, written_at in wanted:
+            if event is None:
+                if event_id not in by_id:
+                    logger.warning(
+                        "skipped notification for an event not in the log",
+                        extra={"event_id": event_id},
+                    )
+                    continue
+                event, written_at = by_id[event_id]
+            ready.append((event, written_at))
+        return ready
+
+    async def _forward_statement(
+        self, conn: psycopg.AsyncConnection[Any], notice: StatementNotice
+    ) -> None:
+        """Read a big statement's rows from the log, in id order, a chunk at a time."""
+        after, found = notice["first_id"] - 1, 0
+        while True:
+            cur = await conn.execute(
+                "SELECT id, table_name, op, data, extract(epoch FROM created_at)::float8"
+                " FROM realtime_event WHERE id > %s AND id <= %s AND xid = %s::xid8"
+                " ORDER BY id LIMIT %s",
+                [after, notice["last_id"], notice["xid"], FETCH_CHUNK],
+            )
+            rows = await cur.fetchall()
+            found += len(rows)
+            await self._send(
+                [
+                    ({"id": row[0], "table": row[1], "op": row[2], "data": row[3]}, row[4])
+                    for row in rows
+                    if row[0] not in self._forwarded
+                ]
+            )
+            if len(rows) < FETCH_CHUNK:
+                break
+            after = rows[-1][0]
+        if not found:
+            logger.warning(
+                "skipped notification for events not in the log",
+                extra={"first_id": notice["first_id"], "last_id": notice["last_id"]},
+            )
+
+    async def _send(self, items: list[tuple[ChangeEvent, float | None]]) -> None:
+        if not items:
+            return
+        await self.forward([event for event, _ in items])
+        now = time.time()
+        for event, written_at in items:
+            self._forwarded.add(event["id"])
+            metrics.EVENTS_FORWARDED.labels(event["table"], event["op"]).inc()
+            if written_at is not None:
+                metrics.COMMIT_TO_FORWARD.observe(max(0.0, now - written_at))
 
     async def _catch_up(self, conn: psycopg.AsyncConnection[Any], scan_from: str) -> str:
         self._watched = await self._watched_tables(conn)
         next_from, ids, newest = await self._scan(conn, scan_from)
         missed = [event_id for event_id in ids if event_id not in self._forwarded]
         for chunk_start in range(0, len(missed), FETCH_CHUNK):
-            for event, written_at in await self._fetch(
-                conn, missed[chunk_start : chunk_start + FETCH_CHUNK]
-            ):
-                await self._send(event, written_at)
+            await self._send(
+                await self._fetch(conn, missed[chunk_start : chunk_start + FETCH_CHUNK])
+            )
         if missed:
             metrics.EVENTS_REPLAYED.labels("listener_catch_up").inc(len(missed))
             logger.info("caught up from the event log", extra={"events": len(missed)})
@@ -247,7 +309,9 @@ class Listener:
     async def _watched_tables(conn: psycopg.AsyncConnection[Any]) -> frozenset[str]:
         cur = await conn.execute(
             "SELECT DISTINCT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
-            " WHERE t.tgname = 'realtime_notify_v1'"
+            # v2's statement triggers, or v1's row trigger where a DBA attached that.
+            " WHERE t.tgname IN ('realtime_notify_v1', 'realtime_notify_v2_insert',"
+            " 'realtime_notify_v2_update', 'realtime_notify_v2_delete')"
         )
         # The trigger reports TG_TABLE_NAME: the bare name, whatever the schema.
         return frozenset(row[0] for row in await cur.fetchall())
@@ -273,7 +337,7 @@ class Listener:
     @staticmethod
     async def _fetch(
         conn: psycopg.AsyncConnection[Any], ids: Iterable[int]
-    ) -> list[tuple[ChangeEvent, float]]:
+    ) -> list[tuple[ChangeEvent, float | None]]:
         """Events from the log, each with when its row was written (epoch seconds)."""
         cur = await conn.execute(
             "SELECT id, table_name, op, data, extract(epoch FROM created_at)::float8"

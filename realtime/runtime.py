@@ -26,9 +26,10 @@ logger = logging.getLogger(__name__)
 READY_TIMEOUT = 10.0
 
 
-async def forward(event: ChangeEvent) -> None:
-    await bus.publish(event)
-    grip.publish_change(event)  # no-op without GRIP_URL; never blocks (a publisher thread)
+async def forward(events: list[ChangeEvent]) -> None:
+    await bus.publish(events)
+    for event in events:
+        grip.publish_change(event)  # no-op without GRIP_URL; never blocks (a publisher thread)
 
 
 def make_listener() -> Listener:

@@ -11,7 +11,7 @@ import pytest
 from django_eventstream.storage import EventDoesNotExist
 from django_eventstream.views import Listener, get_listener_manager
 
-from realtime.bridge import SSE_CHANNEL, wake_sse_streams
+from realtime.bridge import SSE_CHANNEL, STREAM_PENDING_MAX, wake_sse_streams
 from realtime.bus import change_message
 from realtime.eventlog_storage import EventLogStorage
 from tests.helpers import insert_violation
@@ -35,10 +35,34 @@ async def test_listener_manager_queues_and_wakes_a_stream() -> None:
     manager.add_listener(listener)
     message = change_message({"id": 5, "table": "t", "op": "INSERT", "data": {"id": 1}})
     try:
-        wake_sse_streams(message)
+        wake_sse_streams([message])
         await asyncio.wait_for(listener.aevent.wait(), 1)
         [event] = listener.channel_items[SSE_CHANNEL]
         assert (event.type, event.id, event.data) == ("message", 5, message["frame"])
+    finally:
+        manager.remove_listener(listener)
+
+
+async def test_a_stream_is_woken_once_per_batch_and_told_when_it_overflows() -> None:
+    listener = Listener()
+    listener.channels = {SSE_CHANNEL}
+    listener.assign_loop()
+    manager = get_listener_manager()
+    manager.add_listener(listener)
+    messages = [
+        change_message({"id": n, "table": "t", "op": "INSERT", "data": {"id": n}})
+        for n in range(1, STREAM_PENDING_MAX + 6)
+    ]
+    try:
+        wake_sse_streams(messages[:5])
+        assert listener.aevent.is_set()
+        assert [e.id for e in listener.channel_items[SSE_CHANNEL]] == [1, 2, 3, 4, 5]
+        assert not listener.overflow
+        wake_sse_streams(messages[5:])
+        # Full: the stream keeps the first ones and re-reads the rest from the log (storage).
+        assert len(listener.channel_items[SSE_CHANNEL]) == STREAM_PENDING_MAX
+        assert listener.channel_items[SSE_CHANNEL][-1].id == STREAM_PENDING_MAX
+        assert listener.overflow
     finally:
         manager.remove_listener(listener)
 

@@ -54,7 +54,7 @@ async def drain(ws: Any, seconds: float) -> list[dict[str, Any]]:
 async def test_bridge_reads_what_the_bus_lost_from_the_log(db_url, pg) -> None:
     bridge = Bridge()
     got: list[ChangeMessage] = []
-    bridge.subscribe(got.append)
+    bridge.subscribe(got.extend)
     task = asyncio.create_task(bridge.run())
     try:
         await asyncio.wait_for(bridge.ready.wait(), 10)
@@ -83,8 +83,8 @@ async def test_bridge_reads_what_the_bus_lost_from_the_log(db_url, pg) -> None:
 async def test_full_notify_queue_leaves_the_insert_committed_and_delivered(db_url, pg) -> None:
     got: list[Any] = []
 
-    async def forward(event: Any) -> None:
-        got.append(event)
+    async def forward(events: list[Any]) -> None:
+        got.extend(events)
 
     listener = Listener(ListenerSettings(conninfo=db_url, catch_up_interval=0.5), forward)
     task = asyncio.create_task(listener.run())
@@ -112,8 +112,8 @@ async def test_full_notify_queue_leaves_the_insert_committed_and_delivered(db_ur
 async def test_notification_for_an_unwatched_table_is_skipped(db_url, pg, caplog) -> None:
     got: list[Any] = []
 
-    async def forward(event: Any) -> None:
-        got.append(event)
+    async def forward(events: list[Any]) -> None:
+        got.extend(events)
 
     caplog.set_level(logging.WARNING, logger="realtime.listener")
     listener = Listener(ListenerSettings(conninfo=db_url), forward)

@@ -21,11 +21,13 @@ class Collector:
 
     def __init__(self) -> None:
         self.events: list[ChangeEvent] = []
+        self.calls = 0
         self._changed = asyncio.Condition()
 
-    async def __call__(self, event: ChangeEvent) -> None:
+    async def __call__(self, events: list[ChangeEvent]) -> None:
         async with self._changed:
-            self.events.append(event)
+            self.calls += 1
+            self.events.extend(events)
             self._changed.notify_all()
 
     def images(self) -> list[Any]:
@@ -75,6 +77,24 @@ async def test_forwards_each_change_once(db_url, pg, marker) -> None:
     assert mine[0]["data"]["id"] == row_id
 
 
+async def test_a_burst_is_forwarded_in_batches_in_order(db_url, pg, marker) -> None:
+    """One statement of 2,000 rows: a few forwards (group messages), not one per row."""
+    listener, got = make(db_url)
+    async with running(listener):
+        calls_before = got.calls
+        pg.execute(
+            "INSERT INTO violation_humandetections"
+            " (camera_id, violation_date, violation_time, violation_image)"
+            " SELECT 1, CURRENT_DATE, LOCALTIME(0), %s || n FROM generate_series(1, 2000) n",
+            [marker],
+        )
+        wanted = {f"{marker}{n}" for n in range(1, 2001)}
+        await got.wait_for_images(wanted)
+    mine = [e for e in got.events if str(e["data"].get("violation_image")).startswith(marker)]
+    assert [e["data"]["violation_image"] for e in mine] == [f"{marker}{n}" for n in range(1, 2001)]
+    assert got.calls - calls_before <= 200
+
+
 async def test_big_row_is_read_from_the_log_and_delivered_whole(db_url, pg) -> None:
     listener, got = make(db_url)
     image = "/media/big-" + "z" * 20_000
@@ -87,6 +107,8 @@ async def test_unreadable_notification_is_logged_and_skipped(db_url, pg, marker,
     listener, got = make(db_url)
     caplog.set_level(logging.WARNING, logger="realtime.listener")
     async with running(listener) as task:
+        # In one transaction: delivered together, so the good one shares a batch with them.
+        pg.execute("BEGIN")
         for junk in [
             "not json",
             '{"id": "x"}',
@@ -95,6 +117,7 @@ async def test_unreadable_notification_is_logged_and_skipped(db_url, pg, marker,
         ]:
             pg.execute("SELECT pg_notify('realtime_changed_v1', %s)", [junk])
         insert_violation(pg, image=marker)
+        pg.execute("COMMIT")
         await got.wait_for_images({marker})
         assert not task.done()
     messages = [r.getMessage() for r in caplog.records]

@@ -43,7 +43,7 @@ async def test_the_active_listener_prunes_by_itself(db_url, pg) -> None:
     insert_violation(pg, image="/media/ancient.jpg")
     age_events(pg, 30)
 
-    async def forward(event: object) -> None:
+    async def forward(events: object) -> None:
         pass
 
     settings = ListenerSettings(conninfo=db_url, retention=timedelta(days=7))

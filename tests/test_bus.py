@@ -1,0 +1,74 @@
+"""The group messages between the listener and the servers' bridges, over real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from realtime import bus
+from realtime.bridge import Bridge
+from realtime.bus import BATCH_MAX_CHANGES, BATCH_TYPE, ChangeMessage, batches, change_message
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def change(event_id: int, image: str = "/media/x.jpg") -> Any:
+    return {
+        "id": event_id,
+        "table": "violation_humandetections",
+        "op": "INSERT",
+        "data": {"id": event_id, "camera_id": 1, "violation_image": image},
+    }
+
+
+def test_batches_keep_the_order_and_split_by_count() -> None:
+    events = [change(n) for n in range(1, 2 * BATCH_MAX_CHANGES + 2)]
+    out = batches(events)
+    assert [len(b["changes"]) for b in out] == [BATCH_MAX_CHANGES, BATCH_MAX_CHANGES, 1]
+    assert {b["type"] for b in out} == {BATCH_TYPE}
+    assert [m["id"] for b in out for m in b["changes"]] == list(range(1, 2 * BATCH_MAX_CHANGES + 2))
+
+
+def test_batches_split_by_size() -> None:
+    big = "/media/" + "z" * 200_000
+    out = batches([change(1, big), change(2, big), change(3, big), change(4)])
+    # 512 KiB a message at most: two 200 KB rows fit, a third starts the next message.
+    assert [[m["id"] for m in b["changes"]] for b in out] == [[1, 2], [3, 4]]
+
+
+def test_no_events_no_message() -> None:
+    assert batches([]) == []
+
+
+async def test_bridge_takes_batches_and_the_single_change_of_older_listeners() -> None:
+    bridge = Bridge()
+    got: list[ChangeMessage] = []
+    calls: list[int] = []
+
+    def subscriber(messages: list[ChangeMessage]) -> None:
+        calls.append(len(messages))
+        got.extend(messages)
+
+    bridge.subscribe(subscriber)
+    task = asyncio.create_task(bridge.run())
+    try:
+        await asyncio.wait_for(bridge.ready.wait(), 10)
+        first = 10**12  # far above any id the log holds: the heal has nothing to add
+        await bus.publish([change(first + n) for n in range(3)])
+        # What a listener from before batching sends: one change per message.
+        await bus.channel_layer().group_send(bus.GROUP, change_message(change(first + 3)))
+        # A listener's replay: ids already dispatched reach no subscriber again.
+        await bus.publish([change(first + 2), change(first + 3), change(first + 4)])
+        for _ in range(100):
+            if len(got) >= 5:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert [m["id"] - first for m in got] == [0, 1, 2, 3, 4]
+    # Each batch reaches a subscriber in one call.
+    assert calls == [3, 1, 1]
