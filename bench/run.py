@@ -233,7 +233,7 @@ async def _client_worker(
                     "127.0.0.1", spec["port"], spec["token"], spec["run"], received, ready
                 )
             tasks.append(asyncio.create_task(coro))
-            await asyncio.sleep(0.002)  # no thundering herd of handshakes
+            await asyncio.sleep(spec["connect_gap"])  # handshakes paced, not a herd
     deadline = time.monotonic() + 120
     # Polls: a client is ready or has failed (its task is done), whichever comes first.
     while time.monotonic() < deadline and not all(  # noqa: ASYNC110
@@ -308,6 +308,7 @@ def run_scenario(sc: Scenario, stack: Stack, args: argparse.Namespace, token: st
             "port": stack.port,
             "token": token,
             "run": run,
+            "connect_gap": workers / args.connect_rate,
         }
         p = ctx.Process(target=client_worker, args=(spec, connected, stop, results, i))
         p.start()
@@ -425,29 +426,44 @@ def busy_share(before: Any, after: Any) -> float:
 
 
 def idle_memory(stack: Stack, args: argparse.Namespace, token: str, count: int) -> dict[str, Any]:
-    """RSS growth of the server per idle connection (half WebSocket, half SSE)."""
+    """RSS growth of the server per idle connection: half WebSocket, then half SSE."""
     server = stack.server
-    before = server.memory_info().rss
     ctx = mp.get_context("spawn")
-    connected, results, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
-    spec = {"ws": count // 2, "sse": count // 2, "port": stack.port, "token": token, "run": "idle"}
-    p = ctx.Process(target=client_worker, args=(spec, connected, stop, results, 0))
-    p.start()
-    failures = connected.get(timeout=180)[1]
-    time.sleep(2)
-    after = server.memory_info().rss
+    stop = ctx.Event()
+    procs, growth, failed = [], {}, {}
+    rss = server.memory_info().rss
+    before = rss
+    for kind in ("ws", "sse"):
+        connected, results = ctx.Queue(), ctx.Queue()
+        spec = {"ws": 0, "sse": 0, kind: count // 2}
+        spec.update(port=stack.port, token=token, run="idle", connect_gap=1 / args.connect_rate)
+        p = ctx.Process(target=client_worker, args=(spec, connected, stop, results, 0))
+        p.start()
+        procs.append((p, results))
+        failed[kind] = connected.get(timeout=180)[1]
+        time.sleep(2)
+        now = server.memory_info().rss
+        growth[kind], rss = now - rss, now
     stop.set()
-    results.get(timeout=60)
-    p.join(30)
+    for p, results in procs:
+        results.get(timeout=60)
+        p.join(30)
+    failures = sum(failed.values())
+
+    def per_connection(grown: int, kind_failures: int) -> float:
+        # Per connection that is open (failed handshakes hold nothing).
+        return round(grown / 1024 / max(1, count // 2 - kind_failures), 1)
+
     return {
         "scenario": "idle-memory",
         "target": "<= 64 KB per SSE or WebSocket connection",
         "connections": count,
         "connect_failures": failures,
         "rss_before_mb": round(before / 2**20, 1),
-        "rss_after_mb": round(after / 2**20, 1),
-        # Per connection that is open (failed handshakes hold nothing).
-        "kb_per_connection": round((after - before) / 1024 / max(1, count - failures), 1),
+        "rss_after_mb": round(rss / 2**20, 1),
+        "kb_per_connection": round((rss - before) / 1024 / max(1, count - failures), 1),
+        "kb_per_websocket": per_connection(growth["ws"], failed["ws"]),
+        "kb_per_sse": per_connection(growth["sse"], failed["sse"]),
     }
 
 
@@ -526,6 +542,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--server", choices=["daphne", "uvicorn"], default="daphne", help="the ASGI server"
+    )
+    parser.add_argument(
+        "--connect-rate",
+        type=float,
+        default=250.0,
+        help="new client connections per second, all workers together",
     )
     parser.add_argument("--workers", type=int, default=2, help="client processes")
     parser.add_argument("--idle-connections", type=int, default=1000)
@@ -607,7 +629,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
                 measured += f", {row['notes']}"
         elif "kb_per_connection" in row:
             measured = (
-                f"{row['kb_per_connection']} KB per connection ({row['connections']} connections)"
+                f"{row['kb_per_connection']} KB per connection ({row['connections']} connections:"
+                f" {row['kb_per_websocket']} KB per WebSocket, {row['kb_per_sse']} KB per SSE)"
             )
         else:
             measured = (

@@ -25,6 +25,22 @@ def test_payload_without_data_means_read_the_log() -> None:
     assert "data" not in payload
 
 
+def test_statement_notice_is_accepted() -> None:
+    raw = (
+        '{"table": "t", "op": "DELETE", "first_id": 10, "last_id": 250, "rows": 200,'
+        ' "xid": "7781", "written_at": 1.5}'
+    )
+    assert parse_notify_payload(raw) == {
+        "table": "t",
+        "op": "DELETE",
+        "first_id": 10,
+        "last_id": 250,
+        "rows": 200,
+        "xid": "7781",
+        "written_at": 1.5,
+    }
+
+
 @pytest.mark.parametrize(
     "raw",
     [
@@ -37,6 +53,13 @@ def test_payload_without_data_means_read_the_log() -> None:
         '{"id": 7, "op": "INSERT"}',
         '{"id": 7, "table": "t", "op": "TRUNCATE"}',
         '{"id": 7, "table": "t", "op": "INSERT", "data": [1]}',
+        # Statement notices (sql/004): a range of ids written by one transaction.
+        '{"table": "t", "op": "INSERT", "first_id": 5, "last_id": 4, "rows": 2, "xid": "9"}',
+        '{"table": "t", "op": "INSERT", "first_id": 0, "last_id": 4, "rows": 5, "xid": "9"}',
+        '{"table": "t", "op": "INSERT", "first_id": 1, "last_id": 4, "rows": 4, "xid": 9}',
+        '{"table": "t", "op": "INSERT", "first_id": 1, "last_id": 4, "rows": 4, "xid": "9; --"}',
+        '{"table": "t", "op": "INSERT", "first_id": 1, "last_id": "4", "rows": 4, "xid": "9"}',
+        '{"op": "INSERT", "first_id": 1, "last_id": 4, "rows": 4, "xid": "9"}',
     ],
 )
 def test_unreadable_payloads_are_refused(raw: str) -> None:

@@ -95,6 +95,39 @@ async def test_a_burst_is_forwarded_in_batches_in_order(db_url, pg, marker) -> N
     assert got.calls - calls_before <= 200
 
 
+async def test_a_forged_statement_notice_forwards_nothing(db_url, pg, marker, caplog) -> None:
+    listener, got = make(db_url)
+    caplog.set_level(logging.WARNING, logger="realtime.listener")
+    async with running(listener):
+        before = len(got.events)
+        pg.execute(
+            "SELECT pg_notify('realtime_changed_v1', %s)",
+            [
+                '{"table": "violation_humandetections", "op": "INSERT", "first_id": 1,'
+                ' "last_id": 999999999, "rows": 5, "xid": "3"}'
+            ],
+        )
+        insert_violation(pg, image=marker)
+        await got.wait_for_images({marker})
+    assert [e["data"]["violation_image"] for e in got.events[before:]] == [marker]
+    messages = [r.getMessage() for r in caplog.records]
+    assert "skipped notification for events not in the log" in messages
+
+
+async def test_a_table_with_the_row_trigger_of_v1_is_still_forwarded(db_url, pg, marker) -> None:
+    """What a DBA attached with realtime_watch_v1() before v2 keeps working."""
+    pg.execute("DROP TABLE IF EXISTS legacy_watched")
+    pg.execute("CREATE TABLE legacy_watched (id serial PRIMARY KEY, note text)")
+    pg.execute("SELECT realtime_watch_v1('legacy_watched')")
+    try:
+        listener, got = make(db_url)
+        async with running(listener):
+            pg.execute("INSERT INTO legacy_watched (note) VALUES (%s)", [marker])
+            await got.wait_until(lambda: any(e["data"].get("note") == marker for e in got.events))
+    finally:
+        pg.execute("DROP TABLE legacy_watched")
+
+
 async def test_big_row_is_read_from_the_log_and_delivered_whole(db_url, pg) -> None:
     listener, got = make(db_url)
     image = "/media/big-" + "z" * 20_000

@@ -20,8 +20,17 @@ def last_event(pg: psycopg.Connection[Any]) -> tuple[Any, ...]:
     return tuple(row)
 
 
-def notifications(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
-    return [json.loads(n.payload) for n in conn.notifies(timeout=1.0, stop_after=1)]
+def notifications(conn: psycopg.Connection[Any], count: int = 1) -> list[dict[str, Any]]:
+    return [json.loads(n.payload) for n in conn.notifies(timeout=1.0, stop_after=count)]
+
+
+def insert_many(pg: psycopg.Connection[Any], rows: int, marker: str) -> None:
+    pg.execute(
+        "INSERT INTO violation_humandetections"
+        " (camera_id, violation_date, violation_time, violation_image)"
+        " SELECT n, CURRENT_DATE, LOCALTIME(0), %s || n FROM generate_series(1, %s) n",
+        [marker, rows],
+    )
 
 
 @pytest.fixture
@@ -50,6 +59,72 @@ def test_insert_update_delete_are_logged_and_notified(pg, listening, marker) -> 
     delete = notifications(listening)[0]
     assert delete["op"] == "DELETE"
     assert delete["data"] == {**update["data"]}, "DELETE carries the old row"
+
+
+def test_the_watched_tables_carry_the_statement_triggers_of_v2(pg) -> None:
+    rows = pg.execute(
+        "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+        " WHERE t.tgname LIKE 'realtime_notify_%' ORDER BY 1, 2"
+    ).fetchall()
+    assert rows == [
+        (table, f"realtime_notify_v2_{op}")
+        for table in (
+            "violation_humandetections",
+            "violation_lotodetections",
+            "violation_ppedetections",
+        )
+        for op in ("delete", "insert", "update")
+    ]
+
+
+def test_a_statement_of_100_rows_notifies_each_row(pg, listening, marker) -> None:
+    insert_many(pg, 100, marker)
+    payloads = notifications(listening, 100)
+    assert len(payloads) == 100
+    assert [p["data"]["violation_image"] for p in payloads] == [
+        f"{marker}{n}" for n in range(1, 101)
+    ]
+    assert [p["id"] for p in payloads] == sorted(p["id"] for p in payloads)
+
+
+def test_a_bigger_statement_notifies_once_and_logs_every_row(pg, listening, marker) -> None:
+    insert_many(pg, 101, marker)
+    [notice] = notifications(listening, 2)
+    assert (notice["table"], notice["op"], notice["rows"]) == (
+        "violation_humandetections",
+        "INSERT",
+        101,
+    )
+    logged = pg.execute(
+        "SELECT id, data->>'violation_image' FROM realtime_event"
+        " WHERE id BETWEEN %s AND %s AND xid = %s::xid8 ORDER BY id",
+        [notice["first_id"], notice["last_id"], notice["xid"]],
+    ).fetchall()
+    assert [image for _, image in logged] == [f"{marker}{n}" for n in range(1, 102)]
+    assert (logged[0][0], logged[-1][0]) == (notice["first_id"], notice["last_id"])
+
+    pg.execute(
+        "UPDATE violation_humandetections SET camera_id = 0 WHERE violation_image LIKE %s",
+        [marker + "%"],
+    )
+    [update] = notifications(listening, 2)
+    assert (update["op"], update["rows"]) == ("UPDATE", 101)
+    pg.execute(
+        "DELETE FROM violation_humandetections WHERE violation_image LIKE %s", [marker + "%"]
+    )
+    [delete] = notifications(listening, 2)
+    assert (delete["op"], delete["rows"]) == ("DELETE", 101)
+    deleted = pg.execute(
+        "SELECT count(*) FROM realtime_event WHERE id BETWEEN %s AND %s"
+        " AND op = 'DELETE' AND (data->>'camera_id')::int = 0",
+        [delete["first_id"], delete["last_id"]],
+    ).fetchone()
+    assert deleted == (101,), "DELETE logs the old rows"
+
+
+def test_a_statement_that_changes_nothing_notifies_nothing(pg, listening) -> None:
+    pg.execute("DELETE FROM violation_humandetections WHERE id < 0")
+    assert notifications(listening) == []
 
 
 def test_row_of_20_kb_inserts_and_travels_by_id(pg, listening) -> None:
