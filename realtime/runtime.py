@@ -22,6 +22,9 @@ from realtime.listener import Listener, ListenerSettings, conninfo_from_django
 
 logger = logging.getLogger(__name__)
 
+# The server's own `send` for this connection, before any middleware wraps it: the
+# WebSocket consumer writes its frames through it (see ViolationConsumer._pump).
+SERVER_SEND_KEY = "realtime.server_send"
 # A server that cannot reach its channel layer still answers, but says so in the log.
 READY_TIMEOUT = 10.0
 
@@ -106,7 +109,13 @@ class RealtimeRuntime:
             return
         await runtime.ensure_started()
         if scope["type"] in ("websocket", "http"):
-            scope = dict(scope, **{backpressure.SCOPE_KEY: backpressure.pending_bytes_reader(send)})
+            scope = dict(
+                scope,
+                **{
+                    backpressure.SCOPE_KEY: backpressure.pending_bytes_reader(send),
+                    SERVER_SEND_KEY: send,
+                },
+            )
         await self.app(scope, receive, send)
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
