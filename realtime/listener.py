@@ -24,6 +24,7 @@ import os
 import random
 import socket
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -271,9 +272,11 @@ class Listener:
             return
         await self.forward([event for event, _ in items])
         now = time.time()
-        for event, written_at in items:
-            self._forwarded.add(event["id"])
-            metrics.EVENTS_FORWARDED.labels(event["table"], event["op"]).inc()
+        self._forwarded.update(event["id"] for event, _ in items)
+        # One counter update per table and operation in the batch, not one per event.
+        for (table, op), count in Counter((e["table"], e["op"]) for e, _ in items).items():
+            metrics.EVENTS_FORWARDED.labels(table, op).inc(count)
+        for _, written_at in items:
             if written_at is not None:
                 metrics.COMMIT_TO_FORWARD.observe(max(0.0, now - written_at))
 

@@ -88,37 +88,31 @@ $$;
 CREATE OR REPLACE FUNCTION realtime_watch_v2(target regclass) RETURNS void
 LANGUAGE plpgsql
 AS $$
+DECLARE
+    op text;
 BEGIN
     -- Replaces the per-row trigger of v1 where it is attached.
     EXECUTE format('DROP TRIGGER IF EXISTS realtime_notify_v1 ON %s', target);
-    EXECUTE format(
-        'CREATE OR REPLACE TRIGGER realtime_notify_v2_insert AFTER INSERT ON %s '
-        'REFERENCING NEW TABLE AS changed_rows '
-        'FOR EACH STATEMENT EXECUTE FUNCTION realtime_notify_v2()',
-        target
-    );
-    EXECUTE format(
-        'CREATE OR REPLACE TRIGGER realtime_notify_v2_update AFTER UPDATE ON %s '
-        'REFERENCING NEW TABLE AS changed_rows '
-        'FOR EACH STATEMENT EXECUTE FUNCTION realtime_notify_v2()',
-        target
-    );
-    EXECUTE format(
-        'CREATE OR REPLACE TRIGGER realtime_notify_v2_delete AFTER DELETE ON %s '
-        'REFERENCING OLD TABLE AS changed_rows '
-        'FOR EACH STATEMENT EXECUTE FUNCTION realtime_notify_v2()',
-        target
-    );
+    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete'] LOOP
+        EXECUTE format(
+            'CREATE OR REPLACE TRIGGER realtime_notify_v2_%s AFTER %s ON %s '
+            'REFERENCING %s TABLE AS changed_rows '
+            'FOR EACH STATEMENT EXECUTE FUNCTION realtime_notify_v2()',
+            op, upper(op), target, CASE op WHEN 'delete' THEN 'OLD' ELSE 'NEW' END
+        );
+    END LOOP;
 END;
 $$;
 
 CREATE OR REPLACE FUNCTION realtime_unwatch_v2(target regclass) RETURNS void
 LANGUAGE plpgsql
 AS $$
+DECLARE
+    op text;
 BEGIN
-    EXECUTE format('DROP TRIGGER IF EXISTS realtime_notify_v2_insert ON %s', target);
-    EXECUTE format('DROP TRIGGER IF EXISTS realtime_notify_v2_update ON %s', target);
-    EXECUTE format('DROP TRIGGER IF EXISTS realtime_notify_v2_delete ON %s', target);
+    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete'] LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS realtime_notify_v2_%s ON %s', op, target);
+    END LOOP;
     EXECUTE format('DROP TRIGGER IF EXISTS realtime_notify_v1 ON %s', target);
 END;
 $$;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
 from importlib.metadata import version
 from pathlib import Path
 
@@ -27,44 +28,40 @@ def test_installed_version_is_the_pinned_one() -> None:
     assert version("django-eventstream") == pin.group(1)
 
 
-async def test_listener_manager_queues_and_wakes_a_stream() -> None:
+@pytest.fixture
+async def stream() -> AsyncIterator[Listener]:
+    """What django-eventstream registers for one open /events/violations/ stream."""
     listener = Listener()
     listener.channels = {SSE_CHANNEL}
     listener.assign_loop()
     manager = get_listener_manager()
     manager.add_listener(listener)
+    yield listener
+    manager.remove_listener(listener)
+
+
+async def test_listener_manager_queues_and_wakes_a_stream(stream) -> None:
     message = change_message({"id": 5, "table": "t", "op": "INSERT", "data": {"id": 1}})
-    try:
-        wake_sse_streams([message])
-        await asyncio.wait_for(listener.aevent.wait(), 1)
-        [event] = listener.channel_items[SSE_CHANNEL]
-        assert (event.type, event.id, event.data) == ("message", 5, message["frame"])
-    finally:
-        manager.remove_listener(listener)
+    wake_sse_streams([message])
+    await asyncio.wait_for(stream.aevent.wait(), 1)
+    [event] = stream.channel_items[SSE_CHANNEL]
+    assert (event.type, event.id, event.data) == ("message", 5, message["frame"])
 
 
-async def test_a_stream_is_woken_once_per_batch_and_told_when_it_overflows() -> None:
-    listener = Listener()
-    listener.channels = {SSE_CHANNEL}
-    listener.assign_loop()
-    manager = get_listener_manager()
-    manager.add_listener(listener)
+async def test_a_stream_is_woken_once_per_batch_and_told_when_it_overflows(stream) -> None:
     messages = [
         change_message({"id": n, "table": "t", "op": "INSERT", "data": {"id": n}})
         for n in range(1, STREAM_PENDING_MAX + 6)
     ]
-    try:
-        wake_sse_streams(messages[:5])
-        assert listener.aevent.is_set()
-        assert [e.id for e in listener.channel_items[SSE_CHANNEL]] == [1, 2, 3, 4, 5]
-        assert not listener.overflow
-        wake_sse_streams(messages[5:])
-        # Full: the stream keeps the first ones and re-reads the rest from the log (storage).
-        assert len(listener.channel_items[SSE_CHANNEL]) == STREAM_PENDING_MAX
-        assert listener.channel_items[SSE_CHANNEL][-1].id == STREAM_PENDING_MAX
-        assert listener.overflow
-    finally:
-        manager.remove_listener(listener)
+    wake_sse_streams(messages[:5])
+    assert stream.aevent.is_set()
+    assert [e.id for e in stream.channel_items[SSE_CHANNEL]] == [1, 2, 3, 4, 5]
+    assert not stream.overflow
+    wake_sse_streams(messages[5:])
+    # Full: the stream keeps the first ones and re-reads the rest from the log (storage).
+    assert len(stream.channel_items[SSE_CHANNEL]) == STREAM_PENDING_MAX
+    assert stream.channel_items[SSE_CHANNEL][-1].id == STREAM_PENDING_MAX
+    assert stream.overflow
 
 
 def test_storage_replays_after_an_id_and_resets_unknown_ones(pg) -> None:
