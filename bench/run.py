@@ -331,7 +331,8 @@ def run_scenario(sc: Scenario, stack: Stack, args: argparse.Namespace, token: st
                 subprocess.Popen(
                     [
                         *(str(BIN / "py-spy"), "record", "--pid", str(roles[role][0].pid)),
-                        *("--format", "raw", "--rate", "100", "--output", str(output)),
+                        *("--format", "raw", "--rate", "100", "--nonblocking"),
+                        *("--output", str(output)),
                     ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 import jwt
+from asgiref.sync import SyncToAsync
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import connection as db_connection
@@ -192,6 +193,9 @@ async def bounded_stream(
     limit = settings.REALTIME_CLIENT_MAX_BUFFER
     patience = settings.REALTIME_CLIENT_STALL_TIMEOUT
     async for chunk in content:
+        # django-eventstream reads the log (sync code) before the first chunk, and again
+        # after a stream fell behind: each time, the thread goes back once it has.
+        release_request_thread()
         # Waiting here pauses the stream; django-eventstream then re-reads from the log.
         if not await backpressure.drained(pending, limit, patience):
             logger.warning(
@@ -200,6 +204,25 @@ async def bounded_stream(
             )
             return
         yield chunk
+
+
+def release_request_thread() -> None:
+    """Lets the thread Django gave this request end while its stream goes on.
+
+    Django runs each request's sync code (this view, the login) in a thread of its own
+    that lives as long as the request; for a stream that is for days, and it was most of
+    an idle SSE connection's memory. Called between chunks, when no sync work is under
+    way. Should the stream need sync code again (django-eventstream reading the log),
+    asgiref starts another thread for the request, as it did the first.
+    Internal API (asgiref's per-request executors), pinned: tests/test_e2e.py checks it.
+    """
+    try:
+        context = SyncToAsync.thread_sensitive_context.get()
+    except LookupError:  # not under Django's ASGI handler
+        return
+    executor = SyncToAsync.context_to_thread_executor.pop(context, None)
+    if executor is not None:
+        executor.shutdown(wait=False)
 
 
 def _proxied_continuation(request: HttpRequest) -> bool:

@@ -11,6 +11,7 @@ import contextlib
 import signal
 from collections.abc import Iterator
 
+import psutil
 import pytest
 
 from tests.helpers import Stack, insert_violation, next_frame, sse, websocket
@@ -216,3 +217,51 @@ async def test_open_streams_do_not_hold_database_connections(stack, pg, auth) ->
                 "violation_image"
             ] == "/media/many-streams.jpg"
         assert backends() - before < 5
+
+
+async def test_open_streams_give_their_request_thread_back(stack, pg, auth) -> None:
+    # Django runs a request's sync code (the view, the login) in a thread that lasts as
+    # long as the request: for a stream, days, and most of its idle memory.
+    server = psutil.Process(stack.server.pid)
+    before = server.num_threads()
+    url = f"{stack.http}/events/violations/"
+    async with contextlib.AsyncExitStack() as streams:
+        opened = [await streams.enter_async_context(sse(url, auth)) for _ in range(20)]
+        assert await extra_threads(server, before) < 5
+        insert_violation(pg, image="/media/threadless.jpg")
+        for events in opened:
+            assert (await events.next_change())["data"][
+                "violation_image"
+            ] == "/media/threadless.jpg"
+
+
+async def test_a_stream_gives_back_each_thread_it_reads_the_log_with(stack, pg, auth) -> None:
+    # A resume this far behind reads the log in pages of 100 (sync code), a page before
+    # each chunk: the first page runs in the request's thread, the later ones in a new
+    # one; neither may stay.
+    server = psutil.Process(stack.server.pid)
+    before = server.num_threads()
+    (resume_after,) = pg.execute("SELECT coalesce(max(id), 0) FROM realtime_event").fetchone()
+    ids = [
+        row[0]
+        for row in pg.execute(
+            "INSERT INTO violation_humandetections"
+            " (camera_id, violation_date, violation_time, violation_image)"
+            " SELECT 1, CURRENT_DATE, LOCALTIME(0), '/media/page-' || n || '.jpg'"
+            " FROM generate_series(1, 250) AS n RETURNING id"
+        )
+    ]
+    url = f"{stack.http}/events/violations/"
+    async with sse(url, {**auth, "Last-Event-ID": str(resume_after)}) as events:
+        got = [(await events.next_change())["data"]["id"] for _ in ids]
+        assert got == sorted(ids)
+        assert await extra_threads(server, before) == 0
+
+
+async def extra_threads(server: psutil.Process, before: int) -> int:
+    """Threads the server has beyond `before`, once released ones have had time to end."""
+    for _ in range(50):
+        if server.num_threads() <= before:
+            break
+        await asyncio.sleep(0.1)
+    return server.num_threads() - before
