@@ -41,3 +41,18 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if not raw:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_gc_thresholds(name: str, default: str) -> tuple[int, int, int] | None:
+    """Three counts for gc.set_threshold, like 50000,20,100; "python" keeps Python's own."""
+    raw = (os.environ.get(name) or default).strip()
+    if raw == "python":
+        return None
+    parts = [part.strip() for part in raw.split(",")]
+    if len(parts) != 3 or not all(part.isdigit() and 0 < int(part) < 10**9 for part in parts):
+        raise ImproperlyConfigured(
+            f"{name} must be three positive whole numbers like 50000,20,100 (see gc.set_threshold),"
+            f" or python for Python's defaults, not {raw!r}."
+        )
+    first, second, third = (int(part) for part in parts)
+    return first, second, third

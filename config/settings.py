@@ -9,7 +9,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_duration, env_flag, env_list
+from config.env import env_duration, env_flag, env_gc_thresholds, env_list
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -147,6 +147,11 @@ if GRIP_URL:
 REALTIME_CLIENT_MAX_BUFFER = int(os.environ.get("REALTIME_CLIENT_MAX_BUFFER", str(4 * 2**20)))
 # ...after it has taken nothing for this many seconds (a slow reader is waited for).
 REALTIME_CLIENT_STALL_TIMEOUT = float(os.environ.get("REALTIME_CLIENT_STALL_TIMEOUT", "30"))
+
+# The server process's garbage collector (gc.set_threshold), or "python" for Python's own
+# 700,10,10. With those, 2,000 connections meant a full collection every 1.7 s that held
+# the whole server for about 340 ms (docs/performance.md).
+REALTIME_GC_THRESHOLDS = env_gc_thresholds("REALTIME_GC_THRESHOLDS", "50000,20,100")
 
 # How long the event log keeps events (replay window); the active listener prunes hourly.
 REALTIME_EVENT_RETENTION = env_duration("REALTIME_EVENT_RETENTION", "7d")

@@ -8,6 +8,7 @@ connection (or on lifespan startup where a server sends it). Never from
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from typing import Any
@@ -74,6 +75,11 @@ class ProcessRuntime:
         self._ready = True
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        if settings.REALTIME_GC_THRESHOLDS is not None:
+            # Fewer, not shorter, collections: what a delivery allocates mostly dies young,
+            # but with Python's thresholds every frame in flight reached the oldest
+            # generation, and a full collection walks every object of every connection.
+            gc.set_threshold(*settings.REALTIME_GC_THRESHOLDS)
         self._loop = loop
         self._ready = False
         self.bridge = Bridge()

@@ -14,7 +14,8 @@ SHOW = (
     "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'config.settings'; "
     "django.setup(); from django.conf import settings as s; "
     "print(s.DEBUG, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, "
-    "s.CHANNEL_LAYERS['default']['BACKEND'].rsplit('.', 1)[-1], s.REALTIME_EMBEDDED_LISTENER)"
+    "s.CHANNEL_LAYERS['default']['BACKEND'].rsplit('.', 1)[-1], s.REALTIME_EMBEDDED_LISTENER, "
+    "str(s.REALTIME_GC_THRESHOLDS).replace(' ', ''))"
 )
 
 
@@ -28,12 +29,19 @@ def settings_with(**env: str) -> subprocess.CompletedProcess[str]:
 def test_production_defaults_are_secure() -> None:
     out = settings_with(DJANGO_SECRET_KEY=GOOD_KEY)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["False", "True", "True", "InMemoryChannelLayer", "True"]
+    assert out.stdout.split() == [
+        "False",
+        "True",
+        "True",
+        "InMemoryChannelLayer",
+        "True",
+        "(50000,20,100)",
+    ]
 
 
 def test_redis_url_switches_layer_and_listener() -> None:
     out = settings_with(DJANGO_SECRET_KEY=GOOD_KEY, REDIS_URL="redis://127.0.0.1:6379/3")
-    assert out.stdout.split()[3:] == ["RedisPubSubChannelLayer", "False"]
+    assert out.stdout.split()[3:5] == ["RedisPubSubChannelLayer", "False"]
     out = settings_with(
         DJANGO_SECRET_KEY=GOOD_KEY,
         REDIS_URL="redis://127.0.0.1:6379/3",
@@ -67,3 +75,18 @@ def test_local_debug_needs_no_key_and_sends_cookies_over_http() -> None:
 def test_a_flag_that_is_not_0_or_1_is_named() -> None:
     out = settings_with(DJANGO_SECRET_KEY=GOOD_KEY, DJANGO_DEBUG="maybe")
     assert out.returncode != 0 and "DJANGO_DEBUG must be 0 or 1" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("raw", "thresholds"), [("", "(50000,20,100)"), ("1000,5,7", "(1000,5,7)"), ("python", "None")]
+)
+def test_gc_thresholds_default_to_fewer_collections(raw: str, thresholds: str) -> None:
+    out = settings_with(DJANGO_SECRET_KEY=GOOD_KEY, REALTIME_GC_THRESHOLDS=raw)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == thresholds
+
+
+@pytest.mark.parametrize("raw", ["50000,20", "a,b,c", "0,10,10", "1,2,3,4"])
+def test_gc_thresholds_that_are_not_three_counts_are_refused(raw: str) -> None:
+    out = settings_with(DJANGO_SECRET_KEY=GOOD_KEY, REALTIME_GC_THRESHOLDS=raw)
+    assert out.returncode != 0 and "REALTIME_GC_THRESHOLDS must be three" in out.stderr
