@@ -7,8 +7,7 @@ PROMETHEUS_MULTIPROC_DIR and /metrics of any Daphne adds them up.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterable
-from typing import Any
+from collections.abc import Iterable
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -77,14 +76,3 @@ def exposition() -> bytes:
     queue = CollectorRegistry()
     queue.register(NotifyQueueCollector())
     return generate_latest(registry) + generate_latest(queue)
-
-
-async def counted_stream(content: AsyncIterator[Any], transport: str) -> AsyncIterator[Any]:
-    """Wraps a streaming response body so the open connection is counted while it lasts."""
-    gauge = CONNECTED_CLIENTS.labels(transport)
-    gauge.inc()
-    try:
-        async for chunk in content:
-            yield chunk
-    finally:
-        gauge.dec()

@@ -1,13 +1,9 @@
 from __future__ import annotations
 
-import logging
 import re
-from collections.abc import AsyncIterator
-from typing import Any
 from urllib.parse import quote, unquote
 
 import jwt
-from asgiref.sync import SyncToAsync
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import connection as db_connection
@@ -24,7 +20,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_eventstream.views import events
 
-from realtime import backpressure, health, metrics
+from realtime import health, metrics, sse
 from realtime.bridge import SSE_CHANNEL
 from realtime.models import Event
 from realtime.rows import (
@@ -39,8 +35,6 @@ from realtime.rows import (
     row_of,
     unacknowledged_counts,
 )
-
-logger = logging.getLogger(__name__)
 
 # What django-eventstream sends as `id:` ("violations:42", the channel URL-quoted), or the
 # bare event id ("42").
@@ -170,59 +164,16 @@ def _stream(request: HttpRequest, channel: str) -> HttpResponse:
     if last_event_id is not None:
         # django-eventstream reads the header; normalise whichever form the client used.
         request.META["HTTP_LAST_EVENT_ID"] = f"{channel}:{last_event_id}"
-    response = events(request, channels=[channel])
+    grip = getattr(request, "grip", None)
+    if grip is not None and grip.proxied:
+        # Pushpin holds the stream; django-eventstream answers it with GRIP instructions.
+        return events(request, channels=[channel])  # type: ignore[no-any-return]
+    response = sse.stream_response(request, channel)
     if isinstance(response, StreamingHttpResponse):
-        pending = getattr(request, "scope", {}).get(backpressure.SCOPE_KEY)
-        response.streaming_content = metrics.counted_stream(
-            bounded_stream(response.streaming_content, pending), "sse"
-        )
         # The stream may last for days: do not hold a database connection (opened for the
         # login) for all that time. Django opens a new one when it needs one.
         db_connection.close()
-    return response  # type: ignore[no-any-return]
-
-
-async def bounded_stream(
-    content: AsyncIterator[Any], pending: backpressure.PendingBytes | None
-) -> AsyncIterator[Any]:
-    """Waits for a client that leaves more than REALTIME_CLIENT_MAX_BUFFER unread, and ends
-    the stream if it takes nothing for REALTIME_CLIENT_STALL_TIMEOUT seconds.
-
-    Its EventSource reconnects with Last-Event-ID and gets the rest from the log.
-    """
-    limit = settings.REALTIME_CLIENT_MAX_BUFFER
-    patience = settings.REALTIME_CLIENT_STALL_TIMEOUT
-    async for chunk in content:
-        # django-eventstream reads the log (sync code) before the first chunk, and again
-        # after a stream fell behind: each time, the thread goes back once it has.
-        release_request_thread()
-        # Waiting here pauses the stream; django-eventstream then re-reads from the log.
-        if not await backpressure.drained(pending, limit, patience):
-            logger.warning(
-                "dropping an SSE client that stopped reading",
-                extra={"buffered_bytes": pending() if pending else 0},
-            )
-            return
-        yield chunk
-
-
-def release_request_thread() -> None:
-    """Lets the thread Django gave this request end while its stream goes on.
-
-    Django runs each request's sync code (this view, the login) in a thread of its own
-    that lives as long as the request; for a stream that is for days, and it was most of
-    an idle SSE connection's memory. Called between chunks, when no sync work is under
-    way. Should the stream need sync code again (django-eventstream reading the log),
-    asgiref starts another thread for the request, as it did the first.
-    Internal API (asgiref's per-request executors), pinned: tests/test_e2e.py checks it.
-    """
-    try:
-        context = SyncToAsync.thread_sensitive_context.get()
-    except LookupError:  # not under Django's ASGI handler
-        return
-    executor = SyncToAsync.context_to_thread_executor.pop(context, None)
-    if executor is not None:
-        executor.shutdown(wait=False)
+    return response
 
 
 def _proxied_continuation(request: HttpRequest) -> bool:

@@ -1,0 +1,202 @@
+"""The body of an SSE stream this process serves itself (Pushpin's go through GRIP).
+
+django-eventstream's protocol, state and storage (`EventRequest`, `get_events`, its
+`Listener` in the listener manager, its encoding), driven by a loop of our own instead of
+its `stream()`. With 2,000 clients, the per-event costs of that loop were a good part of
+the server's time (docs/performance.md):
+
+- it waited for each wake-up through a new task and `asyncio.wait(..., timeout=20)`,
+  two extra steps of the event loop for every event on every stream; here
+  `asyncio.timeout` around the wait;
+- it encoded every event for every stream; here each event is encoded once, for all the
+  streams of its channel (the text is the same: one channel per stream);
+- back-pressure, the connected-clients gauge and giving the request thread back were
+  three more layers of generators around it; here they are part of the loop.
+
+Internal API, pinned: tests/test_sse.py and tests/test_eventstream_contract.py fail if it
+changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from asgiref.sync import SyncToAsync, sync_to_async
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django_eventstream.event import Event
+from django_eventstream.eventrequest import EventRequest
+from django_eventstream.eventstream import EventPermissionError, get_events
+from django_eventstream.utils import (
+    add_default_headers,
+    make_id,
+    sse_encode_error,
+    sse_encode_event,
+)
+from django_eventstream.views import Listener, events, get_listener_manager
+
+from realtime import backpressure, metrics
+
+logger = logging.getLogger(__name__)
+
+# As django-eventstream: a comment to get past proxies' buffering, then stream-open.
+OPENING = ":" + " " * 2048 + "\n\nevent: stream-open\ndata:\n\n"
+KEEP_ALIVE = "event: keep-alive\ndata:\n\n"
+KEEP_ALIVE_SECONDS = 20.0
+
+read_log = sync_to_async(get_events)
+
+
+def stream_response(request: HttpRequest, channel: str) -> HttpResponse:
+    """A stream of `channel` from the log position the request asks for."""
+    try:
+        event_request = EventRequest(request, view_kwargs={"channels": [channel]})
+    except (EventRequest.Error, EventPermissionError):
+        # django-eventstream's own error response for it.
+        return events(request, channels=[channel])  # type: ignore[no-any-return]
+    listener = Listener()
+    listener.user_id = event_request.user.pk if event_request.user else "anonymous"
+    listener.channels = event_request.channels
+    pending = getattr(request, "scope", {}).get(backpressure.SCOPE_KEY)
+    response = StreamingHttpResponse(
+        stream(event_request, listener, pending), content_type="text/event-stream"
+    )
+    add_default_headers(response, request=request)
+    return response
+
+
+async def stream(
+    event_request: EventRequest, listener: Listener, pending: backpressure.PendingBytes | None
+) -> AsyncIterator[str]:
+    manager = get_listener_manager()
+    listener.assign_loop()
+    manager.add_listener(listener)
+    gauge = metrics.CONNECTED_CLIENTS.labels("sse")
+    gauge.inc()
+    try:
+        body = OPENING
+        while True:
+            # From the log: at the start, and again whenever the stream fell behind.
+            try:
+                response = await read_log(event_request)
+            except EventPermissionError as exc:
+                yield sse_encode_error("forbidden", str(exc), {"channels": exc.channels})
+                return
+            finally:
+                release_request_thread()
+            last_ids = dict(response.channel_last_ids)
+            if response.channel_reset:
+                channels = {"channels": list(response.channel_reset)}
+                body += sse_encode_event(
+                    "stream-reset", channels, event_id=make_id(last_ids), json_encode=True
+                )
+            for channel, items in response.channel_items.items():
+                for item in items:
+                    last_ids[channel] = item.id
+                    body += sse_encode_event(item.type, item.data, event_id=make_id(last_ids))
+            if body:
+                if not await drained(pending):
+                    return
+                yield body
+                body = ""
+            if response.channel_more:
+                continue
+            with manager.lock:
+                behind = bool(listener.channel_items)
+                if behind:
+                    # Queued while the log was read: read the log again instead.
+                    listener.aevent.clear()
+                    listener.channel_items = {}
+            if behind:
+                continue
+
+            # Caught up: what the bridge queues from now on.
+            while True:
+                try:
+                    async with asyncio.timeout(KEEP_ALIVE_SECONDS):
+                        await listener.aevent.wait()
+                except TimeoutError:
+                    if not await drained(pending):
+                        return
+                    yield KEEP_ALIVE
+                    continue
+                with manager.lock:
+                    channel_items = listener.channel_items
+                    overflow = listener.overflow
+                    error = listener.error
+                    listener.aevent.clear()
+                    listener.channel_items = {}
+                    listener.overflow = False
+                for channel, items in channel_items.items():
+                    for item in items:
+                        body += _encoded(item, channel, last_ids)
+                if error:
+                    body += sse_encode_error(error["condition"], error["text"], error.get("extra"))
+                if body:
+                    if not await drained(pending):
+                        return
+                    yield body
+                    body = ""
+                if error:
+                    return
+                if overflow:
+                    break  # the rest is in the log
+            event_request.channel_last_ids = last_ids
+    finally:
+        gauge.dec()
+        listener.aevent.set()
+        manager.remove_listener(listener)
+
+
+def _encoded(item: Event, channel: str, last_ids: dict[str, Any]) -> str:
+    """The SSE text of one event, updating `last_ids` as django-eventstream does."""
+    if channel in last_ids:
+        if item.id is not None:
+            last_ids[channel] = item.id
+        else:
+            del last_ids[channel]
+    if last_ids.keys() == {channel}:
+        # The usual case, one channel per stream: the same text for every stream.
+        text: str | None = getattr(item, "sse_text", None)
+        if text is None:
+            text = sse_encode_event(item.type, item.data, event_id=make_id(last_ids))
+            item.sse_text = text
+        return text
+    return sse_encode_event(item.type, item.data, event_id=make_id(last_ids) or None)
+
+
+async def drained(pending: backpressure.PendingBytes | None) -> bool:
+    """Waits for a client that leaves more than REALTIME_CLIENT_MAX_BUFFER unread; False
+    (end the stream) if it takes nothing for REALTIME_CLIENT_STALL_TIMEOUT seconds.
+
+    Its EventSource reconnects with Last-Event-ID and gets the rest from the log.
+    """
+    limit = settings.REALTIME_CLIENT_MAX_BUFFER
+    if await backpressure.drained(pending, limit, settings.REALTIME_CLIENT_STALL_TIMEOUT):
+        return True
+    logger.warning(
+        "dropping an SSE client that stopped reading",
+        extra={"buffered_bytes": pending() if pending else 0},
+    )
+    return False
+
+
+def release_request_thread() -> None:
+    """Lets the thread Django gave this request end while its stream goes on.
+
+    Django runs each request's sync code (the view, the login, reading the log) in a
+    thread of its own that lives as long as the request; for a stream that is for days,
+    and it was most of an idle SSE connection's memory. Called after each read of the
+    log; the next read gets a new thread from asgiref, as the first did.
+    Internal API (asgiref's per-request executors), pinned: tests/test_e2e.py checks it.
+    """
+    try:
+        context = SyncToAsync.thread_sensitive_context.get()
+    except LookupError:  # not under Django's ASGI handler
+        return
+    executor = SyncToAsync.context_to_thread_executor.pop(context, None)
+    if executor is not None:
+        executor.shutdown(wait=False)

@@ -1,0 +1,127 @@
+"""The SSE stream loop (realtime.sse) against the real event log, driven in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from django.test import RequestFactory
+from django_eventstream.eventrequest import EventRequest
+from django_eventstream.utils import sse_encode_event
+from django_eventstream.views import Listener, get_listener_manager
+
+from realtime import sse
+from realtime.bridge import SSE_CHANNEL, wake_sse_streams
+from realtime.bus import change_message
+from realtime.models import Event
+from tests.helpers import insert_violation
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def user() -> Any:
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user("sse-reader", password="a-long-password-1")
+
+
+def open_stream(user: Any, last_id: int | None = None) -> tuple[AsyncIterator[str], Listener]:
+    headers = {} if last_id is None else {"Last-Event-ID": f"{SSE_CHANNEL}:{last_id}"}
+    http_request = RequestFactory().get("/events/violations/", headers=headers)
+    http_request.user = user
+    request = EventRequest(http_request, view_kwargs={"channels": [SSE_CHANNEL]})
+    listener = Listener()
+    listener.user_id = user.pk
+    listener.channels = request.channels
+    return sse.stream(request, listener, None), listener
+
+
+async def next_chunk(body: AsyncIterator[str]) -> str:
+    return await asyncio.wait_for(anext(body), 5)
+
+
+async def waiting(body: AsyncIterator[str]) -> asyncio.Task[str]:
+    """The stream's next chunk, once the stream waits for the bridge (it has no I/O to do
+    before that). Queued before, a change would count as arriving during the log read."""
+    chunk = asyncio.ensure_future(next_chunk(body))
+    await asyncio.sleep(0.1)
+    return chunk
+
+
+def ids_in(chunk: str) -> list[int]:
+    return [int(line.rsplit(":", 1)[1]) for line in chunk.splitlines() if line.startswith("id: ")]
+
+
+async def test_each_change_is_sent_to_every_stream_as_django_eventstream_encodes_it(user) -> None:
+    first, _ = open_stream(user)
+    second, _ = open_stream(user)
+    assert "event: stream-open" in await next_chunk(first)
+    assert "event: stream-open" in await next_chunk(second)
+    chunks = [await waiting(first), await waiting(second)]
+    message = change_message({"id": 7, "table": "t", "op": "INSERT", "data": {"id": 1}})
+    wake_sse_streams([message])
+    expected = sse_encode_event("message", message["frame"], event_id=f"{SSE_CHANNEL}:7")
+    assert [await chunk for chunk in chunks] == [expected, expected]
+    await first.aclose()
+    await second.aclose()
+    assert SSE_CHANNEL not in get_listener_manager().listeners_by_channel
+
+
+async def test_a_quiet_stream_sends_keep_alives(user, monkeypatch) -> None:
+    monkeypatch.setattr(sse, "KEEP_ALIVE_SECONDS", 0.1)
+    body, _ = open_stream(user)
+    await next_chunk(body)
+    assert await next_chunk(body) == sse.KEEP_ALIVE
+    assert await next_chunk(body) == sse.KEEP_ALIVE
+    await body.aclose()
+
+
+async def test_a_stream_that_overflowed_reads_the_rest_from_the_log(user, pg) -> None:
+    start = await asyncio.to_thread(lambda: Event.objects.order_by("-id").first())
+    body, listener = open_stream(user, start.id if start else 0)
+    await next_chunk(body)
+    inserted = [insert_violation(pg, image=f"/media/log-{n}.jpg") for n in range(3)]
+    logged = await asyncio.to_thread(
+        lambda: list(Event.objects.order_by("id").values_list("id", flat=True))[-3:]
+    )
+    # The bridge got the first and no room for the others (STREAM_PENDING_MAX).
+    first = await asyncio.to_thread(lambda: Event.objects.get(id=logged[0]).as_change())
+    chunk = await waiting(body)
+    wake_sse_streams([change_message(first)])
+    listener.overflow = True
+    got = ids_in(await chunk)
+    while len(got) < 3:
+        got += ids_in(await next_chunk(body))
+    assert got == logged
+    frames = await asyncio.to_thread(
+        lambda: [Event.objects.get(id=i).as_change()["data"]["id"] for i in logged]
+    )
+    assert frames == inserted
+    await body.aclose()
+
+
+async def test_a_kicked_stream_gets_the_error_and_ends(user) -> None:
+    body, _ = open_stream(user)
+    await next_chunk(body)
+    chunk_task = await waiting(body)
+    get_listener_manager().kick(user.pk, SSE_CHANNEL)
+    chunk = await chunk_task
+    assert "event: stream-error" in chunk
+    assert json.loads(chunk.split("data: ", 1)[1])["condition"] == "forbidden"
+    with pytest.raises(StopAsyncIteration):
+        await next_chunk(body)
+
+
+async def test_a_reader_without_access_gets_forbidden_and_nothing_else(user) -> None:
+    user.is_active = False
+    await asyncio.to_thread(user.save)
+    body, _ = open_stream(user)
+    chunk = await next_chunk(body)
+    assert chunk.startswith("event: stream-error")
+    assert json.loads(chunk.split("data: ", 1)[1])["condition"] == "forbidden"
+    with pytest.raises(StopAsyncIteration):
+        await next_chunk(body)
