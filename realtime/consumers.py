@@ -38,6 +38,9 @@ class ViolationConsumer(AsyncWebsocketConsumer):
     bridge: Bridge | None = None
     pump: asyncio.Task[None] | None = None
     closing: asyncio.Future[None] | None = None
+    # True while the pump waits on an empty outbox: a frame may then be written at once.
+    idle = False
+    write_now: backpressure.WriteText | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -49,6 +52,9 @@ class ViolationConsumer(AsyncWebsocketConsumer):
             await self.close()  # a resume point that is not an event id: refused
             return
         self.outbox: asyncio.Queue[tuple[int, str]] = asyncio.Queue(maxsize=OUTBOX_SIZE)
+        self.write_now = backpressure.text_writer(self.scope.get(SERVER_SEND_KEY))
+        # Sent by the replay of ?lastEventId=: not again when the bus brings them too.
+        self.replayed: set[int] = set()
         self.bridge = await runtime.ensure_started()
         # Subscribe before reading the replay: what arrives meanwhile waits in the outbox.
         self.bridge.subscribe(self.violation_changed)
@@ -67,6 +73,14 @@ class ViolationConsumer(AsyncWebsocketConsumer):
         """Clients only listen; whatever they send is ignored."""
 
     def violation_changed(self, messages: list[ChangeMessage]) -> None:
+        if self.idle and self.write_now is not None:
+            pending = self.scope.get(backpressure.SCOPE_KEY)
+            if pending is None or pending() <= settings.REALTIME_CLIENT_MAX_BUFFER:
+                # Nothing waits before these, and the client keeps up: no pump step.
+                for message in messages:
+                    if message["id"] not in self.replayed:
+                        self.write_now(message["frame"])
+                return
         try:
             for message in messages:
                 self.outbox.put_nowait((message["id"], message["frame"]))
@@ -77,7 +91,7 @@ class ViolationConsumer(AsyncWebsocketConsumer):
             self.closing = asyncio.ensure_future(self.close(code=CLOSE_TOO_SLOW))
 
     async def _pump(self, resume_after: int | None) -> None:
-        replayed: set[int] = set()
+        replayed = self.replayed
         while resume_after is not None:
             batch = await events_after(resume_after, REPLAY_BATCH)
             for event_id, frame in batch:
@@ -93,7 +107,9 @@ class ViolationConsumer(AsyncWebsocketConsumer):
         # changes the session.
         send = self.scope.get(SERVER_SEND_KEY, self.base_send)
         while True:
+            self.idle = self.outbox.empty()
             event_id, frame = await self.outbox.get()
+            self.idle = False
             if event_id in replayed:
                 continue
             if not await backpressure.drained(
