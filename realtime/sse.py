@@ -8,8 +8,9 @@ the server's time (docs/performance.md):
 - it waited for each wake-up through a new task and `asyncio.wait(..., timeout=20)`,
   two extra steps of the event loop for every event on every stream; here
   `asyncio.timeout` around the wait;
-- it encoded every event for every stream; here each event is encoded once, for all the
-  streams of its channel (the text is the same: one channel per stream);
+- it encoded every event for every stream (and Django then encoded the text to bytes);
+  here each event is encoded once, to bytes, for all the streams of its channel (the
+  text is the same: one channel per stream);
 - back-pressure, the connected-clients gauge and giving the request thread back were
   three more layers of generators around it; here they are part of the loop.
 
@@ -43,8 +44,8 @@ from realtime import backpressure, metrics
 logger = logging.getLogger(__name__)
 
 # As django-eventstream: a comment to get past proxies' buffering, then stream-open.
-OPENING = ":" + " " * 2048 + "\n\nevent: stream-open\ndata:\n\n"
-KEEP_ALIVE = "event: keep-alive\ndata:\n\n"
+OPENING = (":" + " " * 2048 + "\n\nevent: stream-open\ndata:\n\n").encode()
+KEEP_ALIVE = b"event: keep-alive\ndata:\n\n"
 KEEP_ALIVE_SECONDS = 20.0
 
 read_log = sync_to_async(get_events)
@@ -70,38 +71,40 @@ def stream_response(request: HttpRequest, channel: str) -> HttpResponse:
 
 async def stream(
     event_request: EventRequest, listener: Listener, pending: backpressure.PendingBytes | None
-) -> AsyncIterator[str]:
+) -> AsyncIterator[bytes]:
     manager = get_listener_manager()
     listener.assign_loop()
     manager.add_listener(listener)
     gauge = metrics.CONNECTED_CLIENTS.labels("sse")
     gauge.inc()
     try:
-        body = OPENING
+        body = [OPENING]
         while True:
             # From the log: at the start, and again whenever the stream fell behind.
             try:
                 response = await read_log(event_request)
             except EventPermissionError as exc:
-                yield sse_encode_error("forbidden", str(exc), {"channels": exc.channels})
+                yield _error("forbidden", str(exc), {"channels": exc.channels})
                 return
             finally:
                 release_request_thread()
             last_ids = dict(response.channel_last_ids)
             if response.channel_reset:
                 channels = {"channels": list(response.channel_reset)}
-                body += sse_encode_event(
+                reset = sse_encode_event(
                     "stream-reset", channels, event_id=make_id(last_ids), json_encode=True
                 )
+                body.append(reset.encode())
             for channel, items in response.channel_items.items():
                 for item in items:
                     last_ids[channel] = item.id
-                    body += sse_encode_event(item.type, item.data, event_id=make_id(last_ids))
+                    text = sse_encode_event(item.type, item.data, event_id=make_id(last_ids))
+                    body.append(text.encode())
             if body:
                 if not await drained(pending):
                     return
-                yield body
-                body = ""
+                yield b"".join(body)
+                body = []
             if response.channel_more:
                 continue
             with manager.lock:
@@ -132,14 +135,14 @@ async def stream(
                     listener.overflow = False
                 for channel, items in channel_items.items():
                     for item in items:
-                        body += _encoded(item, channel, last_ids)
+                        body.append(_encoded(item, channel, last_ids))
                 if error:
-                    body += sse_encode_error(error["condition"], error["text"], error.get("extra"))
+                    body.append(_error(error["condition"], error["text"], error.get("extra")))
                 if body:
                     if not await drained(pending):
                         return
-                    yield body
-                    body = ""
+                    yield b"".join(body)
+                    body = []
                 if error:
                     return
                 if overflow:
@@ -151,8 +154,8 @@ async def stream(
         manager.remove_listener(listener)
 
 
-def _encoded(item: Event, channel: str, last_ids: dict[str, Any]) -> str:
-    """The SSE text of one event, updating `last_ids` as django-eventstream does."""
+def _encoded(item: Event, channel: str, last_ids: dict[str, Any]) -> bytes:
+    """One event as SSE, updating `last_ids` as django-eventstream does."""
     if channel in last_ids:
         if item.id is not None:
             last_ids[channel] = item.id
@@ -160,12 +163,16 @@ def _encoded(item: Event, channel: str, last_ids: dict[str, Any]) -> str:
             del last_ids[channel]
     if last_ids.keys() == {channel}:
         # The usual case, one channel per stream: the same text for every stream.
-        text: str | None = getattr(item, "sse_text", None)
-        if text is None:
+        encoded: bytes | None = getattr(item, "sse_bytes", None)
+        if encoded is None:
             text = sse_encode_event(item.type, item.data, event_id=make_id(last_ids))
-            item.sse_text = text
-        return text
-    return sse_encode_event(item.type, item.data, event_id=make_id(last_ids) or None)
+            encoded = item.sse_bytes = text.encode()
+        return encoded
+    return sse_encode_event(item.type, item.data, event_id=make_id(last_ids) or None).encode()
+
+
+def _error(condition: str, text: str, extra: dict[str, Any] | None) -> bytes:
+    return sse_encode_error(condition, text, extra).encode()  # type: ignore[no-any-return]
 
 
 async def drained(pending: backpressure.PendingBytes | None) -> bool:

@@ -29,7 +29,7 @@ def user() -> Any:
     return get_user_model().objects.create_user("sse-reader", password="a-long-password-1")
 
 
-def open_stream(user: Any, last_id: int | None = None) -> tuple[AsyncIterator[str], Listener]:
+def open_stream(user: Any, last_id: int | None = None) -> tuple[AsyncIterator[bytes], Listener]:
     headers = {} if last_id is None else {"Last-Event-ID": f"{SSE_CHANNEL}:{last_id}"}
     http_request = RequestFactory().get("/events/violations/", headers=headers)
     http_request.user = user
@@ -40,11 +40,11 @@ def open_stream(user: Any, last_id: int | None = None) -> tuple[AsyncIterator[st
     return sse.stream(request, listener, None), listener
 
 
-async def next_chunk(body: AsyncIterator[str]) -> str:
-    return await asyncio.wait_for(anext(body), 5)
+async def next_chunk(body: AsyncIterator[bytes]) -> str:
+    return (await asyncio.wait_for(anext(body), 5)).decode()
 
 
-async def waiting(body: AsyncIterator[str]) -> asyncio.Task[str]:
+async def waiting(body: AsyncIterator[bytes]) -> asyncio.Task[str]:
     """The stream's next chunk, once the stream waits for the bridge (it has no I/O to do
     before that). Queued before, a change would count as arriving during the log read."""
     chunk = asyncio.ensure_future(next_chunk(body))
@@ -75,8 +75,8 @@ async def test_a_quiet_stream_sends_keep_alives(user, monkeypatch) -> None:
     monkeypatch.setattr(sse, "KEEP_ALIVE_SECONDS", 0.1)
     body, _ = open_stream(user)
     await next_chunk(body)
-    assert await next_chunk(body) == sse.KEEP_ALIVE
-    assert await next_chunk(body) == sse.KEEP_ALIVE
+    assert await next_chunk(body) == sse.KEEP_ALIVE.decode()
+    assert await next_chunk(body) == sse.KEEP_ALIVE.decode()
     await body.aclose()
 
 
