@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 import shutil
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.helpers import ROOT, Process, Stack, free_port, insert_violation, sse, wait_for_http
@@ -50,7 +52,7 @@ def pushpin_config(tmp: Path, http_port: int, offset: int, upstream: int) -> Pat
 
 
 @pytest.fixture
-def behind_pushpin(database_url: str, tmp_path: Path) -> Iterator[tuple[str, Stack]]:
+def behind_pushpin(database_url: str, tmp_path: Path, token: str) -> Iterator[tuple[str, Stack]]:
     if PUSHPIN is None:
         pytest.skip("Debian's pushpin package is not installed (.ci/run installs it)")
     offset = free_offset()
@@ -64,10 +66,24 @@ def behind_pushpin(database_url: str, tmp_path: Path) -> Iterator[tuple[str, Sta
     ).start()
     try:
         wait_for_http(f"http://127.0.0.1:{http_port}/accounts/login/", timeout=30)
+        wait_for_held_streams(f"http://127.0.0.1:{http_port}", token)
         yield f"http://127.0.0.1:{http_port}", stack
     finally:
         pushpin.stop()
         stack.stop()
+
+
+def wait_for_held_streams(base: str, token: str, timeout: float = 30.0) -> None:
+    """Pushpin proxies plain requests before its handler takes held streams: until then it
+    answers a stream with 500 "Accept service unavailable." (a third of the runs here)."""
+    deadline = time.monotonic() + timeout
+    headers = {"Authorization": f"Bearer {token}"}
+    while True:
+        with httpx.stream("GET", f"{base}/events/violations/", headers=headers) as response:
+            if response.status_code == 200:
+                return
+            assert time.monotonic() < deadline, f"Pushpin holds no stream: {response.status_code}"
+        time.sleep(0.2)
 
 
 async def test_sse_through_pushpin_delivers_and_resumes(behind_pushpin, pg, token) -> None:
@@ -94,8 +110,6 @@ async def test_sse_through_pushpin_delivers_and_resumes(behind_pushpin, pg, toke
 
 
 async def test_pushpin_refuses_without_credentials(behind_pushpin) -> None:
-    import httpx
-
     async with httpx.AsyncClient() as client:
         response = await client.get(f"{behind_pushpin[0]}/events/violations/")
     assert response.status_code == 401
