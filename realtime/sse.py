@@ -162,12 +162,12 @@ def _encoded(item: Event, channel: str, last_ids: dict[str, Any]) -> bytes:
         else:
             del last_ids[channel]
     if last_ids.keys() == {channel}:
-        # The usual case, one channel per stream: the same text for every stream.
-        encoded: bytes | None = getattr(item, "sse_bytes", None)
-        if encoded is None:
+        # The usual case, one channel per stream: the same text for every stream of it.
+        cached: tuple[str, bytes] | None = getattr(item, "sse_bytes", None)
+        if cached is None or cached[0] != channel:
             text = sse_encode_event(item.type, item.data, event_id=make_id(last_ids))
-            encoded = item.sse_bytes = text.encode()
-        return encoded
+            cached = item.sse_bytes = (channel, text.encode())
+        return cached[1]
     return sse_encode_event(item.type, item.data, event_id=make_id(last_ids) or None).encode()
 
 

@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+from urllib.parse import quote
 
 import pytest
+from django.db import connection
 from django.test import RequestFactory
+from django_eventstream.event import Event as DjangoEvent
 from django_eventstream.eventrequest import EventRequest
 from django_eventstream.utils import sse_encode_event
 from django_eventstream.views import Listener, get_listener_manager
 
 from realtime import sse
-from realtime.bridge import SSE_CHANNEL, wake_sse_streams
+from realtime.bridge import SSE_CHANNEL, queue_for_streams, wake_sse_streams
 from realtime.bus import change_message
 from realtime.models import Event
 from tests.helpers import insert_violation
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -29,11 +34,13 @@ def user() -> Any:
     return get_user_model().objects.create_user("sse-reader", password="a-long-password-1")
 
 
-def open_stream(user: Any, last_id: int | None = None) -> tuple[AsyncIterator[bytes], Listener]:
-    headers = {} if last_id is None else {"Last-Event-ID": f"{SSE_CHANNEL}:{last_id}"}
+def open_stream(
+    user: Any, last_id: int | None = None, channel: str = SSE_CHANNEL
+) -> tuple[AsyncIterator[bytes], Listener]:
+    headers = {} if last_id is None else {"Last-Event-ID": f"{channel}:{last_id}"}
     http_request = RequestFactory().get("/events/violations/", headers=headers)
     http_request.user = user
-    request = EventRequest(http_request, view_kwargs={"channels": [SSE_CHANNEL]})
+    request = EventRequest(http_request, view_kwargs={"channels": [channel]})
     listener = Listener()
     listener.user_id = user.pk
     listener.channels = request.channels
@@ -50,6 +57,18 @@ async def waiting(body: AsyncIterator[bytes]) -> asyncio.Task[str]:
     chunk = asyncio.ensure_future(next_chunk(body))
     await asyncio.sleep(0.1)
     return chunk
+
+
+async def orm(work: Callable[[], T]) -> T:
+    """Django ORM work in a thread, which gives its database connection back after."""
+
+    def run() -> T:
+        try:
+            return work()
+        finally:
+            connection.close()
+
+    return await asyncio.to_thread(run)
 
 
 def ids_in(chunk: str) -> list[int]:
@@ -71,6 +90,28 @@ async def test_each_change_is_sent_to_every_stream_as_django_eventstream_encodes
     assert SSE_CHANNEL not in get_listener_manager().listeners_by_channel
 
 
+async def test_an_event_queued_on_two_channels_carries_each_channels_id(user) -> None:
+    rows_channel = "table/*/*"
+    first, _ = open_stream(user)
+    second, _ = open_stream(user, channel=rows_channel)
+    await next_chunk(first)
+    await next_chunk(second)
+    chunks = [await waiting(first), await waiting(second)]
+    event = DjangoEvent(SSE_CHANNEL, "message", "<tr></tr>", id=9)
+    queue_for_streams(SSE_CHANNEL, [event])
+    queue_for_streams(rows_channel, [event])
+    assert [ids_line(await chunk) for chunk in chunks] == [
+        f"id: {SSE_CHANNEL}:9",
+        f"id: {quote(rows_channel)}:9",
+    ]
+    await first.aclose()
+    await second.aclose()
+
+
+def ids_line(chunk: str) -> str:
+    return next(line for line in chunk.splitlines() if line.startswith("id: "))
+
+
 async def test_a_quiet_stream_sends_keep_alives(user, monkeypatch) -> None:
     monkeypatch.setattr(sse, "KEEP_ALIVE_SECONDS", 0.1)
     body, _ = open_stream(user)
@@ -81,15 +122,13 @@ async def test_a_quiet_stream_sends_keep_alives(user, monkeypatch) -> None:
 
 
 async def test_a_stream_that_overflowed_reads_the_rest_from_the_log(user, pg) -> None:
-    start = await asyncio.to_thread(lambda: Event.objects.order_by("-id").first())
+    start = await orm(lambda: Event.objects.order_by("-id").first())
     body, listener = open_stream(user, start.id if start else 0)
     await next_chunk(body)
     inserted = [insert_violation(pg, image=f"/media/log-{n}.jpg") for n in range(3)]
-    logged = await asyncio.to_thread(
-        lambda: list(Event.objects.order_by("id").values_list("id", flat=True))[-3:]
-    )
+    logged = await orm(lambda: list(Event.objects.order_by("id").values_list("id", flat=True))[-3:])
     # The bridge got the first and no room for the others (STREAM_PENDING_MAX).
-    first = await asyncio.to_thread(lambda: Event.objects.get(id=logged[0]).as_change())
+    first = await orm(lambda: Event.objects.get(id=logged[0]).as_change())
     chunk = await waiting(body)
     wake_sse_streams([change_message(first)])
     listener.overflow = True
@@ -97,9 +136,7 @@ async def test_a_stream_that_overflowed_reads_the_rest_from_the_log(user, pg) ->
     while len(got) < 3:
         got += ids_in(await next_chunk(body))
     assert got == logged
-    frames = await asyncio.to_thread(
-        lambda: [Event.objects.get(id=i).as_change()["data"]["id"] for i in logged]
-    )
+    frames = await orm(lambda: [Event.objects.get(id=i).as_change()["data"]["id"] for i in logged])
     assert frames == inserted
     await body.aclose()
 
@@ -118,7 +155,7 @@ async def test_a_kicked_stream_gets_the_error_and_ends(user) -> None:
 
 async def test_a_reader_without_access_gets_forbidden_and_nothing_else(user) -> None:
     user.is_active = False
-    await asyncio.to_thread(user.save)
+    await orm(user.save)
     body, _ = open_stream(user)
     chunk = await next_chunk(body)
     assert chunk.startswith("event: stream-error")
