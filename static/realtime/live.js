@@ -171,7 +171,20 @@
     }
   }
 
-  // One alert per burst across every open tab: the first tab to claim the burst plays.
+  // One alert per burst across every open tab. Where the browser has Web Locks (https or
+  // localhost), the tab that gets the lock plays and keeps the lock for the burst window;
+  // a tab that finds it held stays quiet. The lock lives in the browser process, so every
+  // tab sees it at once; a timestamp in localStorage reaches another tab's process a
+  // little later, and two tabs could both play.
+  function holdForBurst(lock) {
+    if (!lock) return undefined;
+    play();
+    return new Promise(function (resolve) {
+      setTimeout(resolve, BURST_MS);
+    });
+  }
+
+  // Without Web Locks (plain http to another host): the timestamp, best effort.
   function claimBurst() {
     const now = Date.now();
     const last = Number(localStorage.getItem(LAST_PLAYED) || 0);
@@ -182,12 +195,11 @@
 
   function alertSound() {
     if (!soundOn || !audio) return;
-    const claim = navigator.locks
-      ? navigator.locks.request("violations-sound", claimBurst)
-      : Promise.resolve(claimBurst());
-    claim.then(function (won) {
-      if (won) play();
-    });
+    if (navigator.locks) {
+      navigator.locks.request("violations-sound", { ifAvailable: true }, holdForBurst);
+    } else if (claimBurst()) {
+      play();
+    }
   }
 
   if (soundButton) {
