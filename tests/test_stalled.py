@@ -114,7 +114,16 @@ async def test_a_stalled_sse_client_is_dropped_and_resumes(stack, pg, token) -> 
             got = [(await reader.next_change(15))["data"]["violation_image"] for _ in images]
             await inserting
             assert got == images, "the reading client got everything, in order"
-        stack.server.wait_for_log("dropping an SSE client that stopped reading", after=mark)
+        # The stalled stream waits on its client only while it has something to send: it
+        # may have written its last chunk just under the limit. More rows make it wait,
+        # then drop the client.
+        dropped = "dropping an SSE client that stopped reading"
+        for n in range(40):
+            if dropped in stack.server.log()[mark:]:
+                break
+            insert_violation(pg, image=f"/media/sse-stall-more-{n}-" + "y" * 40_000 + ".jpg")
+            await asyncio.sleep(0.5)
+        stack.server.wait_for_log(dropped, after=mark)
     finally:
         stalled.close()
     url = f"http://127.0.0.1:{stack.port}/events/violations/"
