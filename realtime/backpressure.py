@@ -19,10 +19,18 @@ SCOPE_KEY = "realtime.pending_bytes"
 WriteText = Callable[[str], None]
 
 
-def pending_bytes_reader(send: Any) -> PendingBytes | None:
+def _daphne_parts(send: Any) -> tuple[Any, Any] | None:
+    """(server, protocol) of Daphne's `send`, `partial(server.handle_reply, protocol)`."""
     if not isinstance(send, partial) or not send.args:
         return None
-    transport = getattr(send.args[0], "transport", None)
+    return getattr(send.func, "__self__", None), send.args[0]
+
+
+def pending_bytes_reader(send: Any) -> PendingBytes | None:
+    parts = _daphne_parts(send)
+    if parts is None:
+        return None
+    transport = getattr(parts[1], "transport", None)
     if transport is None or not hasattr(transport, "dataBuffer"):
         return None
 
@@ -58,10 +66,10 @@ def text_writer(send: Any) -> WriteText | None:
     transport. Awaiting it costs a task and a step of the event loop per frame; at 2,000
     clients that was several percent of the server. None under any other server.
     """
-    if not isinstance(send, partial) or not send.args:
+    parts = _daphne_parts(send)
+    if parts is None:
         return None
-    protocol = send.args[0]
-    server = getattr(send.func, "__self__", None)
+    server, protocol = parts
     connections = getattr(server, "connections", None)
     if not isinstance(connections, dict) or not hasattr(protocol, "serverSend"):
         return None

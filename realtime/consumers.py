@@ -41,6 +41,7 @@ class ViolationConsumer(AsyncWebsocketConsumer):
     # True while the pump waits on an empty outbox: a frame may then be written at once.
     idle = False
     write_now: backpressure.WriteText | None = None
+    pending: backpressure.PendingBytes | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -53,6 +54,7 @@ class ViolationConsumer(AsyncWebsocketConsumer):
             return
         self.outbox: asyncio.Queue[tuple[int, str]] = asyncio.Queue(maxsize=OUTBOX_SIZE)
         self.write_now = backpressure.text_writer(self.scope.get(SERVER_SEND_KEY))
+        self.pending = self.scope.get(backpressure.SCOPE_KEY)
         # Sent by the replay of ?lastEventId=: not again when the bus brings them too.
         self.replayed: set[int] = set()
         self.bridge = await runtime.ensure_started()
@@ -74,7 +76,7 @@ class ViolationConsumer(AsyncWebsocketConsumer):
 
     def violation_changed(self, messages: list[ChangeMessage]) -> None:
         if self.idle and self.write_now is not None:
-            pending = self.scope.get(backpressure.SCOPE_KEY)
+            pending = self.pending
             if pending is None or pending() <= settings.REALTIME_CLIENT_MAX_BUFFER:
                 # Nothing waits before these, and the client keeps up: no pump step.
                 for message in messages:
@@ -99,7 +101,7 @@ class ViolationConsumer(AsyncWebsocketConsumer):
                 replayed.add(event_id)
             metrics.EVENTS_REPLAYED.labels("websocket_resume").inc(len(batch))
             resume_after = batch[-1][0] if len(batch) == REPLAY_BATCH else None
-        pending = self.scope.get(backpressure.SCOPE_KEY)
+        pending = self.pending
         limit = settings.REALTIME_CLIENT_MAX_BUFFER
         # Frames go straight to the server: channels' session middleware, which wraps
         # `self.send` for the whole connection, checks the session on every message (a

@@ -55,6 +55,8 @@ State = Literal["starting", "standby", "active", "down"]
 LOCK_KEY = 0x7265616C74696D65
 STATE_NAME = "default"
 FETCH_CHUNK = 1000
+# A log row as the listener reads it (see _logged): the event, and when it was written.
+LOGGED_COLUMNS = "id, table_name, op, data, extract(epoch FROM created_at)::float8"
 
 
 @dataclass
@@ -244,23 +246,16 @@ class Listener:
         after, found = notice["first_id"] - 1, 0
         while True:
             cur = await conn.execute(
-                "SELECT id, table_name, op, data, extract(epoch FROM created_at)::float8"
-                " FROM realtime_event WHERE id > %s AND id <= %s AND xid = %s::xid8"
-                " ORDER BY id LIMIT %s",
+                f"SELECT {LOGGED_COLUMNS} FROM realtime_event"
+                " WHERE id > %s AND id <= %s AND xid = %s::xid8 ORDER BY id LIMIT %s",
                 [after, notice["last_id"], notice["xid"], FETCH_CHUNK],
             )
-            rows = await cur.fetchall()
+            rows = [_logged(row) for row in await cur.fetchall()]
             found += len(rows)
-            await self._send(
-                [
-                    ({"id": row[0], "table": row[1], "op": row[2], "data": row[3]}, row[4])
-                    for row in rows
-                    if row[0] not in self._forwarded
-                ]
-            )
+            await self._send([item for item in rows if item[0]["id"] not in self._forwarded])
             if len(rows) < FETCH_CHUNK:
                 break
-            after = rows[-1][0]
+            after = rows[-1][0]["id"]
         if not found:
             logger.warning(
                 "skipped notification for events not in the log",
@@ -343,14 +338,10 @@ class Listener:
     ) -> list[tuple[ChangeEvent, float | None]]:
         """Events from the log, each with when its row was written (epoch seconds)."""
         cur = await conn.execute(
-            "SELECT id, table_name, op, data, extract(epoch FROM created_at)::float8"
-            " FROM realtime_event WHERE id = ANY(%s) ORDER BY id",
+            f"SELECT {LOGGED_COLUMNS} FROM realtime_event WHERE id = ANY(%s) ORDER BY id",
             [list(ids)],
         )
-        return [
-            ({"id": row[0], "table": row[1], "op": row[2], "data": row[3]}, row[4])
-            for row in await cur.fetchall()
-        ]
+        return [_logged(row) for row in await cur.fetchall()]
 
     @staticmethod
     async def _load_scan_from(conn: psycopg.AsyncConnection[Any]) -> str | None:
@@ -374,6 +365,11 @@ class Listener:
             """,
             [STATE_NAME, scan_from, self.settings.holder, forwarded_id],
         )
+
+
+def _logged(row: tuple[Any, ...]) -> tuple[ChangeEvent, float | None]:
+    """A row of `SELECT LOGGED_COLUMNS`: the event, and when its row was written."""
+    return {"id": row[0], "table": row[1], "op": row[2], "data": row[3]}, row[4]
 
 
 def _event_from_payload(payload: NotifyPayload) -> ChangeEvent | None:

@@ -20,7 +20,7 @@ def message(event_id: int) -> Any:
 def idle_consumer(written: list[str], pending: int = 0) -> ViolationConsumer:
     """A consumer whose pump waits on an empty outbox, as after its replay."""
     consumer = ViolationConsumer()
-    consumer.scope = {backpressure.SCOPE_KEY: lambda: pending}
+    consumer.pending = lambda: pending
     consumer.outbox = asyncio.Queue()
     consumer.replayed = set()
     consumer.write_now = written.append
@@ -42,7 +42,7 @@ async def test_frames_wait_in_the_outbox_behind_others_or_for_a_slow_client(sett
     written: list[str] = []
     consumer = idle_consumer(written, pending=settings.REALTIME_CLIENT_MAX_BUFFER + 1)
     if busy == "pump":
-        consumer.scope = {}
+        consumer.pending = None
         consumer.idle = False
     consumer.violation_changed([message(7)])
     assert written == []
