@@ -44,6 +44,13 @@ def insert_violation(
     return int(row[0])
 
 
+def newest_event(pg: psycopg.Connection[Any]) -> int:
+    """The id of the newest event in the log (0 when empty): a resume point."""
+    row = pg.execute("SELECT coalesce(max(id), 0) FROM realtime_event").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

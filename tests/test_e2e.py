@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from tests.helpers import Stack, insert_violation, next_frame, sse, websocket
+from tests.helpers import Stack, insert_violation, newest_event, next_frame, sse, websocket
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -241,7 +241,7 @@ async def test_a_stream_gives_back_each_thread_it_reads_the_log_with(stack, pg, 
     # one; neither may stay.
     server = psutil.Process(stack.server.pid)
     before = server.num_threads()
-    (resume_after,) = pg.execute("SELECT coalesce(max(id), 0) FROM realtime_event").fetchone()
+    resume_after = newest_event(pg)
     ids = [
         row[0]
         for row in pg.execute(

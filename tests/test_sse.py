@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import quote
 
 import pytest
-from django.db import connection
+from channels.db import database_sync_to_async
 from django.test import RequestFactory
 from django_eventstream.event import Event as DjangoEvent
 from django_eventstream.eventrequest import EventRequest
@@ -20,11 +20,9 @@ from realtime import sse
 from realtime.bridge import SSE_CHANNEL, queue_for_streams, wake_sse_streams
 from realtime.bus import change_message
 from realtime.models import Event
-from tests.helpers import insert_violation
+from tests.helpers import insert_violation, newest_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-T = TypeVar("T")
 
 
 @pytest.fixture
@@ -59,16 +57,10 @@ async def waiting(body: AsyncIterator[bytes]) -> asyncio.Task[str]:
     return chunk
 
 
-async def orm(work: Callable[[], T]) -> T:
-    """Django ORM work in a thread, which gives its database connection back after."""
-
-    def run() -> T:
-        try:
-            return work()
-        finally:
-            connection.close()
-
-    return await asyncio.to_thread(run)
+@database_sync_to_async
+def newest_logged(count: int) -> list[Event]:
+    """The newest events of the log, oldest first."""
+    return list(Event.objects.order_by("-id")[:count])[::-1]
 
 
 def ids_in(chunk: str) -> list[int]:
@@ -122,22 +114,19 @@ async def test_a_quiet_stream_sends_keep_alives(user, monkeypatch) -> None:
 
 
 async def test_a_stream_that_overflowed_reads_the_rest_from_the_log(user, pg) -> None:
-    start = await orm(lambda: Event.objects.order_by("-id").first())
-    body, listener = open_stream(user, start.id if start else 0)
+    body, listener = open_stream(user, newest_event(pg))
     await next_chunk(body)
     inserted = [insert_violation(pg, image=f"/media/log-{n}.jpg") for n in range(3)]
-    logged = await orm(lambda: list(Event.objects.order_by("id").values_list("id", flat=True))[-3:])
+    logged = await newest_logged(3)
     # The bridge got the first and no room for the others (STREAM_PENDING_MAX).
-    first = await orm(lambda: Event.objects.get(id=logged[0]).as_change())
     chunk = await waiting(body)
-    wake_sse_streams([change_message(first)])
+    wake_sse_streams([change_message(logged[0].as_change())])
     listener.overflow = True
     got = ids_in(await chunk)
     while len(got) < 3:
         got += ids_in(await next_chunk(body))
-    assert got == logged
-    frames = await orm(lambda: [Event.objects.get(id=i).as_change()["data"]["id"] for i in logged])
-    assert frames == inserted
+    assert got == [event.id for event in logged]
+    assert [event.as_change()["data"]["id"] for event in logged] == inserted
     await body.aclose()
 
 
@@ -155,7 +144,7 @@ async def test_a_kicked_stream_gets_the_error_and_ends(user) -> None:
 
 async def test_a_reader_without_access_gets_forbidden_and_nothing_else(user) -> None:
     user.is_active = False
-    await orm(user.save)
+    await database_sync_to_async(user.save)()
     body, _ = open_stream(user)
     chunk = await next_chunk(body)
     assert chunk.startswith("event: stream-error")

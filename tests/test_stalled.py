@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.helpers import Stack, insert_violation, next_frame, sse
+from tests.helpers import Stack, insert_violation, newest_event, next_frame, sse
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -34,10 +34,6 @@ def stack(database_url: str, tmp_path_factory: Any) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
-
-
-def newest_event(pg: Any) -> int:
-    return int(pg.execute("SELECT coalesce(max(id), 0) FROM realtime_event").fetchone()[0])
 
 
 async def test_resume_by_id_replays_exactly_what_came_after(stack, pg, token) -> None:
