@@ -20,11 +20,10 @@ from collections.abc import Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
-from django.db.models import Max
 from django_eventstream.event import Event
 from django_eventstream.views import get_listener_manager
 
-from realtime import metrics
+from realtime import eventlog, metrics
 from realtime.bus import (
     BATCH_TYPE,
     BRIDGE_CHANNEL_PREFIX,
@@ -159,27 +158,13 @@ class Bridge:
             await layer.group_add(GROUP, channel)
 
 
-@database_sync_to_async
-def newest_event_id() -> int:
-    from realtime.models import Event as LoggedEvent
-
-    return int(LoggedEvent.objects.aggregate(newest=Max("id"))["newest"] or 0)
-
-
-@database_sync_to_async
-def event_ids_between(after_id: int, up_to: int) -> list[int]:
-    from realtime.models import Event as LoggedEvent
-
-    ids = LoggedEvent.objects.filter(id__gt=after_id, id__lte=up_to).values_list("id", flat=True)
-    return list(ids.order_by("id"))
+newest_event_id = database_sync_to_async(eventlog.newest_id)
+event_ids_between = database_sync_to_async(eventlog.change_ids_between)
 
 
 @database_sync_to_async
 def events_by_id(ids: list[int]) -> list[ChangeMessage]:
-    from realtime.models import Event as LoggedEvent
-
-    rows = LoggedEvent.objects.filter(id__in=ids).order_by("id")
-    return [change_message(e.as_change()) for e in rows]
+    return [change_message(change) for change in eventlog.changes_by_id(ids)]
 
 
 def wake_sse_streams(messages: list[ChangeMessage]) -> None:

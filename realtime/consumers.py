@@ -12,8 +12,8 @@ from django.conf import settings
 from realtime import backpressure, metrics
 from realtime.bridge import Bridge
 from realtime.bus import ChangeMessage
-from realtime.eventlog_storage import frame_of
-from realtime.models import Event
+from realtime.changes import encode_frame
+from realtime.eventlog import changes_after
 from realtime.runtime import SERVER_SEND_KEY, runtime
 
 logger = logging.getLogger(__name__)
@@ -140,5 +140,4 @@ def resume_point(query_string: bytes) -> tuple[int | None, bool]:
 
 @database_sync_to_async
 def events_after(event_id: int, limit: int) -> list[tuple[int, str]]:
-    rows = Event.objects.filter(id__gt=event_id).order_by("id")[:limit]
-    return [(row.id, frame_of(row)) for row in rows]
+    return [(change["id"], encode_frame(change)) for change in changes_after(event_id, limit)]

@@ -15,16 +15,13 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from django.db import connection as db_connection
-from django.db.models import Max, Min, QuerySet
-from django.db.models.expressions import RawSQL
 from django_eventstream.channelmanager import ChannelManagerBase
 from django_eventstream.event import Event as StreamEvent
 from django_eventstream.storage import EventDoesNotExist, StorageBase
 
-from realtime import metrics
+from realtime import eventlog, metrics
 from realtime.bridge import SSE_CHANNEL
 from realtime.changes import encode_frame
-from realtime.models import Event
 from realtime.rows import InvalidFilter, RowFilter, render_change
 
 P = ParamSpec("P")
@@ -55,44 +52,30 @@ class EventLogStorage(StorageBase):  # type: ignore[misc]
 
     @releases_connection
     def get_current_id(self, channel: str) -> int:
-        return Event.objects.aggregate(last=Max("id"))["last"] or 0
+        return eventlog.newest_id()
 
     @releases_connection
     def get_events(self, channel: str, last_id: int, limit: int = 100) -> list[StreamEvent]:
-        bounds = Event.objects.aggregate(first=Min("id"), last=Max("id"))
-        first, last = bounds["first"], bounds["last"] or 0
+        first, last = eventlog.oldest_id(), eventlog.newest_id()
         if last_id > last or (first is not None and last_id < first - 1):
             # Unknown to this log, or pruned since: the client gets a stream-reset.
             raise EventDoesNotExist(f"No event {last_id} in the log", last)
         if channel == SSE_CHANNEL:
             events = [
-                StreamEvent(channel, "message", frame_of(e), id=e.id)
-                for e in Event.objects.filter(id__gt=last_id).order_by("id")[:limit]
+                StreamEvent(channel, "message", encode_frame(change), id=change["id"])
+                for change in eventlog.changes_after(last_id, limit)
             ]
             metrics.EVENTS_REPLAYED.labels("sse_replay").inc(len(events))
             return events
         layout, row_filter = RowFilter.from_channel(channel)
+        tables = [kind.table for kind in row_filter.kinds()]
         events = []
-        for e in rows_of(row_filter).filter(id__gt=last_id).order_by("id")[:limit]:
-            html = render_change(frame_of(e), layout)
+        for change in eventlog.changes_after(last_id, limit, tables, row_filter.camera):
+            html = render_change(encode_frame(change), layout)
             if html is not None:
-                events.append(StreamEvent(channel, "message", html, id=e.id))
+                events.append(StreamEvent(channel, "message", html, id=change["id"]))
         metrics.EVENTS_REPLAYED.labels("sse_replay").inc(len(events))
         return events
-
-
-def frame_of(event: Event) -> str:
-    return encode_frame(event.as_change())
-
-
-def rows_of(row_filter: RowFilter) -> QuerySet[Event]:
-    events = Event.objects.filter(table_name__in=[kind.table for kind in row_filter.kinds()])
-    if row_filter.camera is not None:
-        # data is `json`, not jsonb (Django's JSON lookups assume jsonb): compare as text.
-        events = events.alias(camera=RawSQL("data->>'camera_id'", [])).filter(
-            camera=str(row_filter.camera)
-        )
-    return events
 
 
 class ViolationChannelManager(ChannelManagerBase):  # type: ignore[misc]

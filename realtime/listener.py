@@ -33,7 +33,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
-from realtime import metrics
+from realtime import eventlog, metrics
 from realtime.changes import (
     NOTIFY_CHANNEL,
     ChangeEvent,
@@ -55,8 +55,6 @@ State = Literal["starting", "standby", "active", "down"]
 LOCK_KEY = 0x7265616C74696D65
 STATE_NAME = "default"
 FETCH_CHUNK = 1000
-# A log row as the listener reads it (see _logged): the event, and when it was written.
-LOGGED_COLUMNS = "id, table_name, op, data, extract(epoch FROM created_at)::float8"
 
 
 @dataclass
@@ -246,11 +244,9 @@ class Listener:
         after, found = notice["first_id"] - 1, 0
         while True:
             cur = await conn.execute(
-                f"SELECT {LOGGED_COLUMNS} FROM realtime_event"
-                " WHERE id > %s AND id <= %s AND xid = %s::xid8 ORDER BY id LIMIT %s",
-                [after, notice["last_id"], notice["xid"], FETCH_CHUNK],
+                eventlog.STATEMENT_SQL, [after, notice["last_id"], notice["xid"], FETCH_CHUNK]
             )
-            rows = [_logged(row) for row in await cur.fetchall()]
+            rows = [eventlog.logged(row) for row in await cur.fetchall()]
             found += len(rows)
             await self._send([item for item in rows if item[0]["id"] not in self._forwarded])
             if len(rows) < FETCH_CHUNK:
@@ -307,9 +303,11 @@ class Listener:
     async def _watched_tables(conn: psycopg.AsyncConnection[Any]) -> frozenset[str]:
         cur = await conn.execute(
             "SELECT DISTINCT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
-            # v2's statement triggers, or v1's row trigger where a DBA attached that.
+            # v3's statement triggers, or v2's or v1's where a DBA attached those.
             " WHERE t.tgname IN ('realtime_notify_v1', 'realtime_notify_v2_insert',"
-            " 'realtime_notify_v2_update', 'realtime_notify_v2_delete')"
+            " 'realtime_notify_v2_update', 'realtime_notify_v2_delete',"
+            " 'realtime_notify_v3_insert', 'realtime_notify_v3_update',"
+            " 'realtime_notify_v3_delete')"
         )
         # The trigger reports TG_TABLE_NAME: the bare name, whatever the schema.
         return frozenset(row[0] for row in await cur.fetchall())
@@ -321,11 +319,8 @@ class Listener:
         """The next horizon, the ids at or above this one, and the newest id in the log."""
         # One statement, one snapshot: the horizon and the ids are consistent.
         cur = await conn.execute(
-            """
-            SELECT pg_snapshot_xmin(pg_current_snapshot())::text,
-                   ARRAY(SELECT id FROM realtime_event WHERE xid >= %s::xid8 ORDER BY id),
-                   (SELECT coalesce(max(id), 0) FROM realtime_event)
-            """,
+            f"SELECT pg_snapshot_xmin(pg_current_snapshot())::text,"
+            f" {eventlog.IDS_SINCE_XID_SQL}, ({eventlog.NEWEST_ID_SQL})",
             [scan_from],
         )
         row = await cur.fetchone()
@@ -337,11 +332,11 @@ class Listener:
         conn: psycopg.AsyncConnection[Any], ids: Iterable[int]
     ) -> list[tuple[ChangeEvent, float | None]]:
         """Events from the log, each with when its row was written (epoch seconds)."""
-        cur = await conn.execute(
-            f"SELECT {LOGGED_COLUMNS} FROM realtime_event WHERE id = ANY(%s) ORDER BY id",
-            [list(ids)],
-        )
-        return [_logged(row) for row in await cur.fetchall()]
+        ids = list(ids)
+        if not ids:
+            return []
+        cur = await conn.execute(eventlog.BY_ID_SQL, eventlog.by_id_params(ids))
+        return [eventlog.logged(row) for row in await cur.fetchall()]
 
     @staticmethod
     async def _load_scan_from(conn: psycopg.AsyncConnection[Any]) -> str | None:
@@ -365,11 +360,6 @@ class Listener:
             """,
             [STATE_NAME, scan_from, self.settings.holder, forwarded_id],
         )
-
-
-def _logged(row: tuple[Any, ...]) -> tuple[ChangeEvent, float | None]:
-    """A row of `SELECT LOGGED_COLUMNS`: the event, and when its row was written."""
-    return {"id": row[0], "table": row[1], "op": row[2], "data": row[3]}, row[4]
 
 
 def _event_from_payload(payload: NotifyPayload) -> ChangeEvent | None:

@@ -68,7 +68,12 @@ class RowJSONField(models.JSONField):
 
 
 class Event(models.Model):
-    """The event log, written by the trigger in sql/ (not by Django)."""
+    """The event log, written by the trigger in sql/ (not by Django).
+
+    A row is one change, or the changes of a big statement packed together (sql/005:
+    `ids` and `first_id` set, `data` an array): read changes through realtime.eventlog,
+    which unpacks them. The model serves the newest id and rows of single changes.
+    """
 
     id = models.BigAutoField(primary_key=True)
     table_name = models.TextField()

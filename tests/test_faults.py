@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
@@ -78,6 +79,37 @@ async def test_bridge_reads_what_the_bus_lost_from_the_log(db_url, pg) -> None:
     ).fetchall()
     assert [m["id"] for m in got] == [row[0] for row in logged]
     assert bridge.healed == 3
+
+
+async def test_bridge_reads_a_lost_statement_from_the_log_change_by_change(db_url, pg) -> None:
+    bridge = Bridge()
+    got: list[ChangeMessage] = []
+    bridge.subscribe(got.extend)
+    task = asyncio.create_task(bridge.run())
+    try:
+        await asyncio.wait_for(bridge.ready.wait(), 10)
+        before = pg.execute("SELECT coalesce(max(id), 0) FROM realtime_event").fetchone()[0]
+        pg.execute(
+            "INSERT INTO violation_humandetections (camera_id, violation_image)"
+            " SELECT 2, '/media/lost-statement-' || n FROM generate_series(1, 150) n"
+        )
+        newest = pg.execute("SELECT max(id) FROM realtime_event").fetchone()[0]
+        await publish_heartbeat(newest)
+        for _ in range(100):
+            if len(got) >= 150:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    logged = pg.execute(
+        "SELECT id FROM realtime_changes(%s, %s) ORDER BY id", [before, newest]
+    ).fetchall()
+    assert [m["id"] for m in got] == [row[0] for row in logged]
+    assert [json.loads(m["frame"])["data"]["violation_image"] for m in got] == [
+        f"/media/lost-statement-{n}" for n in range(1, 151)
+    ]
+    assert bridge.healed == 150
 
 
 async def test_full_notify_queue_leaves_the_insert_committed_and_delivered(db_url, pg) -> None:

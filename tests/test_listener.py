@@ -171,6 +171,28 @@ async def test_restarted_listener_catches_up_what_was_committed_meanwhile(db_url
     assert got.images().count("/media/before.jpg") == 1
 
 
+async def test_a_big_statement_committed_meanwhile_is_caught_up_change_by_change(
+    db_url, pg, marker
+) -> None:
+    """Its changes share one log row (trigger v3): the catch-up unpacks them."""
+    listener, got = make(db_url)
+    async with running(listener):
+        insert_violation(pg, image=f"{marker}-before")
+        await got.wait_for_images({f"{marker}-before"})
+    pg.execute(
+        "INSERT INTO violation_humandetections"
+        " (camera_id, violation_date, violation_time, violation_image)"
+        " SELECT 1, CURRENT_DATE, LOCALTIME(0), %s || '-' || n FROM generate_series(1, 300) n",
+        [marker],
+    )
+    wanted = [f"{marker}-{n}" for n in range(1, 301)]
+    async with running(listener):
+        await got.wait_for_images(set(wanted))
+    mine = [e for e in got.events if e["data"]["violation_image"] in set(wanted)]
+    assert [e["data"]["violation_image"] for e in mine] == wanted
+    assert [e["id"] for e in mine] == sorted({e["id"] for e in mine})
+
+
 async def test_reconnects_after_the_database_drops_it(db_url, pg, marker) -> None:
     listener, got = make(db_url, backoff_initial=0.05, backoff_max=0.2)
     async with running(listener):

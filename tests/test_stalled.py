@@ -48,6 +48,32 @@ async def test_resume_by_id_replays_exactly_what_came_after(stack, pg, token) ->
     assert live["data"]["id"] == live_id
 
 
+async def test_resume_inside_a_statement_replays_the_rest_of_it(stack, pg, token) -> None:
+    url = f"ws://127.0.0.1:{stack.port}/ws/violations/?token={token}"
+    after = newest_event(pg)
+    async with connect(url) as live:
+        pg.execute(
+            "INSERT INTO violation_humandetections (camera_id, violation_image)"
+            " SELECT 3, '/media/ws-statement-' || n FROM generate_series(1, 150) n"
+        )
+        ids = [
+            row[0]
+            for row in pg.execute(
+                "SELECT id FROM realtime_changes(%s, %s) ORDER BY id", [after, newest_event(pg)]
+            ).fetchall()
+        ]
+        # Delivered live first, so that nothing of it is still on its way when the
+        # second client connects.
+        while (await next_frame(live))["id"] != ids[-1]:
+            pass
+    async with connect(f"{url}&lastEventId={ids[49]}") as ws:
+        replayed = [await next_frame(ws) for _ in range(100)]
+    assert [frame["id"] for frame in replayed] == ids[50:]
+    assert [frame["data"]["violation_image"] for frame in replayed] == [
+        f"/media/ws-statement-{n}" for n in range(51, 151)
+    ]
+
+
 @pytest.mark.parametrize("garbage", ["abc", "-1", "9" * 40])
 async def test_a_garbage_resume_point_is_refused(stack, token, garbage) -> None:
     url = f"ws://127.0.0.1:{stack.port}/ws/violations/?token={token}&lastEventId={garbage}"

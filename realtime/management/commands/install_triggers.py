@@ -7,7 +7,7 @@ from django.db import DatabaseError, connection, transaction
 class Command(BaseCommand):
     help = (
         "Attach the realtime trigger (INSERT, UPDATE, DELETE) to existing tables, "
-        "as `SELECT realtime_watch_v2('table')` does in psql."
+        "as `SELECT realtime_watch_v3('table')` does in psql."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -17,7 +17,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        function = "realtime_unwatch_v2" if options["remove"] else "realtime_watch_v2"
+        function = "realtime_unwatch_v3" if options["remove"] else "realtime_watch_v3"
         for table in options["tables"]:
             try:
                 with transaction.atomic(), connection.cursor() as cursor:

@@ -1,0 +1,103 @@
+"""Reading the event log: one change per row of the result, whichever log row holds it.
+
+A log row of realtime_event is one change, or (trigger v3, sql/005) the changes of a big
+statement packed together. The SQL functions realtime_changes() and
+realtime_changes_after() unpack them. Every reader goes through the queries here: the
+functions below on Django's connection, the listener with the SQL constants on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connection
+
+from realtime.changes import ChangeEvent
+
+# A change as the queries below return it (see logged()).
+COLUMNS = "id, table_name, op, data, extract(epoch FROM created_at)::float8"
+
+# The first %s changes above id %s, in id order; then a list of tables and a camera id
+# (text) to keep only those, or NULL for all.
+AFTER_SQL = f"SELECT {COLUMNS} FROM realtime_changes_after(%s, %s, %s, %s)"
+
+# Changes by id, in id order: the bounds, then the ids.
+BY_ID_SQL = f"SELECT {COLUMNS} FROM realtime_changes(%s, %s) WHERE id = ANY(%s) ORDER BY id"
+
+# A statement's changes: after id, up to id, its transaction, at most so many.
+STATEMENT_SQL = (
+    f"SELECT {COLUMNS} FROM realtime_changes(%s, %s) WHERE xid = %s::xid8 ORDER BY id LIMIT %s"
+)
+
+# The ids of every change written by a transaction at or above %s, in order.
+IDS_SINCE_XID_SQL = """
+ARRAY(SELECT c.id
+      FROM realtime_event e, unnest(coalesce(e.ids, ARRAY[e.id])) AS c (id)
+      WHERE e.xid >= %s::xid8 ORDER BY c.id)
+"""
+
+NEWEST_ID_SQL = "SELECT coalesce(max(id), 0) FROM realtime_event"
+
+# The lowest change id still in the log (a statement row starts below its own id).
+OLDEST_ID_SQL = """
+SELECT least(
+    (SELECT min(id) FROM realtime_event WHERE ids IS NULL),
+    (SELECT min(first_id) FROM realtime_event WHERE ids IS NOT NULL)
+)
+"""
+
+
+def logged(row: Sequence[Any]) -> tuple[ChangeEvent, float | None]:
+    """A row of the queries above: the change, and when its log row was written."""
+    return {"id": row[0], "table": row[1], "op": row[2], "data": row[3]}, row[4]
+
+
+def by_id_params(ids: Sequence[int]) -> list[Any]:
+    return [min(ids) - 1, max(ids), list(ids)]
+
+
+def _fetch(query: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return cursor.fetchall()
+
+
+def newest_id() -> int:
+    return int(_fetch(NEWEST_ID_SQL, [])[0][0])
+
+
+def oldest_id() -> int | None:
+    """None when the log is empty."""
+    return _fetch(OLDEST_ID_SQL, [])[0][0]
+
+
+def changes_after(
+    after_id: int, limit: int, tables: list[str] | None = None, camera: int | None = None
+) -> list[ChangeEvent]:
+    """The first `limit` changes above `after_id`, in id order, of these tables and camera."""
+    params = [after_id, limit, tables, None if camera is None else str(camera)]
+    return [logged(row)[0] for row in _fetch(AFTER_SQL, params)]
+
+
+def changes_by_id(ids: Sequence[int]) -> list[ChangeEvent]:
+    if not ids:
+        return []
+    return [logged(row)[0] for row in _fetch(BY_ID_SQL, by_id_params(ids))]
+
+
+# The ids in (%(after)s, %(up_to)s], without unpacking the rows of statement rows.
+IDS_BETWEEN_SQL = """
+SELECT e.id FROM realtime_event e WHERE e.ids IS NULL AND e.id > %(after)s AND e.id <= %(up_to)s
+UNION ALL
+SELECT c.id FROM realtime_event e, unnest(e.ids) AS c (id)
+WHERE e.ids IS NOT NULL AND e.id > %(after)s AND e.first_id <= %(up_to)s
+  AND c.id > %(after)s AND c.id <= %(up_to)s
+ORDER BY 1
+"""
+
+
+def change_ids_between(after_id: int, up_to: int) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(IDS_BETWEEN_SQL, {"after": after_id, "up_to": up_to})
+        return [row[0] for row in cursor.fetchall()]
