@@ -55,6 +55,9 @@ State = Literal["starting", "standby", "active", "down"]
 LOCK_KEY = 0x7265616C74696D65
 STATE_NAME = "default"
 FETCH_CHUNK = 1000
+# A big statement's changes are read this many at a time: the most one log row holds
+# (sql/005), since each read unpacks the whole JSON of the rows it touches.
+STATEMENT_CHUNK = 10_000
 
 
 @dataclass
@@ -244,12 +247,12 @@ class Listener:
         after, found = notice["first_id"] - 1, 0
         while True:
             cur = await conn.execute(
-                eventlog.STATEMENT_SQL, [after, notice["last_id"], notice["xid"], FETCH_CHUNK]
+                eventlog.STATEMENT_SQL, [after, notice["last_id"], notice["xid"], STATEMENT_CHUNK]
             )
             rows = [eventlog.logged(row) for row in await cur.fetchall()]
             found += len(rows)
             await self._send([item for item in rows if item[0]["id"] not in self._forwarded])
-            if len(rows) < FETCH_CHUNK:
+            if len(rows) < STATEMENT_CHUNK:
                 break
             after = rows[-1][0]["id"]
         if not found:
