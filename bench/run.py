@@ -561,6 +561,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.jsonl")
     args = parser.parse_args()
 
+    if args.server == "uvicorn" and not (BIN / "uvicorn").exists():
+        # Not in requirements-dev.txt: it brings click, and with click importable autobahn
+        # (Daphne's WebSocket library) formats a coloured debug string for every frame it
+        # sends, log level or not, which a production install (requirements.txt) does not.
+        parser.error("uvicorn is not installed: pip install 'uvicorn[standard]==0.54.0'")
     chosen = args.scenario or [*SCENARIOS, "idle", "cost"]
     ensure_database(args.database_url)
     env = stack_env(args)
