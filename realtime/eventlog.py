@@ -37,6 +37,16 @@ ARRAY(SELECT c.id
       WHERE e.xid >= %s::xid8 ORDER BY c.id)
 """
 
+# The ids in (%(after)s, %(up_to)s], without unpacking the JSON of statement rows.
+IDS_BETWEEN_SQL = """
+SELECT e.id FROM realtime_event e WHERE e.ids IS NULL AND e.id > %(after)s AND e.id <= %(up_to)s
+UNION ALL
+SELECT c.id FROM realtime_event e, unnest(e.ids) AS c (id)
+WHERE e.ids IS NOT NULL AND e.id > %(after)s AND e.first_id <= %(up_to)s
+  AND c.id > %(after)s AND c.id <= %(up_to)s
+ORDER BY 1
+"""
+
 NEWEST_ID_SQL = "SELECT coalesce(max(id), 0) FROM realtime_event"
 
 # The lowest change id still in the log (a statement row starts below its own id).
@@ -84,17 +94,6 @@ def changes_by_id(ids: Sequence[int]) -> list[ChangeEvent]:
     if not ids:
         return []
     return [logged(row)[0] for row in _fetch(BY_ID_SQL, by_id_params(ids))]
-
-
-# The ids in (%(after)s, %(up_to)s], without unpacking the rows of statement rows.
-IDS_BETWEEN_SQL = """
-SELECT e.id FROM realtime_event e WHERE e.ids IS NULL AND e.id > %(after)s AND e.id <= %(up_to)s
-UNION ALL
-SELECT c.id FROM realtime_event e, unnest(e.ids) AS c (id)
-WHERE e.ids IS NOT NULL AND e.id > %(after)s AND e.first_id <= %(up_to)s
-  AND c.id > %(after)s AND c.id <= %(up_to)s
-ORDER BY 1
-"""
 
 
 def change_ids_between(after_id: int, up_to: int) -> list[int]:
