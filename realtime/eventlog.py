@@ -22,13 +22,31 @@ COLUMNS = "id, table_name, op, data, extract(epoch FROM created_at)::float8"
 # (text) to keep only those, or NULL for all.
 AFTER_SQL = f"SELECT {COLUMNS} FROM realtime_changes_after(%s, %s, %s, %s)"
 
-# Changes by id, in id order: the bounds, then the ids.
-BY_ID_SQL = f"SELECT {COLUMNS} FROM realtime_changes(%s, %s) WHERE id = ANY(%s) ORDER BY id"
+# Changes by id, in id order. Only the statement rows holding one of the ids are unpacked.
+BY_ID_SQL = f"""
+SELECT {COLUMNS} FROM (
+    SELECT e.id, e.table_name, e.op, e.data, e.created_at
+    FROM realtime_event e WHERE e.ids IS NULL AND e.id = ANY(%(ids)s::bigint[])
+    UNION ALL
+    SELECT c.id, e.table_name, e.op, c.data, e.created_at
+    FROM realtime_event e,
+         ROWS FROM (unnest(e.ids), json_array_elements(e.data)) AS c (id, data)
+    WHERE e.ids IS NOT NULL AND e.id >= %(low)s AND e.first_id <= %(high)s
+      AND e.ids && %(ids)s::bigint[] AND c.id = ANY(%(ids)s::bigint[])
+) changes
+ORDER BY id
+"""
 
-# A statement's changes: after id, up to id, its transaction, at most so many.
-STATEMENT_SQL = (
-    f"SELECT {COLUMNS} FROM realtime_changes(%s, %s) WHERE xid = %s::xid8 ORDER BY id LIMIT %s"
-)
+# A statement's changes in (after id, up to id], written by its transaction.
+STATEMENT_SQL = f"SELECT {COLUMNS} FROM realtime_changes(%s, %s) WHERE xid = %s::xid8 ORDER BY id"
+
+# The lowest and highest change id of the log rows a transaction wrote that overlap
+# [first id, last id] (NULLs when there are none).
+STATEMENT_BOUNDS_SQL = """
+SELECT min(coalesce(first_id, id)), max(id)
+FROM realtime_event
+WHERE xid = %(xid)s::xid8 AND id >= %(first)s AND coalesce(first_id, id) <= %(last)s
+"""
 
 # The ids of every change written by a transaction at or above %s, in order.
 IDS_SINCE_XID_SQL = """
@@ -63,11 +81,11 @@ def logged(row: Sequence[Any]) -> tuple[ChangeEvent, float | None]:
     return {"id": row[0], "table": row[1], "op": row[2], "data": row[3]}, row[4]
 
 
-def by_id_params(ids: Sequence[int]) -> list[Any]:
-    return [min(ids) - 1, max(ids), list(ids)]
+def by_id_params(ids: Sequence[int]) -> dict[str, Any]:
+    return {"ids": list(ids), "low": min(ids), "high": max(ids)}
 
 
-def _fetch(query: str, params: list[Any]) -> list[tuple[Any, ...]]:
+def _fetch(query: str, params: list[Any] | dict[str, Any]) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(query, params)
         return cursor.fetchall()

@@ -55,9 +55,10 @@ State = Literal["starting", "standby", "active", "down"]
 LOCK_KEY = 0x7265616C74696D65
 STATE_NAME = "default"
 FETCH_CHUNK = 1000
-# A big statement's changes are read this many at a time: the most one log row holds
-# (sql/005), since each read unpacks the whole JSON of the rows it touches.
-STATEMENT_CHUNK = 10_000
+# A big statement's changes are read a window of this many ids at a time: the most one
+# log row holds (sql/005). Each read unpacks the whole JSON of the log rows it touches,
+# so a window reads each of them about once.
+STATEMENT_WINDOW = 10_000
 
 
 @dataclass
@@ -243,18 +244,25 @@ class Listener:
     async def _forward_statement(
         self, conn: psycopg.AsyncConnection[Any], notice: StatementNotice
     ) -> None:
-        """Read a big statement's rows from the log, in id order, a chunk at a time."""
-        after, found = notice["first_id"] - 1, 0
-        while True:
-            cur = await conn.execute(
-                eventlog.STATEMENT_SQL, [after, notice["last_id"], notice["xid"], STATEMENT_CHUNK]
-            )
+        """Read a big statement's rows from the log, in id order, a window at a time."""
+        # Where its rows really are: a notice (even a forged one) names no more than that.
+        cur = await conn.execute(
+            eventlog.STATEMENT_BOUNDS_SQL,
+            {"first": notice["first_id"], "last": notice["last_id"], "xid": notice["xid"]},
+        )
+        bounds = await cur.fetchone()
+        first, last = 1, 0
+        if bounds is not None and bounds[0] is not None:
+            first = max(bounds[0], notice["first_id"])
+            last = min(bounds[1], notice["last_id"])
+        after, found = first - 1, 0
+        while after < last:
+            up_to = min(after + STATEMENT_WINDOW, last)
+            cur = await conn.execute(eventlog.STATEMENT_SQL, [after, up_to, notice["xid"]])
             rows = [eventlog.logged(row) for row in await cur.fetchall()]
             found += len(rows)
             await self._send([item for item in rows if item[0]["id"] not in self._forwarded])
-            if len(rows) < STATEMENT_CHUNK:
-                break
-            after = rows[-1][0]["id"]
+            after = up_to
         if not found:
             logger.warning(
                 "skipped notification for events not in the log",

@@ -49,6 +49,9 @@ KEEP_ALIVE = b"event: keep-alive\ndata:\n\n"
 KEEP_ALIVE_SECONDS = 20.0
 
 read_log = sync_to_async(get_events)
+# Events per read of the log (django-eventstream's default is 100): a stream that fell
+# behind inside a big statement unpacks its log row once per read (sql/005).
+LOG_READ_LIMIT = 1000
 
 
 def stream_response(request: HttpRequest, channel: str) -> HttpResponse:
@@ -82,7 +85,7 @@ async def stream(
         while True:
             # From the log: at the start, and again whenever the stream fell behind.
             try:
-                response = await read_log(event_request)
+                response = await read_log(event_request, limit=LOG_READ_LIMIT)
             except EventPermissionError as exc:
                 yield _error("forbidden", str(exc), {"channels": exc.channels})
                 return

@@ -95,6 +95,23 @@ async def test_a_burst_is_forwarded_in_batches_in_order(db_url, pg, marker) -> N
     assert got.calls - calls_before <= 200
 
 
+async def test_a_statement_of_25000_rows_is_forwarded_whole_and_in_order(
+    db_url, pg, marker
+) -> None:
+    """Three log rows (at most 10,000 changes each), read a window of ids at a time."""
+    listener, got = make(db_url)
+    async with running(listener):
+        pg.execute(
+            "INSERT INTO violation_humandetections (camera_id, violation_image)"
+            " SELECT 1, %s || n FROM generate_series(1, 25000) n",
+            [marker],
+        )
+        wanted = [f"{marker}{n}" for n in range(1, 25001)]
+        await got.wait_for_images(set(wanted), timeout=30)
+    mine = [e for e in got.events if str(e["data"].get("violation_image")).startswith(marker)]
+    assert [e["data"]["violation_image"] for e in mine] == wanted
+
+
 async def test_a_forged_statement_notice_forwards_nothing(db_url, pg, marker, caplog) -> None:
     listener, got = make(db_url)
     caplog.set_level(logging.WARNING, logger="realtime.listener")

@@ -159,6 +159,47 @@ def test_rows_too_big_to_pack_together_are_logged_one_by_one(pg, listening) -> N
         pg.execute("DELETE FROM realtime_event WHERE table_name = 'camera_frames'")
 
 
+def test_rows_over_64_mb_together_are_logged_one_by_one(pg, listening) -> None:
+    """A log row's JSON stays under 64 MB: past it, v3 logs a row per change."""
+    pg.execute("DROP TABLE IF EXISTS camera_clips")
+    pg.execute("CREATE TABLE camera_clips (id serial PRIMARY KEY, clip text COMPRESSION lz4)")
+    pg.execute("SELECT realtime_watch_v3('camera_clips')")
+    try:
+        pg.execute(
+            "INSERT INTO camera_clips (clip)"
+            " SELECT repeat('c', 700000) FROM generate_series(1, 101)"
+        )
+        [notice] = notifications(listening, 2)
+        logged = pg.execute(
+            "SELECT count(*), count(*) FILTER (WHERE ids IS NULL) FROM realtime_event"
+            " WHERE xid = %s::xid8",
+            [notice["xid"]],
+        ).fetchone()
+        assert logged == (101, 101)
+    finally:
+        pg.execute("DROP TABLE camera_clips")
+        pg.execute("DELETE FROM realtime_event WHERE table_name = 'camera_clips'")
+
+
+def test_watching_with_an_older_version_replaces_v3(pg, listening) -> None:
+    """realtime_watch_v2() on a table v3 watches: one trigger set, each change logged once."""
+    pg.execute("DROP TABLE IF EXISTS gate_events")
+    pg.execute("CREATE TABLE gate_events (id serial PRIMARY KEY, gate text)")
+    try:
+        pg.execute("SELECT realtime_watch_v3('gate_events')")
+        pg.execute("SELECT realtime_watch_v2('gate_events')")
+        pg.execute("INSERT INTO gate_events (gate) VALUES ('north')")
+        assert len(notifications(listening, 3)) == 1
+        logged = pg.execute("SELECT count(*) FROM realtime_event WHERE table_name = 'gate_events'")
+        assert logged.fetchone() == (1,)
+        pg.execute("SELECT realtime_unwatch_v2('gate_events')")
+        left = pg.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'gate_events'::regclass")
+        assert left.fetchone() == (0,)
+    finally:
+        pg.execute("DROP TABLE gate_events")
+        pg.execute("DELETE FROM realtime_event WHERE table_name = 'gate_events'")
+
+
 def test_a_statement_that_changes_nothing_notifies_nothing(pg, listening) -> None:
     pg.execute("DELETE FROM violation_humandetections WHERE id < 0")
     assert notifications(listening) == []
