@@ -86,10 +86,15 @@ async def test_rows_reach_clients_of_both_daphne_processes_and_a_killed_listener
     sockets = []
     served_by: set[int] = set()
     try:
-        for _ in range(16):
+        # The kernel hands each connection to whichever process accepts first: usually
+        # both within a few, but a busy machine can send a run of them to one (16 in a
+        # row, once, while a benchmark ran beside the tests).
+        for _ in range(64):
             ws = await connect(f"ws://{bind}/ws/violations/?token={token}", open_timeout=10)
             sockets.append(ws)
             served_by.add(server_pid_of(ws.local_address[1], pids) or 0)
+            if len(sockets) >= 16 and served_by == set(pids):
+                break
         assert served_by == set(pids), "clients are spread over both processes"
 
         first = insert_violation(pg, image="/media/deployed.jpg")
