@@ -32,12 +32,11 @@ import argparse
 import json
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from run import ROOT, ensure_database, manage, stack_env
+from run import ROOT, cost_measures, ensure_database, manage, stack_env
 
 SOURCE = "violation_humandetections"
 UNWATCHED = "bench_cost_unwatched"
@@ -163,34 +162,6 @@ def tear_down(conn: psycopg.Connection[Any]) -> None:
     conn.execute(f"DROP TABLE IF EXISTS {UNWATCHED}, bench_cost_log")
 
 
-def measures(
-    conn: psycopg.Connection[Any], singles: int, rows: int
-) -> dict[str, Callable[[str], float]]:
-    """The same two measures as bench/run.py's detector_cost()."""
-
-    def single_rows(table: str) -> float:
-        start = time.perf_counter()
-        for n in range(singles):
-            conn.execute(
-                f"INSERT INTO {table} (camera_id, violation_date, violation_time,"
-                " violation_image) VALUES (%s, CURRENT_DATE, LOCALTIME(0), %s)",
-                [n % 16, f"/bench/cost/{n}.jpg"],
-            )
-        return time.perf_counter() - start
-
-    def statement(table: str) -> float:
-        start = time.perf_counter()
-        conn.execute(
-            f"INSERT INTO {table} (camera_id, violation_date, violation_time, violation_image)"
-            " SELECT n %% 50, CURRENT_DATE, LOCALTIME(0), '/bench/cost/' || n || '.jpg'"
-            " FROM generate_series(1, %s) AS n",
-            [rows],
-        )
-        return time.perf_counter() - start
-
-    return {"single-rows": single_rows, f"{rows}-row-statement": statement}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -216,7 +187,8 @@ def main() -> None:
         set_up(conn, variants)
         try:
             for _ in range(args.rounds):
-                for measure, fn in measures(conn, args.singles, args.rows).items():
+                for name, fn in cost_measures(conn, args.singles, args.rows).items():
+                    measure = f"{args.rows}-row-statement" if name == "statement" else name
                     for variant in variants:
                         # The unwatched copy right before each watched one: a pair
                         # shares the machine's state of the moment.

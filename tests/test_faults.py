@@ -7,7 +7,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
@@ -19,6 +20,7 @@ from realtime.listener import Listener, ListenerSettings
 from tests.helpers import (
     Stack,
     insert_violation,
+    newest_event,
     next_frame,
     sse,
     websocket,
@@ -52,26 +54,38 @@ async def drain(ws: Any, seconds: float) -> list[dict[str, Any]]:
 # --- in-process: the bridge heals what the bus lost -------------------------------------
 
 
-async def test_bridge_reads_what_the_bus_lost_from_the_log(db_url, pg) -> None:
+@asynccontextmanager
+async def running_bridge() -> AsyncIterator[tuple[Bridge, list[ChangeMessage]]]:
+    """A bridge of this process, and every message it dispatches."""
     bridge = Bridge()
     got: list[ChangeMessage] = []
     bridge.subscribe(got.extend)
     task = asyncio.create_task(bridge.run())
     try:
         await asyncio.wait_for(bridge.ready.wait(), 10)
-        # Committed, but no listener forwards them: as if the bus had dropped them.
-        ids = [insert_violation(pg, image=f"/media/lost-{n}.jpg") for n in range(3)]
-        newest = pg.execute("SELECT max(id) FROM realtime_event").fetchone()[0]
-        await publish_heartbeat(newest)
-        for _ in range(100):
-            if len(got) >= 3:
-                break
-            await asyncio.sleep(0.05)
-        await publish_heartbeat(newest)  # a second heartbeat changes nothing
-        await asyncio.sleep(0.2)
+        yield bridge, got
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def heal(newest: int, got: list[ChangeMessage], count: int) -> None:
+    """Tell the bridge the listener forwarded up to `newest`; wait for `count` messages."""
+    await publish_heartbeat(newest)
+    for _ in range(100):
+        if len(got) >= count:
+            break
+        await asyncio.sleep(0.05)
+
+
+async def test_bridge_reads_what_the_bus_lost_from_the_log(db_url, pg) -> None:
+    async with running_bridge() as (bridge, got):
+        # Committed, but no listener forwards them: as if the bus had dropped them.
+        ids = [insert_violation(pg, image=f"/media/lost-{n}.jpg") for n in range(3)]
+        newest = newest_event(pg)
+        await heal(newest, got, 3)
+        await publish_heartbeat(newest)  # a second heartbeat changes nothing
+        await asyncio.sleep(0.2)
     logged = pg.execute(
         "SELECT id FROM realtime_event WHERE table_name = 'violation_humandetections'"
         " AND (data->>'id')::bigint = ANY(%s) ORDER BY id",
@@ -82,26 +96,14 @@ async def test_bridge_reads_what_the_bus_lost_from_the_log(db_url, pg) -> None:
 
 
 async def test_bridge_reads_a_lost_statement_from_the_log_change_by_change(db_url, pg) -> None:
-    bridge = Bridge()
-    got: list[ChangeMessage] = []
-    bridge.subscribe(got.extend)
-    task = asyncio.create_task(bridge.run())
-    try:
-        await asyncio.wait_for(bridge.ready.wait(), 10)
-        before = pg.execute("SELECT coalesce(max(id), 0) FROM realtime_event").fetchone()[0]
+    async with running_bridge() as (bridge, got):
+        before = newest_event(pg)
         pg.execute(
             "INSERT INTO violation_humandetections (camera_id, violation_image)"
             " SELECT 2, '/media/lost-statement-' || n FROM generate_series(1, 150) n"
         )
-        newest = pg.execute("SELECT max(id) FROM realtime_event").fetchone()[0]
-        await publish_heartbeat(newest)
-        for _ in range(100):
-            if len(got) >= 150:
-                break
-            await asyncio.sleep(0.05)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        newest = newest_event(pg)
+        await heal(newest, got, 150)
     logged = pg.execute(
         "SELECT id FROM realtime_changes(%s, %s) ORDER BY id", [before, newest]
     ).fetchall()
