@@ -28,7 +28,8 @@
 -- overflows PostgreSQL's per-session cache of subtransactions (snapshots of other
 -- sessions get slower while it runs).
 --
--- Run by the Django migrations; a DBA can run it with:  psql -f sql/005_statement_log_rows.sql
+-- Run by migration 0006 (0007 then moves the watched tables to v3); a DBA can run it
+-- with:  psql -f sql/005_statement_log_rows.sql
 --     SELECT realtime_watch_v3('violation_humandetections');
 --     SELECT realtime_unwatch_v3('myschema.my_table');
 
@@ -36,8 +37,8 @@ ALTER TABLE realtime_event
     ADD COLUMN IF NOT EXISTS first_id bigint,
     ADD COLUMN IF NOT EXISTS ids bigint[];
 
--- lz4 where the server has it: several times faster to write than the default pglz for
--- the megabytes of JSON of a big statement.
+-- lz4 where the server has it: with the default pglz, compressing a 10,000-row
+-- statement's JSON cost the writer about half its own insert time more.
 DO $$
 BEGIN
     ALTER TABLE realtime_event ALTER COLUMN data SET COMPRESSION lz4;
