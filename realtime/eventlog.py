@@ -22,20 +22,9 @@ COLUMNS = "id, table_name, op, data, extract(epoch FROM created_at)::float8"
 # (text) to keep only those, or NULL for all.
 AFTER_SQL = f"SELECT {COLUMNS} FROM realtime_changes_after(%s, %s, %s, %s)"
 
-# Changes by id, in id order. Only the statement rows holding one of the ids are unpacked.
-BY_ID_SQL = f"""
-SELECT {COLUMNS} FROM (
-    SELECT e.id, e.table_name, e.op, e.data, e.created_at
-    FROM realtime_event e WHERE e.ids IS NULL AND e.id = ANY(%(ids)s::bigint[])
-    UNION ALL
-    SELECT c.id, e.table_name, e.op, c.data, e.created_at
-    FROM realtime_event e,
-         ROWS FROM (unnest(e.ids), json_array_elements(e.data)) AS c (id, data)
-    WHERE e.ids IS NOT NULL AND e.id >= %(low)s AND e.first_id <= %(high)s
-      AND e.ids && %(ids)s::bigint[] AND c.id = ANY(%(ids)s::bigint[])
-) changes
-ORDER BY id
-"""
+# Changes by id, in id order: the bounds, then the ids. Only the statement rows holding
+# one of the ids are unpacked.
+BY_ID_SQL = f"SELECT {COLUMNS} FROM realtime_changes(%s, %s, %s::bigint[]) ORDER BY id"
 
 # A statement's changes in (after id, up to id], written by its transaction.
 STATEMENT_SQL = f"SELECT {COLUMNS} FROM realtime_changes(%s, %s) WHERE xid = %s::xid8 ORDER BY id"
@@ -67,12 +56,13 @@ ORDER BY 1
 
 NEWEST_ID_SQL = "SELECT coalesce(max(id), 0) FROM realtime_event"
 
-# The lowest change id still in the log (a statement row starts below its own id).
-OLDEST_ID_SQL = """
+# The lowest change id still in the log (NULL when it is empty; a statement row starts
+# below its own id), and the newest.
+BOUNDS_SQL = f"""
 SELECT least(
     (SELECT min(id) FROM realtime_event WHERE ids IS NULL),
     (SELECT min(first_id) FROM realtime_event WHERE ids IS NOT NULL)
-)
+), ({NEWEST_ID_SQL})
 """
 
 
@@ -81,11 +71,11 @@ def logged(row: Sequence[Any]) -> tuple[ChangeEvent, float | None]:
     return {"id": row[0], "table": row[1], "op": row[2], "data": row[3]}, row[4]
 
 
-def by_id_params(ids: Sequence[int]) -> dict[str, Any]:
-    return {"ids": list(ids), "low": min(ids), "high": max(ids)}
+def by_id_params(ids: Sequence[int]) -> list[Any]:
+    return [min(ids) - 1, max(ids), list(ids)]
 
 
-def _fetch(query: str, params: list[Any] | dict[str, Any]) -> list[tuple[Any, ...]]:
+def _fetch(query: str, params: list[Any]) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(query, params)
         return cursor.fetchall()
@@ -95,9 +85,10 @@ def newest_id() -> int:
     return int(_fetch(NEWEST_ID_SQL, [])[0][0])
 
 
-def oldest_id() -> int | None:
-    """None when the log is empty."""
-    return _fetch(OLDEST_ID_SQL, [])[0][0]
+def bounds() -> tuple[int | None, int]:
+    """The oldest change id (None when the log is empty) and the newest (0 then)."""
+    oldest, newest = _fetch(BOUNDS_SQL, [])[0]
+    return oldest, int(newest)
 
 
 def changes_after(

@@ -56,7 +56,7 @@ class EventLogStorage(StorageBase):  # type: ignore[misc]
 
     @releases_connection
     def get_events(self, channel: str, last_id: int, limit: int = 100) -> list[StreamEvent]:
-        first, last = eventlog.oldest_id(), eventlog.newest_id()
+        first, last = eventlog.bounds()
         if last_id > last or (first is not None and last_id < first - 1):
             # Unknown to this log, or pruned since: the client gets a stream-reset.
             raise EventDoesNotExist(f"No event {last_id} in the log", last)

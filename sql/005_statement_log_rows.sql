@@ -54,10 +54,13 @@ CREATE INDEX IF NOT EXISTS realtime_event_statement_idx
 CREATE INDEX IF NOT EXISTS realtime_event_statement_first_idx
     ON realtime_event (first_id) WHERE ids IS NOT NULL;
 
--- Every change with after_id < id <= up_to, one row per change, in no particular order.
--- Plain SQL, so the planner inlines it into the caller's query. A statement row that
--- overlaps the range is unpacked whole (its JSON is parsed to the end).
-CREATE OR REPLACE FUNCTION realtime_changes(after_id bigint, up_to bigint)
+-- Every change with after_id < id <= up_to, one row per change, in no particular order;
+-- given `wanted`, just the changes with those ids. Plain SQL, so the planner inlines it
+-- into the caller's query. A statement row that overlaps the range (and, given `wanted`,
+-- holds one of those ids) is unpacked whole: its JSON is parsed to the end.
+CREATE OR REPLACE FUNCTION realtime_changes(
+    after_id bigint, up_to bigint, wanted bigint[] DEFAULT NULL
+)
 RETURNS TABLE (id bigint, table_name text, op text, data json, xid xid8, created_at timestamptz)
 LANGUAGE sql
 STABLE
@@ -65,12 +68,15 @@ AS $$
     SELECT e.id, e.table_name, e.op, e.data, e.xid, e.created_at
     FROM realtime_event e
     WHERE e.ids IS NULL AND e.id > after_id AND e.id <= up_to
+      AND (wanted IS NULL OR e.id = ANY(wanted))
     UNION ALL
     SELECT c.id, e.table_name, e.op, c.data, e.xid, e.created_at
     FROM realtime_event e,
          ROWS FROM (unnest(e.ids), json_array_elements(e.data)) AS c (id, data)
     WHERE e.ids IS NOT NULL AND e.id > after_id AND e.first_id <= up_to
+      AND (wanted IS NULL OR e.ids && wanted)
       AND c.id > after_id AND c.id <= up_to
+      AND (wanted IS NULL OR c.id = ANY(wanted))
 $$;
 
 -- The first max_rows changes above after_id, in id order, optionally only those of some

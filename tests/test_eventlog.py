@@ -130,7 +130,7 @@ def test_the_oldest_id_is_a_statement_rows_first_change(pg, marker) -> None:
     insert_statement(pg, 150, marker)
     [(_, first_id, _)] = statement_rows(pg, before)
     pg.execute("DELETE FROM realtime_event WHERE id < %s", [first_id])  # pruned
-    assert eventlog.oldest_id() == first_id
+    assert eventlog.bounds()[0] == first_id
     storage = EventLogStorage()
     assert len(storage.get_events("violations", first_id - 1, limit=1000)) == 150
     with pytest.raises(EventDoesNotExist):

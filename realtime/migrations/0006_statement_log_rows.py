@@ -22,7 +22,7 @@ DROP FUNCTION realtime_watch_v3(regclass);
 DROP FUNCTION realtime_unwatch_v3(regclass);
 DROP FUNCTION realtime_notify_v3();
 DROP FUNCTION realtime_changes_after(bigint, integer, text[], text);
-DROP FUNCTION realtime_changes(bigint, bigint);
+DROP FUNCTION realtime_changes(bigint, bigint, bigint[]);
 DROP INDEX realtime_event_statement_idx;
 DROP INDEX realtime_event_statement_first_idx;
 ALTER TABLE realtime_event DROP COLUMN ids, DROP COLUMN first_id;
