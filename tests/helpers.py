@@ -44,6 +44,20 @@ def insert_violation(
     return int(row[0])
 
 
+def manage(database_url: str, *argv: str) -> str:
+    """`manage.py argv...` against a database of a test's own; its output."""
+    env = {"DATABASE_URL": database_url, "DJANGO_SECRET_KEY": "x" * 40, "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "manage.py", *argv],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout
+
+
 def newest_event(pg: psycopg.Connection[Any]) -> int:
     """The id of the newest event in the log (0 when empty): a resume point."""
     row = pg.execute("SELECT coalesce(max(id), 0) FROM realtime_event").fetchone()

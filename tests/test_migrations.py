@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import manage
 
 
 @pytest.fixture
@@ -28,13 +26,7 @@ def scratch_url(db_url: str) -> Iterator[str]:
 
 
 def migrate(url: str, *target: str) -> None:
-    env = {"DATABASE_URL": url, "DJANGO_SECRET_KEY": "x" * 40, "PATH": "/usr/bin:/bin"}
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", *target, "--noinput", "-v0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-    )
+    manage(url, "migrate", *target, "--noinput", "-v0")
 
 
 def changes(conn: psycopg.Connection[Any], query: str) -> list[tuple[Any, ...]]:

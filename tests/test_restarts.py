@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.helpers import ROOT, Process, Stack, free_port, insert_violation, sse, websocket
+from tests.helpers import Process, Stack, free_port, insert_violation, manage, sse, websocket
 from tests.test_faults import collect_images
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -84,10 +82,7 @@ def own_postgres(tmp_path_factory: Any) -> Iterator[tuple[Any, str]]:
     server = pgserver.get_server(pgdata, cleanup_mode="delete")
     server.psql("CREATE DATABASE violations;")
     url = server.get_uri("violations")
-    env = {"DATABASE_URL": url, "DJANGO_SECRET_KEY": "x" * 40, "PATH": "/usr/bin:/bin"}
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
-    )
+    manage(url, "migrate", "--noinput", "-v0")
     try:
         yield server, url
     finally:
@@ -132,13 +127,4 @@ async def test_postgres_restart_keeps_clients_and_loses_nothing(own_postgres, tm
 
 
 def _issue_token(url: str, username: str) -> str:
-    env = {"DATABASE_URL": url, "DJANGO_SECRET_KEY": "x" * 40, "PATH": "/usr/bin:/bin"}
-    out = subprocess.run(
-        [sys.executable, "manage.py", "issue_token", username],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return out.stdout.strip().splitlines()[-1]
+    return manage(url, "issue_token", username).strip().splitlines()[-1]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 import pytest
 from django.core.management import CommandError, call_command
+from psycopg import sql
 
 from tests.helpers import insert_violation
 
@@ -126,13 +129,34 @@ def test_a_bigger_statement_notifies_once_and_logs_one_row(pg, listening, marker
     assert deleted == (101,), "DELETE logs the old rows"
 
 
+@contextmanager
+def watched_table(pg: psycopg.Connection[Any], name: str, columns: str) -> Iterator[None]:
+    """A scratch table watched by v3; dropped afterwards, with its changes in the log."""
+    pg.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+    pg.execute(sql.SQL(f"CREATE TABLE {{}} ({columns})").format(sql.Identifier(name)))
+    pg.execute("SELECT realtime_watch_v3(%s)", [name])
+    try:
+        yield
+    finally:
+        pg.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
+        pg.execute("DELETE FROM realtime_event WHERE table_name = %s", [name])
+
+
+def log_rows_of(pg: psycopg.Connection[Any], xid: str) -> tuple[int, int]:
+    """How many log rows a transaction wrote, and how many of them hold one change."""
+    row = pg.execute(
+        "SELECT count(*), count(*) FILTER (WHERE ids IS NULL) FROM realtime_event"
+        " WHERE xid = %s::xid8",
+        [xid],
+    ).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
 def test_rows_too_big_to_pack_together_are_logged_one_by_one(pg, listening) -> None:
     """Past PostgreSQL's 1 GB for one value, v3 falls back to a log row per change."""
-    pg.execute("DROP TABLE IF EXISTS camera_frames")
     # lz4: the test's own INSERT takes 0.2 s instead of pglz's 4.5 s.
-    pg.execute("CREATE TABLE camera_frames (id serial PRIMARY KEY, frame text COMPRESSION lz4)")
-    pg.execute("SELECT realtime_watch_v3('camera_frames')")
-    try:
+    with watched_table(pg, "camera_frames", "id serial PRIMARY KEY, frame text COMPRESSION lz4"):
         # 110 rows of 10 MB: 1.1 GB of JSON together (the rows compress to almost nothing).
         pg.execute(
             "INSERT INTO camera_frames (frame)"
@@ -140,12 +164,7 @@ def test_rows_too_big_to_pack_together_are_logged_one_by_one(pg, listening) -> N
         )
         [notice] = notifications(listening, 2)
         assert (notice["table"], notice["rows"]) == ("camera_frames", 110)
-        logged = pg.execute(
-            "SELECT count(*), count(*) FILTER (WHERE ids IS NULL) FROM realtime_event"
-            " WHERE xid = %s::xid8",
-            [notice["xid"]],
-        ).fetchone()
-        assert logged == (110, 110)
+        assert log_rows_of(pg, notice["xid"]) == (110, 110)
         # Sizes only: reading 1.1 GB of JSON back would double the test's time.
         changes = pg.execute(
             "SELECT octet_length(data::text) FROM realtime_changes(%s, %s)"
@@ -154,39 +173,22 @@ def test_rows_too_big_to_pack_together_are_logged_one_by_one(pg, listening) -> N
         ).fetchall()
         assert len(changes) == 110
         assert all(10_000_000 < size < 10_000_100 for (size,) in changes)
-    finally:
-        pg.execute("DROP TABLE camera_frames")
-        pg.execute("DELETE FROM realtime_event WHERE table_name = 'camera_frames'")
 
 
 def test_rows_over_64_mb_together_are_logged_one_by_one(pg, listening) -> None:
     """A log row's JSON stays under 64 MB: past it, v3 logs a row per change."""
-    pg.execute("DROP TABLE IF EXISTS camera_clips")
-    pg.execute("CREATE TABLE camera_clips (id serial PRIMARY KEY, clip text COMPRESSION lz4)")
-    pg.execute("SELECT realtime_watch_v3('camera_clips')")
-    try:
+    with watched_table(pg, "camera_clips", "id serial PRIMARY KEY, clip text COMPRESSION lz4"):
         pg.execute(
             "INSERT INTO camera_clips (clip)"
             " SELECT repeat('c', 700000) FROM generate_series(1, 101)"
         )
         [notice] = notifications(listening, 2)
-        logged = pg.execute(
-            "SELECT count(*), count(*) FILTER (WHERE ids IS NULL) FROM realtime_event"
-            " WHERE xid = %s::xid8",
-            [notice["xid"]],
-        ).fetchone()
-        assert logged == (101, 101)
-    finally:
-        pg.execute("DROP TABLE camera_clips")
-        pg.execute("DELETE FROM realtime_event WHERE table_name = 'camera_clips'")
+        assert log_rows_of(pg, notice["xid"]) == (101, 101)
 
 
 def test_watching_with_an_older_version_replaces_v3(pg, listening) -> None:
     """realtime_watch_v2() on a table v3 watches: one trigger set, each change logged once."""
-    pg.execute("DROP TABLE IF EXISTS gate_events")
-    pg.execute("CREATE TABLE gate_events (id serial PRIMARY KEY, gate text)")
-    try:
-        pg.execute("SELECT realtime_watch_v3('gate_events')")
+    with watched_table(pg, "gate_events", "id serial PRIMARY KEY, gate text"):
         pg.execute("SELECT realtime_watch_v2('gate_events')")
         pg.execute("INSERT INTO gate_events (gate) VALUES ('north')")
         assert len(notifications(listening, 3)) == 1
@@ -195,9 +197,6 @@ def test_watching_with_an_older_version_replaces_v3(pg, listening) -> None:
         pg.execute("SELECT realtime_unwatch_v2('gate_events')")
         left = pg.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'gate_events'::regclass")
         assert left.fetchone() == (0,)
-    finally:
-        pg.execute("DROP TABLE gate_events")
-        pg.execute("DELETE FROM realtime_event WHERE table_name = 'gate_events'")
 
 
 def test_a_statement_that_changes_nothing_notifies_nothing(pg, listening) -> None:
