@@ -7,6 +7,8 @@ from realtime import views
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("rows/", views.older_rows, name="older-rows"),
+    path("counters/", views.counters, name="counters"),
+    path("kinds.css", views.kind_styles, name="kind-styles"),
     path("legacy/", views.legacy, name="legacy"),
     path("violations/<slug:kind>/<int:pk>/acknowledge/", views.acknowledge, name="acknowledge"),
     path("healthz", views.healthz, name="healthz"),

@@ -1,40 +1,180 @@
+from __future__ import annotations
+
+from functools import cached_property
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import Max
+from django.core.paginator import Paginator
+from django.db import connection
+from django.db.models import F, OuterRef, QuerySet, Subquery
+from django.db.models.expressions import RawSQL
 from django.http import HttpRequest, HttpResponse
+from django.utils.html import format_html, format_html_join
 
-from realtime.models import ApiToken, Event, HumanDetection, LotoDetection, PpeDetection
-from realtime.rows import KIND_BY_TABLE
+from realtime import eventlog, kinds
+from realtime.adoption import SORT_DATE, SORT_TIME
+from realtime.models import (
+    Acknowledgement,
+    ApiToken,
+    HumanDetection,
+    LotoDetection,
+    PpeDetection,
+    ViolationKind,
+)
+from realtime.rows import ViolationRow
+
+
+class EstimatedCountPaginator(Paginator):
+    """The planner's row estimate for a whole table: count(*) of millions of rows takes
+    seconds, and the changelist only needs it to number its pages."""
+
+    @cached_property
+    def count(self) -> int:
+        query = self.object_list
+        if isinstance(query, QuerySet) and not query.query.where:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+                    [connection.ops.quote_name(query.model._meta.db_table)],
+                )
+                row = cursor.fetchone()
+            if row is not None and row[0] >= 0:  # -1: never analysed
+                return int(row[0])
+        return super().count
 
 
 @admin.register(HumanDetection, LotoDetection, PpeDetection)
 class ViolationAdmin(admin.ModelAdmin):
+    """The detectors' rows, to look at: the product does not own them, so no add, change
+    or delete. The acknowledgement comes from the product's own table."""
+
     list_display = [
-        "id",
+        "violation",
         "camera_id",
         "violation_date",
         "violation_time",
         "violation_image",
         "acknowledged_at",
         "acknowledged_by",
+        "other_columns",
     ]
-    list_filter = ["camera_id", "violation_date", "acknowledged_at"]
     search_fields = ["violation_image", "=camera_id"]
-    date_hierarchy = "violation_date"
-    ordering = ["-id"]
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    actions = None
+    readonly_fields = ["violation", "acknowledged_at", "acknowledged_by", "all_columns"]
+    fields = readonly_fields
     # Live rows arrive at the top of the changelist (templates/admin/realtime/).
     change_list_template = "admin/realtime/violation_change_list.html"
+
+    def get_ordering(self, request: HttpRequest) -> list[Any]:
+        # The sort key of the product's index (manage.py create_indexes), newest first.
+        return [RawSQL(SORT_DATE, []).desc(), RawSQL(SORT_TIME, []).desc(), F("id").desc()]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        table = self.model._meta.db_table
+        acknowledgements = Acknowledgement.objects.filter(
+            table_name=table, violation_id=OuterRef("pk")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                ack_at=Subquery(acknowledgements.values("acknowledged_at")[:1]),
+                ack_by=Subquery(acknowledgements.values("acknowledged_by")[:1]),
+                row_data=RawSQL(f"row_to_json({connection.ops.quote_name(table)}.*)", []),
+            )
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def _kind(self) -> kinds.Kind | None:
+        return kinds.knowing(table=self.model._meta.db_table).by_table.get(
+            self.model._meta.db_table
+        )
+
+    @admin.display(description="ID", ordering="id")
+    def violation(self, obj: Any) -> str:
+        kind = self._kind()
+        slug = kind.slug if kind else ""
+        return format_html('<span data-violation="{}-{}">{}</span>', slug, obj.pk, obj.pk)
+
+    @admin.display(description="acknowledged at")
+    def acknowledged_at(self, obj: Any) -> Any:
+        return obj.ack_at
+
+    @admin.display(description="acknowledged by")
+    def acknowledged_by(self, obj: Any) -> Any:
+        return obj.ack_by
+
+    @admin.display(description="other columns")
+    def other_columns(self, obj: Any) -> str:
+        kind = self._kind()
+        if kind is None:
+            return ""
+        return ViolationRow.from_data(kind, obj.row_data or {}).extra_text
+
+    @admin.display(description="every column, as the detectors wrote it")
+    def all_columns(self, obj: Any) -> str:
+        return format_html(
+            "<table>{}</table>",
+            format_html_join(
+                "",
+                "<tr><th>{}</th><td>{}</td></tr>",
+                (
+                    (name, "" if value is None else value)
+                    for name, value in (obj.row_data or {}).items()
+                ),
+            ),
+        )
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
+        kind = self._kind()
         context = {
-            "live_kind": KIND_BY_TABLE[self.model._meta.db_table].slug,
-            "live_last_event_id": Event.objects.aggregate(last=Max("id"))["last"] or 0,
+            "live_kind": kind.slug if kind else None,
+            "live_last_event_id": eventlog.newest_id(),
             **(extra_context or {}),
         }
         return super().changelist_view(request, context)
+
+
+@admin.register(ViolationKind)
+class ViolationKindAdmin(admin.ModelAdmin):
+    """Labels, colours and order are edited here; `manage.py add_kind` adds and removes
+    kinds, since that attaches or detaches the trigger on the table."""
+
+    list_display = ["label", "slug", "table_name", "schema_name", "colour", "position"]
+    list_editable = ["position"]
+    readonly_fields = ["slug", "schema_name", "table_name"]
+    fields = ["label", "colour", "position", *readonly_fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Acknowledgement)
+class AcknowledgementAdmin(admin.ModelAdmin):
+    """Deleting one un-acknowledges the violation, on every screen."""
+
+    list_display = ["table_name", "violation_id", "acknowledged_by", "acknowledged_at"]
+    list_filter = ["table_name"]
+    search_fields = ["acknowledged_by", "=violation_id"]
+    readonly_fields = ["table_name", "violation_id", "acknowledged_by", "acknowledged_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # operators acknowledge from the live table
 
 
 @admin.register(ApiToken)

@@ -23,7 +23,7 @@ from channels.db import database_sync_to_async
 from django_eventstream.event import Event
 from django_eventstream.views import get_listener_manager
 
-from realtime import eventlog, metrics
+from realtime import eventlog, kinds, metrics
 from realtime.bus import (
     BATCH_TYPE,
     BRIDGE_CHANNEL_PREFIX,
@@ -34,8 +34,9 @@ from realtime.bus import (
     change_message,
     channel_layer,
 )
+from realtime.changes import STATE, acknowledgement_frame
 from realtime.listener import backoff_delay
-from realtime.rows import KIND_BY_TABLE, LAYOUTS, channels_for, render_change
+from realtime.rows import LAYOUTS, channels_for, render_change
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ Subscriber = Callable[[list[ChangeMessage]], None]
 
 # The django-eventstream channel carrying the JSON frames (/events/violations/).
 SSE_CHANNEL = "violations"
+# Its event type for an acknowledgement (onmessage clients, which take changes, skip it).
+ACKNOWLEDGEMENT_EVENT = "acknowledgement"
 # Re-adding is cheap; a Redis that restarted has forgotten the group until then.
 GROUP_REFRESH_SECONDS = 10.0
 # Ids remembered to drop a message that arrives twice (a heal racing a late delivery).
@@ -105,6 +108,7 @@ class Bridge:
         layer = channel_layer()
         channel = await layer.new_channel(BRIDGE_CHANNEL_PREFIX)
         self.checked_up_to = await newest_event_id()
+        await kinds.arefresh()
         attempt = 0
         while True:
             refresher: asyncio.Task[None] | None = None
@@ -116,8 +120,10 @@ class Bridge:
                 while True:
                     message = await layer.receive(channel)
                     if message.get("type") == BATCH_TYPE:
+                        await self._know_kinds(message["changes"])
                         self.dispatch(message["changes"])
                     elif message.get("type") == MESSAGE_TYPE:
+                        await self._know_kinds([message])  # type: ignore[list-item]
                         self.dispatch([message])  # type: ignore[list-item]
                     elif message.get("type") == HEARTBEAT_TYPE:
                         await self._heal(int(message["newest_id"]))
@@ -135,6 +141,15 @@ class Bridge:
                 if refresher is not None:
                     refresher.cancel()
 
+    @staticmethod
+    async def _know_kinds(messages: list[ChangeMessage]) -> None:
+        """Read the kinds again when they are stale or a table is new to them (add_kind)."""
+        for message in messages:
+            if message["table"] not in kinds.cached().by_table:
+                await kinds.arefresh(message["table"])
+                return
+        await kinds.arefresh()
+
     async def _heal(self, forwarded_up_to: int) -> None:
         if forwarded_up_to <= self.checked_up_to:
             return
@@ -142,6 +157,7 @@ class Bridge:
         missed = [event_id for event_id in logged if event_id not in self._recent_set]
         for start in range(0, len(missed), HEAL_BATCH):
             messages = await events_by_id(missed[start : start + HEAL_BATCH])
+            await self._know_kinds(messages)
             logger.warning(
                 "bridge missed events on the bus, reading them from the log",
                 extra={"events": len(messages), "after_id": self.checked_up_to},
@@ -168,9 +184,17 @@ def events_by_id(ids: list[int]) -> list[ChangeMessage]:
 
 
 def wake_sse_streams(messages: list[ChangeMessage]) -> None:
-    queue_for_streams(
-        SSE_CHANNEL, [Event(SSE_CHANNEL, "message", m["frame"], id=m["id"]) for m in messages]
-    )
+    queue_for_streams(SSE_CHANNEL, [json_event(m) for m in messages])
+
+
+def json_event(message: ChangeMessage) -> Event:
+    """/events/violations/: a change as `message`, an acknowledgement as its own event."""
+    if message["op"] == STATE:
+        change = {**json.loads(message["frame"]), "state": message.get("state")}
+        return Event(
+            SSE_CHANNEL, ACKNOWLEDGEMENT_EVENT, acknowledgement_frame(change), id=message["id"]
+        )
+    return Event(SSE_CHANNEL, "message", message["frame"], id=message["id"])
 
 
 def wake_row_streams(messages: list[ChangeMessage]) -> None:
@@ -180,9 +204,10 @@ def wake_row_streams(messages: list[ChangeMessage]) -> None:
     listened = get_listener_manager().listeners_by_channel
     if not listened.keys() - {SSE_CHANNEL}:
         return
+    registry = kinds.cached()
     by_channel: dict[str, list[Event]] = {}
     for message in messages:
-        kind = KIND_BY_TABLE.get(message["table"])
+        kind = registry.by_table.get(message["table"])
         if kind is None:
             continue
         camera_id = _camera_id(message["frame"])
@@ -190,7 +215,7 @@ def wake_row_streams(messages: list[ChangeMessage]) -> None:
             channels = [c for c in channels_for(layout, kind.slug, camera_id) if c in listened]
             if not channels:
                 continue
-            html = render_change(message["frame"], layout)
+            html = render_change(message["frame"], message.get("state"), layout, registry)
             if html is None:
                 continue
             for channel in channels:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from channels.layers import BaseChannelLayer, get_channel_layer
 
-from realtime.changes import ChangeEvent, encode_frame
+from realtime.changes import ChangeEvent, ViolationState, encode_frame
 
 GROUP = "violations"
 # One group message carries every change the listener had at hand (up to a size): one
@@ -26,6 +26,9 @@ class ChangeMessage(TypedDict):
     table: str
     op: str
     frame: str
+    # The violation's acknowledgement when the change was read from the log (UPDATE and
+    # STATE events; None for the others). Not in `frame`: the JSON streams do not send it.
+    state: NotRequired[ViolationState | None]
 
 
 def change_message(event: ChangeEvent) -> ChangeMessage:
@@ -36,6 +39,7 @@ def change_message(event: ChangeEvent) -> ChangeMessage:
         "table": event["table"],
         "op": event["op"],
         "frame": encode_frame(event),
+        "state": event.get("state"),
     }
 
 

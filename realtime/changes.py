@@ -6,19 +6,35 @@ import json
 from typing import Any, Literal, NotRequired, TypedDict, get_args
 
 Op = Literal["INSERT", "UPDATE", "DELETE"]
-OPS: frozenset[str] = frozenset(get_args(Op))
+# A change of the product's own state of a violation (its acknowledgement, sql/006): in
+# the event log beside the detectors' changes, but never sent as a change of the row.
+STATE: Literal["STATE"] = "STATE"
+LoggedOp = Literal["INSERT", "UPDATE", "DELETE", "STATE"]
+OPS: frozenset[str] = frozenset(get_args(LoggedOp))
 
 # The PostgreSQL NOTIFY channel the triggers in sql/002 and sql/004 write to.
 NOTIFY_CHANNEL = "realtime_changed_v1"
 
 
+class ViolationState(TypedDict):
+    """What the product knows of a violation (realtime_acknowledgement), as ISO text."""
+
+    acknowledged_by: str
+    acknowledged_at: str
+
+
 class ChangeEvent(TypedDict):
-    """One change, as sent on /ws/violations/ and as `data:` on /events/violations/."""
+    """One change, as sent on /ws/violations/ and as `data:` on /events/violations/.
+
+    Read from the event log, it may be a STATE event, and carries the violation's `state`
+    at the time of reading; neither is part of what the JSON streams send as a change.
+    """
 
     id: int
     table: str
-    op: Op
+    op: LoggedOp
     data: dict[str, Any]
+    state: NotRequired[ViolationState | None]
 
 
 class NotifyPayload(TypedDict):
@@ -30,7 +46,7 @@ class NotifyPayload(TypedDict):
 
     id: int
     table: str
-    op: Op
+    op: LoggedOp
     data: NotRequired[dict[str, Any]]
     written_at: NotRequired[float]
 
@@ -42,7 +58,7 @@ class StatementNotice(TypedDict):
     """
 
     table: str
-    op: Op
+    op: LoggedOp
     first_id: int
     last_id: int
     rows: int
@@ -64,7 +80,7 @@ def parse_notify_payload(raw: str) -> NotifyPayload | StatementNotice:
     if not isinstance(value.get("table"), str) or not value["table"]:
         raise InvalidPayload("no table name")
     if value.get("op") not in OPS:
-        raise InvalidPayload("op is not INSERT, UPDATE or DELETE")
+        raise InvalidPayload("op is not INSERT, UPDATE, DELETE or STATE")
     payload: NotifyPayload | StatementNotice
     if "first_id" in value:
         payload = _statement_notice(value)
@@ -110,6 +126,23 @@ def encode_frame(event: ChangeEvent) -> str:
     """The one JSON text for an event: a WebSocket frame and an SSE `data:` line."""
     return json.dumps(
         {"id": event["id"], "table": event["table"], "op": event["op"], "data": event["data"]},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def acknowledgement_frame(event: ChangeEvent) -> str:
+    """A STATE event as the `acknowledgement` event of /events/violations/."""
+    state = event.get("state")
+    return json.dumps(
+        {
+            "id": event["id"],
+            "table": event["table"],
+            "row_id": event["data"].get("id"),
+            "acknowledged": state is not None,
+            "acknowledged_by": state["acknowledged_by"] if state else None,
+            "acknowledged_at": state["acknowledged_at"] if state else None,
+        },
         ensure_ascii=False,
         separators=(",", ":"),
     )

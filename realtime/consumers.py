@@ -12,7 +12,7 @@ from django.conf import settings
 from realtime import backpressure, metrics
 from realtime.bridge import Bridge
 from realtime.bus import ChangeMessage
-from realtime.changes import encode_frame
+from realtime.changes import STATE, encode_frame
 from realtime.eventlog import changes_after
 from realtime.runtime import SERVER_SEND_KEY, runtime
 
@@ -75,6 +75,11 @@ class ViolationConsumer(AsyncWebsocketConsumer):
         """Clients only listen; whatever they send is ignored."""
 
     def violation_changed(self, messages: list[ChangeMessage]) -> None:
+        # Changes only: an acknowledgement is not a change of the row (the documented
+        # client would ping for it).
+        messages = [message for message in messages if message["op"] != STATE]
+        if not messages:
+            return
         if self.idle and self.write_now is not None:
             pending = self.pending
             if pending is None or pending() <= settings.REALTIME_CLIENT_MAX_BUFFER:
@@ -95,12 +100,11 @@ class ViolationConsumer(AsyncWebsocketConsumer):
     async def _pump(self, resume_after: int | None) -> None:
         replayed = self.replayed
         while resume_after is not None:
-            batch = await events_after(resume_after, REPLAY_BATCH)
+            batch, resume_after = await events_after(resume_after, REPLAY_BATCH)
             for event_id, frame in batch:
                 await self.send(text_data=frame)
                 replayed.add(event_id)
             metrics.EVENTS_REPLAYED.labels("websocket_resume").inc(len(batch))
-            resume_after = batch[-1][0] if len(batch) == REPLAY_BATCH else None
         pending = self.pending
         limit = settings.REALTIME_CLIENT_MAX_BUFFER
         # Frames go straight to the server: channels' session middleware, which wraps
@@ -139,5 +143,10 @@ def resume_point(query_string: bytes) -> tuple[int | None, bool]:
 
 
 @database_sync_to_async
-def events_after(event_id: int, limit: int) -> list[tuple[int, str]]:
-    return [(change["id"], encode_frame(change)) for change in changes_after(event_id, limit)]
+def events_after(event_id: int, limit: int) -> tuple[list[tuple[int, str]], int | None]:
+    """Frames after `event_id`, and where to read on from (None: caught up)."""
+    # Acknowledgements are skipped here too; a batch may then hold fewer than `limit`
+    # frames, so the replay goes on from the last id read, not the last one sent.
+    changes = changes_after(event_id, limit)
+    frames = [(c["id"], encode_frame(c)) for c in changes if c["op"] != STATE]
+    return frames, (changes[-1]["id"] if len(changes) == limit else None)

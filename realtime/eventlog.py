@@ -9,25 +9,42 @@ functions below on Django's connection, the listener with the SQL constants on i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from django.db import connection
 
 from realtime.changes import ChangeEvent
 
-# A change as the queries below return it (see logged()).
-COLUMNS = "id, table_name, op, data, extract(epoch FROM created_at)::float8"
 
-# The first %s changes above id %s, in id order; then a list of tables and a camera id
-# (text) to keep only those, or NULL for all.
-AFTER_SQL = f"SELECT {COLUMNS} FROM realtime_changes_after(%s, %s, %s, %s)"
+# Changes of a source (a call of realtime_changes() or realtime_changes_after()), in id
+# order, each with when its log row was written and, for an UPDATE or a STATE event, the
+# violation's state as the product has it now (realtime_acknowledgement). See logged().
+def _with_state(source: str) -> str:
+    return f"""
+SELECT c.id, c.table_name, c.op, c.data, extract(epoch FROM c.created_at)::float8,
+       s.acknowledged_by, s.acknowledged_at
+FROM {source} c
+LEFT JOIN LATERAL (
+    SELECT a.acknowledged_by, a.acknowledged_at FROM realtime_acknowledgement a
+    WHERE c.op IN ('UPDATE', 'STATE') AND a.table_name = c.table_name
+      AND a.violation_id = CASE WHEN c.data->>'id' ~ '^[0-9]{{1,18}}$'
+                                THEN (c.data->>'id')::bigint END
+) s ON true
+ORDER BY c.id
+"""
 
-# Changes by id, in id order: the bounds, then the ids. Only the statement rows holding
-# one of the ids are unpacked.
-BY_ID_SQL = f"SELECT {COLUMNS} FROM realtime_changes(%s, %s, %s::bigint[]) ORDER BY id"
+
+# The first %s changes above id %s; then a list of tables and a camera id (text) to keep
+# only those, or NULL for all.
+AFTER_SQL = _with_state("realtime_changes_after(%s, %s, %s, %s)")
+
+# Changes by id: the bounds, then the ids. Only the statement rows holding one of the ids
+# are unpacked.
+BY_ID_SQL = _with_state("realtime_changes(%s, %s, %s::bigint[])")
 
 # A statement's changes in (after id, up to id], written by its transaction.
-STATEMENT_SQL = f"SELECT {COLUMNS} FROM realtime_changes(%s, %s) WHERE xid = %s::xid8 ORDER BY id"
+STATEMENT_SQL = _with_state("(SELECT * FROM realtime_changes(%s, %s) WHERE xid = %s::xid8)")
 
 # The lowest and highest change id of the log rows a transaction wrote that overlap
 # [first id, last id] (NULLs when there are none).
@@ -66,9 +83,24 @@ SELECT least(
 """
 
 
-def logged(row: Sequence[Any]) -> tuple[ChangeEvent, float | None]:
-    """A row of the queries above: the change, and when its log row was written."""
-    return {"id": row[0], "table": row[1], "op": row[2], "data": row[3]}, row[4]
+class Logged(NamedTuple):
+    """A change read from the log, and when its log row was written (epoch seconds)."""
+
+    change: ChangeEvent
+    written_at: float | None
+
+
+def logged(row: Sequence[Any]) -> Logged:
+    """A row of the queries above."""
+    change: ChangeEvent = {"id": row[0], "table": row[1], "op": row[2], "data": row[3]}
+    acknowledged_at: datetime | None = row[6]
+    if row[2] in ("UPDATE", "STATE"):
+        change["state"] = (
+            None
+            if acknowledged_at is None
+            else {"acknowledged_by": row[5], "acknowledged_at": acknowledged_at.isoformat()}
+        )
+    return Logged(change, row[4])
 
 
 def by_id_params(ids: Sequence[int]) -> list[Any]:
@@ -96,13 +128,13 @@ def changes_after(
 ) -> list[ChangeEvent]:
     """The first `limit` changes above `after_id`, in id order, of these tables and camera."""
     params = [after_id, limit, tables, None if camera is None else str(camera)]
-    return [logged(row)[0] for row in _fetch(AFTER_SQL, params)]
+    return [logged(row).change for row in _fetch(AFTER_SQL, params)]
 
 
 def changes_by_id(ids: Sequence[int]) -> list[ChangeEvent]:
     if not ids:
         return []
-    return [logged(row)[0] for row in _fetch(BY_ID_SQL, by_id_params(ids))]
+    return [logged(row).change for row in _fetch(BY_ID_SQL, by_id_params(ids))]
 
 
 def change_ids_between(after_id: int, up_to: int) -> list[int]:

@@ -19,8 +19,9 @@ from django_eventstream.channelmanager import ChannelManagerBase
 from django_eventstream.event import Event as StreamEvent
 from django_eventstream.storage import EventDoesNotExist, StorageBase
 
-from realtime import eventlog, metrics
-from realtime.bridge import SSE_CHANNEL
+from realtime import eventlog, kinds, metrics
+from realtime.bridge import SSE_CHANNEL, json_event
+from realtime.bus import change_message
 from realtime.changes import encode_frame
 from realtime.rows import InvalidFilter, RowFilter, render_change
 
@@ -62,16 +63,17 @@ class EventLogStorage(StorageBase):  # type: ignore[misc]
             raise EventDoesNotExist(f"No event {last_id} in the log", last)
         if channel == SSE_CHANNEL:
             events = [
-                StreamEvent(channel, "message", encode_frame(change), id=change["id"])
+                json_event(change_message(change))
                 for change in eventlog.changes_after(last_id, limit)
             ]
             metrics.EVENTS_REPLAYED.labels("sse_replay").inc(len(events))
             return events
         layout, row_filter = RowFilter.from_channel(channel)
-        tables = [kind.table for kind in row_filter.kinds()]
+        registry = kinds.registry()
+        tables = [kind.table for kind in row_filter.kinds(registry)]
         events = []
         for change in eventlog.changes_after(last_id, limit, tables, row_filter.camera):
-            html = render_change(encode_frame(change), layout)
+            html = render_change(encode_frame(change), change.get("state"), layout, registry)
             if html is not None:
                 events.append(StreamEvent(channel, "message", html, id=change["id"]))
         metrics.EVENTS_REPLAYED.labels("sse_replay").inc(len(events))

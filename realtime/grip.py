@@ -7,28 +7,30 @@ per channel, and a client that misses something resumes with Last-Event-ID throu
 
 from __future__ import annotations
 
-import json
-
 from django.conf import settings
 from django_eventstream.utils import publish_event
 
-from realtime.bridge import SSE_CHANNEL
-from realtime.changes import ChangeEvent, encode_frame
-from realtime.rows import KIND_BY_TABLE, LAYOUTS, channels_for, render_change
+from realtime import kinds
+from realtime.bridge import SSE_CHANNEL, json_event
+from realtime.bus import change_message
+from realtime.changes import ChangeEvent
+from realtime.rows import LAYOUTS, channels_for, render_change
 
 
 def publish_change(event: ChangeEvent) -> None:
     if not settings.GRIP_URL:
         return
-    frame = encode_frame(event)
+    message = change_message(event)
     event_id = str(event["id"])
-    publish_event(SSE_CHANNEL, "message", frame, event_id, None)
-    kind = KIND_BY_TABLE.get(event["table"])
+    json_item = json_event(message)
+    publish_event(SSE_CHANNEL, json_item.type, json_item.data, event_id, None)
+    registry = kinds.cached()
+    kind = registry.by_table.get(event["table"])
     if kind is None:
         return
-    camera_id = json.loads(frame)["data"].get("camera_id")
+    camera_id = event["data"].get("camera_id")
     for layout in LAYOUTS:
-        html = render_change(frame, layout)
+        html = render_change(message["frame"], message.get("state"), layout, registry)
         if html is None:
             continue
         for channel in channels_for(layout, kind.slug, camera_id):

@@ -36,6 +36,7 @@ from psycopg import sql
 from realtime import eventlog, metrics
 from realtime.changes import (
     NOTIFY_CHANNEL,
+    STATE,
     ChangeEvent,
     InvalidPayload,
     NotifyPayload,
@@ -93,6 +94,7 @@ class Listener:
         self._forwarded: set[int] = set()
         # Tables carrying the trigger; a notification naming another one is not ours.
         self._watched: frozenset[str] = frozenset()
+        self._watched_at = 0.0
         self._active = asyncio.Event()
         self._settled = asyncio.Event()
 
@@ -196,8 +198,9 @@ class Listener:
                 )
                 continue
             if payload["table"] not in self._watched:
-                # Forged, or a table watched since the last catch-up; the log has the
-                # latter, and the next catch-up (which refreshes the list) forwards it.
+                # A table watched since the list was read (`add_kind`), or forged.
+                await self._refresh_watched(conn)
+            if payload["table"] not in self._watched:
                 logger.warning(
                     "skipped notification for a table that is not watched",
                     extra={"table": payload["table"][:100], "event_id": payload.get("id")},
@@ -282,8 +285,16 @@ class Listener:
             if written_at is not None:
                 metrics.COMMIT_TO_FORWARD.observe(max(0.0, now - written_at))
 
+    async def _refresh_watched(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        # At most once a second for names that are not watched: anyone may NOTIFY.
+        now = time.monotonic()
+        if now - self._watched_at >= 1.0:
+            self._watched = await self._watched_tables(conn)
+            self._watched_at = now
+
     async def _catch_up(self, conn: psycopg.AsyncConnection[Any], scan_from: str) -> str:
         self._watched = await self._watched_tables(conn)
+        self._watched_at = time.monotonic()
         next_from, ids, newest = await self._scan(conn, scan_from)
         missed = [event_id for event_id in ids if event_id not in self._forwarded]
         for chunk_start in range(0, len(missed), FETCH_CHUNK):
@@ -374,7 +385,12 @@ class Listener:
 
 
 def _event_from_payload(payload: NotifyPayload) -> ChangeEvent | None:
-    if "data" not in payload:
+    """The change a payload carries, or None to read it from the log.
+
+    An UPDATE and a STATE event are read from the log (with the payload's, the row could
+    be drawn without its acknowledgement); so is a row too big for a payload.
+    """
+    if "data" not in payload or payload["op"] in ("UPDATE", STATE):
         return None
     return {
         "id": payload["id"],

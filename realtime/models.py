@@ -5,25 +5,28 @@ import secrets
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 
 from realtime.changes import ChangeEvent
 
 
 class Violation(models.Model):
-    """The columns the detectors write; each kind has its own table."""
+    """The columns the product reads from a detectors' table (it may have more).
+
+    The tables belong to the detectors (architecture decision 9): these models are not
+    managed, and the product's own state of a violation lives in its own tables.
+    """
 
     camera_id = models.IntegerField(null=True, blank=True)
     violation_date = models.DateField(null=True, blank=True)
     violation_time = models.TimeField(null=True, blank=True)
     # NULL, not "": the detectors' own column, whatever they write stays as written.
     violation_image = models.TextField(null=True, blank=True)  # noqa: DJ001
-    # Set by an operator from the live table; detectors leave them NULL.
-    acknowledged_at = models.DateTimeField(null=True, blank=True)
-    acknowledged_by = models.CharField(max_length=150, blank=True, db_default="")
 
     class Meta:
         abstract = True
+        managed = False
         ordering = ["-violation_date", "-violation_time", "-id"]
 
     def __str__(self) -> str:
@@ -51,7 +54,55 @@ class PpeDetection(Violation):
         verbose_name_plural = "missing protective equipment"
 
 
-WATCHED_TABLES = [m._meta.db_table for m in (HumanDetection, LotoDetection, PpeDetection)]
+class ViolationKind(models.Model):
+    """A kind of violation: a detectors' table the live table shows (`manage.py add_kind`)."""
+
+    slug = models.SlugField(max_length=40, unique=True, help_text="In URLs: /?kind=SLUG")
+    label = models.CharField(max_length=60, help_text="The badge on each row")
+    schema_name = models.CharField(max_length=63)
+    # The bare name, as the trigger writes it into the event log (TG_TABLE_NAME).
+    table_name = models.CharField(max_length=63, unique=True)
+    colour = models.CharField(
+        max_length=7,
+        default="#666666",
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "A colour like #b02a37")],
+        help_text="The badge's background, like #b02a37 (its text is white)",
+    )
+    position = models.PositiveSmallIntegerField(default=100, help_text="Order on the page")
+
+    class Meta:
+        db_table = "realtime_kind"
+        ordering = ["position", "slug"]
+        verbose_name = "kind of violation"
+        verbose_name_plural = "kinds of violation"
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.table_name})"
+
+
+class Acknowledgement(models.Model):
+    """An operator saw a violation: the first acknowledgement counts.
+
+    Keyed by the violation's table and primary key, not a foreign key: the row lives in
+    a table the product does not own (and may be gone).
+    """
+
+    table_name = models.CharField(max_length=63)
+    violation_id = models.BigIntegerField()
+    acknowledged_by = models.CharField(max_length=150)
+    acknowledged_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "realtime_acknowledgement"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["table_name", "violation_id"], name="realtime_acknowledged_once"
+            )
+        ]
+        ordering = ["-acknowledged_at"]
+
+    def __str__(self) -> str:
+        return f"{self.table_name} #{self.violation_id} by {self.acknowledged_by}"
 
 
 class RowJSONField(models.JSONField):

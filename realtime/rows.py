@@ -1,54 +1,39 @@
-"""Violations as table rows: kinds, filters, the rows on a page and the `<tr>` fragments."""
+"""Violations as table rows: filters, page cursors, and the `<tr>` fragments.
+
+A row is drawn from the violation's data as `row_to_json` gives it (a live change, a
+replay, or a page read from the table) and the product's state of it, by one
+constructor, so live, reloaded and admin rows look the same.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from functools import lru_cache
 from typing import Any, Literal
 
-from django.db.models import F, Model, QuerySet, Value
 from django.http import QueryDict
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from realtime.models import HumanDetection, LotoDetection, PpeDetection
+from realtime import kinds
+from realtime.adoption import REQUIRED_COLUMNS
+from realtime.changes import ViolationState
+from realtime.kinds import Kind, Registry
 
 Layout = Literal["table", "admin"]
 LAYOUTS: tuple[Layout, ...] = ("table", "admin")
-
-
-@dataclass(frozen=True)
-class Kind:
-    slug: str
-    label: str
-    model: type[Model]
-
-    @property
-    def table(self) -> str:
-        return str(self.model._meta.db_table)
-
-
-KINDS = [
-    Kind("human", "Person in zone", HumanDetection),
-    Kind("loto", "LOTO", LotoDetection),
-    Kind("ppe", "PPE", PpeDetection),
-]
-KIND_BY_SLUG = {kind.slug: kind for kind in KINDS}
-KIND_BY_TABLE = {kind.table: kind for kind in KINDS}
 PAGE_SIZE = 50
-ROW_FIELDS = (
-    "id",
-    "camera_id",
-    "violation_date",
-    "violation_time",
-    "violation_image",
-    "acknowledged_at",
-    "acknowledged_by",
-    "kind",
-)
 MAX_CAMERA_ID = 2**31 - 1
+CAMERA = re.compile(r"[0-9]{1,10}")
+# A page cursor: the sort key of the last row shown (see realtime.violations).
+CURSOR = re.compile(
+    r"(?P<date>-?infinity|[0-9]{4,5}-[0-9]{2}-[0-9]{2}),"
+    r"(?P<time>[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?),"
+    r"(?P<kind>[-a-zA-Z0-9_]{1,40}),(?P<id>-?[0-9]{1,18})"
+)
 
 
 class InvalidFilter(ValueError):
@@ -56,23 +41,53 @@ class InvalidFilter(ValueError):
 
 
 @dataclass(frozen=True)
+class Cursor:
+    """Where a page ends: rows after it in the page order (newest first) come next."""
+
+    date: str  # ISO, or -infinity for rows without a date
+    time: str  # ISO, 00:00:00 for rows without a time
+    kind: str
+    id: int
+
+    def __str__(self) -> str:
+        return f"{self.date},{self.time},{self.kind},{self.id}"
+
+    @classmethod
+    def parse(cls, raw: str) -> Cursor:
+        match = CURSOR.fullmatch(raw)
+        if match is None or match["kind"] not in kinds.knowing(slug=match["kind"]).by_slug:
+            raise InvalidFilter("before must be a cursor from the page's Load older button")
+        try:
+            if "infinity" not in match["date"] and len(match["date"]) == 10:
+                date.fromisoformat(match["date"])
+            if match["time"] != "24:00:00":  # PostgreSQL's end of day
+                time.fromisoformat(match["time"])
+        except ValueError as exc:
+            raise InvalidFilter(
+                "before must be a cursor from the page's Load older button"
+            ) from exc
+        return cls(match["date"], match["time"], match["kind"], int(match["id"]))
+
+
+@dataclass(frozen=True)
 class RowFilter:
     kind: str | None = None
     camera: int | None = None
     # Hide acknowledged rows: applied by the server to the rows it renders, and by the
-    # page to live rows (an acknowledgement is an UPDATE of a row already shown).
+    # page to live rows (an acknowledgement re-draws a row already shown).
     unacknowledged: bool = False
 
     @classmethod
     def from_query(cls, query: QueryDict) -> RowFilter:
         kind = query.get("kind") or None
-        if kind is not None and kind not in KIND_BY_SLUG:
-            raise InvalidFilter(f"kind must be one of {', '.join(KIND_BY_SLUG)}")
+        if kind is not None and kind not in kinds.knowing(slug=kind).by_slug:
+            raise InvalidFilter(f"kind must be one of {', '.join(kinds.registry().by_slug)}")
         raw_camera = query.get("camera") or None
         camera = None
         if raw_camera is not None:
-            # Length first: int() of thousands of digits is itself an error.
-            if not raw_camera.isdigit() or len(raw_camera) > 10 or int(raw_camera) > MAX_CAMERA_ID:
+            # ASCII digits only ("²".isdigit() is true), and the length first: int() of
+            # thousands of digits is an error of its own.
+            if CAMERA.fullmatch(raw_camera) is None or int(raw_camera) > MAX_CAMERA_ID:
                 raise InvalidFilter("camera must be a camera number")
             camera = int(raw_camera)
         raw_ack = query.get("unacknowledged") or "0"
@@ -84,9 +99,9 @@ class RowFilter:
     def from_channel(cls, channel: str) -> tuple[Layout, RowFilter]:
         layout, _, rest = channel.partition("/")
         kind, _, camera = rest.partition("/")
-        if layout not in LAYOUTS or (kind != "*" and kind not in KIND_BY_SLUG):
+        if layout not in LAYOUTS or (kind != "*" and kind not in kinds.knowing(slug=kind).by_slug):
             raise InvalidFilter(f"not a rows channel: {channel}")
-        if camera != "*" and not (camera.isdigit() and len(camera) <= 10):
+        if camera != "*" and CAMERA.fullmatch(camera) is None:
             raise InvalidFilter(f"not a rows channel: {channel}")
         return layout, cls(  # type: ignore[return-value]
             None if kind == "*" else kind, None if camera == "*" else int(camera)
@@ -97,8 +112,8 @@ class RowFilter:
         camera = "*" if self.camera is None else str(self.camera)
         return f"{layout}/{self.kind or '*'}/{camera}"
 
-    def kinds(self) -> list[Kind]:
-        return [KIND_BY_SLUG[self.kind]] if self.kind else KINDS
+    def kinds(self, registry: Registry) -> list[Kind]:
+        return [registry.by_slug[self.kind]] if self.kind else list(registry)
 
     def as_query(self) -> dict[str, str]:
         query = {}
@@ -128,45 +143,59 @@ class ViolationRow:
     kind: Kind
     id: Any
     camera_id: Any
-    violation_date: str
-    violation_time: str
+    date_value: date | None
+    time_value: time | None
+    # As the database wrote them, when they are not a plain date or time (infinity).
+    date_text: str
+    time_text: str
     violation_image: str
+    # The detectors' other columns, as (name, text), in the table's order.
+    extra: tuple[tuple[str, str], ...] = ()
     acknowledged_at: datetime | None = None
     acknowledged_by: str = ""
     op: str = "INSERT"
     event_id: int | None = None
 
     @classmethod
-    def from_change(cls, change: dict[str, Any]) -> ViolationRow | None:
-        kind = KIND_BY_TABLE.get(change["table"])
-        if kind is None:
-            return None
-        data = change["data"]
+    def from_data(
+        cls,
+        kind: Kind,
+        data: dict[str, Any],
+        state: ViolationState | None = None,
+        *,
+        op: str = "INSERT",
+        event_id: int | None = None,
+    ) -> ViolationRow:
+        """A row from `row_to_json` of the violation, and the product's state of it."""
+        raw_date, raw_time = _text(data.get("violation_date")), _text(data.get("violation_time"))
+        acknowledged_at = _timestamp(state["acknowledged_at"]) if state else None
         return cls(
             kind,
             data.get("id"),
             data.get("camera_id"),
-            _text(data.get("violation_date")),
-            _text(data.get("violation_time")),
+            _date(raw_date),
+            _time(raw_time),
+            raw_date,
+            raw_time,
             _text(data.get("violation_image")),
-            _timestamp(data.get("acknowledged_at")),
-            _text(data.get("acknowledged_by")),
-            change["op"],
-            change["id"],
+            tuple(
+                (name, _text(value)) for name, value in data.items() if name not in REQUIRED_COLUMNS
+            ),
+            acknowledged_at,
+            (state["acknowledged_by"] if state else "") if acknowledged_at else "",
+            op,
+            event_id,
         )
 
     @classmethod
-    def from_values(cls, values: dict[str, Any]) -> ViolationRow:
-        at = values["violation_time"]
-        return cls(
-            KIND_BY_SLUG[values["kind"]],
-            values["id"],
-            values["camera_id"],
-            _text(values["violation_date"]),
-            at.isoformat(timespec="seconds") if at is not None else "",
-            _text(values["violation_image"]),
-            values["acknowledged_at"],
-            values["acknowledged_by"] or "",
+    def from_change(
+        cls, change: dict[str, Any], registry: Registry | None = None
+    ) -> ViolationRow | None:
+        kind = (registry or kinds.cached()).by_table.get(change["table"])
+        if kind is None:
+            return None
+        return cls.from_data(
+            kind, change["data"], change.get("state"), op=change["op"], event_id=change["id"]
         )
 
     @property
@@ -178,23 +207,32 @@ class ViolationRow:
         return f"violation-{self.kind.slug}-{self.id}"
 
     @property
-    def date_value(self) -> date | None:
-        try:
-            return date.fromisoformat(self.violation_date)
-        except ValueError:
-            return None
+    def violation_date(self) -> str:
+        return self.date_value.isoformat() if self.date_value else self.date_text
 
     @property
-    def time_value(self) -> time | None:
-        try:
-            return time.fromisoformat(self.violation_time)
-        except ValueError:
-            return None
+    def violation_time(self) -> str:
+        """To the second, however precise the column: the same text live and on reload."""
+        return self.time_value.isoformat(timespec="seconds") if self.time_value else self.time_text
 
     @property
-    def admin_url(self) -> str:
-        meta = self.kind.model._meta
+    def at(self) -> str:
+        """Date and time, ISO, for the page's counters (which count a recent window)."""
+        if self.date_value is None:
+            return ""
+        return f"{self.date_value.isoformat()}T{self.violation_time or '00:00:00'}"
+
+    @property
+    def admin_url(self) -> str | None:
+        model = self.kind.model
+        if model is None:
+            return None
+        meta = model._meta
         return reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[self.id])
+
+    @property
+    def extra_text(self) -> str:
+        return " · ".join(f"{name}: {value}" for name, value in self.extra)
 
     @property
     def image_href(self) -> str | None:
@@ -208,7 +246,25 @@ class ViolationRow:
 
 
 def _text(value: Any) -> str:
-    return "" if value is None else str(value)
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _date(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value) if len(value) == 10 else None
+    except ValueError:
+        return None
+
+
+def _time(value: str) -> time | None:
+    try:
+        return time.fromisoformat(value) if value else None
+    except ValueError:
+        return None
 
 
 def _timestamp(value: Any) -> datetime | None:
@@ -227,49 +283,19 @@ def render_row(row: ViolationRow, layout: Layout = "table", *, live: bool = Fals
     return html.replace("\r", "&#13;").replace("\n", "&#10;")
 
 
+def render_change(
+    frame: str, state: ViolationState | None, layout: Layout, registry: Registry | None = None
+) -> str | None:
+    """A change's `<tr>`, rendered once per process: replays of the same event hit a cache."""
+    registry = registry or kinds.cached()
+    by, at = (state["acknowledged_by"], state["acknowledged_at"]) if state else ("", "")
+    return _render_change(frame, by, at, layout, registry)
+
+
 @lru_cache(maxsize=4096)
-def render_change(frame: str, layout: Layout) -> str | None:
-    """Render a change's frame once per process; replays of the same event hit the cache."""
-    row = ViolationRow.from_change(json.loads(frame))
+def _render_change(frame: str, by: str, at: str, layout: Layout, registry: Registry) -> str | None:
+    change = json.loads(frame)
+    if at:
+        change["state"] = {"acknowledged_by": by, "acknowledged_at": at}
+    row = ViolationRow.from_change(change, registry)
     return None if row is None else render_row(row, layout, live=True)
-
-
-def row_of(kind: Kind, pk: int) -> ViolationRow | None:
-    values = (
-        kind.model._default_manager.filter(pk=pk)
-        .annotate(kind=Value(kind.slug))
-        .values(*ROW_FIELDS)
-        .first()
-    )
-    return None if values is None else ViolationRow.from_values(values)
-
-
-def latest_rows(
-    row_filter: RowFilter, offset: int = 0, limit: int = PAGE_SIZE
-) -> list[ViolationRow]:
-    """Newest first (detection date and time) across the kinds the filter keeps."""
-    querysets: list[QuerySet[Any, Any]] = []
-    for kind in row_filter.kinds():
-        queryset = kind.model._default_manager.all()
-        if row_filter.camera is not None:
-            queryset = queryset.filter(camera_id=row_filter.camera)
-        if row_filter.unacknowledged:
-            queryset = queryset.filter(acknowledged_at__isnull=True)
-        querysets.append(queryset.annotate(kind=Value(kind.slug)).values(*ROW_FIELDS))
-    union = querysets[0].union(*querysets[1:], all=True) if len(querysets) > 1 else querysets[0]
-    ordered = union.order_by(
-        F("violation_date").desc(nulls_last=True),
-        F("violation_time").desc(nulls_last=True),
-        F("id").desc(),
-    )
-    return [ViolationRow.from_values(values) for values in ordered[offset : offset + limit]]
-
-
-def unacknowledged_counts(row_filter: RowFilter) -> dict[str, int]:
-    result = {}
-    for kind in KINDS:
-        queryset = kind.model._default_manager.filter(acknowledged_at__isnull=True)
-        if row_filter.camera is not None:
-            queryset = queryset.filter(camera_id=row_filter.camera)
-        result[kind.slug] = queryset.count()
-    return result

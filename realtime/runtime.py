@@ -16,7 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connections
 
-from realtime import backpressure, bus, grip
+from realtime import backpressure, bus, grip, kinds
 from realtime.bridge import Bridge
 from realtime.changes import ChangeEvent
 from realtime.listener import Listener, ListenerSettings, conninfo_from_django
@@ -32,8 +32,11 @@ READY_TIMEOUT = 10.0
 
 async def forward(events: list[ChangeEvent]) -> None:
     await bus.publish(events)
-    for event in events:
-        grip.publish_change(event)  # no-op without GRIP_URL; never blocks (a publisher thread)
+    if settings.GRIP_URL:
+        known = kinds.cached().by_table
+        await kinds.arefresh(next((e["table"] for e in events if e["table"] not in known), None))
+        for event in events:
+            grip.publish_change(event)  # never blocks (a publisher thread)
 
 
 def make_listener() -> Listener:

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import quote, unquote
 
 import jwt
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import connection as db_connection
-from django.db.models import Max
 from django.http import (
     Http404,
     HttpRequest,
@@ -20,26 +20,20 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_eventstream.views import events
 
-from realtime import health, metrics, sse
+from realtime import eventlog, health, kinds, metrics, sse, violations
 from realtime.bridge import SSE_CHANNEL
-from realtime.models import Event
-from realtime.rows import (
-    KIND_BY_SLUG,
-    KINDS,
-    LAYOUTS,
-    PAGE_SIZE,
-    InvalidFilter,
-    RowFilter,
-    latest_rows,
-    render_row,
-    row_of,
-    unacknowledged_counts,
-)
+from realtime.models import Acknowledgement
+from realtime.rows import LAYOUTS, Cursor, InvalidFilter, RowFilter, render_row
+
+COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 
 # What django-eventstream sends as `id:` ("violations:42", the channel URL-quoted), or the
 # bare event id ("42").
 LAST_EVENT_ID = re.compile(r"^(?:([\w/%*.-]+):)?(\d{1,18})$")
-MAX_OFFSET = 1_000_000
+
+
+def _bad_request(message: str) -> HttpResponse:
+    return HttpResponse(message, status=400, content_type="text/plain")
 
 
 @login_required
@@ -48,19 +42,19 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     try:
         row_filter = RowFilter.from_query(request.GET)
     except InvalidFilter as exc:
-        return HttpResponse(f"Bad filter: {exc}", status=400, content_type="text/plain")
-    # Rendered before the stream starts: the stream resumes from here, so nothing
-    # committed in between is missed.
-    last_event_id = Event.objects.aggregate(last=Max("id"))["last"] or 0
-    rows = latest_rows(row_filter)
-    unacknowledged = unacknowledged_counts(row_filter)
+        return _bad_request(f"Bad filter: {exc}")
+    registry = kinds.registry()
+    # Taken before the rows are read: the stream resumes from here, so nothing committed
+    # in between is missed.
+    last_event_id = eventlog.newest_id()
+    first = violations.page(registry, row_filter)
     context = {
-        "rows": rows,
-        "kinds": KINDS,
+        "rows": first.rows,
+        "kinds": list(registry),
         "filter": row_filter,
-        "counts": [(kind, unacknowledged[kind.slug]) for kind in KINDS],
+        "counters": _counters(registry, row_filter),
         "last_event_id": last_event_id,
-        "next_offset": PAGE_SIZE if len(rows) == PAGE_SIZE else None,
+        "next_cursor": first.next_cursor,
     }
     return render(request, "realtime/dashboard.html", context)
 
@@ -68,35 +62,80 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def older_rows(request: HttpRequest) -> HttpResponse:
-    """`hx-get` of "Load older": the next page of rows and, if any remain, the button again."""
+    """`hx-get` of "Load older": the rows after `before` and, if more remain, the button again.
+
+    Without `before`, the first page.
+    """
     try:
         row_filter = RowFilter.from_query(request.GET)
-        offset = int(request.GET.get("offset", "0"))
-        if not 0 <= offset <= MAX_OFFSET:
-            raise ValueError
-    except (InvalidFilter, ValueError):
-        return HttpResponse("Bad filter or offset", status=400, content_type="text/plain")
-    rows = latest_rows(row_filter, offset)
-    context = {
-        "rows": rows,
-        "filter": row_filter,
-        "next_offset": offset + PAGE_SIZE if len(rows) == PAGE_SIZE else None,
-    }
+        before = request.GET.get("before")
+        cursor = Cursor.parse(before) if before else None
+    except InvalidFilter as exc:
+        return _bad_request(f"Bad filter: {exc}")
+    older = violations.page(kinds.registry(), row_filter, cursor)
+    context = {"rows": older.rows, "filter": row_filter, "next_cursor": older.next_cursor}
     return render(request, "realtime/_older_rows.html", context)
+
+
+@login_required
+@require_GET
+def counters(request: HttpRequest) -> HttpResponse:
+    """The counters, for the page to refresh them (rows age out of their window)."""
+    try:
+        row_filter = RowFilter.from_query(request.GET)
+    except InvalidFilter as exc:
+        return _bad_request(f"Bad filter: {exc}")
+    context = {"counters": _counters(kinds.registry(), row_filter), "filter": row_filter}
+    return render(request, "realtime/_counters.html", context)
+
+
+def _counters(registry: kinds.Registry, row_filter: RowFilter) -> dict[str, Any]:
+    since = violations.window_start()
+    counts = violations.unacknowledged_counts(registry, row_filter.camera, since)
+    return {
+        "since": since.isoformat(timespec="seconds"),
+        "hours": int(violations.COUNTER_WINDOW.total_seconds() // 3600),
+        "kinds": [(kind, counts.get(kind.slug, 0)) for kind in registry],
+    }
+
+
+@login_required
+@require_GET
+def kind_styles(request: HttpRequest) -> HttpResponse:
+    """Each kind's badge colour, as a style sheet (no inline styles on the page)."""
+    registry = kinds.registry()
+    css = "".join(
+        f".kind-{kind.slug} .kind-badge {{ background: {kind.colour}; }}\n"
+        for kind in registry
+        if COLOUR.fullmatch(kind.colour)
+    )
+    response = HttpResponse(css, content_type="text/css")
+    response["Cache-Control"] = "max-age=60"
+    return response
 
 
 @login_required
 @require_POST
 def acknowledge(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
-    """An operator acknowledges a violation; every screen learns it as an UPDATE of the row."""
-    violation_kind = KIND_BY_SLUG.get(kind)
+    """An operator acknowledges a violation; every screen re-draws the row (a STATE event)."""
+    violation_kind = kinds.knowing(slug=kind).by_slug.get(kind)
     if violation_kind is None:
         raise Http404("No such kind of violation")
+    if pk > violations.BIGINT_MAX or not violations.exists(violation_kind, pk):
+        raise Http404("No such violation")
     # Only the first acknowledgement counts: who saw it first, and when.
-    violation_kind.model._default_manager.filter(pk=pk, acknowledged_at__isnull=True).update(
-        acknowledged_at=timezone.now(), acknowledged_by=request.user.get_username()
+    Acknowledgement.objects.bulk_create(
+        [
+            Acknowledgement(
+                table_name=violation_kind.table,
+                violation_id=pk,
+                acknowledged_by=request.user.get_username(),
+                acknowledged_at=timezone.now(),
+            )
+        ],
+        ignore_conflicts=True,
     )
-    row = row_of(violation_kind, pk)
+    row = violations.one(violation_kind, pk)
     if row is None:
         raise Http404("No such violation")
     return HttpResponse(render_row(row))

@@ -5,6 +5,7 @@ A service that cannot be reached stops the run with an error; nothing is skipped
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -39,6 +40,43 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             "django_db"
         ):
             item.add_marker(pytest.mark.django_db(transaction=True))
+
+
+@pytest.fixture(autouse=True)
+def built_in_kinds(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The kinds migration 0008 writes, which a transactional test's flush erases; and,
+    after such a test, its rows gone from the detectors' tables, as the flush does with
+    the tables of managed models (the product does not manage those)."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        yield
+        return
+    transactional = marker.kwargs.get("transaction", False) or (marker.args and marker.args[0])
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    from django.db import connection
+
+    from realtime import kinds
+    from realtime.models import ViolationKind
+
+    migration = importlib.import_module("realtime.migrations.0008_pre_product_state")
+    for slug, label, table, colour, position in migration.BUILT_IN_KINDS:
+        ViolationKind.objects.get_or_create(
+            slug=slug,
+            defaults={
+                "label": label,
+                "schema_name": "public",
+                "table_name": table,
+                "colour": colour,
+                "position": position,
+            },
+        )
+    kinds.forget()
+    yield
+    if transactional:
+        tables = ", ".join(table for _, _, table, _, _ in migration.BUILT_IN_KINDS)
+        with connection.cursor() as cursor:
+            cursor.execute(f"TRUNCATE {tables}")
+    kinds.forget()
 
 
 def _admin_url() -> str:

@@ -10,8 +10,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,18 +44,47 @@ def insert_violation(
     return int(row[0])
 
 
-def manage(database_url: str, *argv: str) -> str:
-    """`manage.py argv...` against a database of a test's own; its output."""
-    env = {"DATABASE_URL": database_url, "DJANGO_SECRET_KEY": "x" * 40, "PATH": "/usr/bin:/bin"}
-    out = subprocess.run(
+def run_manage(database_url: str, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`manage.py argv...` against a database of a test's own, whatever its exit status."""
+    return subprocess.run(
         [sys.executable, "manage.py", *argv],
         cwd=ROOT,
-        env=env,
-        check=True,
+        env={
+            "DATABASE_URL": database_url,
+            "DJANGO_SECRET_KEY": "x" * 40,
+            "PATH": "/usr/bin:/bin",
+            **env,
+        },
         capture_output=True,
         text=True,
     )
+
+
+def manage(database_url: str, *argv: str, **env: str) -> str:
+    """`manage.py argv...` against a database of a test's own; its output. It must succeed."""
+    out = run_manage(database_url, *argv, **env)
+    assert out.returncode == 0, f"manage.py {' '.join(argv)}: {out.stdout}{out.stderr}"
     return out.stdout
+
+
+@contextmanager
+def scratch_database(db_url: str, name: str) -> Iterator[str]:
+    """A database of a test's own, dropped afterwards: its URL."""
+    admin_url = psycopg.conninfo.make_conninfo(db_url, dbname="postgres")
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    params = psycopg.conninfo.conninfo_to_dict(db_url)
+    host, port = params.get("host", "127.0.0.1"), params.get("port", 5432)
+    try:
+        yield f"postgresql://{params.get('user', 'postgres')}@{host}:{port}/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 def newest_event(pg: psycopg.Connection[Any]) -> int:

@@ -158,8 +158,11 @@ def test_bad_filters_on_pages_are_a_400(operator) -> None:
     client = Client()
     client.force_login(operator)
     assert client.get("/?kind=cars").status_code == 400
-    assert client.get("/rows/?offset=-5").status_code == 400
-    assert client.get("/rows/?offset=50").status_code == 200
+    for before in ["x", "2025-07-28,15:00:00,cars,1", "2025-13-45,15:00:00,ppe,1", "²,1,ppe,1"]:
+        assert client.get("/rows/", {"before": before}).status_code == 400, before
+    assert client.get("/rows/?before=2025-07-28,15:00:00.5,ppe,1").status_code == 200
+    assert client.get("/rows/?before=-infinity,00:00:00,ppe,1").status_code == 200
+    assert client.get("/rows/").status_code == 200, "without a cursor: the first page"
 
 
 def test_an_expired_session_is_refused(operator) -> None:

@@ -1,4 +1,5 @@
-"""Acknowledging a violation: stored on the row, and travels as an UPDATE like any change."""
+"""Acknowledging a violation: stored in the product's own table, never on the detectors' row,
+and travels through the event log as a STATE event of the row."""
 
 from __future__ import annotations
 
@@ -24,23 +25,45 @@ def client_of():
 
 def test_acknowledge_stores_who_and_when_once(pg, client_of) -> None:
     row_id = insert_violation(pg, "violation_ppedetections", image="/media/ack.jpg")
+    before = pg.execute(
+        "SELECT row_to_json(t)::text FROM violation_ppedetections t WHERE id = %s", [row_id]
+    ).fetchone()
     response = client_of("anna").post(f"/violations/ppe/{row_id}/acknowledge/")
     assert response.status_code == 200
     assert 'class="violation kind-ppe acknowledged"' in response.content.decode()
     assert "Acknowledged by anna" in response.content.decode()
     client_of("bert").post(f"/violations/ppe/{row_id}/acknowledge/")
     who, when = pg.execute(
-        "SELECT acknowledged_by, acknowledged_at FROM violation_ppedetections WHERE id = %s",
+        "SELECT acknowledged_by, acknowledged_at FROM realtime_acknowledgement"
+        " WHERE table_name = 'violation_ppedetections' AND violation_id = %s",
         [row_id],
     ).fetchone()
     assert who == "anna" and when is not None
+    after = pg.execute(
+        "SELECT row_to_json(t)::text FROM violation_ppedetections t WHERE id = %s", [row_id]
+    ).fetchone()
+    assert after == before, "the detectors' row is not touched"
     ops = pg.execute(
-        "SELECT op, data->>'acknowledged_by' FROM realtime_event"
+        "SELECT op, data->>'violation_image' FROM realtime_event"
         " WHERE table_name = 'violation_ppedetections' AND (data->>'id')::bigint = %s"
         " ORDER BY id",
         [row_id],
     ).fetchall()
-    assert ops == [("INSERT", ""), ("UPDATE", "anna")], "one UPDATE, through the pipeline"
+    assert ops == [("INSERT", "/media/ack.jpg"), ("STATE", "/media/ack.jpg")], (
+        "one STATE event with the row, not an UPDATE of it"
+    )
+
+
+def test_un_acknowledging_is_a_state_event_too(pg, client_of) -> None:
+    row_id = insert_violation(pg, "violation_humandetections")
+    client_of("carla").post(f"/violations/human/{row_id}/acknowledge/")
+    pg.execute("DELETE FROM realtime_acknowledgement WHERE violation_id = %s", [row_id])
+    ops = pg.execute(
+        "SELECT op FROM realtime_event WHERE table_name = 'violation_humandetections'"
+        " AND (data->>'id')::bigint = %s ORDER BY id",
+        [row_id],
+    ).fetchall()
+    assert ops == [("INSERT",), ("STATE",), ("STATE",)]
 
 
 def test_acknowledge_needs_a_login_a_post_and_a_csrf_token(pg, client_of) -> None:
@@ -57,6 +80,7 @@ def test_acknowledge_unknown_things_is_a_404(client_of) -> None:
     client = client_of("dora")
     assert client.post("/violations/cars/1/acknowledge/").status_code == 404
     assert client.post("/violations/human/999999999/acknowledge/").status_code == 404
+    assert client.post(f"/violations/human/{'9' * 30}/acknowledge/").status_code == 404
 
 
 def test_hide_acknowledged_and_count_unacknowledged(pg, client_of) -> None:

@@ -8,21 +8,13 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.helpers import manage
+from tests.helpers import manage, scratch_database
 
 
 @pytest.fixture
 def scratch_url(db_url: str) -> Iterator[str]:
-    name = "realtime_migrations_test"
-    admin_url = psycopg.conninfo.make_conninfo(db_url, dbname="postgres")
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {name}")
-    params = psycopg.conninfo.conninfo_to_dict(db_url)
-    host, port = params.get("host", "127.0.0.1"), params.get("port", 5432)
-    yield f"postgresql://{params.get('user', 'postgres')}@{host}:{port}/{name}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with scratch_database(db_url, "realtime_migrations_test") as url:
+        yield url
 
 
 def migrate(url: str, *target: str) -> None:

@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 from django.http import QueryDict
 
+from realtime import kinds
 from realtime.rows import InvalidFilter, RowFilter, ViolationRow, channels_for, render_row
+
+# Filters and rows know the kinds from the database (realtime_kind).
+pytestmark = pytest.mark.django_db
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -62,7 +66,9 @@ def test_a_row_belongs_to_every_channel_whose_filter_keeps_it() -> None:
 
 
 def test_fragment_is_one_escaped_line() -> None:
-    row = ViolationRow.from_change(change(violation_image="/x/<script>alert(1)</script>\nnext"))
+    row = ViolationRow.from_change(
+        change(violation_image="/x/<script>alert(1)</script>\nnext"), kinds.registry()
+    )
     assert row is not None
     html = render_row(row, live=True)
     assert "\n" not in html and "\r" not in html
@@ -83,19 +89,22 @@ def test_fragment_is_one_escaped_line() -> None:
     ],
 )
 def test_only_plain_paths_and_web_addresses_become_links(image: str, href: str | None) -> None:
-    row = ViolationRow.from_change(change(violation_image=image))
+    row = ViolationRow.from_change(change(violation_image=image), kinds.registry())
     assert row is not None and row.image_href == href
     if href is None:
         assert "<a " not in render_row(row)
 
 
 def test_rows_of_other_tables_are_not_violations() -> None:
-    assert ViolationRow.from_change({**change(), "table": "forklift_events"}) is None
+    assert (
+        ViolationRow.from_change({**change(), "table": "forklift_events"}, kinds.registry()) is None
+    )
 
 
 def test_nulls_render_as_empty_cells() -> None:
     row = ViolationRow.from_change(
-        change(camera_id=None, violation_date=None, violation_time=None, violation_image=None)
+        change(camera_id=None, violation_date=None, violation_time=None, violation_image=None),
+        kinds.registry(),
     )
     assert row is not None
     assert "None" not in render_row(row) and "None" not in render_row(row, "admin")

@@ -4,6 +4,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+import realtime.adoption
 import realtime.models
 
 
@@ -14,7 +15,14 @@ class Migration(migrations.Migration):
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
+    # The detectors' tables may exist already (created by whoever runs the detectors): those
+    # are adopted as they are, and only the missing ones are created, and recorded as the
+    # product's own in realtime_created_table (realtime/adoption.py).
     operations = [
+        migrations.RunSQL(
+            realtime.adoption.CREATED_TABLES_SQL,
+            reverse_sql="DROP TABLE IF EXISTS realtime_created_table",
+        ),
         migrations.CreateModel(
             name="Event",
             fields=[
@@ -30,7 +38,7 @@ class Migration(migrations.Migration):
                 "managed": False,
             },
         ),
-        migrations.CreateModel(
+        realtime.adoption.AdoptOrCreateModel(
             name="HumanDetection",
             fields=[
                 (
@@ -51,7 +59,7 @@ class Migration(migrations.Migration):
                 "abstract": False,
             },
         ),
-        migrations.CreateModel(
+        realtime.adoption.AdoptOrCreateModel(
             name="LotoDetection",
             fields=[
                 (
@@ -72,7 +80,7 @@ class Migration(migrations.Migration):
                 "abstract": False,
             },
         ),
-        migrations.CreateModel(
+        realtime.adoption.AdoptOrCreateModel(
             name="PpeDetection",
             fields=[
                 (

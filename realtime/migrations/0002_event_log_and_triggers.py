@@ -21,8 +21,12 @@ class Migration(migrations.Migration):
                 "DROP FUNCTION realtime_unwatch_v1(regclass);"
             ),
         ),
+        # The tables used to be watched with v1 here, then moved to v2 (0005) and v3 (0007):
+        # three rounds of triggers on tables that may belong to the detectors. Migration
+        # 0008 now watches every kind's table once, with the current version; a database
+        # migrated before that keeps what these steps did (they are already applied).
         migrations.RunSQL(
-            [f"SELECT realtime_watch_v1('{table}')" for table in WATCHED],
+            migrations.RunSQL.noop,
             reverse_sql=[f"SELECT realtime_unwatch_v1('{table}')" for table in WATCHED],
         ),
     ]

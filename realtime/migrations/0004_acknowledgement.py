@@ -2,6 +2,8 @@
 
 from django.db import migrations, models
 
+from realtime.adoption import AddFieldToCreatedTable
+
 
 class Migration(migrations.Migration):
 
@@ -9,33 +11,35 @@ class Migration(migrations.Migration):
         ('realtime', '0003_verbose_names'),
     ]
 
+    # Only on tables the product created: never a column on the detectors' own tables.
+    # (Migration 0009 moves acknowledgements to realtime_acknowledgement.)
     operations = [
-        migrations.AddField(
+        AddFieldToCreatedTable(
             model_name='humandetection',
             name='acknowledged_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
-        migrations.AddField(
+        AddFieldToCreatedTable(
             model_name='humandetection',
             name='acknowledged_by',
             field=models.CharField(blank=True, db_default='', max_length=150),
         ),
-        migrations.AddField(
+        AddFieldToCreatedTable(
             model_name='lotodetection',
             name='acknowledged_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
-        migrations.AddField(
+        AddFieldToCreatedTable(
             model_name='lotodetection',
             name='acknowledged_by',
             field=models.CharField(blank=True, db_default='', max_length=150),
         ),
-        migrations.AddField(
+        AddFieldToCreatedTable(
             model_name='ppedetection',
             name='acknowledged_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
-        migrations.AddField(
+        AddFieldToCreatedTable(
             model_name='ppedetection',
             name='acknowledged_by',
             field=models.CharField(blank=True, db_default='', max_length=150),

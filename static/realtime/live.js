@@ -60,17 +60,36 @@
     }
   }
 
-  // Counters show unacknowledged violations: count what a change does to that number.
+  // Counters show unacknowledged violations of a recent window (the server re-reads
+  // them every minute, as rows age out of it): count what a change does to that number.
   function unacknowledged(row) {
     return row && !row.classList.contains("acknowledged") ? 1 : 0;
+  }
+  function inWindow(row) {
+    const counters = document.getElementById("counters");
+    const since = counters ? counters.dataset.since || "" : "";
+    return !since || (row.dataset.at || "") >= since;
   }
   function countChange(before, after) {
     const row = after || before;
     const delta = unacknowledged(after) - unacknowledged(before);
     const counter = document.querySelector('.count[data-kind="' + row.dataset.kind + '"]');
-    if (counter && delta) {
+    if (counter && delta && inWindow(row)) {
       counter.textContent = String(Math.max(0, Number(counter.textContent) + delta));
     }
+  }
+
+  // The row on the page for the same violation: a live one by its id, or one the admin
+  // drew, by the violation's mark in its first cell.
+  function shownRow(row) {
+    const byId = document.getElementById(row.id);
+    if (byId) return byId;
+    const mark = row.querySelector("[data-violation]");
+    if (!mark) return null;
+    const drawn = document.querySelector(
+      '#result_list [data-violation="' + mark.dataset.violation + '"]'
+    );
+    return drawn ? drawn.closest("tr") : null;
   }
 
   document.body.addEventListener("htmx:sseBeforeMessage", function (event) {
@@ -91,7 +110,7 @@
       return;
     }
     remember(eventId);
-    const existing = document.getElementById(row.id);
+    const existing = shownRow(row);
     const op = row.dataset.op;
     if (op === "DELETE") {
       countChange(existing || row, null);
@@ -99,9 +118,10 @@
       event.preventDefault();
       return;
     }
-    if (op === "UPDATE" || existing) {
-      // An update replaces its row in place; an update of a row not shown is not news.
-      if (existing && op === "UPDATE") {
+    if (op === "UPDATE" || op === "STATE" || existing) {
+      // An update, or an acknowledgement (STATE), replaces its row in place; one of a
+      // row not shown is not news, and makes no sound.
+      if (existing && op !== "INSERT") {
         countChange(existing, row);
         existing.replaceWith(row);
         htmx.process(row);
@@ -116,13 +136,18 @@
       return;
     }
     countChange(null, row);
-    alertSound(Number(eventId));
+    alertSound();
   });
 
   // "Acknowledge" answers with the row as it now is; it replaces the one clicked.
   document.body.addEventListener("htmx:beforeSwap", function (event) {
     const target = event.detail.target;
     if (!target.matches || !target.matches("tr.violation") || !event.detail.serverResponse) return;
+    if (!target.isConnected) {
+      // The acknowledgement came over the stream first and re-drew the row already.
+      event.detail.shouldSwap = false;
+      return;
+    }
     const row = parseRow(event.detail.serverResponse);
     if (row) countChange(target, row);
   });

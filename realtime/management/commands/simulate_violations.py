@@ -8,6 +8,7 @@ import psycopg
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
+from realtime import kinds
 from realtime.listener import conninfo_from_django
 from realtime.simulation import insert_statement, simulated_violation
 
@@ -30,13 +31,16 @@ class Command(BaseCommand):
         if count is not None and count < 1:
             raise CommandError("--count must be at least 1")
         rng = random.Random(options["seed"])
+        choices = list(kinds.registry())
+        if not choices:
+            raise CommandError("There are no kinds of violation (see manage.py add_kind).")
         conninfo = conninfo_from_django(connections["default"].settings_dict)
         inserted = 0
         started = time.monotonic()
         try:
             with psycopg.connect(conninfo, autocommit=True) as conn:
                 while count is None or inserted < count:
-                    violation = simulated_violation(rng, datetime.now())
+                    violation = simulated_violation(rng, datetime.now(), choices)
                     conn.execute(
                         insert_statement(violation.table),
                         [

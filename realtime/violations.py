@@ -1,0 +1,163 @@
+"""Reading the kinds' tables: a page of rows newest first, one row, and the counters.
+
+The tables may hold years of rows, so nothing here scans one: pages are keyset-paged by
+the sort key (date, time, kind, id; never OFFSET), and the counters count a recent
+window. The sort-key expressions are those of the indexes `manage.py create_indexes`
+makes (realtime.adoption.INDEXES); without them each query still works, slower.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from realtime.adoption import SORT_DATE, SORT_TIME
+from realtime.changes import ViolationState
+from realtime.kinds import Kind, Registry
+from realtime.rows import PAGE_SIZE, Cursor, RowFilter, ViolationRow
+
+# The counters count violations of the last 24 hours (the detectors' date and time are the
+# plant's local time: DJANGO_TIME_ZONE).
+COUNTER_WINDOW = timedelta(hours=24)
+BIGINT_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[ViolationRow]
+    # Where the next page starts, or None when this one is the last.
+    next_cursor: Cursor | None
+
+
+def _sort_key(alias: str) -> tuple[str, str, str]:
+    return (
+        SORT_DATE.replace("violation_date", f"{alias}.violation_date"),
+        SORT_TIME.replace("violation_time", f"{alias}.violation_time"),
+        f"{alias}.id",
+    )
+
+
+def _kind_query(kind: Kind, row_filter: RowFilter, cursor: Cursor | None, n: int) -> str:
+    sort_date, sort_time, sort_id = _sort_key("t")
+    where = ["true"]
+    if row_filter.camera is not None:
+        where.append("t.camera_id = %(camera)s")
+    if cursor is not None:
+        # After the cursor in the order (date, time, kind, id) descending.
+        if kind.slug == cursor.kind:
+            where.append(
+                f"({sort_date}, {sort_time}, {sort_id}) < (%(date)s::date, %(time)s::time, %(id)s)"
+            )
+        elif kind.slug < cursor.kind:
+            where.append(f"({sort_date}, {sort_time}) <= (%(date)s::date, %(time)s::time)")
+        else:
+            where.append(f"({sort_date}, {sort_time}) < (%(date)s::date, %(time)s::time)")
+    if row_filter.unacknowledged:
+        where.append(
+            "NOT EXISTS (SELECT 1 FROM realtime_acknowledgement a"
+            f" WHERE a.table_name = %(table_{n})s AND a.violation_id = t.id)"
+        )
+    return (
+        f"(SELECT %(kind_{n})s::text AS kind, %(table_{n})s::text AS table_name,"
+        # The cursor's text: -infinity and fractions of seconds as PostgreSQL writes them.
+        f" to_json({sort_date}) #>> '{{}}' AS sort_date,"
+        f" to_json({sort_time}) #>> '{{}}' AS sort_time,"
+        f" {sort_date} AS d, {sort_time} AS tm, t.id::bigint AS id, row_to_json(t) AS data"
+        f" FROM {kind.qualified} t WHERE {' AND '.join(where)}"
+        f" ORDER BY {sort_date} DESC, {sort_time} DESC, {sort_id} DESC LIMIT %(limit)s)"
+    )
+
+
+def page(
+    registry: Registry, row_filter: RowFilter, cursor: Cursor | None = None, size: int = PAGE_SIZE
+) -> Page:
+    """The rows after `cursor` (from the newest without one) across the filter's kinds."""
+    chosen = row_filter.kinds(registry)
+    if not chosen:
+        return Page([], None)
+    params: dict[str, Any] = {"limit": size + 1, "camera": row_filter.camera}
+    if cursor is not None:
+        params.update(date=cursor.date, time=cursor.time, id=cursor.id)
+    for n, kind in enumerate(chosen):
+        params[f"kind_{n}"], params[f"table_{n}"] = kind.slug, kind.table
+    union = " UNION ALL ".join(_kind_query(k, row_filter, cursor, n) for n, k in enumerate(chosen))
+    query = (
+        "SELECT p.kind, p.sort_date, p.sort_time, p.id, p.data,"
+        " a.acknowledged_by, a.acknowledged_at"
+        f" FROM ({union}) p"
+        " LEFT JOIN realtime_acknowledgement a"
+        " ON a.table_name = p.table_name AND a.violation_id = p.id"
+        # Kinds in byte order, as Python compares the cursor's kind with each (_kind_query).
+        ' ORDER BY p.d DESC, p.tm DESC, p.kind COLLATE "C" DESC, p.id DESC LIMIT %(limit)s'
+    )
+    with connection.cursor() as db:
+        db.execute(query, params)
+        found = db.fetchall()
+    rows = [_row(registry.by_slug[r[0]], r[4], r[5], r[6]) for r in found[:size]]
+    next_cursor = None
+    if len(found) > size:
+        last = found[size - 1]
+        next_cursor = Cursor(last[1], last[2], last[0], int(last[3]))
+    return Page(rows, next_cursor)
+
+
+def one(kind: Kind, pk: int) -> ViolationRow | None:
+    query = (
+        "SELECT row_to_json(t), a.acknowledged_by, a.acknowledged_at"
+        f" FROM {kind.qualified} t LEFT JOIN realtime_acknowledgement a"
+        " ON a.table_name = %s AND a.violation_id = t.id WHERE t.id = %s"
+    )
+    with connection.cursor() as db:
+        db.execute(query, [kind.table, pk])
+        found = db.fetchone()
+    return None if found is None else _row(kind, found[0], found[1], found[2])
+
+
+def exists(kind: Kind, pk: int) -> bool:
+    with connection.cursor() as db:
+        db.execute(f"SELECT EXISTS (SELECT 1 FROM {kind.qualified} t WHERE t.id = %s)", [pk])
+        return bool(db.fetchone()[0])
+
+
+def window_start(now: datetime | None = None) -> datetime:
+    """The start of the counters' window, in the plant's local time (naive)."""
+    return timezone.localtime(now or timezone.now()).replace(tzinfo=None) - COUNTER_WINDOW
+
+
+def unacknowledged_counts(
+    registry: Registry, camera: int | None, since: datetime
+) -> dict[str, int]:
+    """Per kind: violations since `since` (local time) that nobody has acknowledged."""
+    kinds_ = list(registry)
+    if not kinds_:
+        return {}
+    sort_date, sort_time, _ = _sort_key("t")
+    params: dict[str, Any] = {
+        "date": since.date().isoformat(),
+        "time": since.time().isoformat(),
+        "camera": camera,
+    }
+    parts = []
+    for n, kind in enumerate(kinds_):
+        params[f"kind_{n}"], params[f"table_{n}"] = kind.slug, kind.table
+        camera_clause = " AND t.camera_id = %(camera)s" if camera is not None else ""
+        parts.append(
+            f"SELECT %(kind_{n})s::text, count(*) FROM {kind.qualified} t"
+            f" WHERE ({sort_date}, {sort_time}) >= (%(date)s::date, %(time)s::time){camera_clause}"
+            " AND NOT EXISTS (SELECT 1 FROM realtime_acknowledgement a"
+            f" WHERE a.table_name = %(table_{n})s AND a.violation_id = t.id)"
+        )
+    with connection.cursor() as db:
+        db.execute(" UNION ALL ".join(parts), params)
+        return {slug: int(count) for slug, count in db.fetchall()}
+
+
+def _row(kind: Kind, data: dict[str, Any], by: Any, at: datetime | None) -> ViolationRow:
+    state: ViolationState | None = (
+        None if at is None else {"acknowledged_by": by, "acknowledged_at": at.isoformat()}
+    )
+    return ViolationRow.from_data(kind, data, state)
