@@ -15,6 +15,7 @@ import pytest
 import redis
 from django.conf import settings
 
+from tests.browsing import browser, page
 from tests.helpers import insert_violation
 
 
@@ -145,4 +146,4 @@ def redis_url() -> str:
     return str(settings.TEST_REDIS_URL)
 
 
-__all__ = ["insert_violation"]
+__all__ = ["browser", "insert_violation", "page"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -21,62 +22,7 @@ from tests.helpers import manage, run_manage, scratch_database
 TABLES = ("violation_humandetections", "violation_lotodetections", "violation_ppedetections")
 PRODUCT_TRIGGERS = {f"realtime_notify_v3_{op}" for op in ("insert", "update", "delete")}
 
-# The detectors' schema, as another team made it: the tutorial's columns with the types
-# "within reason" (serial and bigserial ids, varchar and text images, time with and
-# without fractions), more columns, constraints and indexes of their own.
-DBA_SCHEMA = """
-CREATE TABLE violation_humandetections (
-    id serial PRIMARY KEY,
-    camera_id integer NOT NULL,
-    violation_date date NOT NULL DEFAULT CURRENT_DATE,
-    violation_time time NOT NULL DEFAULT LOCALTIME,
-    violation_image varchar(255),
-    confidence real CHECK (confidence BETWEEN 0 AND 1),
-    zone text DEFAULT 'A'
-);
-CREATE INDEX human_by_camera ON violation_humandetections (camera_id);
-CREATE TABLE violation_lotodetections (
-    id serial PRIMARY KEY,
-    camera_id integer,
-    violation_date date,
-    violation_time time(0),
-    violation_image varchar(255),
-    lock_id text
-);
-CREATE TABLE violation_ppedetections (
-    id bigserial PRIMARY KEY,
-    camera_id bigint,
-    violation_date date,
-    violation_time time(6),
-    violation_image text,
-    missing text[]
-);
-INSERT INTO violation_humandetections
-    (camera_id, violation_date, violation_time, violation_image, confidence, zone)
-SELECT n % 12, DATE '2024-01-01' + n / 2000, TIME '06:00' + n * interval '0.25 s',
-       '/media/cam' || n % 12 || '/h' || n || '.jpg', (n % 100) / 100.0, 'zone-' || n % 3
-FROM generate_series(1, 200000) n;
-INSERT INTO violation_lotodetections (camera_id, violation_date, violation_time, violation_image)
-SELECT n % 5, DATE '2024-03-01' + n / 100, TIME '07:00:00' + n * interval '1 s',
-       '/media/l' || n || '.jpg'
-FROM generate_series(1, 5000) n;
-INSERT INTO violation_ppedetections
-    (camera_id, violation_date, violation_time, violation_image, missing)
-SELECT n % 7, DATE '2024-02-01' + n / 500, TIME '05:00' + n * interval '0.123456 s',
-       '/media/p' || n || '.jpg', ARRAY['helmet']
-FROM generate_series(1, 20000) n;
--- The tutorial's trigger, still attached: someone may LISTEN on human_detection_events.
-CREATE OR REPLACE FUNCTION notify_on_change() RETURNS trigger AS $$
-BEGIN
-    PERFORM pg_notify('human_detection_events',
-        json_build_object('op', TG_OP, 'data', row_to_json(NEW))::text);
-    RETURN NEW;
-END;
-$$ LANGUAGE plpgsql;
-CREATE TRIGGER trg_human_detection_notify AFTER INSERT OR UPDATE ON violation_humandetections
-FOR EACH ROW EXECUTE FUNCTION notify_on_change();
-ANALYZE;
-"""
+DBA_SCHEMA = (Path(__file__).resolve().parent / "fixtures" / "detectors_schema.sql").read_text()
 
 
 @pytest.fixture

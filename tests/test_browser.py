@@ -5,55 +5,21 @@ Screenshots are saved under artifacts/screenshots/ (see README).
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import ConsoleMessage, Page, expect
 
-from tests.helpers import ROOT, Stack, insert_violation
+from tests import browsing
+from tests.browsing import SCREENSHOTS, SPY_ON_PLAY, expect_live
+from tests.helpers import Stack, insert_violation
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 PASSWORD = "a-long-password-1"
-
-# Counts play() calls instead of making noise; resolves as a browser that allows sound.
-SPY_ON_PLAY = """
-window.__plays = 0;
-HTMLMediaElement.prototype.play = function () { window.__plays += 1; return Promise.resolve(); };
-"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM} (.ci/run installs it)"
-    # Playwright's sync API keeps an event loop running in this thread, which Django takes
-    # for async code; the tests' ORM calls are plain synchronous ones (Django's documented
-    # escape hatch for exactly this case).
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-            yield browser
-            browser.close()
-    finally:
-        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
 @pytest.fixture(scope="module")
@@ -74,32 +40,12 @@ def operator() -> Any:
     return user
 
 
-@pytest.fixture
-def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    context.add_init_script(SPY_ON_PLAY)
-    page = context.new_page()
-    page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message}"))
-    yield page
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / f"{request.node.name}.png", full_page=True)
-    context.close()
-
-
 def log_in(page: Page, stack: Stack, path: str = "/") -> None:
-    page.goto(f"{stack.http}{path}")
-    page.fill("#id_username", "operator")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(re.compile(re.escape(stack.http + path.split("?")[0])))
+    browsing.log_in(page, stack.http, path, "operator", PASSWORD)
 
 
 def rows(page: Page) -> Any:
     return page.locator("#violation-rows tr.violation")
-
-
-def expect_live(page: Page) -> None:
-    expect(page.locator("#connection-state")).to_have_text("Live", timeout=10_000)
 
 
 def test_new_row_appears_at_the_top_within_2_seconds(stack, operator, page, pg, marker) -> None:

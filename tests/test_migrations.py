@@ -1,12 +1,15 @@
-"""Migration 0006/0007 (trigger v3) both ways on a database of its own: nothing is lost."""
+"""Migrations both ways on a database of their own: nothing is lost."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from tests.helpers import manage, scratch_database
 
@@ -15,6 +18,9 @@ from tests.helpers import manage, scratch_database
 def scratch_url(db_url: str) -> Iterator[str]:
     with scratch_database(db_url, "realtime_migrations_test") as url:
         yield url
+
+
+TABLES = ("violation_humandetections", "violation_lotodetections", "violation_ppedetections")
 
 
 def migrate(url: str, *target: str) -> None:
@@ -75,3 +81,105 @@ def test_statement_rows_survive_going_back_and_forth(scratch_url) -> None:
             " FROM realtime_changes(0, 9223372036854775807) ORDER BY id",
         )
     assert again == before
+
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "previous_version_0007.sql"
+ACKS_IN_COLUMNS = """
+SELECT %(table)s, id, acknowledged_by, acknowledged_at FROM {table}
+WHERE acknowledged_at IS NOT NULL ORDER BY id
+"""
+
+
+def acknowledgements_in_columns(conn: psycopg.Connection[Any]) -> set[tuple[Any, ...]]:
+    found: set[tuple[Any, ...]] = set()
+    for table in TABLES:
+        query = sql.SQL(ACKS_IN_COLUMNS).format(table=sql.Identifier(table))
+        found |= {tuple(r) for r in conn.execute(query, {"table": table}).fetchall()}
+    return found
+
+
+def detector_rows(conn: psycopg.Connection[Any]) -> dict[str, list[tuple[Any, ...]]]:
+    return {
+        table: [
+            tuple(r)
+            for r in conn.execute(
+                sql.SQL(
+                    "SELECT id, camera_id, violation_date, violation_time, violation_image"
+                    " FROM {} ORDER BY id"
+                ).format(sql.Identifier(table))
+            ).fetchall()
+        ]
+        for table in TABLES
+    }
+
+
+def columns(conn: psycopg.Connection[Any], table: str) -> set[str]:
+    rows = conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0"
+        " AND NOT attisdropped",
+        [table],
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def test_a_database_of_the_previous_version_keeps_every_acknowledgement_both_ways(
+    scratch_url,
+) -> None:
+    subprocess.run(
+        ["psql", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(FIXTURE), scratch_url],
+        check=True,
+        capture_output=True,
+    )
+    with psycopg.connect(scratch_url, autocommit=True) as conn:
+        for n, table in enumerate(TABLES):
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO {} (camera_id, violation_date, violation_time, violation_image,"
+                    " acknowledged_at, acknowledged_by)"
+                    " SELECT g, DATE '2025-01-01' + g, TIME '10:00:00.25',"
+                    " '/media/' || g || '.jpg', CASE WHEN g %% 3 = 0 THEN"
+                    " TIMESTAMPTZ '2025-06-01 08:00:00.5+00' + g * interval '1 min' END,"
+                    " CASE WHEN g %% 3 = 0 THEN 'operator-' || g ELSE '' END"
+                    " FROM generate_series(1, %s) g"
+                ).format(sql.Identifier(table)),
+                [30 + n],
+            )
+        acknowledged = acknowledgements_in_columns(conn)
+        rows = detector_rows(conn)
+    assert len(acknowledged) == 10 + 10 + 10
+
+    migrate(scratch_url)
+    with psycopg.connect(scratch_url) as conn:
+        moved = conn.execute(
+            "SELECT table_name, violation_id, acknowledged_by, acknowledged_at"
+            " FROM realtime_acknowledgement"
+        ).fetchall()
+        assert {tuple(r) for r in moved} == acknowledged
+        for table in TABLES:
+            # The product created these tables (the previous version always did): its
+            # columns go, the detectors' stay.
+            assert columns(conn, table) == {
+                "id",
+                "camera_id",
+                "violation_date",
+                "violation_time",
+                "violation_image",
+            }
+        assert detector_rows(conn) == rows
+        assert conn.execute(
+            "SELECT count(*) FROM realtime_event WHERE op = 'STATE'"
+        ).fetchone() == (0,), "moving them is not news for the screens"
+
+    migrate(scratch_url, "realtime", "0007")
+    with psycopg.connect(scratch_url) as conn:
+        assert acknowledgements_in_columns(conn) == acknowledged
+        assert detector_rows(conn) == rows
+        assert conn.execute("SELECT to_regclass('realtime_acknowledgement')").fetchone() == (None,)
+
+    migrate(scratch_url)
+    with psycopg.connect(scratch_url) as conn:
+        again = conn.execute(
+            "SELECT table_name, violation_id, acknowledged_by, acknowledged_at"
+            " FROM realtime_acknowledgement"
+        ).fetchall()
+        assert {tuple(r) for r in again} == acknowledged
