@@ -19,7 +19,8 @@ from psycopg import sql
 
 # Read again after this long: labels and colours edited in the admin show up by then.
 REFRESH_SECONDS = 5.0
-# Not more often than this for names that are not kinds (anyone may ask for ?kind=x).
+# Not more often than this for a table the bus names that is not a kind (any watched
+# table's changes travel on the bus, kinds or not).
 UNKNOWN_REFRESH_SECONDS = 1.0
 
 
@@ -85,8 +86,9 @@ def load() -> Registry:
         for k in ViolationKind.objects.order_by("position", "slug")
     )
     registry = Registry(kinds)
-    with _cache.lock:
-        _cache.registry, _cache.loaded_at = registry, time.monotonic()
+    if kinds:  # none: not migrated yet (a server may start first); ask again next time
+        with _cache.lock:
+            _cache.registry, _cache.loaded_at = registry, time.monotonic()
     return registry
 
 
@@ -99,14 +101,13 @@ def registry() -> Registry:
 
 
 def knowing(slug: str | None = None, table: str | None = None) -> Registry:
-    """The kinds, read again first if `slug` or `table` is not among them (sync code)."""
+    """The kinds, read again first if `slug` or `table` is not among them (sync code: a
+    request that names a kind; the query is as cheap as the request's own session's)."""
     current = registry()
     unknown = (slug is not None and slug not in current.by_slug) or (
         table is not None and table not in current.by_table
     )
-    if unknown and time.monotonic() - _cache.loaded_at > UNKNOWN_REFRESH_SECONDS:
-        return load()
-    return current
+    return load() if unknown else current
 
 
 def cached() -> Registry:

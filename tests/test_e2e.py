@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 from collections.abc import Iterator
 
@@ -265,3 +266,63 @@ async def extra_threads(server: psutil.Process, before: int) -> int:
             break
         await asyncio.sleep(0.1)
     return server.num_threads() - before
+
+
+def acknowledge(pg, table: str, row_id: int, who: str = "anna") -> None:
+    """As the acknowledge view does; from the admin or a shell it is the same INSERT."""
+    pg.execute(
+        "INSERT INTO realtime_acknowledgement"
+        " (table_name, violation_id, acknowledged_by, acknowledged_at) VALUES (%s, %s, %s, now())",
+        [table, row_id, who],
+    )
+
+
+async def test_an_acknowledgement_is_its_own_sse_event_live_and_replayed(
+    stack, pg, token, auth
+) -> None:
+    after = newest_event(pg)
+    async with sse(f"{stack.http}/events/violations/", auth) as events:
+        row_id = insert_violation(pg, "violation_lotodetections", image="/media/ack-sse.jpg")
+        acknowledge(pg, "violation_lotodetections", row_id)
+        live = [await events.next_event(), await events.next_event()]
+    replay_url = f"{stack.http}/events/violations/?lastEventId={after}"
+    async with sse(replay_url, auth) as events:
+        replayed = [await events.next_event(), await events.next_event()]
+    for first, second in (live, replayed):
+        assert first.event == "message" and '"op":"INSERT"' in first.data
+        assert second.event == "acknowledgement", "onmessage clients never see it"
+        ack = json.loads(second.data)
+        assert ack["table"] == "violation_lotodetections" and ack["row_id"] == row_id
+        assert ack["acknowledged"] is True and ack["acknowledged_by"] == "anna"
+        assert second.id == f"violations:{ack['id']}"
+    assert [e.data for e in live] == [e.data for e in replayed]
+
+
+async def test_websockets_carry_no_acknowledgement_live_or_replayed(stack, pg, token) -> None:
+    after = newest_event(pg)
+    async with websocket(f"{stack.ws}/ws/violations/?token={token}") as ws:
+        row_id = insert_violation(pg, image="/media/ack-ws.jpg")
+        acknowledge(pg, "violation_humandetections", row_id)
+        later = insert_violation(pg, image="/media/after-ack-ws.jpg")
+        frames = [await next_frame(ws), await next_frame(ws)]
+    assert [(f["op"], f["data"]["id"]) for f in frames] == [("INSERT", row_id), ("INSERT", later)]
+    async with websocket(f"{stack.ws}/ws/violations/?token={token}&lastEventId={after}") as ws:
+        replayed = [await next_frame(ws), await next_frame(ws)]
+    assert replayed == frames
+
+
+async def test_the_rows_stream_redraws_an_acknowledged_row_live_and_replayed(
+    stack, pg, token, auth
+) -> None:
+    after = newest_event(pg)
+    rows_url = f"{stack.http}/events/violations/rows/?kind=ppe"
+    async with sse(rows_url, auth) as rows:
+        row_id = insert_violation(pg, "violation_ppedetections", image="/media/ack-row.jpg")
+        acknowledge(pg, "violation_ppedetections", row_id, who="bert")
+        live = [await rows.next_event(), await rows.next_event()]
+    async with sse(f"{rows_url}&lastEventId={after}", auth) as rows:
+        replayed = [await rows.next_event(), await rows.next_event()]
+    for inserted, redrawn in (live, replayed):
+        assert 'data-op="INSERT"' in inserted.data and "ack-button" in inserted.data
+        assert f'id="violation-ppe-{row_id}"' in redrawn.data and 'data-op="STATE"' in redrawn.data
+        assert "Acknowledged by bert" in redrawn.data

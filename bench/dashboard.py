@@ -1,0 +1,589 @@
+"""Benchmark: the live table's reads on history-sized tables, without and with the indexes.
+
+Creates a scratch database, migrates it, fills each of the three built-in kinds' tables
+with --rows rows (plain SQL, INSERT ... SELECT generate_series: cameras 1-40, about three
+years of dates, times with fractions of seconds, ids in the order of time as detectors
+write them; --recent rows in all within the counters' 24 hours; 90 % of the rows older than
+a day acknowledged), then measures the reads of the live table:
+
+    first-page     GET /                      the first 50 rows and the counters
+    counters       GET /counters/
+    older-deep     GET /rows/?before=CURSOR   "Load older" --depth rows deep (newest first)
+    first-page-camera, counters-camera, older-deep-camera: the same with ?camera=N
+
+each as server time (a real Daphne, production settings, a bearer token, timed over
+loopback with httpx: median and p95 of --requests after --warmup) and as SQL time (the
+product's own queries, captured from realtime.violations in this process: timed, then
+EXPLAIN ANALYZE'd), first without the product's indexes, then after
+`manage.py create_indexes`. One JSON line per measurement goes to --out, the plans to
+bench/logs/dashboard-plans.txt, and a table to the terminal. The database is dropped at
+the end unless --keep.
+
+    python bench/dashboard.py --help
+    python bench/dashboard.py                  # 3 x 1,000,000 rows, about 15 minutes
+    python bench/dashboard.py --rows 100000 --requests 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import psycopg
+from psycopg import sql as pgsql
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+BIN = Path(PYTHON).parent
+SECRET_KEY = "bench-dashboard-secret-key-0123456789abcdef"
+TARGET = "<= 100 ms server time"
+ROW_MARK = re.compile(r'<tr id="violation-')
+COUNT_MARK = re.compile(r'data-kind="([^"]+)">(\d+)<')
+
+
+# --- the database -------------------------------------------------------------------------
+
+
+def admin_url(url: str) -> str:
+    return psycopg.conninfo.make_conninfo(url, dbname="postgres")
+
+
+def create_database(url: str) -> None:
+    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(admin_url(url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(url: str) -> None:
+    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(admin_url(url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def stack_env(args: argparse.Namespace) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "REALTIME_"))}
+    env.pop("REDIS_URL", None)
+    env.update(
+        DATABASE_URL=args.database_url,
+        DJANGO_SECRET_KEY=SECRET_KEY,
+        DJANGO_DEBUG="0",
+        DJANGO_SECURE_COOKIES="0",
+        DJANGO_TIME_ZONE="UTC",
+        # Nothing is written while the reads are measured, and the reads do not go
+        # through the listener: the server runs without one (in-memory channel layer).
+        REALTIME_EMBEDDED_LISTENER="0",
+        REALTIME_LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def manage(env: dict[str, str], *argv: str) -> str:
+    out = subprocess.run(
+        [PYTHON, "manage.py", *argv], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    )
+    return out.stdout
+
+
+def kinds_of(conn: psycopg.Connection[Any]) -> list[tuple[str, str, str]]:
+    """(slug, schema, table) of every kind, as realtime_kind has them."""
+    return conn.execute(
+        "SELECT slug, schema_name, table_name FROM realtime_kind ORDER BY position, slug"
+    ).fetchall()
+
+
+def seed(url: str, rows: int, recent: int, acked: float) -> dict[str, Any]:
+    """Fill every kind's table; returns what was written and how long it took."""
+    started = time.monotonic()
+    with psycopg.connect(url, autocommit=True) as conn:
+        # The plant's local time is UTC here (DJANGO_TIME_ZONE); the window is "now - 24 h".
+        now = conn.execute("SELECT now() AT TIME ZONE 'UTC'").fetchone()[0]
+        kinds = kinds_of(conn)
+        # Bulk seeding: the product's triggers would log (and notify) every row.
+        conn.execute("ALTER TABLE realtime_acknowledgement DISABLE TRIGGER realtime_state_v1")
+        written: dict[str, Any] = {}
+        try:
+            for n, (slug, schema, table) in enumerate(kinds):
+                qualified = pgsql.Identifier(schema, table).as_string(conn)
+                in_window = recent // len(kinds) + (1 if n < recent % len(kinds) else 0)
+                older = rows - in_window
+                t0 = time.monotonic()
+                conn.execute(f"ALTER TABLE {qualified} DISABLE TRIGGER USER")
+                try:
+                    # Older rows: from 3 years ago up to 25 h ago, one slot of time each
+                    # (ids ascend with time, as detectors append), at a random point of
+                    # its slot, to the microsecond.
+                    conn.execute(
+                        f"INSERT INTO {qualified}"
+                        " (camera_id, violation_date, violation_time, violation_image)"
+                        " SELECT cam, ts::date, ts::time,"
+                        " '/media/cam' || cam || '/' || to_char(ts, 'YYYY-MM-DD') || '/' || n || '.jpg'"
+                        " FROM (SELECT n, 1 + floor(random() * 40)::int AS cam,"
+                        "  %(start)s::timestamp + (n - 1 + random()) * %(step)s::interval AS ts"
+                        "  FROM generate_series(1, %(older)s) AS n) s",
+                        {
+                            "start": now - _years(3),
+                            "step": (_years(3) - _hours(25)) / max(older, 1),
+                            "older": older,
+                        },
+                    )
+                    # Rows within the counters' window: the last 20 hours (they stay in
+                    # the 24-hour window for the whole run).
+                    conn.execute(
+                        f"INSERT INTO {qualified}"
+                        " (camera_id, violation_date, violation_time, violation_image)"
+                        " SELECT cam, ts::date, ts::time,"
+                        " '/media/cam' || cam || '/' || to_char(ts, 'YYYY-MM-DD') || '/r' || n || '.jpg'"
+                        " FROM (SELECT n, 1 + floor(random() * 40)::int AS cam,"
+                        "  %(start)s::timestamp + (n - 1 + random()) * %(step)s::interval AS ts"
+                        "  FROM generate_series(1, %(recent)s) AS n) s",
+                        {
+                            "start": now - _hours(20),
+                            "step": _hours(20) / max(in_window, 1),
+                            "recent": in_window,
+                        },
+                    )
+                finally:
+                    conn.execute(f"ALTER TABLE {qualified} ENABLE TRIGGER USER")
+                # Operators acknowledged most of what is older than a day.
+                conn.execute(
+                    "INSERT INTO realtime_acknowledgement"
+                    " (table_name, violation_id, acknowledged_by, acknowledged_at)"
+                    " SELECT %(table)s, t.id, 'operator' || (t.id %% 7),"
+                    " (t.violation_date + t.violation_time + interval '7 minutes')"
+                    "  AT TIME ZONE 'UTC'"
+                    f" FROM {qualified} t"
+                    " WHERE t.violation_date + t.violation_time < %(day_ago)s::timestamp"
+                    " AND random() < %(acked)s",
+                    {"table": table, "day_ago": now - _hours(24), "acked": acked},
+                )
+                written[slug] = {
+                    "rows": conn.execute(f"SELECT count(*) FROM {qualified}").fetchone()[0],
+                    "in_window": in_window,
+                    "seconds": round(time.monotonic() - t0, 1),
+                }
+                print(f"  seeded {table}: {written[slug]}", flush=True)
+        finally:
+            conn.execute("ALTER TABLE realtime_acknowledgement ENABLE TRIGGER realtime_state_v1")
+        t0 = time.monotonic()
+        for _, schema, table in kinds:
+            conn.execute(f"VACUUM ANALYZE {pgsql.Identifier(schema, table).as_string(conn)}")
+        conn.execute("VACUUM ANALYZE realtime_acknowledgement")
+        vacuum_s = time.monotonic() - t0
+        acks = conn.execute("SELECT count(*) FROM realtime_acknowledgement").fetchone()[0]
+        events = conn.execute("SELECT count(*) FROM realtime_event").fetchone()[0]
+        sizes = conn.execute(
+            "SELECT pg_size_pretty(sum(pg_total_relation_size(to_regclass(quote_ident(schema_name)"
+            " || '.' || quote_ident(table_name))))) FROM realtime_kind"
+        ).fetchone()[0]
+    return {
+        "tables": written,
+        "acknowledgements": acks,
+        "event_log_rows": events,
+        "tables_size": sizes,
+        "vacuum_analyze_s": round(vacuum_s, 1),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def _years(n: int) -> Any:
+    from datetime import timedelta
+
+    return timedelta(days=365 * n + n // 4)
+
+
+def _hours(n: int) -> Any:
+    from datetime import timedelta
+
+    return timedelta(hours=n)
+
+
+SORT_KEY = (
+    "coalesce(t.violation_date, '-infinity'::date) AS d,"
+    " coalesce(t.violation_time, '00:00'::time) AS tm"
+)
+
+
+def deep_cursor(url: str, depth: int, camera: int | None) -> str:
+    """The cursor of the row `depth` rows deep in the page order, across every kind (with
+    `camera`: the first row of that camera at or past that point), as Page.next_cursor
+    writes it: DATE,TIME,KIND,ID."""
+    with psycopg.connect(url) as conn:
+        kinds = kinds_of(conn)
+        union = " UNION ALL ".join(
+            f"SELECT '{slug}'::text AS kind, {SORT_KEY}, t.id::bigint AS id, t.camera_id"
+            f" FROM {pgsql.Identifier(schema, table).as_string(conn)} t"
+            for slug, schema, table in kinds
+        )
+        order = 'ORDER BY d DESC, tm DESC, kind COLLATE "C" DESC, id DESC'
+        at = conn.execute(
+            f"SELECT d, tm, kind, id FROM ({union}) u {order} OFFSET %s LIMIT 1", [depth - 1]
+        ).fetchone()
+        if camera is not None:
+            at = conn.execute(
+                f"SELECT d, tm, kind, id FROM ({union}) u WHERE camera_id = %s"
+                ' AND (d, tm, kind COLLATE "C", id) <= (%s::date, %s::time, %s::text COLLATE "C", %s::bigint)'
+                f" {order} LIMIT 1",
+                [camera, *at],
+            ).fetchone()
+        d, tm, kind, pk = conn.execute(
+            "SELECT to_json(%s::date) #>> '{}', to_json(%s::time) #>> '{}', %s::text, %s::bigint",
+            list(at),
+        ).fetchone()
+    return f"{d},{tm},{kind},{pk}"
+
+
+# --- the server ---------------------------------------------------------------------------
+
+
+class Server:
+    def __init__(self, env: dict[str, str], port: int, logs: Path) -> None:
+        self.env, self.port, self.logs = env, port, logs
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        handle = (self.logs / "dashboard-daphne.log").open("ab")
+        argv = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port)]
+        argv.append("config.asgi:application")
+        self.proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=handle, stderr=handle)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise SystemExit(f"server did not start; see {self.logs / 'dashboard-daphne.log'}")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+def percentile(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+
+
+def time_http(
+    client: httpx.Client, path: str, warmup: int, requests: int
+) -> tuple[list[float], httpx.Response]:
+    """Wall time of each request, sent to the body's last byte (keep-alive, one at a time)."""
+    response = None
+    for _ in range(warmup):
+        response = client.get(path)
+        response.raise_for_status()
+    times = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        response = client.get(path)
+        times.append((time.perf_counter() - started) * 1000)
+        response.raise_for_status()
+    assert response is not None
+    return times, response
+
+
+# --- the product's queries, in this process -----------------------------------------------
+
+
+def setup_django(env: dict[str, str]) -> None:
+    os.environ.update(env)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+class Capture:
+    """The SQL that realtime.violations sends, with its parameters and time."""
+
+    def __init__(self) -> None:
+        self.queries: list[tuple[str, Any, float]] = []
+
+    def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, ctx: Any):
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, ctx)
+        finally:
+            self.queries.append((sql, params, (time.perf_counter() - started) * 1000))
+
+
+def product_reads(
+    camera: int | None, cursor: str | None
+) -> dict[str, Callable[[], None]]:
+    """What each endpoint reads through realtime.violations (the views' own calls)."""
+    from realtime import kinds, violations
+    from realtime.rows import Cursor, RowFilter
+
+    registry = kinds.registry()
+    row_filter = RowFilter(camera=camera)
+    parsed = Cursor.parse(cursor) if cursor else None
+    return {
+        "page": lambda: violations.page(registry, row_filter, parsed),
+        "counts": lambda: violations.unacknowledged_counts(
+            registry, camera, violations.window_start()
+        ),
+    }
+
+
+def time_sql(reads: dict[str, Callable[[], None]], repeats: int) -> dict[str, Any]:
+    """Each read's query: its time here (median of `repeats` after one warm-up; the
+    statement's round trip and fetch, not the Python that builds rows), then one EXPLAIN
+    (ANALYZE, BUFFERS) of the same text and parameters."""
+    from django.db import connection
+
+    out: dict[str, Any] = {}
+    for name, read in reads.items():
+        capture = Capture()
+        read()  # warm-up, not recorded
+        with connection.execute_wrapper(capture):
+            for _ in range(repeats):
+                read()
+        (sql, params, _), *_ = capture.queries
+        assert all(q[0] == sql for q in capture.queries), "one query per read expected"
+        times = [q[2] for q in capture.queries]
+        with connection.cursor() as db:
+            db.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+            plan = "\n".join(row[0] for row in db.fetchall())
+        execution = float(re.search(r"Execution Time: ([0-9.]+) ms", plan).group(1))
+        planning = float(re.search(r"Planning Time: ([0-9.]+) ms", plan).group(1))
+        out[name] = {
+            "sql_p50_ms": round(statistics.median(times), 2),
+            "sql_max_ms": round(max(times), 2),
+            "explain_execution_ms": round(execution, 2),
+            "explain_planning_ms": round(planning, 2),
+            "plan": plan,
+            "sql": sql,
+        }
+    return out
+
+
+# --- one phase ----------------------------------------------------------------------------
+
+
+def endpoints(cursors: dict[int | None, str], camera: int) -> list[dict[str, Any]]:
+    out = []
+    for cam in (None, camera):
+        suffix = "" if cam is None else "-camera"
+        query = "" if cam is None else f"camera={cam}"
+        out += [
+            {
+                "scenario": f"first-page{suffix}",
+                "path": "/" + (f"?{query}" if query else ""),
+                "camera": cam,
+                "cursor": None,
+                "reads": ["page", "counts"],
+            },
+            {
+                "scenario": f"counters{suffix}",
+                "path": "/counters/" + (f"?{query}" if query else ""),
+                "camera": cam,
+                "cursor": None,
+                "reads": ["counts"],
+            },
+            {
+                "scenario": f"older-deep{suffix}",
+                "path": "/rows/?" + (f"{query}&" if query else "")
+                + str(httpx.QueryParams({"before": cursors[cam]})),
+                "camera": cam,
+                "cursor": cursors[cam],
+                "reads": ["page"],
+            },
+        ]
+    return out
+
+
+def run_phase(
+    phase: str,
+    args: argparse.Namespace,
+    env: dict[str, str],
+    token: str,
+    cursors: dict[int | None, str],
+    logs: Path,
+    plans: Any,
+) -> list[dict[str, Any]]:
+    results = []
+    server = Server(env, args.port, logs)
+    server.start()
+    try:
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{args.port}", headers=headers, timeout=120
+        ) as client:
+            for spec in endpoints(cursors, args.camera):
+                times, response = time_http(client, spec["path"], args.warmup, args.requests)
+                body = response.text
+                reads = product_reads(spec["camera"], spec["cursor"])
+                sql = time_sql({k: reads[k] for k in spec["reads"]}, args.sql_repeats)
+                row = {
+                    "scenario": f"dashboard-{spec['scenario']}",
+                    "phase": phase,
+                    "target": TARGET,
+                    "path": spec["path"],
+                    "rows_per_table": args.rows,
+                    "requests": args.requests,
+                    "warmup": args.warmup,
+                    "p50_ms": round(statistics.median(times), 2),
+                    "p95_ms": round(percentile(times, 95), 2),
+                    "max_ms": round(max(times), 2),
+                    "min_ms": round(min(times), 2),
+                    "met": percentile(times, 95) <= 100 and statistics.median(times) <= 100,
+                    "response": {
+                        "status": response.status_code,
+                        "bytes": len(response.content),
+                        "rows": len(ROW_MARK.findall(body)),
+                        "counts": {k: int(v) for k, v in COUNT_MARK.findall(body)},
+                        "load_older": 'id="load-older"' in body,
+                    },
+                    "sql": {
+                        name: {k: v for k, v in m.items() if k not in ("plan", "sql")}
+                        for name, m in sql.items()
+                    },
+                }
+                results.append(row)
+                for name, m in sql.items():
+                    plans.write(
+                        f"=== {phase} {row['scenario']} {spec['path']} [{name}]"
+                        f" sql p50 {m['sql_p50_ms']} ms\n{m['sql']}\n\n{m['plan']}\n\n"
+                    )
+                plans.flush()
+                print(
+                    f"  {phase:<11} {row['scenario']:<32} p50 {row['p50_ms']:>8} ms"
+                    f"  p95 {row['p95_ms']:>8} ms  sql "
+                    + ", ".join(f"{n} {m['sql_p50_ms']} ms" for n, m in sql.items())
+                    + f"  ({row['response']['rows']} rows, {row['response']['counts'] or ''})",
+                    flush=True,
+                )
+    finally:
+        server.stop()
+    return results
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--database-url", default="postgresql://postgres@127.0.0.1:5432/bench_dashboard"
+    )
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows per kind's table")
+    parser.add_argument(
+        "--recent", type=int, default=2000, help="rows (all kinds) within the last 24 hours"
+    )
+    parser.add_argument(
+        "--acknowledged", type=float, default=0.9, help="share of rows older than a day"
+    )
+    parser.add_argument(
+        "--depth", type=int, default=500_000, help="rows deep for the Load older cursor"
+    )
+    parser.add_argument("--camera", type=int, default=7, help="the camera of the ?camera= runs")
+    parser.add_argument("--requests", type=int, default=30, help="timed requests per endpoint")
+    parser.add_argument("--warmup", type=int, default=3, help="requests before the timed ones")
+    parser.add_argument("--sql-repeats", type=int, default=10, help="timed runs of each query")
+    parser.add_argument("--port", type=int, default=8766)
+    parser.add_argument("--keep", action="store_true", help="keep the database at the end")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.jsonl")
+    args = parser.parse_args()
+
+    env = stack_env(args)
+    logs = ROOT / "bench" / "logs"
+    logs.mkdir(exist_ok=True)
+    machine = {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    at = time.strftime("%Y-%m-%dT%H:%M:%S")
+    print(f"creating {args.database_url}", flush=True)
+    create_database(args.database_url)
+    rows: list[dict[str, Any]] = []
+    try:
+        manage(env, "migrate", "--noinput", "-v0")
+        user = "bench"
+        manage_env = {
+            **env,
+            "DJANGO_SUPERUSER_USERNAME": user,
+            "DJANGO_SUPERUSER_EMAIL": "bench@example.com",
+            "DJANGO_SUPERUSER_PASSWORD": uuid.uuid4().hex,
+        }
+        manage(manage_env, "createsuperuser", "--noinput")
+        token = manage(env, "issue_token", user).strip().splitlines()[-1]
+        print(f"seeding {args.rows:,} rows per table", flush=True)
+        seeded = seed(args.database_url, args.rows, args.recent, args.acknowledged)
+        print(f"  {seeded}", flush=True)
+        cursors = {
+            None: deep_cursor(args.database_url, args.depth, None),
+            args.camera: deep_cursor(args.database_url, args.depth, args.camera),
+        }
+        print(f"  cursors {cursors}", flush=True)
+        setup_django(env)
+        common = {"seed": seeded, "depth": args.depth, "cursors": {str(k): v for k, v in cursors.items()}}
+        with (logs / "dashboard-plans.txt").open("w") as plans:
+            print("measuring without the product's indexes", flush=True)
+            for row in run_phase("no-indexes", args, env, token, cursors, logs, plans):
+                rows.append({**row, "notes": common})
+            print("manage.py create_indexes", flush=True)
+            started = time.monotonic()
+            made = manage(env, "create_indexes")
+            index_s = round(time.monotonic() - started, 1)
+            print("  " + made.strip().replace("\n", "\n  ") + f"\n  ({index_s} s)", flush=True)
+            print("measuring with them", flush=True)
+            for row in run_phase("indexes", args, env, token, cursors, logs, plans):
+                rows.append({**row, "notes": {**common, "create_indexes_s": index_s}})
+        from django.db import connections
+
+        connections.close_all()
+    finally:
+        if rows:
+            with args.out.open("a") as out:
+                for row in rows:
+                    out.write(json.dumps({"at": at, **row, "machine": machine}) + "\n")
+        if not args.keep:
+            drop_database(args.database_url)
+            print(f"dropped {args.database_url}", flush=True)
+    print_table(rows)
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    print()
+    print(f"{'scenario':<34}{'phase':<12}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}  "
+          f"{'SQL p50 ms (EXPLAIN ANALYZE ms)':<44}{'<=100 ms'}")
+    for row in rows:
+        sql = ", ".join(
+            f"{n} {m['sql_p50_ms']} ({m['explain_execution_ms']})" for n, m in row["sql"].items()
+        )
+        print(
+            f"{row['scenario']:<34}{row['phase']:<12}{row['p50_ms']:>9}{row['p95_ms']:>9}"
+            f"{row['max_ms']:>9}  {sql:<44}{'met' if row['met'] else 'NOT met'}"
+        )
+
+
+if __name__ == "__main__":
+    main()

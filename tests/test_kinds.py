@@ -1,0 +1,135 @@
+"""Kinds are configuration: `add_kind` checks a table before it watches it, and undoes it."""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError, SystemCheckError
+from django.test import Client
+
+from realtime import kinds
+from realtime.models import ViolationKind
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FIRE = """
+CREATE TABLE IF NOT EXISTS violation_firedetections (
+    id serial PRIMARY KEY, camera_id int, violation_date date, violation_time time(0),
+    violation_image text, temperature real
+)
+"""
+
+
+@pytest.fixture
+def fire_table(pg: Any) -> Any:
+    pg.execute(FIRE)
+    yield "violation_firedetections"
+    pg.execute("DROP TABLE IF EXISTS violation_firedetections")
+
+
+def triggers(pg: Any, table: str) -> set[str]:
+    rows = pg.execute("SELECT tgname FROM pg_trigger WHERE tgrelid = %s::regclass", [table])
+    return {row[0] for row in rows.fetchall()}
+
+
+def add_kind(*args: str) -> str:
+    out = io.StringIO()
+    call_command("add_kind", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_add_kind_watches_the_table_and_remove_undoes_it(pg, fire_table, operator_client) -> None:
+    add_kind("fire", fire_table, "--label", "Fire", "--colour", "#d9480f")
+    kind = ViolationKind.objects.get(slug="fire")
+    assert (kind.label, kind.schema_name, kind.table_name, kind.colour) == (
+        "Fire",
+        "public",
+        fire_table,
+        "#d9480f",
+    )
+    assert kind.position > ViolationKind.objects.get(slug="ppe").position, "last on the page"
+    assert triggers(pg, fire_table) == {
+        "realtime_notify_v3_insert",
+        "realtime_notify_v3_update",
+        "realtime_notify_v3_delete",
+    }
+    assert operator_client.get("/?kind=fire").status_code == 200
+    assert (
+        ".kind-fire .kind-badge { background: #d9480f; }"
+        in operator_client.get("/kinds.css").content.decode()
+    )
+
+    add_kind("--remove", "fire")
+    kinds.forget()
+    assert not ViolationKind.objects.filter(slug="fire").exists()
+    assert triggers(pg, fire_table) == set()
+    assert operator_client.get("/?kind=fire").status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fire"], "Name the table"),
+        (["fire", "no_such_table"], "There is no table 'no_such_table'."),
+        (["Fire!", "violation_firedetections"], "short lower-case name"),
+        (["fire", "violation_firedetections", "--colour", "red"], "--colour is a colour"),
+        (["ppe", "violation_firedetections"], "There is a kind 'ppe' already."),
+        (["--remove", "nope"], "There is no kind 'nope'."),
+    ],
+)
+def test_add_kind_refuses_with_a_message(fire_table, args, message) -> None:
+    with pytest.raises(CommandError, match=re.escape(message)):
+        add_kind(*args)
+
+
+def test_add_kind_names_the_missing_column(pg) -> None:
+    pg.execute(
+        "CREATE TABLE violation_smoke (id serial PRIMARY KEY, camera_id int, violation_date date)"
+    )
+    try:
+        with pytest.raises(CommandError) as refused:
+            add_kind("smoke", "violation_smoke")
+        assert '"public"."violation_smoke" has no column violation_time.' in str(refused.value)
+        assert '"public"."violation_smoke" has no column violation_image.' in str(refused.value)
+        assert triggers(pg, "violation_smoke") == set(), "nothing attached"
+    finally:
+        pg.execute("DROP TABLE violation_smoke")
+
+
+def test_two_kinds_cannot_share_a_table_name_in_two_schemas(pg) -> None:
+    # The event log names a table without its schema.
+    pg.execute("CREATE SCHEMA IF NOT EXISTS plant2")
+    pg.execute(
+        "CREATE TABLE plant2.violation_ppedetections (id serial PRIMARY KEY, camera_id int,"
+        " violation_date date, violation_time time, violation_image text)"
+    )
+    try:
+        with pytest.raises(CommandError, match="shows a table named violation_ppedetections"):
+            add_kind("ppe2", "plant2.violation_ppedetections")
+    finally:
+        pg.execute("DROP SCHEMA plant2 CASCADE")
+
+
+def test_check_reports_a_kind_whose_table_is_gone(pg, fire_table) -> None:
+    add_kind("fire", fire_table)
+    pg.execute("DROP TABLE violation_firedetections")
+    out = io.StringIO()
+    with pytest.raises(
+        SystemCheckError, match=re.escape("The table of the kind 'fire' does not exist")
+    ):
+        call_command("check", stderr=out, stdout=out)
+    add_kind("--remove", "fire")
+
+
+@pytest.fixture
+def operator_client() -> Client:
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user("kinds-operator", password="a-long-password-1")
+    client = Client()
+    client.force_login(user)
+    return client
