@@ -49,7 +49,9 @@ def _messages(cursor: Any) -> Iterator[checks.CheckMessage]:
                 "trigger.",
                 id="realtime.W002",
             )
-        missing = [i for i, state in adoption.index_states(cursor, table).items() if state != "valid"]
+        missing = [
+            i for i, state in adoption.index_states(cursor, table).items() if state != "valid"
+        ]
         if missing:
             yield checks.Warning(
                 f"{table.qualified} lacks the product's indexes {', '.join(missing)}: the live "

@@ -95,6 +95,8 @@ class Listener:
         # Tables carrying the trigger; a notification naming another one is not ours.
         self._watched: frozenset[str] = frozenset()
         self._watched_at = 0.0
+        # When to catch up at the latest, on the loop's clock (see _handle_notifies).
+        self._catch_up_by = float("inf")
         self._active = asyncio.Event()
         self._settled = asyncio.Event()
 
@@ -176,6 +178,9 @@ class Listener:
             if self.settings.retention is not None and loop.time() >= next_prune:
                 await self._prune(conn, self.settings.retention)
                 next_prune = loop.time() + self.settings.prune_interval
+            # Sooner when a notification named a table not known to be watched.
+            next_catch_up = min(next_catch_up, self._catch_up_by)
+            self._catch_up_by = float("inf")
             remaining = max(0.0, next_catch_up - loop.time())
             # Everything that arrived in the same packet comes at once: one forward for it.
             batch = [n async for n in conn.notifies(timeout=remaining, stop_after=1)]
@@ -201,6 +206,8 @@ class Listener:
                 # A table watched since the list was read (`add_kind`), or forged.
                 await self._refresh_watched(conn)
             if payload["table"] not in self._watched:
+                # Not now, maybe: the catch-up forwards whatever the log has, soon.
+                self._catch_up_by = min(self._catch_up_by, self._watched_at + 1.0)
                 logger.warning(
                     "skipped notification for a table that is not watched",
                     extra={"table": payload["table"][:100], "event_id": payload.get("id")},
@@ -287,14 +294,14 @@ class Listener:
 
     async def _refresh_watched(self, conn: psycopg.AsyncConnection[Any]) -> None:
         # At most once a second for names that are not watched: anyone may NOTIFY.
-        now = time.monotonic()
+        now = asyncio.get_running_loop().time()
         if now - self._watched_at >= 1.0:
             self._watched = await self._watched_tables(conn)
             self._watched_at = now
 
     async def _catch_up(self, conn: psycopg.AsyncConnection[Any], scan_from: str) -> str:
         self._watched = await self._watched_tables(conn)
-        self._watched_at = time.monotonic()
+        self._watched_at = asyncio.get_running_loop().time()
         next_from, ids, newest = await self._scan(conn, scan_from)
         missed = [event_id for event_id in ids if event_id not in self._forwarded]
         for chunk_start in range(0, len(missed), FETCH_CHUNK):

@@ -59,7 +59,7 @@ async def running(listener: Listener, *, active: bool = True) -> AsyncIterator[a
 def make(db_url: str, **overrides: Any) -> tuple[Listener, Collector]:
     collector = Collector()
     settings = ListenerSettings(
-        conninfo=db_url, catch_up_interval=0.5, standby_poll_interval=0.2, **overrides
+        **{"conninfo": db_url, "catch_up_interval": 0.5, "standby_poll_interval": 0.2, **overrides}
     )
     return Listener(settings, collector), collector
 
@@ -282,3 +282,44 @@ async def test_update_and_delete_are_forwarded(db_url, pg, marker, table) -> Non
 
 def _ops(got: Collector, row_id: int, table: str) -> list[str]:
     return [e["op"] for e in got.events if e["table"] == table and e["data"]["id"] == row_id]
+
+
+async def test_a_table_watched_meanwhile_is_forwarded_at_its_first_change(db_url, pg) -> None:
+    """add_kind needs no restart: the listener reads the watched tables again at once."""
+    listener, got = make(db_url, catch_up_interval=60.0)  # no periodic catch-up in the test
+    pg.execute(
+        "CREATE TABLE violation_smokedetections (id serial PRIMARY KEY, camera_id int,"
+        " violation_date date, violation_time time, violation_image text)"
+    )
+    try:
+        async with running(listener):
+            pg.execute("SELECT realtime_watch_v3('violation_smokedetections')")
+            pg.execute(
+                "INSERT INTO violation_smokedetections (camera_id, violation_image)"
+                " VALUES (1, '/media/smoke.jpg')"
+            )
+            await got.wait_for_images({"/media/smoke.jpg"}, timeout=5)
+    finally:
+        pg.execute("DROP TABLE violation_smokedetections")
+
+
+async def test_an_acknowledgement_is_forwarded_with_the_row_and_who(db_url, pg, marker) -> None:
+    listener, got = make(db_url)
+    async with running(listener):
+        row_id = insert_violation(pg, "violation_ppedetections", image=marker)
+        pg.execute(
+            "INSERT INTO realtime_acknowledgement"
+            " (table_name, violation_id, acknowledged_by, acknowledged_at)"
+            " VALUES ('violation_ppedetections', %s, 'dora', now())",
+            [row_id],
+        )
+        pg.execute("UPDATE violation_ppedetections SET camera_id = 9 WHERE id = %s", [row_id])
+        await got.wait_until(
+            lambda: len([e for e in got.events if e["data"].get("id") == row_id]) >= 3
+        )
+    insert, state, update = [e for e in got.events if e["data"].get("id") == row_id]
+    assert insert["op"] == "INSERT" and "state" not in insert
+    assert state["op"] == "STATE" and state["data"]["violation_image"] == marker
+    assert state["state"]["acknowledged_by"] == "dora"
+    # A detectors' UPDATE of an acknowledged row keeps it drawn as acknowledged.
+    assert update["op"] == "UPDATE" and update["state"]["acknowledged_by"] == "dora"
