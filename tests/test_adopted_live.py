@@ -216,6 +216,7 @@ def test_an_acknowledgement_reaches_the_table_and_the_admin_but_not_the_websocke
             expect(admin_row.locator(".field-acknowledged_by")).to_have_text(
                 "operator", timeout=5_000
             )
+            expect(admin_row.locator(".field-other_columns")).to_contain_text("confidence: 0.93")
             acknowledgement = json.loads(next_of(changes, "acknowledgement"))
             assert acknowledgement["row_id"] == row_id
             assert acknowledgement["acknowledged_by"] == "operator"
@@ -228,6 +229,13 @@ def test_an_acknowledgement_reaches_the_table_and_the_admin_but_not_the_websocke
         assert json.loads(next_of(changes, "message"))["data"]["id"] == later
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         changelist.screenshot(path=SCREENSHOTS / "adopted-admin-acknowledged.png")
+        # The row's own page in the admin: every column the detectors wrote, read-only.
+        changelist.goto(f"{adopted.stack.http}/admin/realtime/humandetection/{row_id}/change/")
+        columns = changelist.locator(".field-all_columns table")
+        expect(columns.locator("tr", has_text="confidence")).to_contain_text("0.93")
+        expect(columns.locator("tr", has_text="zone")).to_contain_text("A")
+        expect(changelist.locator(".field-acknowledged_by")).to_contain_text("operator")
+        expect(changelist.locator("input[type=submit]")).to_have_count(0)
     finally:
         context.close()
     [(after,)] = adopted.sql(

@@ -133,3 +133,54 @@ def operator_client() -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+def test_labels_colours_and_order_are_edited_in_the_admin(operator_client) -> None:
+    from django.contrib.auth import get_user_model
+
+    admin = get_user_model().objects.create_superuser("kinds-admin", "a@example.com", "pw-long-1x")
+    client = Client()
+    client.force_login(admin)
+    ppe = ViolationKind.objects.get(slug="ppe")
+    response = client.post(
+        f"/admin/realtime/violationkind/{ppe.pk}/change/",
+        {"label": "Missing PPE", "colour": "#123456", "position": "1"},
+    )
+    assert response.status_code == 302, response.content.decode()[:500]
+    assert (
+        client.post(
+            f"/admin/realtime/violationkind/{ppe.pk}/change/",
+            {"label": "x", "colour": "red", "position": "1"},
+        ).status_code
+        == 200
+    ), "a bad colour is refused on the form"
+    kinds.forget()
+    page = operator_client.get("/").content.decode()
+    assert "Missing PPE" in page
+    assert page.index('data-kind="ppe"') < page.index('data-kind="human"'), "first now"
+    assert "background: #123456" in operator_client.get("/kinds.css").content.decode()
+    # Adding or removing a kind attaches or drops a trigger: that is add_kind's job.
+    assert client.get("/admin/realtime/violationkind/add/").status_code == 403
+    assert client.get(f"/admin/realtime/violationkind/{ppe.pk}/delete/").status_code == 403
+
+
+def test_the_violations_admin_is_read_only(pg) -> None:
+    from django.contrib.auth import get_user_model
+
+    from tests.helpers import insert_violation
+
+    row_id = insert_violation(pg, "violation_ppedetections", image="/media/admin-ro.jpg")
+    admin = get_user_model().objects.create_superuser("ro-admin", "r@example.com", "pw-long-1x")
+    client = Client()
+    client.force_login(admin)
+    changelist = client.get("/admin/realtime/ppedetection/")
+    assert changelist.status_code == 200 and "/media/admin-ro.jpg" in changelist.content.decode()
+    assert client.get("/admin/realtime/ppedetection/add/").status_code == 403
+    change = client.post(f"/admin/realtime/ppedetection/{row_id}/change/", {"camera_id": "99"})
+    assert change.status_code == 403
+    assert (
+        client.post(f"/admin/realtime/ppedetection/{row_id}/delete/", {"post": "yes"}).status_code
+        == 403
+    )
+    camera = pg.execute("SELECT camera_id FROM violation_ppedetections WHERE id = %s", [row_id])
+    assert camera.fetchone() == (1,)
