@@ -21,6 +21,9 @@ import psycopg
 from psycopg import sql
 from websockets.asyncio.client import ClientConnection, connect
 
+from realtime.changes import ChangeEvent
+from realtime.listener import Listener, ListenerSettings
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -357,3 +360,52 @@ async def sse(url: str, headers: dict[str, str] | None = None) -> AsyncIterator[
         opened = await stream.next_event()
         assert opened.event == "stream-open", opened
         yield stream
+
+
+class Collector:
+    """A forward callback that remembers what it was given."""
+
+    def __init__(self) -> None:
+        self.events: list[ChangeEvent] = []
+        self.calls = 0
+        self._changed = asyncio.Condition()
+
+    async def __call__(self, events: list[ChangeEvent]) -> None:
+        async with self._changed:
+            self.calls += 1
+            self.events.extend(events)
+            self._changed.notify_all()
+
+    def images(self) -> list[Any]:
+        return [e["data"].get("violation_image") for e in self.events]
+
+    async def wait_until(self, predicate: Any, timeout: float = 15.0) -> None:
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
+
+    async def wait_for_images(self, wanted: set[str], timeout: float = 15.0) -> None:
+        async with self._changed:
+            await asyncio.wait_for(
+                self._changed.wait_for(lambda: wanted <= set(self.images())), timeout
+            )
+
+
+@asynccontextmanager
+async def running(listener: Listener, *, active: bool = True) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(listener.run())
+    try:
+        if active:
+            await asyncio.wait_for(listener.wait_active(), 10)
+        yield task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def listener_under_test(db_url: str, **overrides: Any) -> tuple[Listener, Collector]:
+    """A listener on the test database, forwarding to a Collector (fast catch-up)."""
+    collector = Collector()
+    settings = ListenerSettings(
+        **{"conninfo": db_url, "catch_up_interval": 0.5, "standby_poll_interval": 0.2, **overrides}
+    )
+    return Listener(settings, collector), collector

@@ -4,64 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
 import psycopg
 import pytest
 
 from realtime.changes import ChangeEvent
-from realtime.listener import Listener, ListenerSettings
-from tests.helpers import insert_violation
+from tests.helpers import Collector, insert_violation, listener_under_test, running
 
-
-class Collector:
-    """A forward callback that remembers what it was given."""
-
-    def __init__(self) -> None:
-        self.events: list[ChangeEvent] = []
-        self.calls = 0
-        self._changed = asyncio.Condition()
-
-    async def __call__(self, events: list[ChangeEvent]) -> None:
-        async with self._changed:
-            self.calls += 1
-            self.events.extend(events)
-            self._changed.notify_all()
-
-    def images(self) -> list[Any]:
-        return [e["data"].get("violation_image") for e in self.events]
-
-    async def wait_until(self, predicate: Any, timeout: float = 15.0) -> None:
-        async with self._changed:
-            await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
-
-    async def wait_for_images(self, wanted: set[str], timeout: float = 15.0) -> None:
-        async with self._changed:
-            await asyncio.wait_for(
-                self._changed.wait_for(lambda: wanted <= set(self.images())), timeout
-            )
-
-
-@asynccontextmanager
-async def running(listener: Listener, *, active: bool = True) -> AsyncIterator[asyncio.Task[None]]:
-    task = asyncio.create_task(listener.run())
-    try:
-        if active:
-            await asyncio.wait_for(listener.wait_active(), 10)
-        yield task
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
-def make(db_url: str, **overrides: Any) -> tuple[Listener, Collector]:
-    collector = Collector()
-    settings = ListenerSettings(
-        **{"conninfo": db_url, "catch_up_interval": 0.5, "standby_poll_interval": 0.2, **overrides}
-    )
-    return Listener(settings, collector), collector
+make = listener_under_test
 
 
 async def test_forwards_each_change_once(db_url, pg, marker) -> None:
@@ -314,12 +264,18 @@ async def test_an_acknowledgement_is_forwarded_with_the_row_and_who(db_url, pg, 
             [row_id],
         )
         pg.execute("UPDATE violation_ppedetections SET camera_id = 9 WHERE id = %s", [row_id])
-        await got.wait_until(
-            lambda: len([e for e in got.events if e["data"].get("id") == row_id]) >= 3
-        )
-    insert, state, update = [e for e in got.events if e["data"].get("id") == row_id]
+        await got.wait_until(lambda: len(mine(got, row_id)) >= 3)
+    insert, state, update = mine(got, row_id)
     assert insert["op"] == "INSERT" and "state" not in insert
     assert state["op"] == "STATE" and state["data"]["violation_image"] == marker
     assert state["state"]["acknowledged_by"] == "dora"
     # A detectors' UPDATE of an acknowledged row keeps it drawn as acknowledged.
     assert update["op"] == "UPDATE" and update["state"]["acknowledged_by"] == "dora"
+
+
+def mine(got: Collector, row_id: int) -> list[ChangeEvent]:
+    return [
+        e
+        for e in got.events
+        if e["table"] == "violation_ppedetections" and e["data"]["id"] == row_id
+    ]
