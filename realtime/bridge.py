@@ -16,8 +16,7 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Collection
 
 from channels.db import database_sync_to_async
 from django_eventstream.event import Event
@@ -35,7 +34,7 @@ from realtime.bus import (
     channel_layer,
 )
 from realtime.changes import STATE, acknowledgement_frame
-from realtime.listener import backoff_delay
+from realtime.retry import backoff_delay
 from realtime.rows import LAYOUTS, channels_for, render_change
 
 logger = logging.getLogger(__name__)
@@ -207,23 +206,40 @@ def wake_row_streams(messages: list[ChangeMessage]) -> None:
     registry = kinds.cached()
     by_channel: dict[str, list[Event]] = {}
     for message in messages:
-        kind = registry.by_table.get(message["table"])
-        if kind is None:
+        try:
+            fragments = row_fragments(message, registry, listened.keys())
+        except Exception:
+            # One row that cannot be drawn keeps no other off the table.
+            logger.exception("could not draw a row", extra={"event_id": message["id"]})
             continue
-        camera_id = _camera_id(message["frame"])
-        for layout in LAYOUTS:
-            channels = [c for c in channels_for(layout, kind.slug, camera_id) if c in listened]
-            if not channels:
-                continue
-            html = render_change(message["frame"], message.get("state"), layout, registry)
-            if html is None:
-                continue
-            for channel in channels:
-                by_channel.setdefault(channel, []).append(
-                    Event(channel, "message", html, id=message["id"])
-                )
+        for channel, html in fragments:
+            by_channel.setdefault(channel, []).append(
+                Event(channel, "message", html, id=message["id"])
+            )
     for channel, events in by_channel.items():
         queue_for_streams(channel, events)
+
+
+def row_fragments(
+    message: ChangeMessage, registry: kinds.Registry, wanted: Collection[str] | None = None
+) -> list[tuple[str, str]]:
+    """(rows channel, `<tr>`) for every channel that keeps this change (of `wanted`, if
+    given): drawn once per layout, and not at all for a layout no channel wants."""
+    kind = registry.by_table.get(message["table"])
+    if kind is None:
+        return []
+    camera_id = json.loads(message["frame"])["data"].get("camera_id")
+    out = []
+    for layout in LAYOUTS:
+        channels = [
+            c for c in channels_for(layout, kind.slug, camera_id) if wanted is None or c in wanted
+        ]
+        if not channels:
+            continue
+        html = render_change(message["frame"], message.get("state"), layout, registry)
+        if html is not None:
+            out.extend((channel, html) for channel in channels)
+    return out
 
 
 def queue_for_streams(channel: str, events: list[Event]) -> None:
@@ -250,7 +266,3 @@ def queue_for_streams(channel: str, events: list[Event]) -> None:
                 listener.aevent.set()  # the stream's own loop, this thread: no self-pipe write
             else:
                 listener.wake_threadsafe()
-
-
-def _camera_id(frame: str) -> Any:
-    return json.loads(frame)["data"].get("camera_id")

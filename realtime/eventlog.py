@@ -3,15 +3,16 @@
 A log row of realtime_event is one change, or (trigger v3, sql/005) the changes of a big
 statement packed together. The SQL functions realtime_changes() and
 realtime_changes_after() unpack them. Every reader goes through the queries here: the
-functions below on Django's connection, the listener with the SQL constants on its own.
+functions on Django's connection (servers), and the async ones on the listener's own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
+import psycopg
 from django.db import connection
 
 from realtime.changes import ChangeEvent
@@ -23,7 +24,7 @@ from realtime.changes import ChangeEvent
 def _with_state(source: str) -> str:
     return f"""
 SELECT c.id, c.table_name, c.op, c.data, extract(epoch FROM c.created_at)::float8,
-       s.acknowledged_by, s.acknowledged_at
+       s.acknowledged_by, s.acknowledged_at, c.xid::text
 FROM {source} c
 LEFT JOIN LATERAL (
     SELECT a.acknowledged_by, a.acknowledged_at FROM realtime_acknowledgement a
@@ -84,10 +85,12 @@ SELECT least(
 
 
 class Logged(NamedTuple):
-    """A change read from the log, and when its log row was written (epoch seconds)."""
+    """A change read from the log, when its log row was written (epoch seconds), and by
+    which transaction."""
 
     change: ChangeEvent
     written_at: float | None
+    xid: str = ""
 
 
 def logged(row: Sequence[Any]) -> Logged:
@@ -100,7 +103,7 @@ def logged(row: Sequence[Any]) -> Logged:
             if acknowledged_at is None
             else {"acknowledged_by": row[5], "acknowledged_at": acknowledged_at.isoformat()}
         )
-    return Logged(change, row[4])
+    return Logged(change, row[4], row[7])
 
 
 def by_id_params(ids: Sequence[int]) -> list[Any]:
@@ -141,3 +144,103 @@ def change_ids_between(after_id: int, up_to: int) -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute(IDS_BETWEEN_SQL, {"after": after_id, "up_to": up_to})
         return [row[0] for row in cursor.fetchall()]
+
+
+# --- the listener's reads, on its own connection (psycopg, async) --------------------------
+
+# The row of realtime_listener_state the listeners of a database share.
+STATE_NAME = "default"
+# A big statement's changes are read this many ids at a time: the most one log row holds
+# (sql/005), so a read unpacks each log row it touches about once.
+WINDOW = 10_000
+
+# One read per wake-up: the first %(limit)s changes above the high-water mark, and the
+# changes with the ids notifications named at or below it, if their transaction was still
+# running at the last scan (committed late; anything older was forwarded by a scan).
+WAKE_SQL = _with_state(
+    "(SELECT * FROM realtime_changes_after(%(after)s, %(limit)s)"
+    " UNION ALL SELECT * FROM realtime_changes(%(low)s, %(high)s, %(wanted)s::bigint[])"
+    " WHERE xid >= %(horizon)s::xid8)"
+)
+
+
+async def read_new(
+    conn: psycopg.AsyncConnection[Any],
+    after: int,
+    wanted: Sequence[int],
+    horizon: str,
+    limit: int = WINDOW,
+) -> list[Logged]:
+    """Changes above `after` (the first `limit`), and those of `wanted` (ids <= `after`)
+    written by transactions at or above `horizon`."""
+    low, high = (min(wanted) - 1, max(wanted)) if wanted else (0, 0)
+    params = {"after": after, "limit": limit, "low": low, "high": high, "wanted": list(wanted)}
+    cur = await conn.execute(WAKE_SQL, {**params, "horizon": horizon})
+    return [logged(row) for row in await cur.fetchall()]
+
+
+async def read_statement(
+    conn: psycopg.AsyncConnection[Any], xid: str, first_id: int, last_id: int
+) -> AsyncIterator[list[Logged]]:
+    """A statement's changes in id order, a window at a time, within the log rows its
+    transaction really wrote: a notice (even a forged one) names no more than that."""
+    cur = await conn.execute(STATEMENT_BOUNDS_SQL, {"first": first_id, "last": last_id, "xid": xid})
+    bounds = await cur.fetchone()
+    if bounds is None or bounds[0] is None:
+        return
+    after, last = max(bounds[0], first_id) - 1, min(bounds[1], last_id)
+    while after < last:
+        up_to = min(after + WINDOW, last)
+        cur = await conn.execute(STATEMENT_SQL, [after, up_to, xid])
+        yield [logged(row) for row in await cur.fetchall()]
+        after = up_to
+
+
+async def scan(conn: psycopg.AsyncConnection[Any], scan_from: str) -> tuple[str, list[int], int]:
+    """The next horizon, the ids written at or above this one, and the newest id."""
+    # One statement, one snapshot: the horizon and the ids are consistent.
+    cur = await conn.execute(
+        f"SELECT pg_snapshot_xmin(pg_current_snapshot())::text, {IDS_SINCE_XID_SQL},"
+        f" ({NEWEST_ID_SQL})",
+        [scan_from],
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return row[0], list(row[1]), int(row[2])
+
+
+async def current_horizon(conn: psycopg.AsyncConnection[Any]) -> str:
+    cur = await conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+    row = await cur.fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+async def fetch(conn: psycopg.AsyncConnection[Any], ids: Sequence[int]) -> list[Logged]:
+    if not ids:
+        return []
+    cur = await conn.execute(BY_ID_SQL, by_id_params(ids))
+    return [logged(row) for row in await cur.fetchall()]
+
+
+async def load_scan_from(conn: psycopg.AsyncConnection[Any]) -> str | None:
+    cur = await conn.execute(
+        "SELECT scan_from::text FROM realtime_listener_state WHERE name = %s", [STATE_NAME]
+    )
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def save_scan_from(
+    conn: psycopg.AsyncConnection[Any], scan_from: str, holder: str, forwarded_id: int
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO realtime_listener_state (name, scan_from, holder, heartbeat_at, forwarded_id)
+        VALUES (%s, %s::xid8, %s, now(), %s)
+        ON CONFLICT (name) DO UPDATE
+        SET scan_from = EXCLUDED.scan_from, holder = EXCLUDED.holder,
+            heartbeat_at = now(), forwarded_id = EXCLUDED.forwarded_id
+        """,
+        [STATE_NAME, scan_from, holder, forwarded_id],
+    )

@@ -11,10 +11,9 @@ from django.conf import settings
 from django_eventstream.utils import publish_event
 
 from realtime import kinds
-from realtime.bridge import SSE_CHANNEL, json_event
+from realtime.bridge import SSE_CHANNEL, json_event, row_fragments
 from realtime.bus import change_message
 from realtime.changes import ChangeEvent
-from realtime.rows import LAYOUTS, channels_for, render_change
 
 
 def publish_change(event: ChangeEvent) -> None:
@@ -24,14 +23,5 @@ def publish_change(event: ChangeEvent) -> None:
     event_id = str(event["id"])
     json_item = json_event(message)
     publish_event(SSE_CHANNEL, json_item.type, json_item.data, event_id, None)
-    registry = kinds.cached()
-    kind = registry.by_table.get(event["table"])
-    if kind is None:
-        return
-    camera_id = event["data"].get("camera_id")
-    for layout in LAYOUTS:
-        html = render_change(message["frame"], message.get("state"), layout, registry)
-        if html is None:
-            continue
-        for channel in channels_for(layout, kind.slug, camera_id):
-            publish_event(channel, "message", html, event_id, None)
+    for channel, html in row_fragments(message, kinds.cached()):
+        publish_event(channel, "message", html, event_id, None)

@@ -8,7 +8,8 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, connection
 
-from realtime.listener import STATE_NAME
+from realtime.eventlog import STATE_NAME
+from realtime.listener import LISTENER_APPLICATION_NAME
 
 # The active listener writes a heartbeat every catch-up (5 s); older than this, it is down.
 LISTENER_STALE_AFTER = 20.0
@@ -19,7 +20,7 @@ SELECT extract(epoch FROM now() - s.heartbeat_at),
        (SELECT extract(epoch FROM now() - min(e.created_at))
           FROM realtime_event e WHERE e.id > s.forwarded_id),
        (SELECT count(*) FROM pg_stat_activity
-         WHERE application_name = 'realtime listen_notify' AND datname = current_database())
+         WHERE application_name = %s AND datname = current_database())
 FROM realtime_listener_state s WHERE s.name = %s
 """
 
@@ -31,7 +32,7 @@ def check() -> tuple[bool, dict[str, Any]]:
             cursor.execute("SELECT pg_notification_queue_usage()")
             report["notify_queue_usage"] = float(cursor.fetchone()[0])
             report["database"]["ok"] = True
-            cursor.execute(LISTENER_SQL, [STATE_NAME])
+            cursor.execute(LISTENER_SQL, [LISTENER_APPLICATION_NAME, STATE_NAME])
             row = cursor.fetchone()
     except DatabaseError:
         row = None

@@ -1,19 +1,28 @@
 """LISTEN for changes and forward each one exactly once while connected, at least once overall.
 
+The event log is the truth; a notification is only a wake-up (architecture decision 10).
+Any role that can connect may NOTIFY on any channel with any payload, so nothing is
+forwarded on a payload's word: each wake-up reads the log, once.
+
 The loop, on one autocommit connection:
 
 1. Stand by until `pg_try_advisory_lock` succeeds: several listeners may run, one forwards.
-2. LISTEN, then catch up from the event log, then forward notifications as they come,
-   catching up again every `catch_up_interval` seconds (which is also the health check).
+2. LISTEN, then catch up from the event log, then on each packet of notifications read
+   what the log has above the high-water mark (and the ids the notifications named below
+   it: transactions that took an id early and committed late), catching up again every
+   `catch_up_interval` seconds (which is also the health check).
 3. On any connection error: log one line, back off (capped, jittered), go to 1.
 
 Catch-up is safe against commit order: event ids are taken at INSERT time, but
-transactions commit in another order, so "id > last seen" would miss a long transaction
-that took a lower id. Instead each scan reads events whose writer's transaction id is at
-or above the oldest transaction that was still running at the previous scan
-(`pg_snapshot_xmin`); everything older was already visible then. Ids forwarded since are
-remembered until a scan no longer returns them, so nothing is sent twice by one listener.
-The scan horizon is stored in realtime_listener_state so a standby resumes from it.
+transactions commit in another order, so "id > last seen" alone would miss a long
+transaction that took a lower id (and whose notification was skipped, say with a full
+NOTIFY queue). Each scan reads events whose writer's transaction id is at or above the
+oldest transaction that was still running at the previous scan (`pg_snapshot_xmin`);
+everything older was already visible then. Ids forwarded since are remembered until a
+scan no longer returns them, so nothing is sent twice by one listener. The scan horizon
+is stored in realtime_listener_state so a standby resumes from it.
+
+Pruning runs beside the loop, as its own task on its own connection (realtime.retention).
 """
 
 from __future__ import annotations
@@ -21,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import socket
 import time
 from collections import Counter
@@ -36,14 +44,14 @@ from psycopg import sql
 from realtime import eventlog, metrics
 from realtime.changes import (
     NOTIFY_CHANNEL,
-    STATE,
     ChangeEvent,
     InvalidPayload,
-    NotifyPayload,
     StatementNotice,
     parse_notify_payload,
 )
-from realtime.retention import aprune_events
+from realtime.eventlog import Logged
+from realtime.retention import prune_periodically
+from realtime.retry import backoff_delay
 
 logger = logging.getLogger(__name__)
 
@@ -54,12 +62,11 @@ State = Literal["starting", "standby", "active", "down"]
 
 # pg_advisory_lock key shared by every listener of this database ("realtime" in ASCII).
 LOCK_KEY = 0x7265616C74696D65
-STATE_NAME = "default"
+# How /healthz counts the listeners connected (pg_stat_activity).
+LISTENER_APPLICATION_NAME = "realtime listen_notify"
 FETCH_CHUNK = 1000
-# A big statement's changes are read a window of this many ids at a time: the most one
-# log row holds (sql/005). Each read unpacks the whole JSON of the log rows it touches,
-# so a window reads each of them about once.
-STATEMENT_WINDOW = 10_000
+# At most one line a minute about notifications that named nothing the log holds.
+SKIPPED_LOG_INTERVAL = 60.0
 
 
 @dataclass
@@ -75,10 +82,28 @@ class ListenerSettings:
     prune_interval: float = 3600.0
 
 
-def backoff_delay(attempt: int, initial: float, cap: float) -> float:
-    """Capped exponential backoff with jitter (half to full of the step)."""
-    step = min(cap, initial * (2 ** min(attempt, 32)))
-    return step * random.uniform(0.5, 1.0)
+@dataclass
+class Hints:
+    """What the notifications of one wake-up named: where to look in the log, no more."""
+
+    ids: set[int] = field(default_factory=set)
+    statements: list[StatementNotice] = field(default_factory=list)
+    unreadable: int = 0
+
+
+def hints_of(raws: Iterable[str]) -> Hints:
+    hints = Hints()
+    for raw in raws:
+        try:
+            payload = parse_notify_payload(raw)
+        except InvalidPayload:
+            hints.unreadable += 1
+            continue
+        if "first_id" in payload:
+            hints.statements.append(payload)  # type: ignore[arg-type]
+        else:
+            hints.ids.add(payload["id"])  # type: ignore[typeddict-item]
+    return hints
 
 
 class Listener:
@@ -92,11 +117,12 @@ class Listener:
         self.reconnects = 0
         # Ids forwarded that a later catch-up scan may return again.
         self._forwarded: set[int] = set()
-        # Tables carrying the trigger; a notification naming another one is not ours.
-        self._watched: frozenset[str] = frozenset()
-        self._watched_at = 0.0
-        # When to catch up at the latest, on the loop's clock (see _handle_notifies).
-        self._catch_up_by = float("inf")
+        # Every change up to this id that the log held when it was read is forwarded.
+        self._high_water = 0
+        # The oldest transaction still running at the last scan (see the module's text).
+        self._scan_from = "0"
+        self._skipped: Counter[str] = Counter()
+        self._skipped_logged_at = 0.0
         self._active = asyncio.Event()
         self._settled = asyncio.Event()
 
@@ -160,268 +186,128 @@ class Listener:
 
     async def _forward_changes(self, conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL)))
-        scan_from = await self._load_scan_from(conn)
+        scan_from = await eventlog.load_scan_from(conn)
         if scan_from is None:
             # First listener ever on this database: start from now, do not replay history.
-            cur = await conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
-            row = await cur.fetchone()
-            assert row is not None
-            scan_from, ids, _ = await self._scan(conn, row[0])
+            scan_from, ids, newest = await eventlog.scan(conn, await eventlog.current_horizon(conn))
             self._forwarded = set(ids)
-            await self._save_scan_from(conn, scan_from, max(ids, default=0))
-        scan_from = await self._catch_up(conn, scan_from)
+            self._high_water = newest
+            await eventlog.save_scan_from(conn, scan_from, self.settings.holder, newest)
+        self._scan_from = await self._catch_up(conn, scan_from)
         self._set_state("active")  # caught up, and listening
-        loop = asyncio.get_running_loop()
-        next_catch_up = loop.time() + self.settings.catch_up_interval
-        next_prune = loop.time()
+        pruning = self._start_pruning()
+        try:
+            loop = asyncio.get_running_loop()
+            next_catch_up = loop.time() + self.settings.catch_up_interval
+            while True:
+                remaining = max(0.0, next_catch_up - loop.time())
+                # Everything that arrived in the same packet comes at once: one read for it.
+                batch = [n async for n in conn.notifies(timeout=remaining, stop_after=1)]
+                if batch:
+                    await self._wake(conn, [notify.payload for notify in batch])
+                if loop.time() >= next_catch_up:
+                    self._scan_from = await self._catch_up(conn, self._scan_from)
+                    next_catch_up = loop.time() + self.settings.catch_up_interval
+        finally:
+            if pruning is not None:
+                pruning.cancel()
+                await asyncio.gather(pruning, return_exceptions=True)
+
+    def _start_pruning(self) -> asyncio.Task[None] | None:
+        if self.settings.retention is None:
+            return None
+        # A name of its own: /healthz counts the listeners' connections by theirs.
+        conninfo = psycopg.conninfo.make_conninfo(
+            self.settings.conninfo, application_name="realtime prune"
+        )
+        return asyncio.create_task(
+            prune_periodically(conninfo, self.settings.retention, self.settings.prune_interval),
+            name="realtime-prune",
+        )
+
+    async def _wake(self, conn: psycopg.AsyncConnection[Any], raws: list[str]) -> None:
+        """Forward what the log holds that these notifications may be about, in id order."""
+        hints = hints_of(raws)
+        late = sorted(i for i in hints.ids if i <= self._high_water and i not in self._forwarded)
+        seen: set[int] = set()
+        writers: set[str] = set()
         while True:
-            if self.settings.retention is not None and loop.time() >= next_prune:
-                await self._prune(conn, self.settings.retention)
-                next_prune = loop.time() + self.settings.prune_interval
-            # Sooner when a notification named a table not known to be watched.
-            next_catch_up = min(next_catch_up, self._catch_up_by)
-            self._catch_up_by = float("inf")
-            remaining = max(0.0, next_catch_up - loop.time())
-            # Everything that arrived in the same packet comes at once: one forward for it.
-            batch = [n async for n in conn.notifies(timeout=remaining, stop_after=1)]
-            if batch:
-                await self._handle_notifies(conn, [notify.payload for notify in batch])
-            if loop.time() >= next_catch_up:
-                scan_from = await self._catch_up(conn, scan_from)
-                next_catch_up = loop.time() + self.settings.catch_up_interval
-
-    async def _handle_notifies(self, conn: psycopg.AsyncConnection[Any], raws: list[str]) -> None:
-        """Forward, together and in order, the changes of the notifications received at once."""
-        wanted: list[tuple[int, ChangeEvent | None, float | None]] = []
-        for raw in raws:
-            try:
-                payload = parse_notify_payload(raw)
-            except InvalidPayload as exc:
-                logger.warning(
-                    "skipped unreadable notification",
-                    extra={"reason": str(exc), "payload": raw[:200]},
-                )
-                continue
-            if payload["table"] not in self._watched:
-                # A table watched since the list was read (`add_kind`), or forged.
-                await self._refresh_watched(conn)
-            if payload["table"] not in self._watched:
-                # Not now, maybe: the catch-up forwards whatever the log has, soon.
-                self._catch_up_by = min(self._catch_up_by, self._watched_at + 1.0)
-                logger.warning(
-                    "skipped notification for a table that is not watched",
-                    extra={"table": payload["table"][:100], "event_id": payload.get("id")},
-                )
-                continue
-            if "first_id" in payload:
-                # A statement's rows, in the log: what came before them goes first.
-                await self._send(await self._resolve(conn, wanted))
-                wanted = []
-                await self._forward_statement(conn, payload)  # type: ignore[arg-type]
-                continue
-            if payload["id"] in self._forwarded:
-                continue
-            wanted.append((payload["id"], _event_from_payload(payload), payload.get("written_at")))
-        await self._send(await self._resolve(conn, wanted))
-
-    async def _resolve(
-        self,
-        conn: psycopg.AsyncConnection[Any],
-        wanted: list[tuple[int, ChangeEvent | None, float | None]],
-    ) -> list[tuple[ChangeEvent, float | None]]:
-        # Rows too big for a NOTIFY travel by id: read them from the log, in one query.
-        by_id = {}
-        if any(event is None for _, event, _ in wanted):
-            by_id = {
-                event["id"]: (event, written_at)
-                for event, written_at in await self._fetch(
-                    conn, [event_id for event_id, event, _ in wanted if event is None]
-                )
-            }
-        ready: list[tuple[ChangeEvent, float | None]] = []
-        for event_id, event, written_at in wanted:
-            if event is None:
-                if event_id not in by_id:
-                    logger.warning(
-                        "skipped notification for an event not in the log",
-                        extra={"event_id": event_id},
-                    )
-                    continue
-                event, written_at = by_id[event_id]
-            ready.append((event, written_at))
-        return ready
+            found = await eventlog.read_new(conn, self._high_water, late, self._scan_from)
+            above = sum(1 for item in found if item.change["id"] > self._high_water)
+            seen.update(item.change["id"] for item in found)
+            writers.update(item.xid for item in found)
+            await self._send([item for item in found if item.change["id"] not in self._forwarded])
+            self._high_water = max([self._high_water, *seen])
+            if above < eventlog.WINDOW:
+                break
+            late = []  # a big statement: read on
+        for notice in hints.statements:
+            if notice["first_id"] <= self._high_water and notice["xid"] not in writers:
+                # Committed after changes with higher ids were read: by its transaction.
+                if await self._forward_statement(conn, notice):
+                    writers.add(notice["xid"])
+        # Named nothing the log holds: not ours, or forged.
+        unbacked = len(hints.ids - seen - self._forwarded) + sum(
+            1 for notice in hints.statements if notice["xid"] not in writers
+        )
+        self._note_skipped(hints.unreadable, unbacked)
 
     async def _forward_statement(
         self, conn: psycopg.AsyncConnection[Any], notice: StatementNotice
-    ) -> None:
-        """Read a big statement's rows from the log, in id order, a window at a time."""
-        # Where its rows really are: a notice (even a forged one) names no more than that.
-        cur = await conn.execute(
-            eventlog.STATEMENT_BOUNDS_SQL,
-            {"first": notice["first_id"], "last": notice["last_id"], "xid": notice["xid"]},
-        )
-        bounds = await cur.fetchone()
-        first, last = 1, 0
-        if bounds is not None and bounds[0] is not None:
-            first = max(bounds[0], notice["first_id"])
-            last = min(bounds[1], notice["last_id"])
-        after, found = first - 1, 0
-        while after < last:
-            up_to = min(after + STATEMENT_WINDOW, last)
-            cur = await conn.execute(eventlog.STATEMENT_SQL, [after, up_to, notice["xid"]])
-            rows = [eventlog.logged(row) for row in await cur.fetchall()]
-            found += len(rows)
-            await self._send([item for item in rows if item[0]["id"] not in self._forwarded])
-            after = up_to
-        if not found:
-            logger.warning(
-                "skipped notification for events not in the log",
-                extra={"first_id": notice["first_id"], "last_id": notice["last_id"]},
-            )
+    ) -> bool:
+        """Whether the log held any of the statement's changes."""
+        if int(notice["xid"]) < int(self._scan_from):
+            return False  # finished before the last scan, which forwarded all of it
+        found = False
+        async for window in eventlog.read_statement(
+            conn, notice["xid"], notice["first_id"], notice["last_id"]
+        ):
+            found = found or bool(window)
+            await self._send([item for item in window if item.change["id"] not in self._forwarded])
+        return found
 
-    async def _send(self, items: list[tuple[ChangeEvent, float | None]]) -> None:
+    def _note_skipped(self, unreadable: int, unbacked: int) -> None:
+        # Counted, and told at most once a minute: anyone may NOTIFY, as often as they like.
+        self._skipped["unreadable"] += unreadable
+        self._skipped["not_in_the_log"] += unbacked
+        now = time.monotonic()
+        if sum(self._skipped.values()) and now - self._skipped_logged_at >= SKIPPED_LOG_INTERVAL:
+            logger.warning(
+                "skipped notifications the event log does not back", extra=dict(self._skipped)
+            )
+            self._skipped, self._skipped_logged_at = Counter(), now
+
+    async def _send(self, items: list[Logged]) -> None:
         if not items:
             return
-        await self.forward([event for event, _ in items])
+        await self.forward([item.change for item in items])
         now = time.time()
-        self._forwarded.update(event["id"] for event, _ in items)
+        self._forwarded.update(item.change["id"] for item in items)
+        self._high_water = max(self._high_water, max(item.change["id"] for item in items))
         # One counter update per table and operation in the batch, not one per event.
-        for (table, op), count in Counter((e["table"], e["op"]) for e, _ in items).items():
+        counts = Counter((item.change["table"], item.change["op"]) for item in items)
+        for (table, op), count in counts.items():
             metrics.EVENTS_FORWARDED.labels(table, op).inc(count)
-        for _, written_at in items:
-            if written_at is not None:
-                metrics.COMMIT_TO_FORWARD.observe(max(0.0, now - written_at))
-
-    async def _refresh_watched(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        # At most once a second for names that are not watched: anyone may NOTIFY.
-        now = asyncio.get_running_loop().time()
-        if now - self._watched_at >= 1.0:
-            self._watched = await self._watched_tables(conn)
-            self._watched_at = now
+        for item in items:
+            if item.written_at is not None:
+                metrics.COMMIT_TO_FORWARD.observe(max(0.0, now - item.written_at))
 
     async def _catch_up(self, conn: psycopg.AsyncConnection[Any], scan_from: str) -> str:
-        self._watched = await self._watched_tables(conn)
-        self._watched_at = asyncio.get_running_loop().time()
-        next_from, ids, newest = await self._scan(conn, scan_from)
+        next_from, ids, newest = await eventlog.scan(conn, scan_from)
         missed = [event_id for event_id in ids if event_id not in self._forwarded]
         for chunk_start in range(0, len(missed), FETCH_CHUNK):
             await self._send(
-                await self._fetch(conn, missed[chunk_start : chunk_start + FETCH_CHUNK])
+                await eventlog.fetch(conn, missed[chunk_start : chunk_start + FETCH_CHUNK])
             )
         if missed:
             metrics.EVENTS_REPLAYED.labels("listener_catch_up").inc(len(missed))
             logger.info("caught up from the event log", extra={"events": len(missed)})
         # Only ids a later scan can return again need remembering.
         self._forwarded = set(ids)
-        await self._save_scan_from(conn, next_from, newest)
+        self._high_water = max(self._high_water, newest)
+        await eventlog.save_scan_from(conn, next_from, self.settings.holder, newest)
         if self.heartbeat is not None:
             # Everything visible at the scan is forwarded: servers that missed some of it
             # on the bus read it from the log.
             await self.heartbeat(newest)
         return next_from
-
-    @staticmethod
-    async def _prune(conn: psycopg.AsyncConnection[Any], retention: timedelta) -> None:
-        deleted = await aprune_events(conn, retention)
-        if deleted:
-            logger.info(
-                "pruned the event log", extra={"events": deleted, "older_than": str(retention)}
-            )
-
-    @staticmethod
-    async def _watched_tables(conn: psycopg.AsyncConnection[Any]) -> frozenset[str]:
-        cur = await conn.execute(
-            "SELECT DISTINCT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
-            # v3's statement triggers, or v2's or v1's where a DBA attached those.
-            " WHERE t.tgname IN ('realtime_notify_v1', 'realtime_notify_v2_insert',"
-            " 'realtime_notify_v2_update', 'realtime_notify_v2_delete',"
-            " 'realtime_notify_v3_insert', 'realtime_notify_v3_update',"
-            " 'realtime_notify_v3_delete')"
-        )
-        # The trigger reports TG_TABLE_NAME: the bare name, whatever the schema.
-        return frozenset(row[0] for row in await cur.fetchall())
-
-    @staticmethod
-    async def _scan(
-        conn: psycopg.AsyncConnection[Any], scan_from: str
-    ) -> tuple[str, list[int], int]:
-        """The next horizon, the ids at or above this one, and the newest id in the log."""
-        # One statement, one snapshot: the horizon and the ids are consistent.
-        cur = await conn.execute(
-            f"SELECT pg_snapshot_xmin(pg_current_snapshot())::text,"
-            f" {eventlog.IDS_SINCE_XID_SQL}, ({eventlog.NEWEST_ID_SQL})",
-            [scan_from],
-        )
-        row = await cur.fetchone()
-        assert row is not None
-        return row[0], list(row[1]), int(row[2])
-
-    @staticmethod
-    async def _fetch(
-        conn: psycopg.AsyncConnection[Any], ids: Iterable[int]
-    ) -> list[tuple[ChangeEvent, float | None]]:
-        """Events from the log, each with when its row was written (epoch seconds)."""
-        ids = list(ids)
-        if not ids:
-            return []
-        cur = await conn.execute(eventlog.BY_ID_SQL, eventlog.by_id_params(ids))
-        return [eventlog.logged(row) for row in await cur.fetchall()]
-
-    @staticmethod
-    async def _load_scan_from(conn: psycopg.AsyncConnection[Any]) -> str | None:
-        cur = await conn.execute(
-            "SELECT scan_from::text FROM realtime_listener_state WHERE name = %s", [STATE_NAME]
-        )
-        row = await cur.fetchone()
-        return row[0] if row else None
-
-    async def _save_scan_from(
-        self, conn: psycopg.AsyncConnection[Any], scan_from: str, forwarded_id: int
-    ) -> None:
-        await conn.execute(
-            """
-            INSERT INTO realtime_listener_state
-                (name, scan_from, holder, heartbeat_at, forwarded_id)
-            VALUES (%s, %s::xid8, %s, now(), %s)
-            ON CONFLICT (name) DO UPDATE
-            SET scan_from = EXCLUDED.scan_from, holder = EXCLUDED.holder,
-                heartbeat_at = now(), forwarded_id = EXCLUDED.forwarded_id
-            """,
-            [STATE_NAME, scan_from, self.settings.holder, forwarded_id],
-        )
-
-
-def _event_from_payload(payload: NotifyPayload) -> ChangeEvent | None:
-    """The change a payload carries, or None to read it from the log.
-
-    An UPDATE and a STATE event are read from the log (with the payload's, the row could
-    be drawn without its acknowledgement); so is a row too big for a payload.
-    """
-    if "data" not in payload or payload["op"] in ("UPDATE", STATE):
-        return None
-    return {
-        "id": payload["id"],
-        "table": payload["table"],
-        "op": payload["op"],
-        "data": payload["data"],
-    }
-
-
-def conninfo_from_django(database: dict[str, Any]) -> str:
-    """A libpq connection string for a Django DATABASES entry, with TCP keepalives."""
-    params: dict[str, Any] = {
-        "dbname": database.get("NAME"),
-        "user": database.get("USER") or None,
-        "password": database.get("PASSWORD") or None,
-        "host": database.get("HOST") or None,
-        "port": database.get("PORT") or None,
-        # Notice a dead server or a half-open connection within about 30 s.
-        "keepalives": 1,
-        "keepalives_idle": 10,
-        "keepalives_interval": 5,
-        "keepalives_count": 3,
-        "application_name": "realtime listen_notify",
-    }
-    options = database.get("OPTIONS") or {}
-    params.update({k: v for k, v in options.items() if isinstance(v, (str, int))})
-    return psycopg.conninfo.make_conninfo(**{k: v for k, v in params.items() if v is not None})

@@ -19,7 +19,8 @@ from django.db import connections
 from realtime import backpressure, bus, grip, kinds
 from realtime.bridge import Bridge
 from realtime.changes import ChangeEvent
-from realtime.listener import Listener, ListenerSettings, conninfo_from_django
+from realtime.database import conninfo_from_django
+from realtime.listener import LISTENER_APPLICATION_NAME, Listener, ListenerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,9 @@ async def forward(events: list[ChangeEvent]) -> None:
 
 
 def make_listener() -> Listener:
-    conninfo = conninfo_from_django(connections["default"].settings_dict)
+    conninfo = conninfo_from_django(
+        connections["default"].settings_dict, application_name=LISTENER_APPLICATION_NAME
+    )
     return Listener(
         ListenerSettings(conninfo=conninfo, retention=settings.REALTIME_EVENT_RETENTION),
         forward=forward,

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from realtime.changes import InvalidPayload, encode_frame, parse_notify_payload
-from realtime.listener import backoff_delay
+from realtime.retry import backoff_delay
 
 
 def test_full_payload_is_accepted() -> None:

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from config.env import parse_duration
-from realtime.listener import conninfo_from_django
+from realtime.database import conninfo_from_django
 from realtime.retention import prune_events
 
 

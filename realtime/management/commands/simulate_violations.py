@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from realtime import kinds
-from realtime.listener import conninfo_from_django
+from realtime.database import conninfo_from_django
 from realtime.simulation import insert_statement, simulated_violation
 
 
