@@ -48,7 +48,9 @@ SSE_CHANNEL = "violations"
 ACKNOWLEDGEMENT_EVENT = "acknowledgement"
 # Re-adding is cheap; a Redis that restarted has forgotten the group until then.
 GROUP_REFRESH_SECONDS = 10.0
-# Ids remembered to drop a message that arrives twice (a heal racing a late delivery).
+# Ids at or below the last heal remembered to drop a message that arrives twice (a
+# listener's replay after a failover, a heal racing a late delivery). Ids above it are all
+# remembered until the next heal: the heal must know every one it need not read again.
 RECENT_IDS = 100_000
 HEAL_BATCH = 1000
 # Events waiting for one SSE stream (django-eventstream's own limit is 10). Past it the
@@ -66,8 +68,9 @@ class Bridge:
         # Every event up to this id was dispatched (or was there before the bridge began).
         self.checked_up_to = 0
         self.healed = 0  # events read from the log because the bus lost them
-        self._recent: deque[int] = deque(maxlen=RECENT_IDS)
+        self._recent: deque[int] = deque()
         self._recent_set: set[int] = set()
+        self._above_checked: set[int] = set()
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.add(subscriber)
@@ -82,7 +85,7 @@ class Bridge:
     def dispatch(self, messages: list[ChangeMessage]) -> None:
         fresh = []
         for message in messages:
-            if message["id"] not in self._recent_set:
+            if not self._dispatched(message["id"]):
                 self._remember(message["id"])
                 fresh.append(message)
         if not fresh:
@@ -96,11 +99,27 @@ class Bridge:
                     extra={"first_id": fresh[0]["id"], "events": len(fresh)},
                 )
 
+    def _dispatched(self, event_id: int) -> bool:
+        return event_id in self._above_checked or event_id in self._recent_set
+
     def _remember(self, event_id: int) -> None:
-        if len(self._recent) == self._recent.maxlen:
-            self._recent_set.discard(self._recent[0])
-        self._recent.append(event_id)
-        self._recent_set.add(event_id)
+        if event_id > self.checked_up_to:
+            self._above_checked.add(event_id)
+        else:
+            self._keep_recent([event_id])
+
+    def _keep_recent(self, event_ids: list[int]) -> None:
+        self._recent.extend(event_ids)
+        self._recent_set.update(event_ids)
+        while len(self._recent) > RECENT_IDS:
+            self._recent_set.discard(self._recent.popleft())
+
+    def _checked(self, up_to: int) -> None:
+        """Everything up to `up_to` is dispatched: its ids move to the bounded memory."""
+        self.checked_up_to = up_to
+        done = sorted(i for i in self._above_checked if i <= up_to)
+        self._above_checked.difference_update(done)
+        self._keep_recent(done)
 
     async def run(self) -> None:
         """Receive from the group until cancelled; rejoin after channel-layer errors."""
@@ -153,7 +172,7 @@ class Bridge:
         if forwarded_up_to <= self.checked_up_to:
             return
         logged = await event_ids_between(self.checked_up_to, forwarded_up_to)
-        missed = [event_id for event_id in logged if event_id not in self._recent_set]
+        missed = [event_id for event_id in logged if not self._dispatched(event_id)]
         for start in range(0, len(missed), HEAL_BATCH):
             messages = await events_by_id(missed[start : start + HEAL_BATCH])
             await self._know_kinds(messages)
@@ -164,7 +183,7 @@ class Bridge:
             metrics.EVENTS_REPLAYED.labels("bridge_heal").inc(len(messages))
             self.healed += len(messages)
             self.dispatch(messages)
-        self.checked_up_to = forwarded_up_to
+        self._checked(forwarded_up_to)
 
     async def _refresh_membership(self, channel: str) -> None:
         layer = channel_layer()

@@ -109,14 +109,17 @@ async def stream(
                 yield b"".join(body)
                 body = []
             if response.channel_more:
-                continue
+                continue  # get_events moved the request on to its last event
             with manager.lock:
                 behind = bool(listener.channel_items)
                 if behind:
-                    # Queued while the log was read: read the log again instead.
+                    # Queued while the log was read: read the log again instead, from
+                    # the last event sent (django-eventstream's stream() reads from the
+                    # start again, and sends what it had sent twice).
                     listener.aevent.clear()
                     listener.channel_items = {}
             if behind:
+                event_request.channel_last_ids = last_ids
                 continue
 
             # Caught up: what the bridge queues from now on.

@@ -13,9 +13,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from channels.db import database_sync_to_async
 
+from realtime import eventlog
 from realtime.bridge import Bridge
-from realtime.bus import ChangeMessage, publish_heartbeat
+from realtime.bus import ChangeMessage, change_message, publish_heartbeat
 from realtime.listener import Listener, ListenerSettings
 from tests.helpers import (
     Stack,
@@ -93,6 +95,32 @@ async def test_bridge_reads_what_the_bus_lost_from_the_log(db_url, pg) -> None:
     ).fetchall()
     assert [m["id"] for m in got] == [row[0] for row in logged]
     assert bridge.healed == 3
+
+
+async def test_a_heal_across_more_events_than_the_bridge_remembers_resends_none(
+    db_url, pg, monkeypatch
+) -> None:
+    """Ids above the last heal are remembered however many: the heal must not resend them."""
+    monkeypatch.setattr("realtime.bridge.RECENT_IDS", 10)
+    async with running_bridge() as (bridge, got):
+        pg.execute(
+            "INSERT INTO violation_humandetections (camera_id, violation_image)"
+            " SELECT 2, '/media/remembered-' || n FROM generate_series(1, 40) n"
+        )
+        newest = newest_event(pg)
+        # All forty reached the bridge on the bus, in order.
+        bridge.dispatch([change_message(change) for change in await changes_up_to(newest, 40)])
+        await heal(newest, got, 41)
+        await asyncio.sleep(0.3)
+        # And a listener's replay after a failover, of what was healed, is dropped too.
+        bridge.dispatch([change_message(change) for change in await changes_up_to(newest, 5)])
+    assert len(got) == 40 and bridge.healed == 0
+    assert len({m["id"] for m in got}) == 40
+
+
+@database_sync_to_async
+def changes_up_to(newest: int, count: int) -> list[Any]:
+    return eventlog.changes_after(newest - count, count)
 
 
 async def test_bridge_reads_a_lost_statement_from_the_log_change_by_change(db_url, pg) -> None:

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from realtime.listener import Listener, ListenerSettings
-from tests.helpers import insert_violation
+from tests.helpers import insert_violation, listener_under_test, running
 
 
 def age_events(pg, days: int) -> None:
@@ -59,3 +59,40 @@ async def test_the_active_listener_prunes_by_itself(db_url, pg) -> None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert pg.execute("SELECT count(*) FROM realtime_event").fetchone()[0] == 0
+
+
+async def test_pruning_a_big_backlog_stops_neither_forwarding_nor_heartbeats(
+    db_url, pg, marker
+) -> None:
+    """Pruning is a side task on its own connection, in steps, beside the forwarding loop."""
+    pg.execute(
+        "INSERT INTO realtime_event (table_name, op, data, created_at)"
+        " SELECT 'violation_humandetections', 'INSERT', json_build_object('id', -n),"
+        " now() - interval '30 days' FROM generate_series(1, 300000) n"
+    )
+    # Already forwarded, as far as listeners go: only the pruning is left to do.
+    pg.execute(
+        "INSERT INTO realtime_listener_state (name, scan_from, holder)"
+        " VALUES ('default', pg_snapshot_xmin(pg_current_snapshot()), 'test')"
+        " ON CONFLICT (name) DO UPDATE SET scan_from = EXCLUDED.scan_from"
+    )
+    listener, got = listener_under_test(db_url, retention=timedelta(days=7))
+    async with running(listener):
+        beat = pg.execute("SELECT heartbeat_at FROM realtime_listener_state").fetchone()[0]
+        insert_violation(pg, image=marker)
+        await got.wait_for_images({marker}, timeout=5)
+        await asyncio.sleep(1.0)  # two catch-ups, with their heartbeats
+        still_old = pg.execute(
+            "SELECT count(*) FROM realtime_event WHERE created_at < now() - interval '7 days'"
+        ).fetchone()[0]
+        later = pg.execute("SELECT heartbeat_at FROM realtime_listener_state").fetchone()[0]
+        for _ in range(200):  # and the backlog goes, in the end
+            old = pg.execute(
+                "SELECT count(*) FROM realtime_event WHERE created_at < now() - interval '7 days'"
+            ).fetchone()[0]
+            if old == 0:
+                break
+            await asyncio.sleep(0.1)
+    assert still_old > 0, "the row was forwarded while the backlog was still being pruned"
+    assert later > beat, "heartbeats went on meanwhile"
+    assert old == 0

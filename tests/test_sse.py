@@ -151,3 +151,33 @@ async def test_a_reader_without_access_gets_forbidden_and_nothing_else(user) -> 
     assert json.loads(chunk.split("data: ", 1)[1])["condition"] == "forbidden"
     with pytest.raises(StopAsyncIteration):
         await next_chunk(body)
+
+
+async def test_events_queued_while_the_log_is_read_are_not_sent_twice(
+    user, pg, monkeypatch
+) -> None:
+    """The stream reads the log again then, from the last event it sent, not from the start."""
+    start = newest_event(pg)
+    for n in range(3):
+        insert_violation(pg, image=f"/media/read-twice-{n}.jpg")
+    logged = await newest_logged(3)
+    real_read = sse.read_log
+    reads = 0
+
+    async def read_while_the_bridge_queues(event_request: Any, limit: int) -> Any:
+        nonlocal reads
+        response = await real_read(event_request, limit=limit)
+        reads += 1
+        if reads == 1:
+            # The newest row reaches the bridge live while the replay is being read.
+            wake_sse_streams([change_message(logged[-1].as_change())])
+        return response
+
+    monkeypatch.setattr(sse, "read_log", read_while_the_bridge_queues)
+    body, _ = open_stream(user, start)
+    sent = ids_in(await next_chunk(body))
+    with pytest.raises(TimeoutError):
+        sent += ids_in((await asyncio.wait_for(anext(body), 0.5)).decode())
+    assert sent == [event.id for event in logged], "each once"
+    assert reads == 2
+    await body.aclose()
