@@ -111,7 +111,9 @@ if REDIS_URL:
             # capped a bridge at a few hundred messages a second (docs/performance.md).
             # Pub/sub keeps nothing for a subscriber that is away: the bridge reads what
             # it missed from the event log after the listener's next heartbeat.
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            # channels_redis.pubsub.RedisPubSubChannelLayer, with names of this deployment
+            # (realtime/bus.py): Redis pub/sub ignores the database number.
+            "BACKEND": "realtime.bus.DeploymentChannelLayer",
             "CONFIG": {
                 # redis-py 8 times sockets out after 5 s by default. Bounded, so a command
                 # on a connection that died with a Redis restart fails instead of hanging.
@@ -134,6 +136,10 @@ else:
             "CONFIG": {"capacity": 100_000},
         }
     }
+
+# The prefix of this deployment's channels on Redis; by default one derived from the
+# database's identity (realtime.bus.bus_prefix), so deployments sharing a Redis are apart.
+REALTIME_BUS_PREFIX = os.environ.get("REALTIME_BUS_PREFIX", "")
 
 # Without Redis the channel layer lives in one process, so the listener must too.
 REALTIME_EMBEDDED_LISTENER = env_flag("REALTIME_EMBEDDED_LISTENER", default=not REDIS_URL)

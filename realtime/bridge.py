@@ -17,6 +17,7 @@ import json
 import logging
 from collections import deque
 from collections.abc import Callable, Collection
+from typing import Any
 
 from channels.db import database_sync_to_async
 from django_eventstream.event import Event
@@ -32,6 +33,7 @@ from realtime.bus import (
     ChangeMessage,
     change_message,
     channel_layer,
+    ours,
 )
 from realtime.changes import STATE, acknowledgement_frame
 from realtime.retry import backoff_delay
@@ -68,6 +70,7 @@ class Bridge:
         # Every event up to this id was dispatched (or was there before the bridge began).
         self.checked_up_to = 0
         self.healed = 0  # events read from the log because the bus lost them
+        self.foreign = 0  # messages of another deployment, dropped
         self._recent: deque[int] = deque()
         self._recent_set: set[int] = set()
         self._above_checked: set[int] = set()
@@ -124,20 +127,24 @@ class Bridge:
     async def run(self) -> None:
         """Receive from the group until cancelled; rejoin after channel-layer errors."""
         layer = channel_layer()
-        channel = await layer.new_channel(BRIDGE_CHANNEL_PREFIX)
-        self.checked_up_to = await newest_event_id()
-        await kinds.arefresh()
+        channel: str | None = None
         attempt = 0
         while True:
             refresher: asyncio.Task[None] | None = None
             try:
+                if channel is None:
+                    channel = await layer.new_channel(BRIDGE_CHANNEL_PREFIX)
+                    self.checked_up_to = await newest_event_id()
+                    await kinds.arefresh()
                 await layer.group_add(GROUP, channel)
                 refresher = asyncio.create_task(self._refresh_membership(channel))
                 self.ready.set()
                 attempt = 0
                 while True:
                     message = await layer.receive(channel)
-                    if message.get("type") == BATCH_TYPE:
+                    if not ours(message):
+                        self._note_foreign(message)
+                    elif message.get("type") == BATCH_TYPE:
                         await self._know_kinds(message["changes"])
                         self.dispatch(message["changes"])
                     elif message.get("type") == MESSAGE_TYPE:
@@ -158,6 +165,15 @@ class Bridge:
             finally:
                 if refresher is not None:
                     refresher.cancel()
+
+    def _note_foreign(self, message: dict[str, Any]) -> None:
+        self.foreign += 1
+        if self.foreign == 1 or self.foreign % 1000 == 0:
+            logger.error(
+                "bridge got messages of another deployment on its bus, and dropped them: two "
+                "deployments share a Redis and REALTIME_BUS_PREFIX",
+                extra={"from": str(message.get("deployment"))[:100], "dropped": self.foreign},
+            )
 
     @staticmethod
     async def _know_kinds(messages: list[ChangeMessage]) -> None:

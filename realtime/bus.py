@@ -1,10 +1,23 @@
-"""The Channels group every change is sent to; the listener's only way out."""
+"""The Channels group every change is sent to; the listener's only way out.
+
+A deployment has an identity (architecture decision 11): the PostgreSQL server's
+system identifier and the database's name, which every process of a deployment shares
+and no other deployment has. Redis pub/sub ignores the database number of REDIS_URL, so
+the channel layer's names are prefixed with it (or with REALTIME_BUS_PREFIX), and every
+batch carries it: a neighbour on the same Redis can neither show nor hide anything.
+"""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from typing import Any, NotRequired, TypedDict
 
+import psycopg
 from channels.layers import BaseChannelLayer, get_channel_layer
+from channels_redis.pubsub import RedisPubSubChannelLayer
+from django.conf import settings
+from django.db import connections
 
 from realtime.changes import ChangeEvent, ViolationState, encode_frame
 
@@ -53,6 +66,42 @@ def channel_layer() -> BaseChannelLayer:
 class ChangeBatch(TypedDict):
     type: str
     changes: list[ChangeMessage]
+    # The deployment that sent it (deployment()); bridges drop other deployments' batches.
+    deployment: NotRequired[str]
+
+
+@functools.cache
+def deployment() -> str:
+    """This deployment's identity: the database server's system identifier and the
+    database's name (read once per process)."""
+    from realtime.database import conninfo_from_django
+
+    conninfo = conninfo_from_django(connections["default"].settings_dict)
+    with psycopg.connect(conninfo, connect_timeout=10) as conn:
+        row = conn.execute(
+            "SELECT system_identifier::text, current_database() FROM pg_control_system()"
+        ).fetchone()
+    assert row is not None
+    return f"{row[0]}/{row[1]}"
+
+
+def bus_prefix() -> str:
+    """The prefix of every Redis channel of this deployment's bus."""
+    if settings.REALTIME_BUS_PREFIX:
+        return str(settings.REALTIME_BUS_PREFIX)
+    return "rt." + hashlib.sha256(deployment().encode()).hexdigest()[:16] + "."
+
+
+class DeploymentChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
+    """channels-redis' pub/sub layer, its channels named after this deployment.
+
+    The prefix is found on first use (a query), not when settings are read.
+    """
+
+    def _get_layer(self) -> Any:
+        if "prefix" not in self._kwargs:
+            self._kwargs["prefix"] = bus_prefix()
+        return super()._get_layer()
 
 
 # Limits of one group message; a longer run of changes goes in several, in order.
@@ -69,13 +118,17 @@ def batches(events: list[ChangeEvent]) -> list[ChangeBatch]:
         if changes and (
             len(changes) >= BATCH_MAX_CHANGES or size + len(message["frame"]) > BATCH_MAX_BYTES
         ):
-            out.append({"type": BATCH_TYPE, "changes": changes})
+            out.append(_batch(changes))
             changes, size = [], 0
         changes.append(message)
         size += len(message["frame"])
     if changes:
-        out.append({"type": BATCH_TYPE, "changes": changes})
+        out.append(_batch(changes))
     return out
+
+
+def _batch(changes: list[ChangeMessage]) -> ChangeBatch:
+    return {"type": BATCH_TYPE, "changes": changes, "deployment": deployment()}
 
 
 async def publish(events: list[ChangeEvent], layer: Any = None) -> None:
@@ -86,5 +139,11 @@ async def publish(events: list[ChangeEvent], layer: Any = None) -> None:
 
 async def publish_heartbeat(newest_id: int, layer: Any = None) -> None:
     await (layer or channel_layer()).group_send(
-        GROUP, {"type": HEARTBEAT_TYPE, "newest_id": newest_id}
+        GROUP, {"type": HEARTBEAT_TYPE, "newest_id": newest_id, "deployment": deployment()}
     )
+
+
+def ours(message: dict[str, Any]) -> bool:
+    """Whether a bus message is this deployment's (one without a name: an older listener)."""
+    sender = message.get("deployment")
+    return sender is None or sender == deployment()

@@ -149,3 +149,90 @@ async def test_a_row_that_cannot_be_drawn_does_not_keep_the_others_off_the_table
     wake_row_streams([broken, good])
     [event] = row_stream.channel_items["table/*/*"]
     assert event.id == 8 and "/media/drawn.jpg" in event.data
+
+
+# --- a neighbour on the same Redis ----------------------------------------------------------
+
+
+@pytest.fixture
+def neighbour_db(db_url: str) -> Iterator[str]:
+    """A second deployment's database (staging beside production), migrated."""
+    from tests.helpers import manage, scratch_database
+
+    with scratch_database(db_url, f"neighbour_{uuid.uuid4().hex[:8]}") as url:
+        manage(url, "migrate", "--noinput")
+        yield url
+
+
+@pytest.mark.e2e
+async def test_two_deployments_on_one_redis_see_nothing_of_each_other(
+    database_url, neighbour_db, pg, tmp_path
+) -> None:
+    from django.conf import settings
+
+    from tests.helpers import Stack, manage, next_frame, websocket
+
+    redis = settings.TEST_REDIS_URL.rsplit("/", 1)[0]
+    for folder in ("ours", "theirs"):
+        (tmp_path / folder).mkdir()
+    # Database numbers differ; Redis pub/sub does not care about them.
+    ours = Stack.start("redis", database_url, f"{redis}/12", tmp_path / "ours")
+    theirs = Stack.start("redis", neighbour_db, f"{redis}/13", tmp_path / "theirs")
+    try:
+        their_token = manage(neighbour_db, "shell", "-c", ISSUE_TOKEN).strip().splitlines()[-1]
+        with psycopg.connect(neighbour_db, autocommit=True) as their_pg:
+            # Both logs give out the same ids from here.
+            their_pg.execute("SELECT setval('realtime_event_id_seq', %s)", [next_event_id(pg) + 10])
+            pg.execute("SELECT setval('realtime_event_id_seq', %s)", [next_event_id(pg) + 10])
+            async with websocket(f"{theirs.ws}/ws/violations/?token={their_token}") as ws:
+                insert_violation(pg, image="/media/ours.jpg")
+                await asyncio.sleep(0.5)  # time for ours to reach theirs, if it could
+                insert_violation(their_pg, image="/media/theirs.jpg")
+                frame = await next_frame(ws)
+                assert frame["data"]["violation_image"] == "/media/theirs.jpg"
+                with pytest.raises(TimeoutError):
+                    await next_frame(ws, 1.0)
+        ours_id = pg.execute(
+            "SELECT id FROM realtime_event WHERE data->>'violation_image' = '/media/ours.jpg'"
+        ).fetchone()[0]
+        assert frame["id"] == ours_id, "the same event id: theirs was not dropped for ours"
+    finally:
+        ours.stop()
+        theirs.stop()
+
+
+ISSUE_TOKEN = (
+    "from django.contrib.auth import get_user_model; from realtime.models import ApiToken;"
+    " u = get_user_model().objects.create_user('neighbour'); print(ApiToken.issue(u))"
+)
+
+
+async def test_a_batch_of_another_deployment_is_dropped_even_under_the_same_prefix(pg) -> None:
+    """REALTIME_BUS_PREFIX set alike on two deployments: their batches still do not mix."""
+    from realtime import bus
+    from realtime.bridge import Bridge
+
+    bridge = Bridge()
+    got: list[Any] = []
+    bridge.subscribe(got.extend)
+    task = asyncio.create_task(bridge.run())
+    try:
+        await asyncio.wait_for(bridge.ready.wait(), 10)
+        change = {
+            "id": 10**12,
+            "table": "violation_ppedetections",
+            "op": "INSERT",
+            "data": {"id": 1},
+        }
+        foreign = {**bus.batches([change])[0], "deployment": "7000000000000000000/elsewhere"}
+        await bus.channel_layer().group_send(bus.GROUP, foreign)
+        await bus.publish([{**change, "id": 10**12 + 1}])
+        for _ in range(100):
+            if got:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert [m["id"] for m in got] == [10**12 + 1]
+    assert bridge.foreign == 1
