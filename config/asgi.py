@@ -10,8 +10,12 @@ from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
 
 from realtime.auth import SameSiteOriginValidator, WebSocketTokenMiddleware
+from realtime.redaction import redact_daphne_access_log
 from realtime.routing import websocket_urlpatterns
 from realtime.runtime import RealtimeRuntime
+
+# Daphne's access log prints query strings: no token may reach it.
+redact_daphne_access_log()
 
 application = RealtimeRuntime(
     ProtocolTypeRouter(

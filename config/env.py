@@ -49,10 +49,29 @@ def env_gc_thresholds(name: str, default: str) -> tuple[int, int, int] | None:
     if raw == "python":
         return None
     parts = [part.strip() for part in raw.split(",")]
-    if len(parts) != 3 or not all(part.isdigit() and 0 < int(part) < 10**9 for part in parts):
+    ascii_digits = all(re.fullmatch(r"[0-9]{1,9}", part) for part in parts)
+    if len(parts) != 3 or not ascii_digits or not all(0 < int(part) < 10**9 for part in parts):
         raise ImproperlyConfigured(
             f"{name} must be three positive whole numbers like 50000,20,100 (see gc.set_threshold),"
             f" or python for Python's defaults, not {raw!r}."
         )
     first, second, third = (int(part) for part in parts)
     return first, second, third
+
+
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    """A whole number (ASCII digits), at least `minimum`."""
+    raw = (os.environ.get(name) or str(default)).strip()
+    if re.fullmatch(r"[0-9]{1,12}", raw) is None or int(raw) < minimum:
+        raise ImproperlyConfigured(
+            f"{name} must be a whole number of at least {minimum}, not {raw!r}."
+        )
+    return int(raw)
+
+
+def env_float(name: str, default: float, minimum: float = 0.0) -> float:
+    """A number like 30 or 0.5, at least `minimum`."""
+    raw = (os.environ.get(name) or str(default)).strip()
+    if re.fullmatch(r"[0-9]{1,9}(\.[0-9]{1,9})?", raw) is None or float(raw) < minimum:
+        raise ImproperlyConfigured(f"{name} must be a number of at least {minimum}, not {raw!r}.")
+    return float(raw)

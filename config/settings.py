@@ -9,7 +9,14 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_duration, env_flag, env_gc_thresholds, env_list
+from config.env import (
+    env_duration,
+    env_flag,
+    env_float,
+    env_gc_thresholds,
+    env_int,
+    env_list,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -97,7 +104,7 @@ DATABASES = {"default": dj_database_url.parse(_database_url(), conn_max_age=0)}
 # backend process) for each made handshakes queue past Daphne's 5 s connect timeout.
 DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
     "min_size": 1,
-    "max_size": int(os.environ.get("REALTIME_DB_POOL_SIZE", "10")),
+    "max_size": env_int("REALTIME_DB_POOL_SIZE", 10, minimum=1),
     "timeout": 10,
 }
 
@@ -150,9 +157,11 @@ if GRIP_URL:
     MIDDLEWARE.insert(1, "django_grip.GripMiddleware")
 
 # Bytes a WebSocket or SSE client may leave unread before it is dropped (it resumes by id).
-REALTIME_CLIENT_MAX_BUFFER = int(os.environ.get("REALTIME_CLIENT_MAX_BUFFER", str(4 * 2**20)))
+REALTIME_CLIENT_MAX_BUFFER = env_int("REALTIME_CLIENT_MAX_BUFFER", 4 * 2**20, minimum=1)
 # ...after it has taken nothing for this many seconds (a slow reader is waited for).
-REALTIME_CLIENT_STALL_TIMEOUT = float(os.environ.get("REALTIME_CLIENT_STALL_TIMEOUT", "30"))
+REALTIME_CLIENT_STALL_TIMEOUT = env_float("REALTIME_CLIENT_STALL_TIMEOUT", 30.0, minimum=0.1)
+# WebSocket and SSE streams one user (its tokens included) may hold open per server process.
+REALTIME_MAX_STREAMS_PER_USER = env_int("REALTIME_MAX_STREAMS_PER_USER", 50, minimum=1)
 
 # The server process's garbage collector (gc.set_threshold), or "python" for Python's own
 # 700,10,10. With those, 2,000 connections meant a full collection every 1.7 s that held

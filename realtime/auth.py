@@ -1,14 +1,22 @@
 """Who may see the stream: a logged-in user, or a bearer token (header or ?token=).
 
-Browsers cannot set headers on EventSource or WebSocket, hence the query parameter.
-A request that presents a token is judged by that token alone: a wrong one is anonymous
-even when a session cookie would have let it in.
+Browsers cannot set headers on EventSource or WebSocket, hence the query parameter. A
+token is narrower than a login: it opens the streams, /metrics and the pages and
+fragments that only show (GET views marked with `accepts_token`), never the admin, the
+login and password pages or anything that changes something. A request that presents a
+token to such a view is judged by that token alone: a wrong, expired or revoked one is
+anonymous even when a session cookie would have let it in.
+
+The token never goes further than this module: it is taken out of the query string
+before anything can put it in a redirect or a log line (realtime.redaction covers the
+server's own access log).
 """
 
 from __future__ import annotations
 
-from typing import Any
-from urllib.parse import parse_qs
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from channels.db import database_sync_to_async
@@ -16,12 +24,23 @@ from channels.middleware import BaseMiddleware
 from channels.security.websocket import OriginValidator
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from realtime.models import ApiToken
 
 TOKEN_PARAM = "token"
+# Set on a request (HTTP) or scope (WebSocket) that a token authenticated: which one.
+TOKEN_ID_ATTR = "auth_token_id"
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def accepts_token(view: View) -> View:
+    """Mark a view that a bearer token may open (it must only show, on GET)."""
+    view.accepts_token = True  # type: ignore[attr-defined]
+    return view
 
 
 def token_from_parts(authorization: str | None, query: dict[str, list[str]]) -> str | None:
@@ -36,22 +55,31 @@ def token_from_parts(authorization: str | None, query: dict[str, list[str]]) -> 
     return None
 
 
-def user_for_token(key: str) -> Any:
+def token_holder(key: str) -> tuple[Any, int | None]:
+    """The user a token stands for and the token's id; anonymous for a wrong, expired or
+    revoked token, or one of an inactive user."""
     if not key:
-        return AnonymousUser()
+        return AnonymousUser(), None
     token = (
         ApiToken.objects.select_related("user")
         .filter(key_hash=ApiToken.hash_key(key), user__is_active=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
         .first()
     )
     if token is None:
-        return AnonymousUser()
+        return AnonymousUser(), None
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
-    return token.user
+    return token.user, token.pk
+
+
+def without_token(query_string: str) -> str:
+    pairs = parse_qsl(query_string, keep_blank_values=True)
+    return urlencode([(k, v) for k, v in pairs if k != TOKEN_PARAM])
 
 
 class BearerTokenMiddleware:
-    """HTTP: sets request.user from a token; after AuthenticationMiddleware."""
+    """HTTP: takes a token out of the request, and sets request.user from it for the views
+    that accept one (after AuthenticationMiddleware)."""
 
     sync_capable = True
     async_capable = True
@@ -65,32 +93,56 @@ class BearerTokenMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
-        key = self._token(request)
-        if key is not None:
-            request.user = user_for_token(key)
+        self._take_token(request)
         return self.get_response(request)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
-        key = self._token(request)
-        if key is not None:
-            request.user = await database_sync_to_async(user_for_token)(key)
+        self._take_token(request)
         return await self.get_response(request)
 
     @staticmethod
-    def _token(request: HttpRequest) -> str | None:
-        return token_from_parts(request.headers.get("Authorization"), dict(request.GET.lists()))
+    def _take_token(request: HttpRequest) -> None:
+        key = token_from_parts(request.headers.get("Authorization"), dict(request.GET.lists()))
+        request._bearer_token = key  # type: ignore[attr-defined]
+        if TOKEN_PARAM in request.GET:
+            query = request.GET.copy()
+            del query[TOKEN_PARAM]
+            request.GET = query
+            request.META["QUERY_STRING"] = without_token(request.META.get("QUERY_STRING", ""))
+
+    def process_view(
+        self, request: HttpRequest, view: Any, args: Any, kwargs: Any
+    ) -> HttpResponse | None:
+        key = getattr(request, "_bearer_token", None)
+        if key is None:
+            return None
+        if not getattr(view, "accepts_token", False) or request.method not in ("GET", "HEAD"):
+            return None  # not a credential here: the session, if any, decides
+        request.user, token_id = token_holder(key)
+        setattr(request, TOKEN_ID_ATTR, token_id)
+        return None
 
 
 class WebSocketTokenMiddleware(BaseMiddleware):
-    """WebSocket: sets scope["user"] from a token; inside AuthMiddlewareStack."""
+    """WebSocket: sets scope["user"] from a token, and takes it out of the query string;
+    inside AuthMiddlewareStack."""
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         headers = dict(scope.get("headers") or [])
         authorization = headers.get(b"authorization", b"").decode("latin-1") or None
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        raw_query = scope.get("query_string", b"").decode("latin-1")
+        query: dict[str, list[str]] = {}
+        for name, value in parse_qsl(raw_query, keep_blank_values=True):
+            query.setdefault(name, []).append(value)
         key = token_from_parts(authorization, query)
         if key is not None:
-            scope = dict(scope, user=await database_sync_to_async(user_for_token)(key))
+            user, token_id = await database_sync_to_async(token_holder)(key)
+            scope = dict(
+                scope,
+                user=user,
+                query_string=without_token(raw_query).encode("latin-1"),
+                **{TOKEN_ID_ATTR: token_id},
+            )
         return await super().__call__(scope, receive, send)
 
 

@@ -10,9 +10,11 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from realtime import backpressure, metrics
+from realtime.auth import TOKEN_ID_ATTR
 from realtime.bridge import Bridge
 from realtime.bus import ChangeMessage
 from realtime.changes import STATE, encode_frame
+from realtime.credentials import Holder, TooManyStreams, open_streams
 from realtime.eventlog import changes_after
 from realtime.runtime import SERVER_SEND_KEY, runtime
 
@@ -22,6 +24,8 @@ logger = logging.getLogger(__name__)
 OUTBOX_SIZE = 10_000
 # "Try again later": a client dropped for falling behind should reconnect.
 CLOSE_TOO_SLOW = 1013
+# Its token was revoked or expired, or its user deactivated (like HTTP's 401).
+CLOSE_CREDENTIALS_ENDED = 4401
 REPLAY_BATCH = 1000
 
 
@@ -42,6 +46,7 @@ class ViolationConsumer(AsyncWebsocketConsumer):
     idle = False
     write_now: backpressure.WriteText | None = None
     pending: backpressure.PendingBytes | None = None
+    stream_handle: int | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -51,6 +56,13 @@ class ViolationConsumer(AsyncWebsocketConsumer):
         resume_after, valid = resume_point(self.scope.get("query_string", b""))
         if not valid:
             await self.close()  # a resume point that is not an event id: refused
+            return
+        try:
+            self.stream_handle = open_streams.open(
+                Holder(user.pk, self.scope.get(TOKEN_ID_ATTR)), self._credentials_ended, "websocket"
+            )
+        except TooManyStreams:
+            await self.close()  # refused, as the handshake of any stream it may not open
             return
         self.outbox: asyncio.Queue[tuple[int, str]] = asyncio.Queue(maxsize=OUTBOX_SIZE)
         self.write_now = backpressure.text_writer(self.scope.get(SERVER_SEND_KEY))
@@ -64,7 +76,16 @@ class ViolationConsumer(AsyncWebsocketConsumer):
         metrics.CONNECTED_CLIENTS.labels("websocket").inc()
         self.pump = asyncio.create_task(self._pump(resume_after))
 
+    def _credentials_ended(self) -> None:
+        # The token was revoked or expired, or the user deactivated (realtime.credentials).
+        if self.bridge is not None:
+            self.bridge.unsubscribe(self.violation_changed)
+        self.closing = asyncio.ensure_future(self.close(code=CLOSE_CREDENTIALS_ENDED))
+
     async def disconnect(self, code: int) -> None:
+        if self.stream_handle is not None:
+            open_streams.close(self.stream_handle)
+            self.stream_handle = None
         if self.bridge is not None:
             self.bridge.unsubscribe(self.violation_changed)
             metrics.CONNECTED_CLIENTS.labels("websocket").dec()

@@ -1,8 +1,11 @@
-"""Fixed messages, details as key=value: logs that can be searched."""
+"""Fixed messages, details as key=value: logs that can be searched (and no credentials)."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
+
+from realtime.redaction import redact
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -13,6 +16,14 @@ class KeyValueFormatter(logging.Formatter):
         extras = {k: v for k, v in vars(record).items() if k not in _STANDARD}
         if not extras:
             return text
-        details = " ".join(f"{key}={value!r}" for key, value in sorted(extras.items()))
+        details = " ".join(f"{key}={_shown(value)}" for key, value in sorted(extras.items()))
         first, newline, rest = text.partition("\n")
-        return f"{first} {details}{newline}{rest}"
+        return redact(f"{first} {details}{newline}{rest}")
+
+
+def _shown(value: Any) -> str:
+    # Django's request warnings carry the request, whose repr has the whole query string.
+    method, path = getattr(value, "method", None), getattr(value, "path", None)
+    if isinstance(method, str) and isinstance(path, str):
+        return repr(f"{method} {path}")
+    return repr(value)

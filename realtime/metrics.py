@@ -46,6 +46,18 @@ EVENTS_REPLAYED = Counter(
     ["source"],
 )
 
+STREAMS_REFUSED = Counter(
+    "realtime_streams_refused",
+    "WebSocket and SSE streams refused (per_user_cap: REALTIME_MAX_STREAMS_PER_USER).",
+    ["transport", "reason"],
+)
+STREAMS_CLOSED = Counter(
+    "realtime_streams_closed",
+    "Streams the server closed (credentials_ended: a token revoked or expired, a user"
+    " deactivated).",
+    ["reason"],
+)
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -146,27 +147,43 @@ class Event(models.Model):
 
 
 class ApiToken(models.Model):
-    """A bearer token for scripts and EventSource/WebSocket clients; only its hash is kept."""
+    """A bearer token for scripts and EventSource/WebSocket clients; only its hash is kept,
+    and the first characters, to tell tokens apart in a list and revoke one."""
+
+    PREFIX_LENGTH = 8
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
     )
     key_hash = models.CharField(max_length=64, unique=True)
+    # Empty for tokens issued before prefixes were kept.
+    key_prefix = models.CharField(max_length=PREFIX_LENGTH, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never")
 
     class Meta:
         verbose_name = "API token"
 
     def __str__(self) -> str:
-        return f"token of {self.user} created {self.created_at:%Y-%m-%d}"
+        return f"token {self.key_prefix or '(old)'}… of {self.user}"
+
+    @property
+    def label(self) -> str:
+        """How `issue_token --list` names it, and what `--revoke` takes."""
+        return self.key_prefix or f"old-{self.pk}"
 
     @staticmethod
     def hash_key(key: str) -> str:
         return hashlib.sha256(key.encode()).hexdigest()
 
     @classmethod
-    def issue(cls, user: Any) -> str:
+    def issue(cls, user: Any, expires_at: datetime | None = None) -> str:
         key = secrets.token_urlsafe(32)
-        cls.objects.create(user=user, key_hash=cls.hash_key(key))
+        cls.objects.create(
+            user=user,
+            key_hash=cls.hash_key(key),
+            key_prefix=key[: cls.PREFIX_LENGTH],
+            expires_at=expires_at,
+        )
         return key

@@ -19,6 +19,7 @@ from django.db import connections
 from realtime import backpressure, bus, grip, kinds
 from realtime.bridge import Bridge
 from realtime.changes import ChangeEvent
+from realtime.credentials import open_streams
 from realtime.database import conninfo_from_django
 from realtime.listener import LISTENER_APPLICATION_NAME, Listener, ListenerSettings
 
@@ -89,7 +90,10 @@ class ProcessRuntime:
         self._loop = loop
         self._ready = False
         self.bridge = Bridge()
-        self._tasks = [loop.create_task(self.bridge.run(), name="realtime-bridge")]
+        self._tasks = [
+            loop.create_task(self.bridge.run(), name="realtime-bridge"),
+            loop.create_task(open_streams.watch(), name="realtime-credentials"),
+        ]
         if settings.REALTIME_EMBEDDED_LISTENER:
             self.listener = make_listener()
             self._tasks.append(loop.create_task(self.listener.run(), name="realtime-listener"))

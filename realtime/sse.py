@@ -27,7 +27,7 @@ from typing import Any
 
 from asgiref.sync import SyncToAsync, sync_to_async
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django_eventstream.event import Event
 from django_eventstream.eventrequest import EventRequest
 from django_eventstream.eventstream import EventPermissionError, get_events
@@ -40,6 +40,8 @@ from django_eventstream.utils import (
 from django_eventstream.views import Listener, events, get_listener_manager
 
 from realtime import backpressure, metrics
+from realtime.auth import TOKEN_ID_ATTR
+from realtime.credentials import Holder, TooManyStreams, open_streams
 
 logger = logging.getLogger(__name__)
 
@@ -61,22 +63,46 @@ def stream_response(request: HttpRequest, channel: str) -> HttpResponse:
     except (EventRequest.Error, EventPermissionError):
         # django-eventstream's own error response for it.
         return events(request, channels=[channel])  # type: ignore[no-any-return]
+    holder = Holder(request.user.pk, getattr(request, TOKEN_ID_ATTR, None))
+    if open_streams.full(holder):
+        metrics.STREAMS_REFUSED.labels("sse", "per_user_cap").inc()
+        response: HttpResponse = JsonResponse(
+            {"error": "too many streams open for this user; close some first"}, status=429
+        )
+        response["Retry-After"] = "30"
+        return response
     listener = Listener()
     listener.user_id = event_request.user.pk if event_request.user else "anonymous"
     listener.channels = event_request.channels
     pending = getattr(request, "scope", {}).get(backpressure.SCOPE_KEY)
     response = StreamingHttpResponse(
-        stream(event_request, listener, pending), content_type="text/event-stream"
+        stream(event_request, listener, pending, holder), content_type="text/event-stream"
     )
     add_default_headers(response, request=request)
     return response
 
 
+def _ended(listener: Listener) -> None:
+    """The stream's credentials ended: it sends a stream-error and closes (realtime.credentials)."""
+    with get_listener_manager().lock:
+        listener.error = {"condition": "forbidden", "text": "The token or user is no longer valid."}
+    listener.aevent.set()
+
+
 async def stream(
-    event_request: EventRequest, listener: Listener, pending: backpressure.PendingBytes | None
+    event_request: EventRequest,
+    listener: Listener,
+    pending: backpressure.PendingBytes | None,
+    holder: Holder | None = None,
 ) -> AsyncIterator[bytes]:
     manager = get_listener_manager()
     listener.assign_loop()
+    handle = None
+    if holder is not None:
+        try:
+            handle = open_streams.open(holder, lambda: _ended(listener), "sse")
+        except TooManyStreams:
+            return
     manager.add_listener(listener)
     gauge = metrics.CONNECTED_CLIENTS.labels("sse")
     gauge.inc()
@@ -156,6 +182,8 @@ async def stream(
             event_request.channel_last_ids = last_ids
     finally:
         gauge.dec()
+        if handle is not None:
+            open_streams.close(handle)
         listener.aevent.set()
         manager.remove_listener(listener)
 

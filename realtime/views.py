@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_eventstream.views import events
 
 from realtime import eventlog, health, kinds, metrics, sse, violations
+from realtime.auth import accepts_token
 from realtime.bridge import SSE_CHANNEL
 from realtime.models import Acknowledgement
 from realtime.rows import LAYOUTS, Cursor, InvalidFilter, RowFilter, render_row
@@ -36,6 +37,7 @@ def _bad_request(message: str) -> HttpResponse:
     return HttpResponse(message, status=400, content_type="text/plain")
 
 
+@accepts_token
 @login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -59,6 +61,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     return render(request, "realtime/dashboard.html", context)
 
 
+@accepts_token
 @login_required
 @require_GET
 def older_rows(request: HttpRequest) -> HttpResponse:
@@ -77,6 +80,7 @@ def older_rows(request: HttpRequest) -> HttpResponse:
     return render(request, "realtime/_older_rows.html", context)
 
 
+@accepts_token
 @login_required
 @require_GET
 def counters(request: HttpRequest) -> HttpResponse:
@@ -99,6 +103,7 @@ def _counters(registry: kinds.Registry, row_filter: RowFilter) -> dict[str, Any]
     }
 
 
+@accepts_token
 @login_required
 @require_GET
 def kind_styles(request: HttpRequest) -> HttpResponse:
@@ -141,6 +146,7 @@ def acknowledge(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     return HttpResponse(render_row(row))
 
 
+@accepts_token
 @require_GET
 def prometheus_metrics(request: HttpRequest) -> HttpResponse:
     """/metrics in the Prometheus text format; a login or a token, as for the streams."""
@@ -160,18 +166,21 @@ def healthz(request: HttpRequest) -> HttpResponse:
     return response
 
 
+@accepts_token
 @login_required
 @require_GET
 def legacy(request: HttpRequest) -> HttpResponse:
     return render(request, "realtime/legacy.html")
 
 
+@accepts_token
 @require_GET
 def violation_events(request: HttpRequest) -> HttpResponse:
     """/events/violations/: each change as JSON, for EventSource clients."""
     return _stream(request, SSE_CHANNEL)
 
 
+@accepts_token
 @require_GET
 def violation_row_events(request: HttpRequest) -> HttpResponse:
     """/events/violations/rows/: each violation as a `<tr>`, for the HTMX table.

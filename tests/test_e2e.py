@@ -153,12 +153,12 @@ async def test_killed_listener_hands_over_to_a_standby(stack, pg, token) -> None
 @redis_only
 async def test_unreadable_notify_is_skipped_and_the_listener_goes_on(stack, pg, token) -> None:
     [listener] = stack.running_listeners()
-    mark = len(listener.log())
     async with websocket(f"{stack.ws}/ws/violations/?token={token}") as ws:
         pg.execute("NOTIFY realtime_changed_v1, 'this is not JSON'")
         row_id = insert_violation(pg, image="/media/after-junk.jpg")
         assert (await next_frame(ws))["data"]["id"] == row_id
-    assert listener.log()[mark:].count("skipped unreadable notification") == 1
+    # Counted and told at most once a minute (anyone may NOTIFY): once in this process.
+    assert "skipped notifications the event log does not back" in listener.log()
     assert stack.running_listeners() == [listener]
 
 

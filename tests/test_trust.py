@@ -16,6 +16,7 @@ import pytest
 from django_eventstream.views import Listener as StreamListener
 from django_eventstream.views import get_listener_manager
 from psycopg import sql
+from websockets.exceptions import InvalidStatus
 
 from realtime import kinds
 from realtime.bridge import wake_row_streams
@@ -236,3 +237,190 @@ async def test_a_batch_of_another_deployment_is_dropped_even_under_the_same_pref
         await asyncio.gather(task, return_exceptions=True)
     assert [m["id"] for m in got] == [10**12 + 1]
     assert bridge.foreign == 1
+
+
+# --- tokens ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def superuser_token() -> str:
+    from django.contrib.auth import get_user_model
+
+    from realtime.models import ApiToken
+
+    user = get_user_model().objects.create_superuser("boss", "boss@example.com", "a-long-pw-12")
+    return ApiToken.issue(user)
+
+
+def test_a_token_opens_no_admin_page_and_makes_no_change(superuser_token, pg) -> None:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    row_id = insert_violation(pg, "violation_ppedetections")
+    bearer = {"Authorization": f"Bearer {superuser_token}"}
+    client = Client()
+    assert client.get("/", headers=bearer).status_code == 200, "pages: yes"
+    for path in ["/admin/", "/admin/auth/user/add/", f"/admin/?token={superuser_token}"]:
+        response = client.get(path, headers=bearer)
+        assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+        assert superuser_token not in response["Location"], "nor in a redirect"
+    created = client.post(
+        f"/admin/auth/user/add/?token={superuser_token}",
+        {"username": "made-by-token", "password1": "x" * 20, "password2": "x" * 20},
+    )
+    assert created.status_code in (302, 403)
+    assert not get_user_model().objects.filter(username="made-by-token").exists()
+    acknowledged = client.post(f"/violations/ppe/{row_id}/acknowledge/", headers=bearer)
+    assert acknowledged.status_code in (302, 403)
+    assert pg.execute("SELECT count(*) FROM realtime_acknowledgement").fetchone() == (0,)
+    for path in ["/accounts/password_change/", "/accounts/logout/"]:
+        assert client.get(f"{path}?token={superuser_token}").status_code != 200
+
+
+def test_tokens_expire_and_are_listed_and_revoked(operator_token_user) -> None:
+    import io
+    import time as wall
+
+    from django.core.management import call_command
+    from django.test import Client
+
+    def issue(*args: str) -> str:
+        out = io.StringIO()
+        call_command("issue_token", *args, stdout=out)
+        return out.getvalue()
+
+    short = issue("watcher", "--expires", "1s").strip().splitlines()[-1]
+    kept = issue("watcher", "--expires", "30d").strip().splitlines()[-1]
+    listed = issue("--list", "watcher")
+    assert short[:8] in listed and kept[:8] in listed and short not in listed
+    assert "expires" in listed
+    client = Client()
+    wall.sleep(1.5)
+    assert (
+        client.get("/events/violations/", headers={"Authorization": f"Bearer {short}"}).status_code
+        == 401
+    )
+    ok = client.get("/counters/", headers={"Authorization": f"Bearer {kept}"})
+    assert ok.status_code == 200
+    assert "revoked" in issue("--revoke", kept[:8])
+    assert client.get("/counters/", headers={"Authorization": f"Bearer {kept}"}).status_code == 302
+
+
+@pytest.fixture
+def operator_token_user() -> Any:
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user("watcher", password="a-long-password-1")
+
+
+@pytest.mark.e2e
+async def test_no_token_reaches_a_log_line_or_a_redirect(database_url, tmp_path) -> None:
+    """Daphne started as the README says: its access log prints every path it serves."""
+    import httpx
+
+    from tests.helpers import Stack, manage, websocket
+
+    stack = Stack.start("memory", database_url, None, tmp_path)
+    try:
+        token = manage(database_url, "shell", "-c", ISSUE_TOKEN).strip().splitlines()[-1]
+        async with httpx.AsyncClient(base_url=stack.http) as client:
+            for path in ["/", "/admin/", "/nowhere", "/rows/?before=x", "/metrics"]:
+                joiner = "&" if "?" in path else "?"
+                response = await client.get(f"{path}{joiner}token={token}")
+                assert token not in response.headers.get("location", "")
+            async with websocket(f"{stack.ws}/ws/violations/?token={token}"):
+                pass
+            with pytest.raises(InvalidStatus):  # refused: in the access log all the same
+                async with websocket(f"{stack.ws}/ws/violations/?token={token}&lastEventId=x"):
+                    pass
+        await asyncio.sleep(0.5)
+        log = stack.server.log()
+        assert "?token=[redacted]" in log, "the access log is on"
+        assert token not in log
+    finally:
+        stack.stop()
+
+
+@pytest.mark.e2e
+async def test_revoking_a_token_or_deactivating_its_user_closes_its_streams(
+    database_url, tmp_path
+) -> None:
+    from tests.helpers import Stack, manage, sse, websocket
+
+    stack = Stack.start("memory", database_url, None, tmp_path)
+    try:
+        token = manage(database_url, "shell", "-c", ISSUE_TOKEN).strip().splitlines()[-1]
+        auth = {"Authorization": f"Bearer {token}"}
+        async with (
+            websocket(f"{stack.ws}/ws/violations/?token={token}") as ws,
+            sse(f"{stack.http}/events/violations/", auth) as events,
+        ):
+            manage(database_url, "issue_token", "--revoke", token[:8])
+            started = asyncio.get_running_loop().time()
+            closed = await asyncio.wait_for(ws.wait_closed(), 12)
+            assert closed is None and ws.close_code == 4401
+            with pytest.raises(EOFError):
+                while True:  # stream-error, then the end
+                    await events.next_event(timeout=12)
+            assert asyncio.get_running_loop().time() - started < 10.5
+
+        token = (
+            manage(database_url, "shell", "-c", ISSUE_TOKEN.replace("neighbour", "leaver"))
+            .strip()
+            .splitlines()[-1]
+        )
+        async with websocket(f"{stack.ws}/ws/violations/?token={token}") as ws:
+            manage(
+                database_url,
+                "shell",
+                "-c",
+                "from django.contrib.auth import get_user_model;"
+                " get_user_model().objects.filter(username='leaver').update(is_active=False)",
+            )
+            await asyncio.wait_for(ws.wait_closed(), 12)
+            assert ws.close_code == 4401
+    finally:
+        stack.stop()
+
+
+@pytest.mark.e2e
+async def test_a_user_may_hold_so_many_streams_and_is_refused_cleanly_beyond(
+    database_url, tmp_path
+) -> None:
+    import httpx
+
+    from tests.helpers import Stack, manage, sse, websocket
+
+    stack = Stack.start("memory", database_url, None, tmp_path, REALTIME_MAX_STREAMS_PER_USER="2")
+    try:
+        token = manage(database_url, "shell", "-c", ISSUE_TOKEN.replace("neighbour", "greedy"))
+        token = token.strip().splitlines()[-1]
+        other = manage(database_url, "shell", "-c", ISSUE_TOKEN.replace("neighbour", "modest"))
+        other = other.strip().splitlines()[-1]
+        auth = {"Authorization": f"Bearer {token}"}
+        async with (
+            websocket(f"{stack.ws}/ws/violations/?token={token}"),
+            sse(f"{stack.http}/events/violations/", auth),
+        ):
+            with pytest.raises(InvalidStatus) as refused:
+                async with websocket(f"{stack.ws}/ws/violations/?token={token}"):
+                    pass
+            assert refused.value.response.status_code == 403
+            async with httpx.AsyncClient() as client:
+                response = await client.get(f"{stack.http}/events/violations/", headers=auth)
+                assert response.status_code == 429 and "too many streams" in response.text
+                metrics = (await client.get(f"{stack.http}/metrics", headers=auth)).text
+            assert (
+                'realtime_streams_refused_total{reason="per_user_cap",transport="websocket"} 1.0'
+                in metrics
+            )
+            assert (
+                'realtime_streams_refused_total{reason="per_user_cap",transport="sse"} 1.0'
+                in metrics
+            )
+            async with websocket(f"{stack.ws}/ws/violations/?token={other}"):
+                pass  # another user is not counted against this one
+        async with websocket(f"{stack.ws}/ws/violations/?token={token}"):
+            pass  # closed ones no longer count
+    finally:
+        stack.stop()
