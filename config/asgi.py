@@ -9,7 +9,7 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
 
-from realtime.auth import SameSiteOriginValidator, WebSocketTokenMiddleware
+from realtime.auth import SameOriginValidator, WebSocketTokenMiddleware
 from realtime.redaction import redact_daphne_access_log
 from realtime.routing import websocket_urlpatterns
 from realtime.runtime import RealtimeRuntime
@@ -21,7 +21,7 @@ application = RealtimeRuntime(
     ProtocolTypeRouter(
         {
             "http": django_asgi_app,
-            "websocket": SameSiteOriginValidator(
+            "websocket": SameOriginValidator(
                 AuthMiddlewareStack(WebSocketTokenMiddleware(URLRouter(websocket_urlpatterns)))
             ),
         }

@@ -21,11 +21,12 @@ from urllib.parse import parse_qsl, urlencode
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
-from channels.security.websocket import OriginValidator
+from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
+from django.http.request import split_domain_port, validate_host
 from django.utils import timezone
 
 from realtime.models import ApiToken
@@ -146,20 +147,38 @@ class WebSocketTokenMiddleware(BaseMiddleware):
         return await super().__call__(scope, receive, send)
 
 
-class SameSiteOriginValidator(OriginValidator):
-    """Refuse handshakes whose Origin is not in ALLOWED_HOSTS; accept those with none.
+class SameOriginValidator:
+    """WebSocket: refuse a handshake from a page of another origin (scheme, host and port).
 
-    Channels' AllowedHostsOriginValidator refuses a missing Origin, but scripts (not
-    browsers, which always send one) connect without it and authenticate by token.
+    A browser always sends the page's Origin, and its cookie with it: a page of any other
+    origin (another port on the same host included) could otherwise read the stream as
+    the victim. Accepted: the request's own origin (its Host, if one of ALLOWED_HOSTS, and
+    the scheme the client used, X-Forwarded-Proto behind a TLS proxy), the origins of
+    CSRF_TRUSTED_ORIGINS, and no Origin at all (scripts, which authenticate by token).
     """
 
     def __init__(self, application: Any) -> None:
-        allowed = list(settings.ALLOWED_HOSTS)
-        if settings.DEBUG and not allowed:
-            allowed = ["localhost", "127.0.0.1", "[::1]"]
-        super().__init__(application, allowed)
+        self.application = application
 
-    def valid_origin(self, parsed_origin: Any) -> bool:
-        if parsed_origin is None:
-            return True
-        return self.validate_origin(parsed_origin)
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        if scope["type"] == "websocket" and not allowed_origin(scope):
+            return await WebsocketDenier()(scope, receive, send)
+        return await self.application(scope, receive, send)
+
+
+def allowed_origin(scope: dict[str, Any]) -> bool:
+    headers = {name.lower(): value for name, value in scope.get("headers") or []}
+    if b"origin" not in headers:
+        return True
+    origin = headers[b"origin"].decode("latin-1").strip().lower()
+    if origin in {o.lower() for o in settings.CSRF_TRUSTED_ORIGINS}:
+        return True
+    host = headers.get(b"host", b"").decode("latin-1").strip().lower()
+    domain, _ = split_domain_port(host)
+    if not domain or not validate_host(domain, settings.ALLOWED_HOSTS):
+        return False
+    secure = scope.get("scheme") == "wss" or (
+        settings.SECURE_PROXY_SSL_HEADER is not None
+        and headers.get(b"x-forwarded-proto", b"").decode("latin-1").strip().lower() == "https"
+    )
+    return origin == f"{'https' if secure else 'http'}://{host}"

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -27,6 +28,7 @@ CLOSE_TOO_SLOW = 1013
 # Its token was revoked or expired, or its user deactivated (like HTTP's 401).
 CLOSE_CREDENTIALS_ENDED = 4401
 REPLAY_BATCH = 1000
+EVENT_ID = re.compile(r"[0-9]{1,18}")
 
 
 class ViolationConsumer(AsyncWebsocketConsumer):
@@ -158,9 +160,17 @@ def resume_point(query_string: bytes) -> tuple[int | None, bool]:
     if not values:
         return None, True
     raw = values[-1].strip()
-    if not raw.isdigit() or len(raw) > 18:
+    # ASCII digits only: "²".isdigit() is true, and int("²") raises.
+    if EVENT_ID.fullmatch(raw) is None:
         return None, False
     return int(raw), True
+
+
+class RefusedConsumer(AsyncWebsocketConsumer):
+    """Any other WebSocket path: the handshake is refused (HTTP 403), with no traceback."""
+
+    async def connect(self) -> None:
+        await self.close()
 
 
 @database_sync_to_async

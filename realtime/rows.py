@@ -28,6 +28,8 @@ LAYOUTS: tuple[Layout, ...] = ("table", "admin")
 PAGE_SIZE = 50
 MAX_CAMERA_ID = 2**31 - 1
 CAMERA = re.compile(r"[0-9]{1,10}")
+# A path on this origin: a slash, then no spaces, control characters or backslashes.
+SAFE_PATH = re.compile(r"/[^\s\\\x00-\x1f\x7f]*")
 # A page cursor: the sort key of the last row shown (see realtime.violations).
 CURSOR = re.compile(
     r"(?P<date>-?infinity|[0-9]{4,5}-[0-9]{2}-[0-9]{2}),"
@@ -236,13 +238,16 @@ class ViolationRow:
 
     @property
     def image_href(self) -> str | None:
-        """A link only to what is plainly a path or a web address, never `javascript:`."""
+        """A link only to a plain path on the product's own origin.
+
+        Browsers drop tabs and line breaks from a URL and read a backslash as a slash, so
+        `/\\evil.example/x` is `//evil.example/x`, another site: a path with any of those,
+        or with a second slash at the start, is shown as text only (as are web addresses).
+        """
         image = self.violation_image
-        if image.startswith("/") and not image.startswith("//"):
-            return image
-        if image.startswith(("http://", "https://")):
-            return image
-        return None
+        if SAFE_PATH.fullmatch(image) is None or image.startswith("//"):
+            return None
+        return image
 
 
 def _text(value: Any) -> str:

@@ -30,7 +30,7 @@ COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 
 # What django-eventstream sends as `id:` ("violations:42", the channel URL-quoted), or the
 # bare event id ("42").
-LAST_EVENT_ID = re.compile(r"^(?:([\w/%*.-]+):)?(\d{1,18})$")
+LAST_EVENT_ID = re.compile(r"(?:([\w/%*.-]+):)?([0-9]{1,18})", re.ASCII)
 
 
 def _bad_request(message: str) -> HttpResponse:
@@ -241,7 +241,7 @@ def _resume_point(request: HttpRequest, channel: str) -> tuple[int | None, str |
     )
     if raw is None:
         return None, None
-    match = LAST_EVENT_ID.match(raw.strip())
+    match = LAST_EVENT_ID.fullmatch(raw.strip())
     if match is None or (match.group(1) is not None and unquote(match.group(1)) != channel):
         return None, f"Last-Event-ID must be an event id such as 42 or {quote(channel)}:42"
     return int(match.group(2)), None

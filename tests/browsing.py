@@ -56,10 +56,16 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     context.add_init_script(SPY_ON_PLAY)
     page = context.new_page()
     page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message}"))
+    refused: list[str] = []
+    page.on(
+        "console",
+        lambda m: refused.append(m.text) if "Content Security Policy" in m.text else None,
+    )
     yield page
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / f"{request.node.name}.png", full_page=True)
     context.close()
+    assert not refused, f"the page broke its own Content-Security-Policy: {refused}"
 
 
 def log_in(page: Page, base_url: str, path: str, username: str, password: str) -> None:

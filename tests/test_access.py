@@ -132,7 +132,10 @@ async def test_foreign_origin_is_refused_even_with_a_token(token) -> None:
 
 
 async def test_same_site_origin_is_accepted(token) -> None:
-    communicator = ws(f"/ws/violations/?token={token}", [(b"origin", b"http://localhost:8000")])
+    communicator = ws(
+        f"/ws/violations/?token={token}",
+        [(b"origin", b"http://localhost:8000"), (b"host", b"localhost:8000")],
+    )
     connected, _ = await communicator.connect()
     assert connected
     await communicator.disconnect()

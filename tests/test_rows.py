@@ -82,13 +82,15 @@ def test_fragment_is_one_escaped_line() -> None:
     ("image", "href"),
     [
         ("/media/a.jpg", "/media/a.jpg"),
-        ("https://cams.example/a.jpg", "https://cams.example/a.jpg"),
+        ("/media/caméra 7.jpg", None),  # a space: a browser would make it another URL
+        ("/media/caméra-7.jpg", "/media/caméra-7.jpg"),
+        ("https://cams.example/a.jpg", None),  # another origin: text only
         ("javascript:alert(1)", None),
         ("//evil.example/a.jpg", None),
         ("data:text/html,<b>", None),
     ],
 )
-def test_only_plain_paths_and_web_addresses_become_links(image: str, href: str | None) -> None:
+def test_only_plain_paths_on_this_origin_become_links(image: str, href: str | None) -> None:
     row = ViolationRow.from_change(change(violation_image=image), kinds.registry())
     assert row is not None and row.image_href == href
     if href is None:

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import psycopg
 import pytest
+from channels.db import database_sync_to_async
 from django_eventstream.views import Listener as StreamListener
 from django_eventstream.views import get_listener_manager
 from psycopg import sql
@@ -424,3 +426,210 @@ async def test_a_user_may_hold_so_many_streams_and_is_refused_cleanly_beyond(
             pass  # closed ones no longer count
     finally:
         stack.stop()
+
+
+# --- login throttling -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("login", ["/accounts/login/", "/admin/login/"])
+def test_wrong_passwords_lock_out_that_user_from_that_address_only(login) -> None:
+    import io
+
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.test import Client
+
+    from realtime.models import ApiToken
+
+    users = get_user_model()
+    users.objects.create_superuser("guessed", "g@example.com", "the-right-password-1")
+    users.objects.create_superuser("colleague", "c@example.com", "another-password-22")
+    desk = Client(REMOTE_ADDR="10.0.0.7")
+
+    def attempt(client: Client, username: str, password: str) -> int:
+        return client.post(login, {"username": username, "password": password}).status_code
+
+    # The fifth wrong password is the last: it is answered with the lockout already.
+    assert [attempt(desk, "guessed", f"wrong-{n}") for n in range(5)] == [200] * 4 + [429]
+    locked = desk.post(login, {"username": "guessed", "password": "the-right-password-1"})
+    assert locked.status_code == 429, "even the right password, now"
+    assert "Too many failed logins" in locked.content.decode()
+    # The control room shares an address: a colleague logs in from it as before, and the
+    # locked-out operator from another desk.
+    assert attempt(desk, "colleague", "another-password-22") == 302
+    assert attempt(Client(REMOTE_ADDR="10.0.0.8"), "guessed", "the-right-password-1") == 302
+    call_command("axes_reset_username", "guessed", stdout=io.StringIO())
+    assert attempt(desk, "guessed", "the-right-password-1") == 302, "unlocked"
+    assert ApiToken.objects.count() == 0
+
+
+# --- headers and origins --------------------------------------------------------------------
+
+
+def test_pages_carry_a_strict_content_security_policy(operator_token_user) -> None:
+    from django.test import Client
+
+    client = Client()
+    client.force_login(operator_token_user)
+    for path in ["/", "/legacy/", "/accounts/login/"]:
+        policy = client.get(path)["Content-Security-Policy"]
+        directives = dict(part.strip().split(" ", 1) for part in policy.split(";") if part.strip())
+        assert directives["default-src"] == "'self'"
+        assert directives["script-src"].startswith("'self'") and "unsafe" not in policy, path
+        assert directives["style-src"] == "'self'"
+        assert directives["frame-ancestors"] == "'none'" and directives["object-src"] == "'none'"
+    legacy = client.get("/legacy/")
+    nonce = re.search(r"<script nonce=\"([^\"]+)\">", legacy.content.decode())
+    assert nonce is not None, "the tutorial's inline client runs by its nonce"
+    assert f"'nonce-{nonce.group(1)}'" in legacy["Content-Security-Policy"]
+
+
+def test_hsts_is_sent_behind_tls_when_configured() -> None:
+    out = settings_of(DJANGO_HSTS_SECONDS="31536000")
+    assert out == "31536000"
+    assert settings_of() == "0", "off unless asked: make run serves plain http"
+
+
+def settings_of(**env: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    result = subprocess.run(
+        [sys.executable, "-c", "import config.settings as s; print(s.SECURE_HSTS_SECONDS)"],
+        cwd=ROOT,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")},
+            "DJANGO_SECRET_KEY": "x" * 40,
+            **env,
+        },
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "accepted"),
+    [
+        (b"http://127.0.0.1:8000", b"127.0.0.1:8000", True),  # the page's own origin
+        (b"http://127.0.0.1:9999", b"127.0.0.1:8000", False),  # another port, same host
+        (b"https://127.0.0.1:8000", b"127.0.0.1:8000", False),  # another scheme
+        (b"http://localhost:8000", b"127.0.0.1:8000", False),  # another host, though allowed
+        (b"http://evil.example", b"evil.example", False),  # a host not in ALLOWED_HOSTS
+        (b"null", b"127.0.0.1:8000", False),
+    ],
+)
+async def test_a_websocket_is_opened_only_from_the_pages_own_origin(
+    operator_token_user, origin, host, accepted
+) -> None:
+    from channels.testing import WebsocketCommunicator
+
+    from config.asgi import application
+    from realtime.models import ApiToken
+
+    token = await database_sync_to_async(ApiToken.issue)(operator_token_user)
+    communicator = WebsocketCommunicator(
+        application,
+        f"/ws/violations/?token={token}",
+        headers=[(b"origin", origin), (b"host", host)],
+    )
+    connected, _ = await communicator.connect()
+    assert connected is accepted
+    await communicator.disconnect()
+
+
+# --- hostile input --------------------------------------------------------------------------
+
+
+def test_unicode_digits_are_a_400_not_a_500(operator_token_user) -> None:
+    from django.test import Client
+
+    client = Client(raise_request_exception=False)
+    client.force_login(operator_token_user)
+    for path in [
+        "/?camera=²",
+        "/?camera=\u0661",
+        "/counters/?camera=²",
+        "/events/violations/rows/?camera=²",
+        "/events/violations/?lastEventId=²",
+        "/events/violations/?lastEventId=\u0661\u0662",
+    ]:
+        assert client.get(path).status_code == 400, path
+
+
+# As browsers send them: percent-encoded UTF-8 ("²"; Arabic-Indic "12").
+@pytest.mark.parametrize(
+    "path", ["/ws/violations/?lastEventId=%C2%B2", "/ws/violations/?lastEventId=%D9%A1%D9%A2"]
+)
+async def test_a_websocket_resume_point_of_unicode_digits_is_refused_cleanly(
+    operator_token_user, path, caplog
+) -> None:
+    from channels.testing import WebsocketCommunicator
+
+    from config.asgi import application
+    from realtime.models import ApiToken
+
+    token = await database_sync_to_async(ApiToken.issue)(operator_token_user)
+    communicator = WebsocketCommunicator(application, f"{path}&token={token}")
+    connected, _ = await communicator.connect()
+    assert not connected
+    await communicator.disconnect()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+@pytest.mark.parametrize("path", ["/ws/nowhere/", "/ws/", "/ws/violations/extra/", "/other"])
+async def test_an_unknown_websocket_path_is_refused_cleanly(path, caplog) -> None:
+    from channels.testing import WebsocketCommunicator
+
+    from config.asgi import application
+
+    communicator = WebsocketCommunicator(application, path)
+    connected, _ = await communicator.connect()
+    assert not connected
+    await communicator.disconnect()
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], "no traceback"
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "/\\evil.example/x.jpg",
+        "/\tevil.example/x.jpg",
+        "/\t/evil.example/x.jpg",
+        "/\n/evil.example/x.jpg",
+        "//evil.example/x.jpg",
+        "\\\\evil.example\\x.jpg",
+        " //evil.example/x.jpg",
+        "https://evil.example/x.jpg",
+        "javascript:alert(1)",
+        "/media/%2F%2Fevil.example",
+    ],
+)
+def test_links_from_row_data_stay_on_the_products_origin(image) -> None:
+    from urllib.parse import urljoin
+
+    from realtime.rows import ViolationRow
+
+    row = ViolationRow.from_data(
+        kinds.registry().by_slug["ppe"], {"id": 1, "violation_image": image}
+    )
+    href = row.image_href
+    if href is not None:
+        # What a browser makes of it (it drops tabs and new lines, and reads \\ as /).
+        cleaned = href.replace("\t", "").replace("\n", "").replace("\r", "").replace("\\", "/")
+        assert urljoin("https://violations.example/", cleaned).startswith(
+            "https://violations.example/"
+        ), href
+
+
+def test_plain_paths_are_still_links() -> None:
+    from realtime.rows import ViolationRow
+
+    row = ViolationRow.from_data(
+        kinds.registry().by_slug["ppe"], {"id": 1, "violation_image": "/media/cam07/0001.jpg"}
+    )
+    assert row.image_href == "/media/cam07/0001.jpg"
