@@ -35,13 +35,14 @@ demo: install
 	server=$$!; trap 'kill $$server 2>/dev/null' EXIT INT TERM; sleep 3; \
 	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py simulate_violations --rate $(RATE)
 
-test: install
-	$(BIN)/ruff check .
+test: lint
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
 
+# ruff, ruff-format and mypy (django-stubs) on config/ and realtime/, as pre-commit runs them.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 # A psql shell on the embedded database of `make run` (its own psql binary).
 psql: install

@@ -24,7 +24,7 @@ from realtime.models import (
 from realtime.rows import ViolationRow
 
 
-class EstimatedCountPaginator(Paginator):
+class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
     """The planner's row estimate for a whole table: count(*) of millions of rows takes
     seconds, and the changelist only needs it to number its pages."""
 
@@ -44,7 +44,7 @@ class EstimatedCountPaginator(Paginator):
 
 
 @admin.register(HumanDetection, LotoDetection, PpeDetection)
-class ViolationAdmin(admin.ModelAdmin):
+class ViolationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """The detectors' rows, to look at: the product does not own them, so no add, change
     or delete. The acknowledgement comes from the product's own table."""
 
@@ -62,7 +62,7 @@ class ViolationAdmin(admin.ModelAdmin):
     paginator = EstimatedCountPaginator
     show_full_result_count = False
     actions = None
-    readonly_fields = ["violation", "acknowledged_at", "acknowledged_by", "all_columns"]
+    readonly_fields = ("violation", "acknowledged_at", "acknowledged_by", "all_columns")
     fields = readonly_fields
     # Live rows arrive at the top of the changelist (templates/admin/realtime/).
     change_list_template = "admin/realtime/violation_change_list.html"
@@ -76,7 +76,7 @@ class ViolationAdmin(admin.ModelAdmin):
         acknowledgements = Acknowledgement.objects.filter(
             table_name=table, violation_id=OuterRef("pk")
         )
-        return (
+        queryset: QuerySet[Any] = (
             super()
             .get_queryset(request)
             .annotate(
@@ -85,6 +85,7 @@ class ViolationAdmin(admin.ModelAdmin):
                 row_data=RawSQL(f"row_to_json({connection.ops.quote_name(table)}.*)", []),
             )
         )
+        return queryset
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -148,7 +149,7 @@ class ViolationAdmin(admin.ModelAdmin):
 
 
 @admin.register(ViolationKind)
-class ViolationKindAdmin(admin.ModelAdmin):
+class ViolationKindAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Labels, colours and order are edited here; `manage.py add_kind` adds and removes
     kinds, since that attaches or detaches the trigger on the table."""
 
@@ -165,7 +166,7 @@ class ViolationKindAdmin(admin.ModelAdmin):
 
 
 @admin.register(Acknowledgement)
-class AcknowledgementAdmin(admin.ModelAdmin):
+class AcknowledgementAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Deleting one un-acknowledges the violation, on every screen."""
 
     list_display = ["table_name", "violation_id", "acknowledged_by", "acknowledged_at"]
@@ -178,7 +179,7 @@ class AcknowledgementAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = ["user", "created_at", "last_used_at"]
     readonly_fields = ["key_hash", "created_at", "last_used_at"]
 

@@ -99,7 +99,8 @@ class BearerTokenMiddleware:
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         self._take_token(request)
-        return await self.get_response(request)
+        response: HttpResponse = await self.get_response(request)
+        return response
 
     @staticmethod
     def _take_token(request: HttpRequest) -> None:
@@ -108,7 +109,7 @@ class BearerTokenMiddleware:
         if TOKEN_PARAM in request.GET:
             query = request.GET.copy()
             del query[TOKEN_PARAM]
-            request.GET = query
+            request.GET = query  # type: ignore[assignment]  # (a mutable copy)
             request.META["QUERY_STRING"] = without_token(request.META.get("QUERY_STRING", ""))
 
     def process_view(
@@ -181,4 +182,4 @@ def allowed_origin(scope: dict[str, Any]) -> bool:
         settings.SECURE_PROXY_SSL_HEADER is not None
         and headers.get(b"x-forwarded-proto", b"").decode("latin-1").strip().lower() == "https"
     )
-    return origin == f"{'https' if secure else 'http'}://{host}"
+    return bool(origin == f"{'https' if secure else 'http'}://{host}")

@@ -17,7 +17,7 @@ import json
 import logging
 from collections import deque
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import Any, cast
 
 from channels.db import database_sync_to_async
 from django_eventstream.event import Event
@@ -29,13 +29,12 @@ from realtime.bus import (
     BRIDGE_CHANNEL_PREFIX,
     GROUP,
     HEARTBEAT_TYPE,
-    MESSAGE_TYPE,
     ChangeMessage,
     change_message,
     channel_layer,
     ours,
 )
-from realtime.changes import STATE, acknowledgement_frame
+from realtime.changes import STATE, ChangeEvent, acknowledgement_frame
 from realtime.retry import backoff_delay
 from realtime.rows import LAYOUTS, channels_for, render_change
 
@@ -147,9 +146,6 @@ class Bridge:
                     elif message.get("type") == BATCH_TYPE:
                         await self._know_kinds(message["changes"])
                         self.dispatch(message["changes"])
-                    elif message.get("type") == MESSAGE_TYPE:
-                        await self._know_kinds([message])  # type: ignore[list-item]
-                        self.dispatch([message])  # type: ignore[list-item]
                     elif message.get("type") == HEARTBEAT_TYPE:
                         await self._heal(int(message["newest_id"]))
             except asyncio.CancelledError:
@@ -224,7 +220,7 @@ def wake_sse_streams(messages: list[ChangeMessage]) -> None:
 def json_event(message: ChangeMessage) -> Event:
     """/events/violations/: a change as `message`, an acknowledgement as its own event."""
     if message["op"] == STATE:
-        change = {**json.loads(message["frame"]), "state": message.get("state")}
+        change = cast(ChangeEvent, {**json.loads(message["frame"]), "state": message.get("state")})
         return Event(
             SSE_CHANNEL, ACKNOWLEDGEMENT_EVENT, acknowledgement_frame(change), id=message["id"]
         )
@@ -264,7 +260,7 @@ def row_fragments(
     if kind is None:
         return []
     camera_id = json.loads(message["frame"])["data"].get("camera_id")
-    out = []
+    out: list[tuple[str, str]] = []
     for layout in LAYOUTS:
         channels = [
             c for c in channels_for(layout, kind.slug, camera_id) if wanted is None or c in wanted

@@ -25,7 +25,7 @@ GROUP = "violations"
 # One group message carries every change the listener had at hand (up to a size): one
 # Redis round trip and one wake-up per process for a burst, instead of one per row.
 BATCH_TYPE = "violation.changes"
-# A single change: what listeners before batching sent; servers still accept it.
+# The type of each change in a batch.
 MESSAGE_TYPE = "violation.changed"
 # Sent by the active listener after each catch-up: the newest event id it has forwarded.
 HEARTBEAT_TYPE = "violation.heartbeat"
@@ -92,7 +92,7 @@ def bus_prefix() -> str:
     return "rt." + hashlib.sha256(deployment().encode()).hexdigest()[:16] + "."
 
 
-class DeploymentChannelLayer(RedisPubSubChannelLayer):  # type: ignore[misc]
+class DeploymentChannelLayer(RedisPubSubChannelLayer):
     """channels-redis' pub/sub layer, its channels named after this deployment.
 
     The prefix is found on first use (a query), not when settings are read.

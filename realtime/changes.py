@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, NotRequired, TypedDict, get_args
+import re
+from typing import Any, Literal, NotRequired, TypedDict, TypeGuard, get_args
 
 Op = Literal["INSERT", "UPDATE", "DELETE"]
 # A change of the product's own state of a violation (its acknowledgement, sql/006): in
@@ -11,6 +12,8 @@ Op = Literal["INSERT", "UPDATE", "DELETE"]
 STATE: Literal["STATE"] = "STATE"
 LoggedOp = Literal["INSERT", "UPDATE", "DELETE", "STATE"]
 OPS: frozenset[str] = frozenset(get_args(LoggedOp))
+
+TRANSACTION_ID = re.compile(r"[0-9]{1,20}")
 
 # The PostgreSQL NOTIFY channel the triggers in sql/002 and sql/004 write to.
 NOTIFY_CHANNEL = "realtime_changed_v1"
@@ -106,7 +109,8 @@ def _statement_notice(value: dict[str, Any]) -> StatementNotice:
     if first_id > last_id:
         raise InvalidPayload("first_id is above last_id")
     xid = value.get("xid")
-    if not isinstance(xid, str) or not xid.isdigit() or len(xid) > 20:
+    # ASCII digits: "²".isdigit() is true, and int("²") raises.
+    if not isinstance(xid, str) or TRANSACTION_ID.fullmatch(xid) is None:
         raise InvalidPayload("xid is not a transaction id")
     return {
         "table": value["table"],
@@ -118,7 +122,7 @@ def _statement_notice(value: dict[str, Any]) -> StatementNotice:
     }
 
 
-def _positive_int(value: Any) -> bool:
+def _positive_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 

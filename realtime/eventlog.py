@@ -113,7 +113,8 @@ def by_id_params(ids: Sequence[int]) -> list[Any]:
 def _fetch(query: str, params: list[Any]) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(query, params)
-        return cursor.fetchall()
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+        return rows
 
 
 def newest_id() -> int:

@@ -47,7 +47,7 @@ def releases_connection(method: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-class EventLogStorage(StorageBase):  # type: ignore[misc]
+class EventLogStorage(StorageBase):
     def append_event(self, channel: str, event_type: str, data: Any) -> StreamEvent:
         raise NotImplementedError("Events are appended by the PostgreSQL trigger, not by Django.")
 
@@ -80,7 +80,7 @@ class EventLogStorage(StorageBase):  # type: ignore[misc]
         return events
 
 
-class ViolationChannelManager(ChannelManagerBase):  # type: ignore[misc]
+class ViolationChannelManager(ChannelManagerBase):
     def get_channels_for_request(self, request: Any, view_kwargs: dict[str, Any]) -> set[str]:
         return set(view_kwargs.get("channels", [SSE_CHANNEL]))
 

@@ -119,10 +119,12 @@ async def arefresh(table: str | None = None) -> Registry:
     """For async code: read the kinds again if they are stale or do not know `table`."""
     current = _cache.registry
     age = time.monotonic() - _cache.loaded_at
-    if current is None or age > REFRESH_SECONDS:
-        return await database_sync_to_async(load)()
-    if table is not None and table not in current.by_table and age > UNKNOWN_REFRESH_SECONDS:
-        return await database_sync_to_async(load)()
+    stale = current is None or age > REFRESH_SECONDS
+    unknown = table is not None and current is not None and table not in current.by_table
+    if stale or (unknown and age > UNKNOWN_REFRESH_SECONDS):
+        loaded: Registry = await database_sync_to_async(load)()
+        return loaded
+    assert current is not None
     return current
 
 

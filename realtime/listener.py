@@ -102,7 +102,7 @@ def hints_of(raws: Iterable[str]) -> Hints:
         if "first_id" in payload:
             hints.statements.append(payload)  # type: ignore[arg-type]
         else:
-            hints.ids.add(payload["id"])  # type: ignore[typeddict-item]
+            hints.ids.add(payload["id"])
     return hints
 
 

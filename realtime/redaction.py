@@ -34,5 +34,5 @@ def redact_daphne_access_log() -> bool:
         return original(self, protocol, action, details)
 
     call.redacts = True  # type: ignore[attr-defined]
-    AccessLogGenerator.__call__ = call  # type: ignore[method-assign]
+    AccessLogGenerator.__call__ = call
     return True

@@ -105,9 +105,7 @@ class RowFilter:
             raise InvalidFilter(f"not a rows channel: {channel}")
         if camera != "*" and CAMERA.fullmatch(camera) is None:
             raise InvalidFilter(f"not a rows channel: {channel}")
-        return layout, cls(  # type: ignore[return-value]
-            None if kind == "*" else kind, None if camera == "*" else int(camera)
-        )
+        return layout, cls(None if kind == "*" else kind, None if camera == "*" else int(camera))
 
     def channel(self, layout: Layout) -> str:
         """The django-eventstream channel of the rows this filter lets through."""

@@ -11,6 +11,7 @@ import asyncio
 import gc
 import logging
 import signal
+from collections.abc import Coroutine
 from typing import Any
 
 from django.conf import settings
@@ -72,7 +73,7 @@ class ProcessRuntime:
     async def _wait_ready(self) -> None:
         # The first connection waits until changes can reach it, so none is missed.
         assert self.bridge is not None
-        waits = [self.bridge.ready.wait()]
+        waits: list[Coroutine[Any, Any, object]] = [self.bridge.ready.wait()]
         if self.listener is not None:
             waits.append(self.listener.wait_settled())
         try:

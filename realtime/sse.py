@@ -27,7 +27,8 @@ from typing import Any
 
 from asgiref.sync import SyncToAsync, sync_to_async
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django_eventstream.event import Event
 from django_eventstream.eventrequest import EventRequest
 from django_eventstream.eventstream import EventPermissionError, get_events
@@ -56,21 +57,22 @@ read_log = sync_to_async(get_events)
 LOG_READ_LIMIT = 1000
 
 
-def stream_response(request: HttpRequest, channel: str) -> HttpResponse:
+def stream_response(request: HttpRequest, channel: str) -> HttpResponseBase:
     """A stream of `channel` from the log position the request asks for."""
     try:
         event_request = EventRequest(request, view_kwargs={"channels": [channel]})
     except (EventRequest.Error, EventPermissionError):
         # django-eventstream's own error response for it.
         return events(request, channels=[channel])  # type: ignore[no-any-return]
-    holder = Holder(request.user.pk, getattr(request, TOKEN_ID_ATTR, None))
+    assert request.user.pk is not None  # the view let only an authenticated user in
+    holder = Holder(int(request.user.pk), getattr(request, TOKEN_ID_ATTR, None))
     if open_streams.full(holder):
         metrics.STREAMS_REFUSED.labels("sse", "per_user_cap").inc()
-        response: HttpResponse = JsonResponse(
+        refused = JsonResponse(
             {"error": "too many streams open for this user; close some first"}, status=429
         )
-        response["Retry-After"] = "30"
-        return response
+        refused["Retry-After"] = "30"
+        return refused
     listener = Listener()
     listener.user_id = event_request.user.pk if event_request.user else "anonymous"
     listener.channels = event_request.channels
@@ -202,7 +204,10 @@ def _encoded(item: Event, channel: str, last_ids: dict[str, Any]) -> bytes:
             text = sse_encode_event(item.type, item.data, event_id=make_id(last_ids))
             cached = item.sse_bytes = (channel, text.encode())
         return cached[1]
-    return sse_encode_event(item.type, item.data, event_id=make_id(last_ids) or None).encode()
+    encoded: bytes = sse_encode_event(
+        item.type, item.data, event_id=make_id(last_ids) or None
+    ).encode()
+    return encoded
 
 
 def _error(condition: str, text: str, extra: dict[str, Any] | None) -> bytes:

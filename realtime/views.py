@@ -15,6 +15,7 @@ from django.http import (
     JsonResponse,
     StreamingHttpResponse,
 )
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -175,14 +176,14 @@ def legacy(request: HttpRequest) -> HttpResponse:
 
 @accepts_token
 @require_GET
-def violation_events(request: HttpRequest) -> HttpResponse:
+def violation_events(request: HttpRequest) -> HttpResponseBase:
     """/events/violations/: each change as JSON, for EventSource clients."""
     return _stream(request, SSE_CHANNEL)
 
 
 @accepts_token
 @require_GET
-def violation_row_events(request: HttpRequest) -> HttpResponse:
+def violation_row_events(request: HttpRequest) -> HttpResponseBase:
     """/events/violations/rows/: each violation as a `<tr>`, for the HTMX table.
 
     ?kind= and ?camera= filter like the page; ?layout=admin renders admin changelist rows.
@@ -194,18 +195,18 @@ def violation_row_events(request: HttpRequest) -> HttpResponse:
     layout = request.GET.get("layout", "table")
     if layout not in LAYOUTS:
         return JsonResponse({"error": "layout must be table or admin"}, status=400)
-    return _stream(request, row_filter.channel(layout))  # type: ignore[arg-type]
+    return _stream(request, row_filter.channel(layout))
 
 
-def _stream(request: HttpRequest, channel: str) -> HttpResponse:
+def _stream(request: HttpRequest, channel: str) -> HttpResponseBase:
     if _proxied_continuation(request):
         # Pushpin asking for the next part of a stream it holds: the signed es-meta it
         # carries was issued to an authenticated request (checked by django-eventstream).
         return events(request, channels=[channel])  # type: ignore[no-any-return]
     if not request.user.is_authenticated:
-        response = JsonResponse({"error": "authentication required"}, status=401)
-        response["WWW-Authenticate"] = 'Bearer realm="violations"'
-        return response
+        refused = JsonResponse({"error": "authentication required"}, status=401)
+        refused["WWW-Authenticate"] = 'Bearer realm="violations"'
+        return refused
     last_event_id, error = _resume_point(request, channel)
     if error:
         return JsonResponse({"error": error}, status=400)

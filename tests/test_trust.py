@@ -633,3 +633,29 @@ def test_plain_paths_are_still_links() -> None:
         kinds.registry().by_slug["ppe"], {"id": 1, "violation_image": "/media/cam07/0001.jpg"}
     )
     assert row.image_href == "/media/cam07/0001.jpg"
+
+
+async def test_a_statement_notice_with_a_unicode_transaction_id_stops_nothing(
+    db_url, pg, marker
+) -> None:
+    listener, got = listener_under_test(db_url)
+    async with running(listener) as task:
+        pg.execute(
+            "SELECT pg_notify('realtime_changed_v1', %s)",
+            [
+                json.dumps(
+                    {
+                        "table": "violation_ppedetections",
+                        "op": "INSERT",
+                        "first_id": 1,
+                        "last_id": 2,
+                        "rows": 2,
+                        "xid": "\u00b2",
+                    }
+                )
+            ],
+        )
+        insert_violation(pg, image=marker)
+        await got.wait_for_images({marker})
+        assert not task.done()
+    assert listener.reconnects == 0, "it did not fall over"
