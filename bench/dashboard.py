@@ -15,13 +15,14 @@ each as server time (a real Daphne, production settings, a bearer token, timed o
 loopback with httpx: median and p95 of --requests after --warmup) and as SQL time (the
 product's own queries, captured from realtime.violations in this process: timed, then
 EXPLAIN ANALYZE'd), first without the product's indexes, then after
-`manage.py create_indexes`. One JSON line per measurement goes to --out, the plans to
-bench/logs/dashboard-plans.txt, and a table to the terminal. The database is dropped at
-the end unless --keep.
+`manage.py create_indexes`, then after an ANALYZE of the kinds' tables (which
+create_indexes does not do; --no-analyze-phase skips it). One JSON line per measurement
+goes to --out, the plans to bench/logs/dashboard-plans.txt, and a table to the terminal.
+The database is dropped at the end unless --keep.
 
     python bench/dashboard.py --help
-    python bench/dashboard.py                  # 3 x 1,000,000 rows, about 15 minutes
-    python bench/dashboard.py --rows 100000 --requests 10
+    python bench/dashboard.py                  # 3 x 1,000,000 rows, about 12 minutes
+    python bench/dashboard.py --rows 100000 --depth 100000 --requests 10
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 SECRET_KEY = "bench-dashboard-secret-key-0123456789abcdef"
 TARGET = "<= 100 ms server time"
-ROW_MARK = re.compile(r'<tr id="violation-')
+ROW_ID = re.compile(r'<tr id="(violation-[^"]+)"')
+PAGE_SIZE = 50  # realtime.rows.PAGE_SIZE
 COUNT_MARK = re.compile(r'data-kind="([^"]+)">(\d+)<')
 
 
@@ -125,39 +127,11 @@ def seed(url: str, rows: int, recent: int, acked: float) -> dict[str, Any]:
                 t0 = time.monotonic()
                 conn.execute(f"ALTER TABLE {qualified} DISABLE TRIGGER USER")
                 try:
-                    # Older rows: from 3 years ago up to 25 h ago, one slot of time each
-                    # (ids ascend with time, as detectors append), at a random point of
-                    # its slot, to the microsecond.
-                    conn.execute(
-                        f"INSERT INTO {qualified}"
-                        " (camera_id, violation_date, violation_time, violation_image)"
-                        " SELECT cam, ts::date, ts::time,"
-                        " '/media/cam' || cam || '/' || to_char(ts, 'YYYY-MM-DD') || '/' || n || '.jpg'"
-                        " FROM (SELECT n, 1 + floor(random() * 40)::int AS cam,"
-                        "  %(start)s::timestamp + (n - 1 + random()) * %(step)s::interval AS ts"
-                        "  FROM generate_series(1, %(older)s) AS n) s",
-                        {
-                            "start": now - _years(3),
-                            "step": (_years(3) - _hours(25)) / max(older, 1),
-                            "older": older,
-                        },
-                    )
-                    # Rows within the counters' window: the last 20 hours (they stay in
-                    # the 24-hour window for the whole run).
-                    conn.execute(
-                        f"INSERT INTO {qualified}"
-                        " (camera_id, violation_date, violation_time, violation_image)"
-                        " SELECT cam, ts::date, ts::time,"
-                        " '/media/cam' || cam || '/' || to_char(ts, 'YYYY-MM-DD') || '/r' || n || '.jpg'"
-                        " FROM (SELECT n, 1 + floor(random() * 40)::int AS cam,"
-                        "  %(start)s::timestamp + (n - 1 + random()) * %(step)s::interval AS ts"
-                        "  FROM generate_series(1, %(recent)s) AS n) s",
-                        {
-                            "start": now - _hours(20),
-                            "step": _hours(20) / max(in_window, 1),
-                            "recent": in_window,
-                        },
-                    )
+                    # Older rows: from 3 years ago up to 25 h ago; then the rows of the
+                    # counters' window, in the last 20 hours (they stay inside the 24-hour
+                    # window for the whole run).
+                    insert_span(conn, qualified, now - _years(3), _years(3) - _hours(25), older)
+                    insert_span(conn, qualified, now - _hours(20), _hours(20), in_window)
                 finally:
                     conn.execute(f"ALTER TABLE {qualified} ENABLE TRIGGER USER")
                 # Operators acknowledged most of what is older than a day.
@@ -201,6 +175,22 @@ def seed(url: str, rows: int, recent: int, acked: float) -> dict[str, Any]:
     }
 
 
+def insert_span(
+    conn: psycopg.Connection[Any], qualified: str, start: Any, span: Any, count: int
+) -> None:
+    """`count` rows spread over `span` from `start`, one slot of time each (ids ascend with
+    time, as detectors append), at a random point of its slot, to the microsecond."""
+    conn.execute(
+        f"INSERT INTO {qualified} (camera_id, violation_date, violation_time, violation_image)"
+        " SELECT cam, ts::date, ts::time,"
+        " '/media/cam' || cam || '/' || to_char(ts, 'YYYY-MM-DD/HH24MISS') || '.jpg'"
+        " FROM (SELECT n, 1 + floor(random() * 40)::int AS cam,"
+        "  %(start)s::timestamp + (n - 1 + random()) * %(step)s::interval AS ts"
+        "  FROM generate_series(1, %(count)s) AS n) s",
+        {"start": start, "step": span / max(count, 1), "count": count},
+    )
+
+
 def _years(n: int) -> Any:
     from datetime import timedelta
 
@@ -234,10 +224,11 @@ SORT_KEY = (
 )
 
 
-def deep_cursor(url: str, depth: int, camera: int | None) -> str:
+def deep_cursor(url: str, depth: int, camera: int | None) -> tuple[str, list[str]]:
     """The cursor of the row `depth` rows deep in the page order, across every kind (with
     `camera`: the first row of that camera at or past that point), as Page.next_cursor
-    writes it: DATE,TIME,KIND,ID."""
+    writes it (DATE,TIME,KIND,ID); and the DOM ids of the page of rows after it, to check
+    what Load older returns."""
     with psycopg.connect(url) as conn:
         kinds = kinds_of(conn)
         union = " UNION ALL ".join(
@@ -251,18 +242,26 @@ def deep_cursor(url: str, depth: int, camera: int | None) -> str:
         ).fetchone()
         if at is None:
             raise SystemExit(f"--depth {depth} is deeper than the tables (see --rows)")
+        after = (
+            'AND (d, tm, kind COLLATE "C", id)'
+            ' <= (%s::date, %s::time, %s::text COLLATE "C", %s::bigint)'
+        )
         if camera is not None:
             at = conn.execute(
-                f"SELECT d, tm, kind, id FROM ({union}) u WHERE camera_id = %s"
-                ' AND (d, tm, kind COLLATE "C", id) <= (%s::date, %s::time, %s::text COLLATE "C", %s::bigint)'
+                f"SELECT d, tm, kind, id FROM ({union}) u WHERE camera_id = %s {after}"
                 f" {order} LIMIT 1",
                 [camera, *at],
             ).fetchone()
+        expected = conn.execute(
+            f"SELECT kind, id FROM ({union}) u WHERE (%s::int IS NULL OR camera_id = %s)"
+            f" {after.replace('<=', '<')} {order} LIMIT %s",
+            [camera, camera, *at, PAGE_SIZE],
+        ).fetchall()
         d, tm, kind, pk = conn.execute(
             "SELECT to_json(%s::date) #>> '{}', to_json(%s::time) #>> '{}', %s::text, %s::bigint",
             list(at),
         ).fetchone()
-    return f"{d},{tm},{kind},{pk}"
+    return f"{d},{tm},{kind},{pk}", [f"violation-{k}-{i}" for k, i in expected]
 
 
 # --- the server ---------------------------------------------------------------------------
@@ -348,9 +347,7 @@ class Capture:
             self.queries.append((sql, params, (time.perf_counter() - started) * 1000))
 
 
-def product_reads(
-    camera: int | None, cursor: str | None
-) -> dict[str, Callable[[], None]]:
+def product_reads(camera: int | None, cursor: str | None) -> dict[str, Callable[[], None]]:
     """What each endpoint reads through realtime.violations (the views' own calls)."""
     from realtime import kinds, violations
     from realtime.rows import Cursor, RowFilter
@@ -401,17 +398,21 @@ def time_sql(reads: dict[str, Callable[[], None]], repeats: int) -> dict[str, An
 # --- one phase ----------------------------------------------------------------------------
 
 
-def endpoints(cursors: dict[int | None, str], camera: int) -> list[dict[str, Any]]:
+def endpoints(
+    cursors: dict[int | None, tuple[str, list[str]]], camera: int
+) -> list[dict[str, Any]]:
     out = []
     for cam in (None, camera):
         suffix = "" if cam is None else "-camera"
         query = "" if cam is None else f"camera={cam}"
+        cursor, expected = cursors[cam]
         out += [
             {
                 "scenario": f"first-page{suffix}",
                 "path": "/" + (f"?{query}" if query else ""),
                 "camera": cam,
                 "cursor": None,
+                "expected": None,
                 "reads": ["page", "counts"],
             },
             {
@@ -419,14 +420,17 @@ def endpoints(cursors: dict[int | None, str], camera: int) -> list[dict[str, Any
                 "path": "/counters/" + (f"?{query}" if query else ""),
                 "camera": cam,
                 "cursor": None,
+                "expected": None,
                 "reads": ["counts"],
             },
             {
                 "scenario": f"older-deep{suffix}",
-                "path": "/rows/?" + (f"{query}&" if query else "")
-                + str(httpx.QueryParams({"before": cursors[cam]})),
+                "path": "/rows/?"
+                + (f"{query}&" if query else "")
+                + str(httpx.QueryParams({"before": cursor})),
                 "camera": cam,
-                "cursor": cursors[cam],
+                "cursor": cursor,
+                "expected": expected,
                 "reads": ["page"],
             },
         ]
@@ -437,9 +441,10 @@ def run_phase(
     phase: str,
     args: argparse.Namespace,
     requests: int,
+    sql_repeats: int,
     env: dict[str, str],
     token: str,
-    cursors: dict[int | None, str],
+    cursors: dict[int | None, tuple[str, list[str]]],
     logs: Path,
     plans: Any,
 ) -> list[dict[str, Any]]:
@@ -449,13 +454,22 @@ def run_phase(
     try:
         headers = {"Authorization": f"Bearer {token}"}
         with httpx.Client(
-            base_url=f"http://127.0.0.1:{args.port}", headers=headers, timeout=120
+            base_url=f"http://127.0.0.1:{args.port}", headers=headers, timeout=300
         ) as client:
             for spec in endpoints(cursors, args.camera):
+                # How busy the 2 cores were meanwhile (100 % = both), and by what: the
+                # numbers mean little if something else shared the machine.
+                load_before, machine_before = os.getloadavg()[0], psutil.cpu_times()
                 times, response = time_http(client, spec["path"], args.warmup, requests)
+                machine = {
+                    "busy_pct": round(100 * busy_share(machine_before, psutil.cpu_times()), 1),
+                    "load_1min": round(max(load_before, os.getloadavg()[0]), 2),
+                }
                 body = response.text
                 reads = product_reads(spec["camera"], spec["cursor"])
-                sql = time_sql({k: reads[k] for k in spec["reads"]}, args.sql_repeats)
+                sql = time_sql({k: reads[k] for k in spec["reads"]}, sql_repeats)
+                shown = ROW_ID.findall(body)
+                p50, p95 = statistics.median(times), percentile(times, 95)
                 row = {
                     "scenario": f"dashboard-{spec['scenario']}",
                     "phase": phase,
@@ -464,15 +478,16 @@ def run_phase(
                     "rows_per_table": args.rows,
                     "requests": requests,
                     "warmup": args.warmup,
-                    "p50_ms": round(statistics.median(times), 2),
-                    "p95_ms": round(percentile(times, 95), 2),
+                    "p50_ms": round(p50, 2),
+                    "p95_ms": round(p95, 2),
                     "max_ms": round(max(times), 2),
                     "min_ms": round(min(times), 2),
-                    "met": percentile(times, 95) <= 100 and statistics.median(times) <= 100,
+                    "met": p50 <= 100 and p95 <= 100,
+                    "machine_during": machine,
                     "response": {
                         "status": response.status_code,
                         "bytes": len(response.content),
-                        "rows": len(ROW_MARK.findall(body)),
+                        "rows": len(shown),
                         "counts": {k: int(v) for k, v in COUNT_MARK.findall(body)},
                         "load_older": 'id="load-older"' in body,
                     },
@@ -481,6 +496,9 @@ def run_phase(
                         for name, m in sql.items()
                     },
                 }
+                if spec["expected"] is not None:
+                    # The page after the cursor is the 50 rows after it, in order.
+                    row["response"]["rows_as_expected"] = shown == spec["expected"]
                 results.append(row)
                 for name, m in sql.items():
                     plans.write(
@@ -489,15 +507,65 @@ def run_phase(
                     )
                 plans.flush()
                 print(
-                    f"  {phase:<11} {row['scenario']:<32} p50 {row['p50_ms']:>8} ms"
-                    f"  p95 {row['p95_ms']:>8} ms  sql "
+                    f"  {phase:<17} {row['scenario']:<30} p50 {row['p50_ms']:>9} ms"
+                    f"  p95 {row['p95_ms']:>9} ms  sql "
                     + ", ".join(f"{n} {m['sql_p50_ms']} ms" for n, m in sql.items())
-                    + f"  ({row['response']['rows']} rows, {row['response']['counts'] or ''})",
+                    + f"  ({row['response']}, machine {machine})",
                     flush=True,
                 )
     finally:
         server.stop()
     return results
+
+
+def code_version() -> str:
+    """The commit measured, and "+changes" when the product's files differ from it (others
+    may be editing the same tree while this runs: compared at the start and the end)."""
+
+    def git(*argv: str) -> str:
+        out = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True)
+        return out.stdout.strip()
+
+    if os.environ.get("BENCH_CODE_VERSION"):  # a snapshot without .git (git archive)
+        return os.environ["BENCH_CODE_VERSION"]
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "realtime", "config", "templates", "sql")
+    return commit + ("+changes" if dirty else "")
+
+
+def busy_share(before: Any, after: Any) -> float:
+    idle = (after.idle + after.iowait) - (before.idle + before.iowait)
+    total = sum(after) - sum(before)
+    return 1 - idle / total if total else 0.0
+
+
+def others_busy() -> list[str]:
+    """Processes not of this benchmark using CPU right now (a test suite, a browser)."""
+    mine = {os.getpid(), *(p.pid for p in psutil.Process().children(recursive=True))}
+    procs = [p for p in psutil.process_iter(["name"]) if p.pid not in mine]
+    for p in procs:
+        try:
+            p.cpu_percent(None)
+        except psutil.Error:
+            pass
+    time.sleep(1.0)
+    busy = []
+    for p in procs:
+        try:
+            pct = p.cpu_percent(None)
+        except psutil.Error:
+            continue
+        if pct >= 5 and p.info["name"] not in ("postgres",):
+            busy.append(f"{p.info['name']} {pct:.0f}%")
+    return busy
+
+
+def analyze(url: str) -> float:
+    started = time.monotonic()
+    with psycopg.connect(url, autocommit=True) as conn:
+        for _, schema, table in kinds_of(conn):
+            conn.execute(f"ANALYZE {pgsql.Identifier(schema, table).as_string(conn)}")
+    return round(time.monotonic() - started, 1)
 
 
 # --- main ---------------------------------------------------------------------------------
@@ -527,7 +595,16 @@ def main() -> None:
     parser.add_argument(
         "--requests-without",
         type=int,
-        help="timed requests per endpoint without the indexes (default: --requests)",
+        default=10,
+        help="timed requests per endpoint without the indexes (seconds each at 1,000,000 rows)",
+    )
+    parser.add_argument(
+        "--sql-repeats-without", type=int, default=3, help="timed runs of each query, the same"
+    )
+    parser.add_argument(
+        "--no-analyze-phase",
+        action="store_true",
+        help="skip the third measurement (after ANALYZE of the kinds' tables)",
     )
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--keep", action="store_true", help="keep the database at the end")
@@ -544,6 +621,10 @@ def main() -> None:
         "platform": platform.platform(),
     }
     at = time.strftime("%Y-%m-%dT%H:%M:%S")
+    version = code_version()
+    busy = others_busy()
+    if busy:
+        print(f"note: other processes are using the CPU: {', '.join(busy)}", flush=True)
     print(f"creating {args.database_url}", flush=True)
     create_database(args.database_url)
     rows: list[dict[str, Any]] = []
@@ -571,28 +652,67 @@ def main() -> None:
             None: deep_cursor(args.database_url, args.depth, None),
             args.camera: deep_cursor(args.database_url, args.depth, args.camera),
         }
-        print(f"  cursors {cursors}", flush=True)
-        common = {"seed": seeded, "depth": args.depth, "cursors": {str(k): v for k, v in cursors.items()}}
+        print(f"  cursors { {k: v[0] for k, v in cursors.items()} }", flush=True)
+        notes: dict[str, Any] = {
+            "seed": seeded,
+            "depth": args.depth,
+            "cursors": {str(k): v[0] for k, v in cursors.items()},
+            "others_busy_at_start": busy,
+        }
         with (logs / "dashboard-plans.txt").open("w") as plans:
             print("measuring without the product's indexes", flush=True)
-            for row in run_phase("no-indexes", args, args.requests_without or args.requests, env, token, cursors, logs, plans):
-                rows.append({**row, "notes": common})
+            for row in run_phase(
+                "no-indexes",
+                args,
+                args.requests_without,
+                args.sql_repeats_without,
+                env,
+                token,
+                cursors,
+                logs,
+                plans,
+            ):
+                rows.append({**row, "notes": notes})
             print("manage.py create_indexes", flush=True)
             started = time.monotonic()
             made = manage(env, "create_indexes")
-            index_s = round(time.monotonic() - started, 1)
-            print("  " + made.strip().replace("\n", "\n  ") + f"\n  ({index_s} s)", flush=True)
-            print("measuring with them", flush=True)
-            for row in run_phase("indexes", args, args.requests, env, token, cursors, logs, plans):
-                rows.append({**row, "notes": {**common, "create_indexes_s": index_s}})
+            notes = {**notes, "create_indexes_s": round(time.monotonic() - started, 1)}
+            print("  " + made.strip().replace("\n", "\n  "), flush=True)
+            print("measuring with them, as create_indexes leaves the tables", flush=True)
+            for row in run_phase(
+                "indexes", args, args.requests, args.sql_repeats, env, token, cursors, logs, plans
+            ):
+                rows.append({**row, "notes": notes})
+            if not args.no_analyze_phase:
+                # create_indexes does not ANALYZE, and autovacuum analyzes a table only
+                # after 10 % of it has changed: until then the planner has no statistics
+                # of the indexes' expressions. What it does with them:
+                notes = {**notes, "analyze_s": analyze(args.database_url)}
+                print(f"ANALYZE of the kinds' tables ({notes['analyze_s']} s)", flush=True)
+                for row in run_phase(
+                    "indexes-analyzed",
+                    args,
+                    args.requests,
+                    args.sql_repeats,
+                    env,
+                    token,
+                    cursors,
+                    logs,
+                    plans,
+                ):
+                    rows.append({**row, "notes": notes})
         from django.db import connections
 
         connections.close_all()
+        if code_version() != version:
+            print(f"note: the code changed during the run ({version} -> {code_version()})")
+            version = f"{version} -> {code_version()}"
     finally:
         if rows:
             with args.out.open("a") as out:
                 for row in rows:
-                    out.write(json.dumps({"at": at, **row, "machine": machine}) + "\n")
+                    row = {"at": at, **row, "code": version, "machine": machine}
+                    out.write(json.dumps(row) + "\n")
         if not args.keep:
             drop_database(args.database_url)
             print(f"dropped {args.database_url}", flush=True)
@@ -601,15 +721,18 @@ def main() -> None:
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     print()
-    print(f"{'scenario':<34}{'phase':<12}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}  "
-          f"{'SQL p50 ms (EXPLAIN ANALYZE ms)':<44}{'<=100 ms'}")
+    print(
+        f"{'scenario':<32}{'phase':<18}{'p50 ms':>10}{'p95 ms':>10}{'max ms':>10}  "
+        f"{'SQL p50 ms (EXPLAIN ANALYZE ms)':<48}{'<= 100 ms':<10}{'busy %'}"
+    )
     for row in rows:
         sql = ", ".join(
             f"{n} {m['sql_p50_ms']} ({m['explain_execution_ms']})" for n, m in row["sql"].items()
         )
         print(
-            f"{row['scenario']:<34}{row['phase']:<12}{row['p50_ms']:>9}{row['p95_ms']:>9}"
-            f"{row['max_ms']:>9}  {sql:<44}{'met' if row['met'] else 'NOT met'}"
+            f"{row['scenario']:<32}{row['phase']:<18}{row['p50_ms']:>10}{row['p95_ms']:>10}"
+            f"{row['max_ms']:>10}  {sql:<48}{'met' if row['met'] else 'NOT met':<10}"
+            f"{row['machine_during']['busy_pct']}"
         )
 
 

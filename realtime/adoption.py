@@ -197,7 +197,7 @@ def is_watched(cursor: Any, table: Table) -> bool:
 
 # --- indexes ------------------------------------------------------------------------------
 # The sort key of every page: newest first by the detection's date and time (NULLs as
-# oldest), then id. The expressions here and in realtime.violation_queries are the same
+# oldest), then id. The expressions here and in realtime.violations are the same
 # text, so the planner uses the index for both.
 SORT_DATE = "coalesce(violation_date, '-infinity'::date)"
 SORT_TIME = "coalesce(violation_time, '00:00'::time)"

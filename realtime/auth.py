@@ -15,6 +15,7 @@ server's own access log).
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode
 
@@ -32,6 +33,7 @@ from django.utils import timezone
 from realtime.models import ApiToken
 
 TOKEN_PARAM = "token"
+LAST_USED_PRECISION = timedelta(minutes=1)
 # Set on a request (HTTP) or scope (WebSocket) that a token authenticated: which one.
 TOKEN_ID_ATTR = "auth_token_id"
 
@@ -69,7 +71,10 @@ def token_holder(key: str) -> tuple[Any, int | None]:
     )
     if token is None:
         return AnonymousUser(), None
-    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
+        # Not a write per request: to the minute is enough to tell a token in use.
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token.user, token.pk
 
 

@@ -148,6 +148,9 @@ def unacknowledged_counts(
         parts.append(
             f"SELECT %(kind_{n})s::text, count(*) FROM {kind.qualified} t"
             f" WHERE ({sort_date}, {sort_time}) >= (%(date)s::date, %(time)s::time){camera_clause}"
+            # Implied by the line above; the plain column has statistics, so the planner
+            # knows the window is small even before the index's expressions are analysed.
+            " AND t.violation_date >= %(date)s::date"
             " AND NOT EXISTS (SELECT 1 FROM realtime_acknowledgement a"
             f" WHERE a.table_name = %(table_{n})s AND a.violation_id = t.id)"
         )

@@ -141,6 +141,7 @@ def test_check_lists_the_tutorial_trigger_and_the_missing_indexes(detectors_db) 
 
     created = manage(detectors_db, "create_indexes")
     assert created.count("CREATE INDEX CONCURRENTLY") == 6
+    assert created.count("ANALYZE") == 3, "statistics of the new expressions"
     assert manage(detectors_db, "create_indexes").strip() == "Every kind's table has its indexes."
     out = run_manage(detectors_db, "check")
     assert "realtime.W001" not in out.stderr
