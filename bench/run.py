@@ -102,6 +102,8 @@ def stack_env(args: argparse.Namespace) -> dict[str, str]:
         DJANGO_SECRET_KEY="bench-secret-key-0123456789abcdefghijkl",
         DJANGO_SECURE_COOKIES="0",
         REALTIME_LOG_LEVEL="WARNING",
+        # Every client of a scenario uses one token: one user holding thousands of streams.
+        REALTIME_MAX_STREAMS_PER_USER="100000",
         PYTHONUNBUFFERED="1",
     )
     return env

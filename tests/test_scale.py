@@ -21,7 +21,14 @@ CLIENTS = 1000
 def stack(database_url: str, tmp_path: Any) -> Iterator[Stack]:
     from django.conf import settings
 
-    stack = Stack.start("redis", database_url, settings.TEST_REDIS_URL, tmp_path)
+    # One token for every client: one user holding thousands of streams.
+    stack = Stack.start(
+        "redis",
+        database_url,
+        settings.TEST_REDIS_URL,
+        tmp_path,
+        REALTIME_MAX_STREAMS_PER_USER="100000",
+    )
     try:
         yield stack
     finally:
