@@ -184,7 +184,7 @@ async def test_notification_for_an_unwatched_table_is_skipped(db_url, pg, caplog
         await asyncio.wait_for(listener.wait_active(), 10)
         pg.execute(
             "SELECT pg_notify('realtime_changed_v1', %s)",
-            ['{"id": 1, "table": "payroll", "op": "INSERT", "data": {"salary": 1}}'],
+            ['{"id": 999999999999, "table": "payroll", "op": "INSERT", "data": {"salary": 1}}'],
         )
         insert_violation(pg, image="/media/after-forged.jpg")
         for _ in range(100):
