@@ -10,7 +10,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from realtime import backpressure, metrics
+from realtime import metrics, server_internals
 from realtime.auth import TOKEN_ID_ATTR
 from realtime.bridge import Bridge
 from realtime.bus import ChangeMessage
@@ -46,8 +46,8 @@ class ViolationConsumer(AsyncWebsocketConsumer):
     closing: asyncio.Future[None] | None = None
     # True while the pump waits on an empty outbox: a frame may then be written at once.
     idle = False
-    write_now: backpressure.WriteText | None = None
-    pending: backpressure.PendingBytes | None = None
+    write_now: server_internals.WriteText | None = None
+    pending: server_internals.PendingBytes | None = None
     stream_handle: int | None = None
 
     async def connect(self) -> None:
@@ -67,8 +67,8 @@ class ViolationConsumer(AsyncWebsocketConsumer):
             await self.close()  # refused, as the handshake of any stream it may not open
             return
         self.outbox: asyncio.Queue[tuple[int, str]] = asyncio.Queue(maxsize=OUTBOX_SIZE)
-        self.write_now = backpressure.text_writer(self.scope.get(SERVER_SEND_KEY))
-        self.pending = self.scope.get(backpressure.SCOPE_KEY)
+        self.write_now = server_internals.direct_text_writer(self.scope.get(SERVER_SEND_KEY))
+        self.pending = self.scope.get(server_internals.SCOPE_KEY)
         # Sent by the replay of ?lastEventId=: not again when the bus brings them too.
         self.replayed: set[int] = set()
         self.bridge = await runtime.ensure_started()
@@ -141,7 +141,7 @@ class ViolationConsumer(AsyncWebsocketConsumer):
             self.idle = False
             if event_id in replayed:
                 continue
-            if not await backpressure.drained(
+            if not await server_internals.drained(
                 pending, limit, settings.REALTIME_CLIENT_STALL_TIMEOUT
             ):
                 # Stopped reading: drop it rather than buffer without end; it can come

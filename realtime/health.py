@@ -8,6 +8,7 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, connection
 
+from realtime import server_internals
 from realtime.eventlog import STATE_NAME
 from realtime.listener import LISTENER_APPLICATION_NAME
 
@@ -49,6 +50,9 @@ def check() -> tuple[bool, dict[str, Any]]:
         }
     if settings.REDIS_URL:
         report["redis"] = {"ok": _redis_ok(settings.REDIS_URL)}
+    # The private-API probes of this process (realtime.server_internals): a "failed" one is
+    # a safeguard that is off, such as the bound on clients that stopped reading.
+    report["server_internals"] = dict(server_internals.probes)
     healthy = (
         report["database"]["ok"]
         and report["listener"]["state"] == "active"

@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connections
 
-from realtime import backpressure, bus, grip, kinds
+from realtime import bus, grip, kinds, server_internals
 from realtime.bridge import Bridge
 from realtime.changes import ChangeEvent
 from realtime.credentials import open_streams
@@ -129,7 +129,7 @@ class RealtimeRuntime:
             scope = dict(
                 scope,
                 **{
-                    backpressure.SCOPE_KEY: backpressure.pending_bytes_reader(send),
+                    server_internals.SCOPE_KEY: server_internals.pending_bytes_reader(send),
                     SERVER_SEND_KEY: send,
                 },
             )

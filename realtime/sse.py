@@ -25,7 +25,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from asgiref.sync import SyncToAsync, sync_to_async
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -40,7 +40,7 @@ from django_eventstream.utils import (
 )
 from django_eventstream.views import Listener, events, get_listener_manager
 
-from realtime import backpressure, metrics
+from realtime import metrics, server_internals
 from realtime.auth import TOKEN_ID_ATTR
 from realtime.credentials import Holder, TooManyStreams, open_streams
 
@@ -76,7 +76,7 @@ def stream_response(request: HttpRequest, channel: str) -> HttpResponseBase:
     listener = Listener()
     listener.user_id = event_request.user.pk if event_request.user else "anonymous"
     listener.channels = event_request.channels
-    pending = getattr(request, "scope", {}).get(backpressure.SCOPE_KEY)
+    pending = getattr(request, "scope", {}).get(server_internals.SCOPE_KEY)
     response = StreamingHttpResponse(
         stream(event_request, listener, pending, holder), content_type="text/event-stream"
     )
@@ -94,7 +94,7 @@ def _ended(listener: Listener) -> None:
 async def stream(
     event_request: EventRequest,
     listener: Listener,
-    pending: backpressure.PendingBytes | None,
+    pending: server_internals.PendingBytes | None,
     holder: Holder | None = None,
 ) -> AsyncIterator[bytes]:
     manager = get_listener_manager()
@@ -118,7 +118,7 @@ async def stream(
                 yield _error("forbidden", str(exc), {"channels": exc.channels})
                 return
             finally:
-                release_request_thread()
+                server_internals.release_request_thread()
             last_ids = dict(response.channel_last_ids)
             if response.channel_reset:
                 channels = {"channels": list(response.channel_reset)}
@@ -214,35 +214,17 @@ def _error(condition: str, text: str, extra: dict[str, Any] | None) -> bytes:
     return sse_encode_error(condition, text, extra).encode()  # type: ignore[no-any-return]
 
 
-async def drained(pending: backpressure.PendingBytes | None) -> bool:
+async def drained(pending: server_internals.PendingBytes | None) -> bool:
     """Waits for a client that leaves more than REALTIME_CLIENT_MAX_BUFFER unread; False
     (end the stream) if it takes nothing for REALTIME_CLIENT_STALL_TIMEOUT seconds.
 
     Its EventSource reconnects with Last-Event-ID and gets the rest from the log.
     """
     limit = settings.REALTIME_CLIENT_MAX_BUFFER
-    if await backpressure.drained(pending, limit, settings.REALTIME_CLIENT_STALL_TIMEOUT):
+    if await server_internals.drained(pending, limit, settings.REALTIME_CLIENT_STALL_TIMEOUT):
         return True
     logger.warning(
         "dropping an SSE client that stopped reading",
         extra={"buffered_bytes": pending() if pending else 0},
     )
     return False
-
-
-def release_request_thread() -> None:
-    """Lets the thread Django gave this request end while its stream goes on.
-
-    Django runs each request's sync code (the view, the login, reading the log) in a
-    thread of its own that lives as long as the request; for a stream that is for days,
-    and it was most of an idle SSE connection's memory. Called after each read of the
-    log; the next read gets a new thread from asgiref, as the first did.
-    Internal API (asgiref's per-request executors), pinned: tests/test_e2e.py checks it.
-    """
-    try:
-        context = SyncToAsync.thread_sensitive_context.get()
-    except LookupError:  # not under Django's ASGI handler
-        return
-    executor = SyncToAsync.context_to_thread_executor.pop(context, None)
-    if executor is not None:
-        executor.shutdown(wait=False)

@@ -7,8 +7,9 @@ from functools import partial
 from typing import Any
 
 import pytest
+from daphne.server import Server
 
-from realtime import backpressure
+from realtime import server_internals
 from realtime.bus import change_message
 from realtime.consumers import ViolationConsumer
 
@@ -49,10 +50,12 @@ async def test_frames_wait_in_the_outbox_behind_others_or_for_a_slow_client(sett
     assert consumer.outbox.get_nowait() == (7, message(7)["frame"])
 
 
-class DaphneLike:
+class DaphneLike(Server):
+    """Daphne's server, as much of it as the writer touches."""
+
     """Daphne's server as `send` reaches it: partial(server.handle_reply, protocol)."""
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # Daphne's own needs an application and endpoints
         self.connections: dict[Any, dict[str, Any]] = {}
 
     async def handle_reply(self, protocol: Any, message: dict[str, Any]) -> None:
@@ -69,7 +72,7 @@ class Protocol:
 
 def test_text_writer_writes_only_while_daphne_has_the_connection_open() -> None:
     server, protocol = DaphneLike(), Protocol()
-    write = backpressure.text_writer(partial(server.handle_reply, protocol))
+    write = server_internals.direct_text_writer(partial(server.handle_reply, protocol))
     assert write is not None
     write("before it is known")
     server.connections[protocol] = {}
@@ -82,5 +85,17 @@ def test_text_writer_writes_only_while_daphne_has_the_connection_open() -> None:
 async def test_text_writer_is_none_under_another_server() -> None:
     async def send(message: dict[str, Any]) -> None: ...
 
-    assert backpressure.text_writer(send) is None
-    assert backpressure.text_writer(None) is None
+    assert server_internals.direct_text_writer(send) is None
+    assert server_internals.direct_text_writer(None) is None
+
+
+def test_a_probe_that_fails_under_daphne_is_said_once_and_shown(caplog) -> None:
+    """A Daphne upgrade that changed its transport: the bound on slow clients is off."""
+    server, protocol = DaphneLike(), Protocol()  # a protocol without a Twisted transport
+    server_internals.probes.pop("pending_bytes", None)
+    for _ in range(3):
+        assert server_internals.pending_bytes_reader(partial(server.handle_reply, protocol)) is None
+    warnings = [r for r in caplog.records if "private API probe failed" in r.getMessage()]
+    assert [r.probe for r in warnings] == ["pending_bytes"]
+    assert server_internals.probes["pending_bytes"] == "failed"
+    server_internals.probes.pop("pending_bytes")

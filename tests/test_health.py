@@ -75,5 +75,7 @@ def test_a_running_stack_is_healthy(database_url, tmp_path) -> None:
         assert body["redis"] == {"ok": True}
         assert body["listener"]["state"] == "active"
         assert body["listener"]["standby"] == 0
+        # Daphne's internals that bound slow clients were found where they were expected.
+        assert body["server_internals"]["pending_bytes"] == "ok"
     finally:
         stack.stop()
