@@ -20,10 +20,8 @@ from collections.abc import Callable, Collection
 from typing import Any, cast
 
 from channels.db import database_sync_to_async
-from django_eventstream.event import Event
-from django_eventstream.views import get_listener_manager
 
-from realtime import eventlog, kinds, metrics
+from realtime import eventlog, eventstream, kinds, metrics
 from realtime.bus import (
     BATCH_TYPE,
     BRIDGE_CHANNEL_PREFIX,
@@ -35,16 +33,15 @@ from realtime.bus import (
     ours,
 )
 from realtime.changes import STATE, ChangeEvent, acknowledgement_frame
+from realtime.eventstream import JSON_STREAM
 from realtime.retry import backoff_delay
-from realtime.rows import LAYOUTS, channels_for, render_change
+from realtime.rows import LAYOUTS, render_change, streams_for
 
 logger = logging.getLogger(__name__)
 
 # Called with the changes that arrived together, in order, each id once.
 Subscriber = Callable[[list[ChangeMessage]], None]
 
-# The django-eventstream channel carrying the JSON frames (/events/violations/).
-SSE_CHANNEL = "violations"
 # Its event type for an acknowledgement (onmessage clients, which take changes, skip it).
 ACKNOWLEDGEMENT_EVENT = "acknowledgement"
 # Re-adding is cheap; a Redis that restarted has forgotten the group until then.
@@ -54,10 +51,6 @@ GROUP_REFRESH_SECONDS = 10.0
 # remembered until the next heal: the heal must know every one it need not read again.
 RECENT_IDS = 100_000
 HEAL_BATCH = 1000
-# Events waiting for one SSE stream (django-eventstream's own limit is 10). Past it the
-# stream re-reads from the log once it runs again: nothing is lost, but a burst of a few
-# hundred rows should not send every stream to the database.
-STREAM_PENDING_MAX = 1000
 
 
 class Bridge:
@@ -79,10 +72,6 @@ class Bridge:
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)
-
-    @property
-    def subscriber_count(self) -> int:
-        return len(self._subscribers)
 
     def dispatch(self, messages: list[ChangeMessage]) -> None:
         fresh = []
@@ -126,21 +115,21 @@ class Bridge:
     async def run(self) -> None:
         """Receive from the group until cancelled; rejoin after channel-layer errors."""
         layer = channel_layer()
-        channel: str | None = None
+        inbox: str | None = None  # this bridge's channel of the channel layer
         attempt = 0
         while True:
             refresher: asyncio.Task[None] | None = None
             try:
-                if channel is None:
-                    channel = await layer.new_channel(BRIDGE_CHANNEL_PREFIX)
+                if inbox is None:
+                    inbox = await layer.new_channel(BRIDGE_CHANNEL_PREFIX)
                     self.checked_up_to = await newest_event_id()
                     await kinds.arefresh()
-                await layer.group_add(GROUP, channel)
-                refresher = asyncio.create_task(self._refresh_membership(channel))
+                await layer.group_add(GROUP, inbox)
+                refresher = asyncio.create_task(self._refresh_membership(inbox))
                 self.ready.set()
                 attempt = 0
                 while True:
-                    message = await layer.receive(channel)
+                    message = await layer.receive(inbox)
                     if not ours(message):
                         self._note_foreign(message)
                     elif message.get("type") == BATCH_TYPE:
@@ -197,11 +186,11 @@ class Bridge:
             self.dispatch(messages)
         self._checked(forwarded_up_to)
 
-    async def _refresh_membership(self, channel: str) -> None:
+    async def _refresh_membership(self, inbox: str) -> None:
         layer = channel_layer()
         while True:
             await asyncio.sleep(GROUP_REFRESH_SECONDS)
-            await layer.group_add(GROUP, channel)
+            await layer.group_add(GROUP, inbox)
 
 
 newest_event_id = database_sync_to_async(eventlog.newest_id)
@@ -214,48 +203,48 @@ def events_by_id(ids: list[int]) -> list[ChangeMessage]:
 
 
 def wake_sse_streams(messages: list[ChangeMessage]) -> None:
-    queue_for_streams(SSE_CHANNEL, [json_event(m) for m in messages])
+    eventstream.queue_for_streams(JSON_STREAM, [json_event(m) for m in messages])
 
 
-def json_event(message: ChangeMessage) -> Event:
+def json_event(message: ChangeMessage) -> eventstream.StreamEvent:
     """/events/violations/: a change as `message`, an acknowledgement as its own event."""
     if message["op"] == STATE:
         change = cast(ChangeEvent, {**json.loads(message["frame"]), "state": message.get("state")})
-        return Event(
-            SSE_CHANNEL, ACKNOWLEDGEMENT_EVENT, acknowledgement_frame(change), id=message["id"]
+        return eventstream.event(
+            JSON_STREAM, ACKNOWLEDGEMENT_EVENT, acknowledgement_frame(change), message["id"]
         )
-    return Event(SSE_CHANNEL, "message", message["frame"], id=message["id"])
+    return eventstream.event(JSON_STREAM, "message", message["frame"], message["id"])
 
 
 def wake_row_streams(messages: list[ChangeMessage]) -> None:
     # /events/violations/rows/: each change rendered once per layout, then queued on
     # every channel (one per filter) that keeps it; not rendered at all where no stream
     # of this process would take it.
-    listened = get_listener_manager().listeners_by_channel
-    if not listened.keys() - {SSE_CHANNEL}:
+    listened = eventstream.listened()
+    if not set(listened) - {JSON_STREAM}:
         return
     registry = kinds.cached()
-    by_channel: dict[str, list[Event]] = {}
+    by_channel: dict[str, list[eventstream.StreamEvent]] = {}
     for message in messages:
         try:
-            fragments = row_fragments(message, registry, listened.keys())
+            fragments = row_fragments(message, registry, listened)
         except Exception:
             # One row that cannot be drawn keeps no other off the table.
             logger.exception("could not draw a row", extra={"event_id": message["id"]})
             continue
         for channel, html in fragments:
             by_channel.setdefault(channel, []).append(
-                Event(channel, "message", html, id=message["id"])
+                eventstream.event(channel, "message", html, message["id"])
             )
     for channel, events in by_channel.items():
-        queue_for_streams(channel, events)
+        eventstream.queue_for_streams(channel, events)
 
 
 def row_fragments(
     message: ChangeMessage, registry: kinds.Registry, wanted: Collection[str] | None = None
 ) -> list[tuple[str, str]]:
-    """(rows channel, `<tr>`) for every channel that keeps this change (of `wanted`, if
-    given): drawn once per layout, and not at all for a layout no channel wants."""
+    """(rows stream, `<tr>`) for every rows stream that keeps this change (of `wanted`, if
+    given): drawn once per layout, and not at all for a layout no stream wants."""
     kind = registry.by_table.get(message["table"])
     if kind is None:
         return []
@@ -263,7 +252,7 @@ def row_fragments(
     out: list[tuple[str, str]] = []
     for layout in LAYOUTS:
         channels = [
-            c for c in channels_for(layout, kind.slug, camera_id) if wanted is None or c in wanted
+            c for c in streams_for(layout, kind.slug, camera_id) if wanted is None or c in wanted
         ]
         if not channels:
             continue
@@ -271,29 +260,3 @@ def row_fragments(
         if html is not None:
             out.extend((channel, html) for channel in channels)
     return out
-
-
-def queue_for_streams(channel: str, events: list[Event]) -> None:
-    """Queue events on every local stream of a channel, waking each stream once.
-
-    What django-eventstream's `ListenerManager.add_to_queues` does for one event (its own
-    Redis listener calls it), for several: a stream then writes them all in one chunk.
-    Internal API, pinned: tests/test_eventstream_contract.py fails if it changes.
-    """
-    manager = get_listener_manager()
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        loop = None
-    with manager.lock:
-        for listener in manager.listeners_by_channel.get(channel, ()):
-            items = listener.channel_items.setdefault(channel, [])
-            room = STREAM_PENDING_MAX - len(items)
-            if room < len(events):
-                # The stream reads the rest from the log after what it has.
-                listener.overflow = True
-            items.extend(events[: max(0, room)])
-            if listener.loop is loop:
-                listener.aevent.set()  # the stream's own loop, this thread: no self-pipe write
-            else:
-                listener.wake_threadsafe()

@@ -131,9 +131,8 @@ class ViolationConsumer(AsyncWebsocketConsumer):
         pending = self.pending
         limit = settings.REALTIME_CLIENT_MAX_BUFFER
         # Frames go straight to the server: channels' session middleware, which wraps
-        # `self.send` for the whole connection, checks the session on every message (a
-        # few percent of the server's CPU at 20,000 frames/s), and a frame never
-        # changes the session.
+        # `self.send` for the whole connection, checks the session on every message
+        # (docs/performance.md has its cost), and a frame never changes the session.
         send = self.scope.get(SERVER_SEND_KEY, self.base_send)
         while True:
             self.idle = self.outbox.empty()

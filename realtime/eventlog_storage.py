@@ -20,9 +20,10 @@ from django_eventstream.event import Event as StreamEvent
 from django_eventstream.storage import EventDoesNotExist, StorageBase
 
 from realtime import eventlog, kinds, metrics
-from realtime.bridge import SSE_CHANNEL, json_event
+from realtime.bridge import json_event
 from realtime.bus import change_message
 from realtime.changes import encode_frame
+from realtime.eventstream import JSON_STREAM
 from realtime.rows import InvalidFilter, RowFilter, render_change
 
 P = ParamSpec("P")
@@ -61,14 +62,14 @@ class EventLogStorage(StorageBase):
         if last_id > last or (first is not None and last_id < first - 1):
             # Unknown to this log, or pruned since: the client gets a stream-reset.
             raise EventDoesNotExist(f"No event {last_id} in the log", last)
-        if channel == SSE_CHANNEL:
+        if channel == JSON_STREAM:
             events = [
                 json_event(change_message(change))
                 for change in eventlog.changes_after(last_id, limit)
             ]
             metrics.EVENTS_REPLAYED.labels("sse_replay").inc(len(events))
             return events
-        layout, row_filter = RowFilter.from_channel(channel)
+        layout, row_filter = RowFilter.from_stream_name(channel)
         registry = kinds.registry()
         tables = [kind.table for kind in row_filter.kinds(registry)]
         events = []
@@ -82,7 +83,7 @@ class EventLogStorage(StorageBase):
 
 class ViolationChannelManager(ChannelManagerBase):
     def get_channels_for_request(self, request: Any, view_kwargs: dict[str, Any]) -> set[str]:
-        return set(view_kwargs.get("channels", [SSE_CHANNEL]))
+        return set(view_kwargs.get("channels", [JSON_STREAM]))
 
     def can_read_channel(self, user: Any, channel: str) -> bool:
         return user is not None and user.is_active and is_known_channel(channel)
@@ -92,10 +93,10 @@ class ViolationChannelManager(ChannelManagerBase):
 
 
 def is_known_channel(channel: str) -> bool:
-    if channel == SSE_CHANNEL:
+    if channel == JSON_STREAM:
         return True
     try:
-        RowFilter.from_channel(channel)
+        RowFilter.from_stream_name(channel)
     except InvalidFilter:
         return False
     return True

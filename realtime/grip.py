@@ -11,9 +11,10 @@ from django.conf import settings
 from django_eventstream.utils import publish_event
 
 from realtime import kinds
-from realtime.bridge import SSE_CHANNEL, json_event, row_fragments
+from realtime.bridge import json_event, row_fragments
 from realtime.bus import change_message
 from realtime.changes import ChangeEvent
+from realtime.eventstream import JSON_STREAM
 
 
 def publish_change(event: ChangeEvent) -> None:
@@ -22,6 +23,6 @@ def publish_change(event: ChangeEvent) -> None:
     message = change_message(event)
     event_id = str(event["id"])
     json_item = json_event(message)
-    publish_event(SSE_CHANNEL, json_item.type, json_item.data, event_id, None)
+    publish_event(JSON_STREAM, json_item.type, json_item.data, event_id, None)
     for channel, html in row_fragments(message, kinds.cached()):
         publish_event(channel, "message", html, event_id, None)

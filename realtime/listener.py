@@ -70,7 +70,7 @@ SKIPPED_LOG_INTERVAL = 60.0
 
 
 @dataclass
-class ListenerSettings:
+class LogListenerSettings:
     conninfo: str
     catch_up_interval: float = 5.0
     standby_poll_interval: float = 1.0
@@ -106,9 +106,39 @@ def hints_of(raws: Iterable[str]) -> Hints:
     return hints
 
 
-class Listener:
+def start_pruning(settings: LogListenerSettings) -> asyncio.Task[None] | None:
+    """The active listener's side task (realtime.retention), or None without a retention."""
+    if settings.retention is None:
+        return None
+    # A name of its own: /healthz counts the listeners' connections by theirs.
+    conninfo = psycopg.conninfo.make_conninfo(settings.conninfo, application_name="realtime prune")
+    return asyncio.create_task(
+        prune_periodically(conninfo, settings.retention, settings.prune_interval),
+        name="realtime-prune",
+    )
+
+
+class SkippedNotifications:
+    """Counted, and told at most once a minute: anyone may NOTIFY, as often as they like."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.told_at = 0.0
+
+    def add(self, unreadable: int, not_in_the_log: int) -> None:
+        self.counts["unreadable"] += unreadable
+        self.counts["not_in_the_log"] += not_in_the_log
+        now = time.monotonic()
+        if sum(self.counts.values()) and now - self.told_at >= SKIPPED_LOG_INTERVAL:
+            logger.warning(
+                "skipped notifications the event log does not back", extra=dict(self.counts)
+            )
+            self.counts, self.told_at = Counter(), now
+
+
+class LogListener:
     def __init__(
-        self, settings: ListenerSettings, forward: Forward, heartbeat: Heartbeat | None = None
+        self, settings: LogListenerSettings, forward: Forward, heartbeat: Heartbeat | None = None
     ) -> None:
         self.settings = settings
         self.forward = forward
@@ -121,8 +151,7 @@ class Listener:
         self._high_water = 0
         # The oldest transaction still running at the last scan (see the module's text).
         self._scan_from = "0"
-        self._skipped: Counter[str] = Counter()
-        self._skipped_logged_at = 0.0
+        self._skipped = SkippedNotifications()
         self._active = asyncio.Event()
         self._settled = asyncio.Event()
 
@@ -195,7 +224,7 @@ class Listener:
             await eventlog.save_scan_from(conn, scan_from, self.settings.holder, newest)
         self._scan_from = await self._catch_up(conn, scan_from)
         self._set_state("active")  # caught up, and listening
-        pruning = self._start_pruning()
+        pruning = start_pruning(self.settings)
         try:
             loop = asyncio.get_running_loop()
             next_catch_up = loop.time() + self.settings.catch_up_interval
@@ -212,18 +241,6 @@ class Listener:
             if pruning is not None:
                 pruning.cancel()
                 await asyncio.gather(pruning, return_exceptions=True)
-
-    def _start_pruning(self) -> asyncio.Task[None] | None:
-        if self.settings.retention is None:
-            return None
-        # A name of its own: /healthz counts the listeners' connections by theirs.
-        conninfo = psycopg.conninfo.make_conninfo(
-            self.settings.conninfo, application_name="realtime prune"
-        )
-        return asyncio.create_task(
-            prune_periodically(conninfo, self.settings.retention, self.settings.prune_interval),
-            name="realtime-prune",
-        )
 
     async def _wake(self, conn: psycopg.AsyncConnection[Any], raws: list[str]) -> None:
         """Forward what the log holds that these notifications may be about, in id order."""
@@ -250,7 +267,7 @@ class Listener:
         unbacked = len(hints.ids - seen - self._forwarded) + sum(
             1 for notice in hints.statements if notice["xid"] not in writers
         )
-        self._note_skipped(hints.unreadable, unbacked)
+        self._skipped.add(hints.unreadable, unbacked)
 
     async def _forward_statement(
         self, conn: psycopg.AsyncConnection[Any], notice: StatementNotice
@@ -265,17 +282,6 @@ class Listener:
             found = found or bool(window)
             await self._send([item for item in window if item.change["id"] not in self._forwarded])
         return found
-
-    def _note_skipped(self, unreadable: int, unbacked: int) -> None:
-        # Counted, and told at most once a minute: anyone may NOTIFY, as often as they like.
-        self._skipped["unreadable"] += unreadable
-        self._skipped["not_in_the_log"] += unbacked
-        now = time.monotonic()
-        if sum(self._skipped.values()) and now - self._skipped_logged_at >= SKIPPED_LOG_INTERVAL:
-            logger.warning(
-                "skipped notifications the event log does not back", extra=dict(self._skipped)
-            )
-            self._skipped, self._skipped_logged_at = Counter(), now
 
     async def _send(self, items: list[Logged]) -> None:
         if not items:

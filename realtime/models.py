@@ -9,8 +9,6 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
-from realtime.changes import ChangeEvent
-
 
 class Violation(models.Model):
     """The columns the product reads from a detectors' table (it may have more).
@@ -119,12 +117,12 @@ class RowJSONField(models.JSONField):
         return super().from_db_value(value, expression, connection)
 
 
-class Event(models.Model):
-    """The event log, written by the trigger in sql/ (not by Django).
+class EventLogRow(models.Model):
+    """A row of the event log, written by the trigger in sql/ (not by Django).
 
     A row is one change, or the changes of a big statement packed together (sql/005:
     `ids` and `first_id` set, `data` an array): read changes through realtime.eventlog,
-    which unpacks them. The model serves the newest id and rows of single changes.
+    which unpacks them.
     """
 
     id = models.BigAutoField(primary_key=True)
@@ -140,10 +138,6 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.id} {self.op} {self.table_name}"
-
-    def as_change(self) -> ChangeEvent:
-        """The event as every stream sends it."""
-        return {"id": self.id, "table": self.table_name, "op": self.op, "data": self.data}  # type: ignore[typeddict-item]
 
 
 class ApiToken(models.Model):

@@ -98,17 +98,17 @@ class RowFilter:
         return cls(kind, camera, raw_ack == "1")
 
     @classmethod
-    def from_channel(cls, channel: str) -> tuple[Layout, RowFilter]:
-        layout, _, rest = channel.partition("/")
+    def from_stream_name(cls, name: str) -> tuple[Layout, RowFilter]:
+        layout, _, rest = name.partition("/")
         kind, _, camera = rest.partition("/")
         if layout not in LAYOUTS or (kind != "*" and kind not in kinds.knowing(slug=kind).by_slug):
-            raise InvalidFilter(f"not a rows channel: {channel}")
+            raise InvalidFilter(f"not a rows stream: {name}")
         if camera != "*" and CAMERA.fullmatch(camera) is None:
-            raise InvalidFilter(f"not a rows channel: {channel}")
+            raise InvalidFilter(f"not a rows stream: {name}")
         return layout, cls(None if kind == "*" else kind, None if camera == "*" else int(camera))
 
-    def channel(self, layout: Layout) -> str:
-        """The django-eventstream channel of the rows this filter lets through."""
+    def stream_name(self, layout: Layout) -> str:
+        """The name of the rows stream this filter lets through (realtime.eventstream)."""
         camera = "*" if self.camera is None else str(self.camera)
         return f"{layout}/{self.kind or '*'}/{camera}"
 
@@ -130,12 +130,12 @@ class RowFilter:
         return {k: v for k, v in self.as_query().items() if k != "unacknowledged"}
 
 
-def channels_for(layout: Layout, kind: str, camera_id: Any) -> list[str]:
-    """Every channel a row of this kind and camera belongs to (one per filter that keeps it)."""
+def streams_for(layout: Layout, kind: str, camera_id: Any) -> list[str]:
+    """Every rows stream a row of this kind and camera belongs to (one per filter keeping it)."""
     cameras: list[int | None] = [None]
     if isinstance(camera_id, int) and not isinstance(camera_id, bool):
         cameras.append(camera_id)
-    return [RowFilter(k, c).channel(layout) for k in (None, kind) for c in cameras]
+    return [RowFilter(k, c).stream_name(layout) for k in (None, kind) for c in cameras]
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """What runs beside the server in each process: the bridge and, optionally, the listener.
 
-Daphne sends no ASGI lifespan events, so `RealtimeRuntime` starts them on the first
+Daphne sends no ASGI lifespan events, so `RuntimeMiddleware` starts them on the first
 connection (or on lifespan startup where a server sends it). Never from
 `AppConfig.ready()`: that also runs in every management command and test.
 """
@@ -22,7 +22,7 @@ from realtime.bridge import Bridge
 from realtime.changes import ChangeEvent
 from realtime.credentials import open_streams
 from realtime.database import conninfo_from_django
-from realtime.listener import LISTENER_APPLICATION_NAME, Listener, ListenerSettings
+from realtime.listener import LISTENER_APPLICATION_NAME, LogListener, LogListenerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +42,12 @@ async def forward(events: list[ChangeEvent]) -> None:
             grip.publish_change(event)  # never blocks (a publisher thread)
 
 
-def make_listener() -> Listener:
+def make_listener() -> LogListener:
     conninfo = conninfo_from_django(
         connections["default"].settings_dict, application_name=LISTENER_APPLICATION_NAME
     )
-    return Listener(
-        ListenerSettings(conninfo=conninfo, retention=settings.REALTIME_EVENT_RETENTION),
+    return LogListener(
+        LogListenerSettings(conninfo=conninfo, retention=settings.REALTIME_EVENT_RETENTION),
         forward=forward,
         heartbeat=bus.publish_heartbeat,
     )
@@ -56,7 +56,7 @@ def make_listener() -> Listener:
 class ProcessRuntime:
     def __init__(self) -> None:
         self.bridge: Bridge | None = None
-        self.listener: Listener | None = None
+        self.listener: LogListener | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = False
@@ -114,7 +114,7 @@ class ProcessRuntime:
 runtime = ProcessRuntime()
 
 
-class RealtimeRuntime:
+class RuntimeMiddleware:
     """ASGI middleware starting the process runtime before the first connection is served."""
 
     def __init__(self, app: Any) -> None:

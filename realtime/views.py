@@ -21,9 +21,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_eventstream.views import events
 
-from realtime import eventlog, health, kinds, metrics, sse, violations
+from realtime import eventlog, eventstream, health, kinds, metrics, violations
 from realtime.auth import accepts_token
-from realtime.bridge import SSE_CHANNEL
+from realtime.eventstream import JSON_STREAM
 from realtime.models import Acknowledgement
 from realtime.rows import LAYOUTS, Cursor, InvalidFilter, RowFilter, render_row
 
@@ -178,7 +178,7 @@ def legacy(request: HttpRequest) -> HttpResponse:
 @require_GET
 def violation_events(request: HttpRequest) -> HttpResponseBase:
     """/events/violations/: each change as JSON, for EventSource clients."""
-    return _stream(request, SSE_CHANNEL)
+    return _stream(request, JSON_STREAM)
 
 
 @accepts_token
@@ -195,7 +195,7 @@ def violation_row_events(request: HttpRequest) -> HttpResponseBase:
     layout = request.GET.get("layout", "table")
     if layout not in LAYOUTS:
         return JsonResponse({"error": "layout must be table or admin"}, status=400)
-    return _stream(request, row_filter.channel(layout))
+    return _stream(request, row_filter.stream_name(layout))
 
 
 def _stream(request: HttpRequest, channel: str) -> HttpResponseBase:
@@ -217,7 +217,7 @@ def _stream(request: HttpRequest, channel: str) -> HttpResponseBase:
     if grip is not None and grip.proxied:
         # Pushpin holds the stream; django-eventstream answers it with GRIP instructions.
         return events(request, channels=[channel])  # type: ignore[no-any-return]
-    response = sse.stream_response(request, channel)
+    response = eventstream.stream_response(request, channel)
     if isinstance(response, StreamingHttpResponse):
         # The stream may last for days: do not hold a database connection (opened for the
         # login) for all that time. Django opens a new one when it needs one.

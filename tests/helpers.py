@@ -22,7 +22,7 @@ from psycopg import sql
 from websockets.asyncio.client import ClientConnection, connect
 
 from realtime.changes import ChangeEvent
-from realtime.listener import Listener, ListenerSettings
+from realtime.listener import LogListener, LogListenerSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -391,7 +391,9 @@ class Collector:
 
 
 @asynccontextmanager
-async def running(listener: Listener, *, active: bool = True) -> AsyncIterator[asyncio.Task[None]]:
+async def running(
+    listener: LogListener, *, active: bool = True
+) -> AsyncIterator[asyncio.Task[None]]:
     task = asyncio.create_task(listener.run())
     try:
         if active:
@@ -402,10 +404,10 @@ async def running(listener: Listener, *, active: bool = True) -> AsyncIterator[a
         await asyncio.gather(task, return_exceptions=True)
 
 
-def listener_under_test(db_url: str, **overrides: Any) -> tuple[Listener, Collector]:
+def listener_under_test(db_url: str, **overrides: Any) -> tuple[LogListener, Collector]:
     """A listener on the test database, forwarding to a Collector (fast catch-up)."""
     collector = Collector()
-    settings = ListenerSettings(
+    settings = LogListenerSettings(
         **{"conninfo": db_url, "catch_up_interval": 0.5, "standby_poll_interval": 0.2, **overrides}
     )
-    return Listener(settings, collector), collector
+    return LogListener(settings, collector), collector

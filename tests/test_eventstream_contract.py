@@ -12,9 +12,11 @@ import pytest
 from django_eventstream.storage import EventDoesNotExist
 from django_eventstream.views import Listener, get_listener_manager
 
-from realtime.bridge import SSE_CHANNEL, STREAM_PENDING_MAX, wake_sse_streams
+from realtime.bridge import wake_sse_streams
 from realtime.bus import change_message
 from realtime.eventlog_storage import EventLogStorage
+from realtime.eventstream import JSON_STREAM as SSE_CHANNEL
+from realtime.eventstream import STREAM_PENDING_MAX
 from tests.helpers import insert_violation
 
 

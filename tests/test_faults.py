@@ -18,7 +18,7 @@ from channels.db import database_sync_to_async
 from realtime import eventlog
 from realtime.bridge import Bridge
 from realtime.bus import ChangeMessage, change_message, publish_heartbeat
-from realtime.listener import Listener, ListenerSettings
+from realtime.listener import LogListener, LogListenerSettings
 from tests.helpers import (
     Stack,
     insert_violation,
@@ -148,7 +148,7 @@ async def test_full_notify_queue_leaves_the_insert_committed_and_delivered(db_ur
     async def forward(events: list[Any]) -> None:
         got.extend(events)
 
-    listener = Listener(ListenerSettings(conninfo=db_url, catch_up_interval=0.5), forward)
+    listener = LogListener(LogListenerSettings(conninfo=db_url, catch_up_interval=0.5), forward)
     task = asyncio.create_task(listener.run())
     try:
         await asyncio.wait_for(listener.wait_active(), 10)
@@ -178,7 +178,7 @@ async def test_notification_for_an_unwatched_table_is_skipped(db_url, pg, caplog
         got.extend(events)
 
     caplog.set_level(logging.WARNING, logger="realtime.listener")
-    listener = Listener(ListenerSettings(conninfo=db_url), forward)
+    listener = LogListener(LogListenerSettings(conninfo=db_url), forward)
     task = asyncio.create_task(listener.run())
     try:
         await asyncio.wait_for(listener.wait_active(), 10)

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.core.management import CommandError, call_command
 
-from realtime.listener import Listener, ListenerSettings
+from realtime.listener import LogListener, LogListenerSettings
 from tests.helpers import insert_violation, listener_under_test, running
 
 
@@ -46,8 +46,8 @@ async def test_the_active_listener_prunes_by_itself(db_url, pg) -> None:
     async def forward(events: object) -> None:
         pass
 
-    settings = ListenerSettings(conninfo=db_url, retention=timedelta(days=7))
-    listener = Listener(settings, forward)
+    settings = LogListenerSettings(conninfo=db_url, retention=timedelta(days=7))
+    listener = LogListener(settings, forward)
     task = asyncio.create_task(listener.run())
     try:
         await asyncio.wait_for(listener.wait_active(), 10)

@@ -10,7 +10,7 @@ import pytest
 from django.http import QueryDict
 
 from realtime import kinds
-from realtime.rows import InvalidFilter, RowFilter, ViolationRow, channels_for, render_row
+from realtime.rows import InvalidFilter, RowFilter, ViolationRow, render_row, streams_for
 
 # Filters and rows know the kinds from the database (realtime_kind).
 pytestmark = pytest.mark.django_db
@@ -53,16 +53,16 @@ def test_unknown_filters_are_refused(query: str) -> None:
 
 
 def test_a_row_belongs_to_every_channel_whose_filter_keeps_it() -> None:
-    assert sorted(channels_for("table", "ppe", 3)) == [
+    assert sorted(streams_for("table", "ppe", 3)) == [
         "table/*/*",
         "table/*/3",
         "table/ppe/*",
         "table/ppe/3",
     ]
-    assert sorted(channels_for("admin", "ppe", None)) == ["admin/*/*", "admin/ppe/*"]
-    for channel in channels_for("table", "ppe", 3):
-        layout, row_filter = RowFilter.from_channel(channel)
-        assert layout == "table" and row_filter.channel("table") == channel
+    assert sorted(streams_for("admin", "ppe", None)) == ["admin/*/*", "admin/ppe/*"]
+    for channel in streams_for("table", "ppe", 3):
+        layout, row_filter = RowFilter.from_stream_name(channel)
+        assert layout == "table" and row_filter.stream_name("table") == channel
 
 
 def test_fragment_is_one_escaped_line() -> None:

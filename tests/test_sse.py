@@ -1,4 +1,4 @@
-"""The SSE stream loop (realtime.sse) against the real event log, driven in-process."""
+"""The SSE stream loop (realtime.eventstream) against the real event log, driven in-process."""
 
 from __future__ import annotations
 
@@ -16,10 +16,14 @@ from django_eventstream.eventrequest import EventRequest
 from django_eventstream.utils import sse_encode_event
 from django_eventstream.views import Listener, get_listener_manager
 
-from realtime import sse
-from realtime.bridge import SSE_CHANNEL, queue_for_streams, wake_sse_streams
+from realtime import eventlog
+from realtime import eventstream as sse
+from realtime.bridge import wake_sse_streams
 from realtime.bus import change_message
-from realtime.models import Event
+from realtime.changes import ChangeEvent
+from realtime.eventstream import JSON_STREAM as SSE_CHANNEL
+from realtime.eventstream import queue_for_streams
+from realtime.models import EventLogRow
 from tests.helpers import insert_violation, newest_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -58,9 +62,10 @@ async def waiting(body: AsyncIterator[bytes]) -> asyncio.Task[str]:
 
 
 @database_sync_to_async
-def newest_logged(count: int) -> list[Event]:
+def newest_logged(count: int) -> list[ChangeEvent]:
     """The newest events of the log, oldest first."""
-    return list(Event.objects.order_by("-id")[:count])[::-1]
+    ids = EventLogRow.objects.order_by("-id").values_list("id", flat=True)[:count]
+    return eventlog.changes_by_id(sorted(ids))
 
 
 def ids_in(chunk: str) -> list[int]:
@@ -120,13 +125,13 @@ async def test_a_stream_that_overflowed_reads_the_rest_from_the_log(user, pg) ->
     logged = await newest_logged(3)
     # The bridge got the first and no room for the others (STREAM_PENDING_MAX).
     chunk = await waiting(body)
-    wake_sse_streams([change_message(logged[0].as_change())])
+    wake_sse_streams([change_message(logged[0])])
     listener.overflow = True
     got = ids_in(await chunk)
     while len(got) < 3:
         got += ids_in(await next_chunk(body))
-    assert got == [event.id for event in logged]
-    assert [event.as_change()["data"]["id"] for event in logged] == inserted
+    assert got == [change["id"] for change in logged]
+    assert [change["data"]["id"] for change in logged] == inserted
     await body.aclose()
 
 
@@ -170,7 +175,7 @@ async def test_events_queued_while_the_log_is_read_are_not_sent_twice(
         reads += 1
         if reads == 1:
             # The newest row reaches the bridge live while the replay is being read.
-            wake_sse_streams([change_message(logged[-1].as_change())])
+            wake_sse_streams([change_message(logged[-1])])
         return response
 
     monkeypatch.setattr(sse, "read_log", read_while_the_bridge_queues)
@@ -178,6 +183,6 @@ async def test_events_queued_while_the_log_is_read_are_not_sent_twice(
     sent = ids_in(await next_chunk(body))
     with pytest.raises(TimeoutError):
         sent += ids_in((await asyncio.wait_for(anext(body), 0.5)).decode())
-    assert sent == [event.id for event in logged], "each once"
+    assert sent == [change["id"] for change in logged], "each once"
     assert reads == 2
     await body.aclose()

@@ -67,7 +67,7 @@ def _statements(table: adoption.Table, index: str, state: str) -> list[str]:
 
 def _analyse(table: adoption.Table) -> str:
     # Statistics of the indexes' expressions: without them the planner takes the counters'
-    # window for a third of the table (autovacuum analyses after 10 % of it changed).
+    # window for a third of the table (autovacuum analyses only after much of it changed).
     return f"ANALYZE {table.qualified}"
 
 

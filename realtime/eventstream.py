@@ -1,0 +1,316 @@
+"""Every use of django-eventstream's internals, in one module beside its contract tests.
+
+Its listener manager, `get_events`, `EventRequest` and per-stream `Listener` are not a
+documented API (pinned in requirements.txt; tests/test_eventstream_contract.py and
+tests/test_sse.py fail if they change). Here:
+
+- the SSE streams this process serves itself (Pushpin's go through GRIP): django-
+  eventstream's protocol, state and storage driven by a loop of our own instead of its
+  `stream()`, which waited for each wake-up through a new task and `asyncio.wait`,
+  encoded every event for every stream, and wrapped back-pressure, the gauge and the
+  request thread in three more generators (docs/performance.md has what that cost);
+- the producing half: queueing a batch of events on the local streams of a stream name,
+  waking each stream once.
+
+Stream names (django-eventstream calls them channels): "violations" for the JSON of
+/events/violations/, "table/<kind>/<camera>" and "admin/<kind>/<camera>" for the row
+fragments (realtime.rows).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Collection
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django_eventstream.event import Event as _StreamEvent
+from django_eventstream.eventrequest import EventRequest
+from django_eventstream.eventstream import EventPermissionError, get_events
+from django_eventstream.utils import (
+    add_default_headers,
+    make_id,
+    sse_encode_error,
+    sse_encode_event,
+)
+from django_eventstream.views import Listener, events, get_listener_manager
+
+from realtime import metrics, server_internals
+from realtime.auth import TOKEN_ID_ATTR
+from realtime.credentials import Holder, TooManyStreams, open_streams
+
+logger = logging.getLogger(__name__)
+
+# django-eventstream's event: what its streams queue and its storage returns.
+StreamEvent: TypeAlias = _StreamEvent
+
+# As django-eventstream: a comment to get past proxies' buffering, then stream-open.
+OPENING = (":" + " " * 2048 + "\n\nevent: stream-open\ndata:\n\n").encode()
+KEEP_ALIVE = b"event: keep-alive\ndata:\n\n"
+KEEP_ALIVE_SECONDS = 20.0
+
+# The stream of /events/violations/ (the JSON of each change).
+JSON_STREAM = "violations"
+# Events waiting for one stream (django-eventstream's own limit is 10). Past it the stream
+# re-reads from the log once it runs again: nothing is lost, but a burst of a few hundred
+# rows should not send every stream to the database.
+STREAM_PENDING_MAX = 1000
+
+read_log = sync_to_async(get_events)
+# Events per read of the log (django-eventstream's default is 100): a stream that fell
+# behind inside a big statement unpacks its log row once per read (sql/005).
+LOG_READ_LIMIT = 1000
+
+
+def stream_response(request: HttpRequest, channel: str) -> HttpResponseBase:
+    """A stream of `channel` from the log position the request asks for."""
+    try:
+        event_request = EventRequest(request, view_kwargs={"channels": [channel]})
+    except (EventRequest.Error, EventPermissionError):
+        # django-eventstream's own error response for it.
+        return events(request, channels=[channel])  # type: ignore[no-any-return]
+    assert request.user.pk is not None  # the view let only an authenticated user in
+    holder = Holder(int(request.user.pk), getattr(request, TOKEN_ID_ATTR, None))
+    if open_streams.full(holder):
+        metrics.STREAMS_REFUSED.labels("sse", "per_user_cap").inc()
+        refused = JsonResponse(
+            {"error": "too many streams open for this user; close some first"}, status=429
+        )
+        refused["Retry-After"] = "30"
+        return refused
+    listener = Listener()
+    listener.user_id = event_request.user.pk if event_request.user else "anonymous"
+    listener.channels = event_request.channels
+    pending = getattr(request, "scope", {}).get(server_internals.SCOPE_KEY)
+    response = StreamingHttpResponse(
+        stream(event_request, listener, pending, holder), content_type="text/event-stream"
+    )
+    add_default_headers(response, request=request)
+    return response
+
+
+def _ended(listener: Listener) -> None:
+    """The stream's credentials ended: it sends a stream-error and closes (realtime.credentials)."""
+    with get_listener_manager().lock:
+        listener.error = {"condition": "forbidden", "text": "The token or user is no longer valid."}
+    listener.aevent.set()
+
+
+async def stream(
+    event_request: EventRequest,
+    listener: Listener,
+    pending: server_internals.PendingBytes | None,
+    holder: Holder | None = None,
+) -> AsyncIterator[bytes]:
+    manager = get_listener_manager()
+    listener.assign_loop()
+    handle = None
+    if holder is not None:
+        try:
+            handle = open_streams.open(holder, lambda: _ended(listener), "sse")
+        except TooManyStreams:
+            return
+    manager.add_listener(listener)
+    gauge = metrics.CONNECTED_CLIENTS.labels("sse")
+    gauge.inc()
+    try:
+        body = [OPENING]
+        while True:
+            # From the log: at the start, and again whenever the stream fell behind.
+            try:
+                read = await _read_from_log(event_request, listener)
+            except EventPermissionError as exc:
+                yield _error("forbidden", str(exc), {"channels": exc.channels})
+                return
+            body.extend(read.chunks)
+            if body:
+                if not await drained(pending):
+                    return
+                yield b"".join(body)
+                body = []
+            if read.again:
+                continue
+            # Caught up: what the bridge queues from now on, until the stream overflows.
+            live = _Live()
+            async for chunk in _live(listener, read.last_ids, pending, live):
+                yield chunk
+            if live.ended:
+                return
+            event_request.channel_last_ids = read.last_ids
+    finally:
+        gauge.dec()
+        if handle is not None:
+            open_streams.close(handle)
+        listener.aevent.set()
+        manager.remove_listener(listener)
+
+
+@dataclass
+class _Read:
+    chunks: list[bytes]
+    last_ids: dict[str, Any]
+    again: bool  # read the log again at once
+
+
+async def _read_from_log(event_request: EventRequest, listener: Listener) -> _Read:
+    try:
+        response = await read_log(event_request, limit=LOG_READ_LIMIT)
+    finally:
+        server_internals.release_request_thread()
+    last_ids = dict(response.channel_last_ids)
+    chunks = []
+    if response.channel_reset:
+        channels = {"channels": list(response.channel_reset)}
+        reset = sse_encode_event(
+            "stream-reset", channels, event_id=make_id(last_ids), json_encode=True
+        )
+        chunks.append(reset.encode())
+    for channel, items in response.channel_items.items():
+        for item in items:
+            last_ids[channel] = item.id
+            text = sse_encode_event(item.type, item.data, event_id=make_id(last_ids))
+            chunks.append(text.encode())
+    if response.channel_more:
+        return _Read(chunks, last_ids, again=True)  # get_events moved the request on
+    with get_listener_manager().lock:
+        behind = bool(listener.channel_items)
+        if behind:
+            # Queued while the log was read: read the log again instead, from the last
+            # event sent (django-eventstream's stream() reads from the start again, and
+            # sends what it had sent twice).
+            listener.aevent.clear()
+            listener.channel_items = {}
+    if behind:
+        event_request.channel_last_ids = last_ids
+    return _Read(chunks, last_ids, again=behind)
+
+
+@dataclass
+class _Live:
+    ended: bool = False  # the stream is over (an error, a client that stopped reading)
+
+
+async def _live(
+    listener: Listener,
+    last_ids: dict[str, Any],
+    pending: server_internals.PendingBytes | None,
+    outcome: _Live,
+) -> AsyncIterator[bytes]:
+    """Chunks of what the bridge queues; returns when the stream overflowed (the rest is
+    in the log) or is over (outcome.ended)."""
+    manager = get_listener_manager()
+    while True:
+        try:
+            async with asyncio.timeout(KEEP_ALIVE_SECONDS):
+                await listener.aevent.wait()
+        except TimeoutError:
+            if not await drained(pending):
+                outcome.ended = True
+                return
+            yield KEEP_ALIVE
+            continue
+        with manager.lock:
+            channel_items = listener.channel_items
+            overflow = listener.overflow
+            error = listener.error
+            listener.aevent.clear()
+            listener.channel_items = {}
+            listener.overflow = False
+        body = [
+            _encoded(item, channel, last_ids)
+            for channel, items in channel_items.items()
+            for item in items
+        ]
+        if error:
+            body.append(_error(error["condition"], error["text"], error.get("extra")))
+        if body:
+            if not await drained(pending):
+                outcome.ended = True
+                return
+            yield b"".join(body)
+        if error:
+            outcome.ended = True
+            return
+        if overflow:
+            return
+
+
+def _encoded(item: StreamEvent, channel: str, last_ids: dict[str, Any]) -> bytes:
+    """One event as SSE, updating `last_ids` as django-eventstream does."""
+    if channel in last_ids:
+        if item.id is not None:
+            last_ids[channel] = item.id
+        else:
+            del last_ids[channel]
+    if last_ids.keys() == {channel}:
+        # The usual case, one channel per stream: the same text for every stream of it.
+        cached: tuple[str, bytes] | None = getattr(item, "sse_bytes", None)
+        if cached is None or cached[0] != channel:
+            text = sse_encode_event(item.type, item.data, event_id=make_id(last_ids))
+            cached = item.sse_bytes = (channel, text.encode())
+        return cached[1]
+    encoded: bytes = sse_encode_event(
+        item.type, item.data, event_id=make_id(last_ids) or None
+    ).encode()
+    return encoded
+
+
+def _error(condition: str, text: str, extra: dict[str, Any] | None) -> bytes:
+    return sse_encode_error(condition, text, extra).encode()  # type: ignore[no-any-return]
+
+
+async def drained(pending: server_internals.PendingBytes | None) -> bool:
+    """Waits for a client that leaves more than REALTIME_CLIENT_MAX_BUFFER unread; False
+    (end the stream) if it takes nothing for REALTIME_CLIENT_STALL_TIMEOUT seconds.
+
+    Its EventSource reconnects with Last-Event-ID and gets the rest from the log.
+    """
+    limit = settings.REALTIME_CLIENT_MAX_BUFFER
+    if await server_internals.drained(pending, limit, settings.REALTIME_CLIENT_STALL_TIMEOUT):
+        return True
+    logger.warning(
+        "dropping an SSE client that stopped reading",
+        extra={"buffered_bytes": pending() if pending else 0},
+    )
+    return False
+
+
+def queue_for_streams(stream_name: str, items: list[StreamEvent]) -> None:
+    """Queue events on every local stream of a name, waking each stream once.
+
+    What django-eventstream's `ListenerManager.add_to_queues` does for one event (its own
+    Redis listener calls it), for several: a stream then writes them all in one chunk.
+    """
+    manager = get_listener_manager()
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    with manager.lock:
+        for listener in manager.listeners_by_channel.get(stream_name, ()):
+            queued = listener.channel_items.setdefault(stream_name, [])
+            room = STREAM_PENDING_MAX - len(queued)
+            if room < len(items):
+                # The stream reads the rest from the log after what it has.
+                listener.overflow = True
+            queued.extend(items[: max(0, room)])
+            if listener.loop is loop:
+                listener.aevent.set()  # the stream's own loop, this thread: no self-pipe write
+            else:
+                listener.wake_threadsafe()
+
+
+def listened() -> Collection[str]:
+    """The stream names some stream of this process listens to now."""
+    names: Collection[str] = get_listener_manager().listeners_by_channel.keys()
+    return names
+
+
+def event(stream_name: str, event_type: str, data: str, event_id: int) -> StreamEvent:
+    made: StreamEvent = _StreamEvent(stream_name, event_type, data, id=event_id)
+    return made
