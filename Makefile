@@ -8,7 +8,7 @@ TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
-.PHONY: install run demo test lint psql clean
+.PHONY: install run demo test lint schema psql clean
 
 install: $(VENV)/.installed
 
@@ -43,6 +43,14 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# sql/schema.sql, the product's schema as the migrations leave it (tests/test_schema.py).
+SCHEMA_DB ?= postgresql://postgres@127.0.0.1:5432/postgres
+schema: install
+	$(BIN)/python -c 'import psycopg; c = psycopg.connect("$(SCHEMA_DB)", autocommit=True); c.execute("DROP DATABASE IF EXISTS realtime_schema_make WITH (FORCE)"); c.execute("CREATE DATABASE realtime_schema_make")'
+	DATABASE_URL=$(dir $(SCHEMA_DB))realtime_schema_make DJANGO_SECRET_KEY=make-schema-0123456789abcdefghijklmnop $(BIN)/python manage.py migrate --noinput -v0
+	DATABASE_URL=$(dir $(SCHEMA_DB))realtime_schema_make DJANGO_SECRET_KEY=make-schema-0123456789abcdefghijklmnop $(BIN)/python manage.py schema_sql > sql/schema.sql
+	$(BIN)/python -c 'import psycopg; c = psycopg.connect("$(SCHEMA_DB)", autocommit=True); c.execute("DROP DATABASE realtime_schema_make WITH (FORCE)")'
 
 # A psql shell on the embedded database of `make run` (its own psql binary).
 psql: install

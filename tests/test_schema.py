@@ -1,0 +1,16 @@
+"""sql/schema.sql is what the migrations build now (regenerate: make schema)."""
+
+from __future__ import annotations
+
+import difflib
+
+from tests.helpers import ROOT, manage, scratch_database
+
+
+def test_schema_sql_is_current(db_url) -> None:
+    with scratch_database(db_url, "realtime_schema_test") as url:
+        manage(url, "migrate", "--noinput")
+        now = manage(url, "schema_sql")
+    committed = (ROOT / "sql" / "schema.sql").read_text()
+    diff = "".join(difflib.unified_diff(committed.splitlines(True), now.splitlines(True)))
+    assert now == committed, f"sql/schema.sql is out of date (make schema):\n{diff[:3000]}"
