@@ -263,9 +263,12 @@ class LogListener:
                 # Committed after changes with higher ids were read: by its transaction.
                 if await self._forward_statement(conn, notice):
                     writers.add(notice["xid"])
-        # Named nothing the log holds: not ours, or forged.
+        # Named nothing the log holds: not ours, or forged (a real one was read here or
+        # forwarded before, by a catch-up that came first).
         unbacked = len(hints.ids - seen - self._forwarded) + sum(
-            1 for notice in hints.statements if notice["xid"] not in writers
+            1
+            for notice in hints.statements
+            if notice["xid"] not in writers and notice["last_id"] not in self._forwarded
         )
         self._skipped.add(hints.unreadable, unbacked)
 
