@@ -12,12 +12,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter
 from realtime.auth import SameOriginValidator, WebSocketTokenMiddleware
 from realtime.redaction import redact_daphne_access_log
 from realtime.routing import websocket_urlpatterns
-from realtime.runtime import RealtimeRuntime
+from realtime.runtime import RuntimeMiddleware
 
 # Daphne's access log prints query strings: no token may reach it.
 redact_daphne_access_log()
 
-application = RealtimeRuntime(
+application = RuntimeMiddleware(
     ProtocolTypeRouter(
         {
             "http": django_asgi_app,

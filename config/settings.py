@@ -120,7 +120,7 @@ if REDIS_URL:
             # Redis pub/sub: the listener PUBLISHes each batch once and Redis pushes it to
             # every server's bridge. The list-based RedisChannelLayer costs the receiver
             # four round trips per message (BZPOPMIN and its backup bookkeeping), which
-            # capped a bridge at a few hundred messages a second (docs/performance.md).
+            # capped a bridge's rate (docs/performance.md).
             # Pub/sub keeps nothing for a subscriber that is away: the bridge reads what
             # it missed from the event log after the listener's next heartbeat.
             # channels_redis.pubsub.RedisPubSubChannelLayer, with names of this deployment
@@ -169,8 +169,8 @@ REALTIME_CLIENT_STALL_TIMEOUT = env_float("REALTIME_CLIENT_STALL_TIMEOUT", 30.0,
 REALTIME_MAX_STREAMS_PER_USER = env_int("REALTIME_MAX_STREAMS_PER_USER", 50, minimum=1)
 
 # The server process's garbage collector (gc.set_threshold), or "python" for Python's own
-# 700,10,10. With those, 2,000 connections meant a full collection every 1.7 s that held
-# the whole server for about 340 ms (docs/performance.md).
+# 700,10,10. With those, thousands of connections meant frequent full collections that
+# held the whole server (docs/performance.md has the numbers).
 REALTIME_GC_THRESHOLDS = env_gc_thresholds("REALTIME_GC_THRESHOLDS", "50000,20,100")
 
 # How long the event log keeps events (replay window); the active listener prunes hourly.
