@@ -15,8 +15,9 @@ each as server time (a real Daphne, production settings, a bearer token, timed o
 loopback with httpx: median and p95 of --requests after --warmup) and as SQL time (the
 product's own queries, captured from realtime.violations in this process: timed, then
 EXPLAIN ANALYZE'd), first without the product's indexes, then after
-`manage.py create_indexes`, then after an ANALYZE of the kinds' tables (which
-create_indexes does not do; --no-analyze-phase skips it). One JSON line per measurement
+`manage.py create_indexes` (which ANALYZEs the tables since 7dba1f5; before, it did not),
+then after one more ANALYZE of the kinds' tables (--no-analyze-phase skips it: the
+record of what the missing statistics cost, docs/performance.md). One JSON line per measurement
 goes to --out, the plans to bench/logs/dashboard-plans.txt, and a table to the terminal.
 The database is dropped at the end unless --keep.
 
@@ -684,9 +685,9 @@ def main() -> None:
             ):
                 rows.append({**row, "notes": notes})
             if not args.no_analyze_phase:
-                # create_indexes does not ANALYZE, and autovacuum analyzes a table only
-                # after 10 % of it has changed: until then the planner has no statistics
-                # of the indexes' expressions. What it does with them:
+                # create_indexes used not to ANALYZE, and autovacuum analyzes a table only
+                # after 10 % of it has changed: the planner had no statistics of the
+                # indexes' expressions. One more ANALYZE, for comparison:
                 notes = {**notes, "analyze_s": analyze(args.database_url)}
                 print(f"ANALYZE of the kinds' tables ({notes['analyze_s']} s)", flush=True)
                 for row in run_phase(

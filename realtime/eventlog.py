@@ -165,6 +165,10 @@ WAKE_SQL = _with_state(
 )
 
 
+# The usual wake-up: no notification named an id below the high-water mark.
+NEW_SQL = _with_state("realtime_changes_after(%(after)s, %(limit)s)")
+
+
 async def read_new(
     conn: psycopg.AsyncConnection[Any],
     after: int,
@@ -174,7 +178,10 @@ async def read_new(
 ) -> list[Logged]:
     """Changes above `after` (the first `limit`), and those of `wanted` (ids <= `after`)
     written by transactions at or above `horizon`."""
-    low, high = (min(wanted) - 1, max(wanted)) if wanted else (0, 0)
+    if not wanted:
+        cur = await conn.execute(NEW_SQL, {"after": after, "limit": limit})
+        return [logged(row) for row in await cur.fetchall()]
+    low, high = min(wanted) - 1, max(wanted)
     params = {"after": after, "limit": limit, "low": low, "high": high, "wanted": list(wanted)}
     cur = await conn.execute(WAKE_SQL, {**params, "horizon": horizon})
     return [logged(row) for row in await cur.fetchall()]
