@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from functools import partial
 from typing import Any, Literal
 
@@ -130,8 +130,9 @@ def release_request_thread() -> None:
     log; the next read gets a new thread from asgiref, as the first did.
     """
     context_var = getattr(SyncToAsync, "thread_sensitive_context", None)
+    # A WeakKeyDictionary in asgiref 3.13.
     executors = getattr(SyncToAsync, "context_to_thread_executor", None)
-    if context_var is None or not isinstance(executors, dict):
+    if context_var is None or not isinstance(executors, MutableMapping):
         _found("request_threads", "failed", "asgiref's per-request executors changed")
         return
     try:
