@@ -151,9 +151,16 @@ def change_ids_between(after_id: int, up_to: int) -> list[int]:
 
 # The row of realtime_listener_state the listeners of a database share.
 STATE_NAME = "default"
-# A big statement's changes are read this many ids at a time: the most one log row holds
-# (sql/005), so a read unpacks each log row it touches about once.
-WINDOW = 10_000
+
+
+async def log_window(conn: psycopg.AsyncConnection[Any]) -> int:
+    """How many changes the listener reads at a time: the most one log row holds
+    (realtime_log_window(), sql/007), so a read unpacks each log row it touches about once."""
+    cur = await conn.execute("SELECT realtime_log_window()")
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
 
 # One read per wake-up: the first %(limit)s changes above the high-water mark, and the
 # changes with the ids notifications named at or below it, if their transaction was still
@@ -174,7 +181,7 @@ async def read_new(
     after: int,
     wanted: Sequence[int],
     horizon: str,
-    limit: int = WINDOW,
+    limit: int,
 ) -> list[Logged]:
     """Changes above `after` (the first `limit`), and those of `wanted` (ids <= `after`)
     written by transactions at or above `horizon`."""
@@ -188,7 +195,7 @@ async def read_new(
 
 
 async def read_statement(
-    conn: psycopg.AsyncConnection[Any], xid: str, first_id: int, last_id: int
+    conn: psycopg.AsyncConnection[Any], xid: str, first_id: int, last_id: int, window: int
 ) -> AsyncIterator[list[Logged]]:
     """A statement's changes in id order, a window at a time, within the log rows its
     transaction really wrote: a notice (even a forged one) names no more than that."""
@@ -198,7 +205,7 @@ async def read_statement(
         return
     after, last = max(bounds[0], first_id) - 1, min(bounds[1], last_id)
     while after < last:
-        up_to = min(after + WINDOW, last)
+        up_to = min(after + window, last)
         cur = await conn.execute(STATEMENT_SQL, [after, up_to, xid])
         yield [logged(row) for row in await cur.fetchall()]
         after = up_to

@@ -102,7 +102,7 @@ CREATE OR REPLACE FUNCTION public.realtime_changes_after(after_id bigint, max_ro
 AS $function$
 #variable_conflict use_column
 DECLARE
-    window_size CONSTANT bigint := 10000;
+    window_size CONSTANT bigint := realtime_log_window();
     low      bigint := after_id;
     high     bigint;
     next_id  bigint;
@@ -145,6 +145,51 @@ BEGIN
         low := high;
     END LOOP;
 END;
+$function$;
+
+CREATE OR REPLACE FUNCTION public.realtime_log_window()
+ RETURNS integer
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$ SELECT 10000 $function$;
+
+CREATE OR REPLACE FUNCTION public.realtime_notify_change(event_id bigint, table_name text, op text, data json, written_at double precision)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    payload text;
+BEGIN
+    IF data IS NOT NULL THEN
+        payload := json_build_object(
+            'id', event_id, 'table', table_name, 'op', op, 'data', data, 'written_at', written_at
+        )::text;
+    END IF;
+    IF payload IS NULL OR octet_length(payload) >= 8000 THEN
+        payload := json_build_object(
+            'id', event_id, 'table', table_name, 'op', op, 'written_at', written_at
+        )::text;
+    END IF;
+    PERFORM pg_notify('realtime_changed_v1', payload);
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION public.realtime_notify_has_room()
+ RETURNS boolean
+ LANGUAGE sql
+AS $function$
+    SELECT pg_notification_queue_usage()
+        < coalesce(nullif(current_setting('realtime.notify_queue_limit', true), '')::float8, 0.5)
+$function$;
+
+CREATE OR REPLACE FUNCTION public.realtime_notify_statement(table_name text, op text, first_id bigint, last_id bigint, row_count bigint, written_at double precision)
+ RETURNS void
+ LANGUAGE sql
+AS $function$
+    SELECT pg_notify('realtime_changed_v1', json_build_object(
+        'table', table_name, 'op', op, 'first_id', first_id, 'last_id', last_id,
+        'rows', row_count, 'xid', pg_current_xact_id()::text, 'written_at', written_at
+    )::text)
 $function$;
 
 CREATE OR REPLACE FUNCTION public.realtime_notify_v1()
@@ -353,6 +398,97 @@ BEGIN
 END;
 $function$;
 
+CREATE OR REPLACE FUNCTION public.realtime_notify_v4()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '$user', 'public'
+AS $function$
+DECLARE
+    per_row_max     CONSTANT int := 100;
+    per_entry_max   CONSTANT int := realtime_log_window();
+    per_entry_bytes CONSTANT int := 64 * 1024 * 1024;
+    written_at      float8 := extract(epoch FROM clock_timestamp());
+    notify          boolean := realtime_notify_has_room();
+    row_count       bigint;
+    statement_first bigint;
+    statement_last  bigint;
+    packed_data     json;
+    packed_ids      bigint[];
+    packed          record;
+    logged          record;
+BEGIN
+    SELECT count(*) INTO row_count FROM changed_rows;
+    IF row_count = 0 THEN
+        RETURN NULL;
+    END IF;
+
+    IF row_count <= per_row_max THEN
+        FOR logged IN
+            INSERT INTO realtime_event (table_name, op, data)
+            SELECT TG_TABLE_NAME, TG_OP, row_to_json(r) FROM changed_rows r
+            RETURNING id, data
+        LOOP
+            CONTINUE WHEN NOT notify;
+            PERFORM realtime_notify_change(logged.id, TG_TABLE_NAME, TG_OP, logged.data, written_at);
+        END LOOP;
+        RETURN NULL;
+    END IF;
+
+    BEGIN
+        IF row_count <= per_entry_max THEN
+            -- One pass, no sort: both aggregates take the rows in scan order, in which
+            -- nextval() gave ascending ids, so ids[i] belongs to the i-th row of data.
+            SELECT max(c.id), min(c.id), json_agg(c.data), array_agg(c.id)
+            INTO statement_last, statement_first, packed_data, packed_ids
+            FROM (
+                SELECT nextval('realtime_event_id_seq') AS id, row_to_json(r) AS data
+                FROM changed_rows r
+            ) c;
+            IF octet_length(packed_data::text) > per_entry_bytes THEN
+                RAISE EXCEPTION USING ERRCODE = 'program_limit_exceeded';
+            END IF;
+            INSERT INTO realtime_event (id, table_name, op, data, first_id, ids)
+            VALUES (statement_last, TG_TABLE_NAME, TG_OP, packed_data, statement_first,
+                    packed_ids);
+        ELSE
+            FOR packed IN
+                SELECT max(c.id) AS last, min(c.id) AS first,
+                       json_agg(c.data ORDER BY c.id) AS data, array_agg(c.id ORDER BY c.id) AS ids
+                FROM (
+                    SELECT nextval('realtime_event_id_seq') AS id, row_to_json(r) AS data
+                    FROM changed_rows r
+                ) c
+                GROUP BY c.id / per_entry_max
+            LOOP
+                IF octet_length(packed.data::text) > per_entry_bytes THEN
+                    RAISE EXCEPTION USING ERRCODE = 'program_limit_exceeded';
+                END IF;
+                INSERT INTO realtime_event (id, table_name, op, data, first_id, ids)
+                VALUES (packed.last, TG_TABLE_NAME, TG_OP, packed.data, packed.first, packed.ids);
+                statement_first := least(statement_first, packed.first);
+                statement_last := greatest(statement_last, packed.last);
+            END LOOP;
+        END IF;
+    EXCEPTION WHEN program_limit_exceeded OR out_of_memory THEN
+        -- Too big to pack (over per_entry_bytes, or over 1 GB while packing): a log row
+        -- per change.
+        WITH appended AS (
+            INSERT INTO realtime_event (table_name, op, data)
+            SELECT TG_TABLE_NAME, TG_OP, row_to_json(r) FROM changed_rows r
+            RETURNING realtime_event.id
+        )
+        SELECT min(a.id), max(a.id) INTO statement_first, statement_last FROM appended a;
+    END;
+    IF notify THEN
+        PERFORM realtime_notify_statement(
+            TG_TABLE_NAME, TG_OP, statement_first, statement_last, row_count, written_at
+        );
+    END IF;
+    RETURN NULL;
+END;
+$function$;
+
 CREATE OR REPLACE FUNCTION public.realtime_state_changed_v1()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -399,6 +535,62 @@ BEGIN
 END;
 $function$;
 
+CREATE OR REPLACE FUNCTION public.realtime_state_changed_v2()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO '$user', 'public'
+AS $function$
+DECLARE
+    violation_table text;
+    violation_id    bigint;
+    kind_schema     text;
+    row_data        json;
+    event_id        bigint;
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        violation_table := OLD.table_name;
+        violation_id := OLD.violation_id;
+    ELSE
+        violation_table := NEW.table_name;
+        violation_id := NEW.violation_id;
+    END IF;
+    SELECT k.schema_name INTO kind_schema FROM realtime_kind k WHERE k.table_name = violation_table;
+    IF NOT FOUND THEN
+        RETURN NULL;  -- not a kind of violation (any more): no screen shows it
+    END IF;
+    EXECUTE format('SELECT row_to_json(v) FROM %I.%I v WHERE v.id = $1', kind_schema, violation_table)
+        INTO row_data USING violation_id;
+    IF row_data IS NULL THEN
+        row_data := json_build_object('id', violation_id);
+    END IF;
+
+    INSERT INTO realtime_event (table_name, op, data)
+    VALUES (violation_table, 'STATE', row_data)
+    RETURNING id INTO event_id;
+
+    IF realtime_notify_has_room() THEN
+        PERFORM realtime_notify_change(
+            event_id, violation_table, 'STATE', NULL, extract(epoch FROM clock_timestamp())
+        );
+    END IF;
+    RETURN NULL;
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION public.realtime_trigger_functions()
+ RETURNS regprocedure[]
+ LANGUAGE sql
+ STABLE
+AS $function$
+    SELECT array_remove(ARRAY[
+        to_regprocedure('realtime_notify_v1()'),
+        to_regprocedure('realtime_notify_v2()'),
+        to_regprocedure('realtime_notify_v3()'),
+        to_regprocedure('realtime_notify_v4()')
+    ], NULL)
+$function$;
+
 CREATE OR REPLACE FUNCTION public.realtime_unwatch_v1(target regclass)
  RETURNS void
  LANGUAGE plpgsql
@@ -421,13 +613,25 @@ CREATE OR REPLACE FUNCTION public.realtime_unwatch_v3(target regclass)
  RETURNS void
  LANGUAGE plpgsql
 AS $function$
-DECLARE
-    op text;
 BEGIN
-    EXECUTE format('DROP TRIGGER IF EXISTS realtime_notify_v1 ON %s', target);
-    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete'] LOOP
-        EXECUTE format('DROP TRIGGER IF EXISTS realtime_notify_v2_%s ON %s', op, target);
-        EXECUTE format('DROP TRIGGER IF EXISTS realtime_notify_v3_%s ON %s', op, target);
+    PERFORM realtime_unwatch_v4(target);
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION public.realtime_unwatch_v4(target regclass)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    trigger_name name;
+BEGIN
+    FOR trigger_name IN
+        SELECT t.tgname FROM pg_trigger t
+        WHERE t.tgrelid = target AND NOT t.tgisinternal
+          AND t.tgfoid = ANY(realtime_trigger_functions())
+        ORDER BY t.tgname
+    LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, target);
     END LOOP;
 END;
 $function$;
@@ -496,9 +700,46 @@ BEGIN
 END;
 $function$;
 
-CREATE TRIGGER realtime_state_v1 AFTER INSERT OR DELETE OR UPDATE ON public.realtime_acknowledgement FOR EACH ROW EXECUTE FUNCTION realtime_state_changed_v1();
+CREATE OR REPLACE FUNCTION public.realtime_watch_v4(target regclass)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    op text;
+BEGIN
+    IF (SELECT array_agg(DISTINCT w.trigger_function) FROM realtime_watched_tables() w
+        WHERE w.target = $1) = ARRAY['realtime_notify_v4()'::regprocedure]
+       AND (SELECT count(*) FROM pg_trigger t
+            WHERE t.tgrelid = $1 AND t.tgfoid = 'realtime_notify_v4()'::regprocedure) = 3
+    THEN
+        RETURN;
+    END IF;
+    PERFORM realtime_unwatch_v4(target);
+    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete'] LOOP
+        EXECUTE format(
+            'CREATE TRIGGER %I AFTER %s ON %s REFERENCING %s TABLE AS changed_rows '
+            'FOR EACH STATEMENT EXECUTE FUNCTION realtime_notify_v4()',
+            'realtime_notify_v4_' || op, upper(op), target,
+            CASE op WHEN 'delete' THEN 'OLD' ELSE 'NEW' END
+        );
+    END LOOP;
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION public.realtime_watched_tables()
+ RETURNS TABLE(target regclass, trigger_function regprocedure)
+ LANGUAGE sql
+ STABLE
+AS $function$
+    SELECT DISTINCT t.tgrelid::regclass, t.tgfoid::regprocedure
+    FROM pg_trigger t
+    WHERE NOT t.tgisinternal AND t.tgfoid = ANY(realtime_trigger_functions())
+    ORDER BY 1, 2
+$function$;
+
+CREATE TRIGGER realtime_state_v2 AFTER INSERT OR DELETE OR UPDATE ON public.realtime_acknowledgement FOR EACH ROW EXECUTE FUNCTION realtime_state_changed_v2();
 
 -- Each kind's table (realtime_kind) carries these, here on the first one's:
-CREATE TRIGGER realtime_notify_v3_delete AFTER DELETE ON public.violation_humandetections REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION realtime_notify_v3();
-CREATE TRIGGER realtime_notify_v3_insert AFTER INSERT ON public.violation_humandetections REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION realtime_notify_v3();
-CREATE TRIGGER realtime_notify_v3_update AFTER UPDATE ON public.violation_humandetections REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION realtime_notify_v3();
+CREATE TRIGGER realtime_notify_v4_delete AFTER DELETE ON public.violation_humandetections REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION realtime_notify_v4();
+CREATE TRIGGER realtime_notify_v4_insert AFTER INSERT ON public.violation_humandetections REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION realtime_notify_v4();
+CREATE TRIGGER realtime_notify_v4_update AFTER UPDATE ON public.violation_humandetections REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION realtime_notify_v4();
