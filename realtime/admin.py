@@ -3,6 +3,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db import connection
@@ -143,6 +144,7 @@ class ViolationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         context = {
             "live_kind": kind.slug if kind else None,
             "live_last_event_id": eventlog.newest_id(),
+            "heartbeat_seconds": settings.REALTIME_HEARTBEAT_SECONDS,
             **(extra_context or {}),
         }
         return super().changelist_view(request, context)

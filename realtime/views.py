@@ -58,6 +58,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "counters": _counters(registry, row_filter),
         "last_event_id": last_event_id,
         "next_cursor": first.next_cursor,
+        "heartbeat_seconds": settings.REALTIME_HEARTBEAT_SECONDS,
     }
     return render(request, "realtime/dashboard.html", context)
 
