@@ -24,6 +24,7 @@ from django_eventstream.views import events
 from realtime import eventlog, eventstream, health, kinds, metrics, violations
 from realtime.auth import accepts_token
 from realtime.eventstream import JSON_STREAM
+from realtime.kinds import Kind
 from realtime.models import Acknowledgement
 from realtime.rows import LAYOUTS, Cursor, InvalidFilter, RowFilter, render_row
 
@@ -146,6 +147,51 @@ def acknowledge(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     if row is None:
         raise Http404("No such violation")
     return HttpResponse(render_row(row))
+
+
+# A bulk acknowledgement names each violation as KIND:ID ("ppe:12"): at most this many.
+ACKNOWLEDGE_AT_ONCE = 500  # below Django's DATA_UPLOAD_MAX_NUMBER_FIELDS (1000)
+VIOLATION_REF = re.compile(r"([a-z0-9_-]{1,40}):([0-9]{1,19})", re.ASCII)
+
+
+@login_required
+@require_POST
+def acknowledge_many(request: HttpRequest) -> HttpResponse:
+    """Several at once (the page's selected or visible rows): `violation=KIND:ID`, repeated.
+
+    Answers with the rows as they now are; every screen re-draws them (STATE events).
+    Violations that no longer exist are left out; a malformed or unknown one is a 400,
+    and then nothing is acknowledged.
+    """
+    refs = request.POST.getlist("violation")
+    if not refs:
+        return _bad_request("Select at least one violation.")
+    if len(refs) > ACKNOWLEDGE_AT_ONCE:
+        return _bad_request(f"At most {ACKNOWLEDGE_AT_ONCE} violations at once.")
+    wanted: dict[Kind, set[int]] = {}
+    for ref in refs:
+        match = VIOLATION_REF.fullmatch(ref)
+        kind = kinds.knowing(slug=match[1]).by_slug.get(match[1]) if match else None
+        if match is None or kind is None or int(match[2]) > violations.BIGINT_MAX:
+            return _bad_request(f"Not a violation: {ref[:60]!r} (expected KIND:ID, as ppe:12).")
+        wanted.setdefault(kind, set()).add(int(match[2]))
+    found = [row for kind, ids in wanted.items() for row in violations.many(kind, sorted(ids))]
+    now = timezone.now()
+    Acknowledgement.objects.bulk_create(
+        [
+            Acknowledgement(
+                table_name=row.kind.table,
+                violation_id=row.id,
+                acknowledged_by=request.user.get_username(),
+                acknowledged_at=now,
+            )
+            for row in found
+            if not row.acknowledged
+        ],
+        ignore_conflicts=True,  # acknowledged meanwhile: the first one counts
+    )
+    rows = [row for kind, ids in wanted.items() for row in violations.many(kind, sorted(ids))]
+    return HttpResponse("".join(render_row(row) for row in rows))
 
 
 @accepts_token

@@ -123,6 +123,18 @@ def exists(kind: Kind, pk: int) -> bool:
         return bool(db.fetchone()[0])
 
 
+def many(kind: Kind, pks: list[int]) -> list[ViolationRow]:
+    """The rows of these ids that exist, in no particular order."""
+    query = (
+        "SELECT row_to_json(t), a.acknowledged_by, a.acknowledged_at"
+        f" FROM {kind.qualified} t LEFT JOIN realtime_acknowledgement a"
+        " ON a.table_name = %s AND a.violation_id = t.id WHERE t.id = ANY(%s::bigint[])"
+    )
+    with connection.cursor() as db:
+        db.execute(query, [kind.table, pks])
+        return [_row(kind, *found) for found in db.fetchall()]
+
+
 def window_start(now: datetime | None = None) -> datetime:
     """The start of the counters' window, in the plant's local time (naive)."""
     return timezone.localtime(now or timezone.now()).replace(tzinfo=None) - COUNTER_WINDOW

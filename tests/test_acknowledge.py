@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from tests.helpers import insert_violation
+from tests.helpers import insert_violation, newest_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -100,3 +100,61 @@ def test_detectors_insert_without_the_acknowledgement_columns(pg) -> None:
         " (camera_id, violation_date, violation_time, violation_image)"
         " VALUES (2, '2025-07-28', '15:00:00', '/media/seed.jpg')"
     )
+
+
+def test_acknowledge_several_at_once_across_kinds(pg, client_of) -> None:
+    ppe = [insert_violation(pg, "violation_ppedetections") for _ in range(2)]
+    loto = insert_violation(pg, "violation_lotodetections")
+    client_of("greta").post(f"/violations/ppe/{ppe[0]}/acknowledge/")
+    before = newest_event(pg)
+    refs = [f"ppe:{ppe[0]}", f"ppe:{ppe[1]}", f"loto:{loto}", "loto:999999999"]
+    response = client_of("hugo").post("/violations/acknowledge/", {"violation": refs})
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert body.count('class="violation kind-') == 3, "the rows that exist, as they now are"
+    assert body.count("Acknowledged by hugo") == 2 and "Acknowledged by greta" in body
+    acknowledged = pg.execute(
+        "SELECT table_name, violation_id, acknowledged_by FROM realtime_acknowledgement"
+        " ORDER BY table_name, violation_id"
+    ).fetchall()
+    assert acknowledged == [
+        ("violation_lotodetections", loto, "hugo"),
+        ("violation_ppedetections", ppe[0], "greta"),  # the first acknowledgement counts
+        ("violation_ppedetections", ppe[1], "hugo"),
+    ]
+    states = pg.execute(
+        "SELECT count(*) FROM realtime_event WHERE op = 'STATE' AND id > %s", [before]
+    ).fetchone()
+    assert states == (2,), "one STATE event per new acknowledgement: every screen re-draws"
+
+
+@pytest.mark.parametrize(
+    ("refs", "message"),
+    [
+        ([], "Select at least one violation."),
+        (["ppe:1", "ppe"], "Not a violation: 'ppe' (expected KIND:ID, as ppe:12)."),
+        (["cars:1"], "Not a violation: 'cars:1'"),
+        ([f"ppe:{'9' * 19}"], "Not a violation"),
+        (["ppe:1"] * 500, "At most 500 violations at once."),
+    ],
+)
+def test_acknowledging_several_refuses_bad_input_and_changes_nothing(
+    pg, client_of, refs, message
+) -> None:
+    row_id = insert_violation(pg, "violation_ppedetections")
+    refs = [f"ppe:{row_id}", *refs] if refs else refs
+    response = client_of("ida").post("/violations/acknowledge/", {"violation": refs})
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert pg.execute("SELECT count(*) FROM realtime_acknowledgement").fetchone() == (0,)
+
+
+def test_acknowledging_several_needs_a_login_a_post_and_a_csrf_token(pg, client_of) -> None:
+    row_id = insert_violation(pg)
+    data = {"violation": [f"human:{row_id}"]}
+    assert Client().post("/violations/acknowledge/", data).status_code == 302
+    assert client_of("jan").get("/violations/acknowledge/").status_code == 405
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(get_user_model().objects.get(username="jan"))
+    assert strict.post("/violations/acknowledge/", data).status_code == 403
+    assert pg.execute("SELECT count(*) FROM realtime_acknowledgement").fetchone() == (0,)

@@ -228,6 +228,57 @@
     });
   });
 
+  // --- acknowledging several at once ------------------------------------------------
+  const bulkForm = document.getElementById("acknowledge-many");
+  const bulkSelected = document.getElementById("acknowledge-selected");
+  const bulkVisible = document.getElementById("acknowledge-visible");
+  const bulkResult = document.getElementById("bulk-result");
+
+  function selectedBoxes() {
+    return document.querySelectorAll("input.select-violation:checked");
+  }
+  function renderSelection() {
+    if (bulkSelected) bulkSelected.disabled = selectedBoxes().length === 0;
+  }
+  document.body.addEventListener("change", function (event) {
+    if (event.target.matches && event.target.matches("input.select-violation")) renderSelection();
+  });
+  if (bulkForm && bulkVisible) {
+    bulkVisible.addEventListener("click", function () {
+      let any = false;
+      document.querySelectorAll("#violation-rows input.select-violation").forEach(function (box) {
+        if (box.offsetParent !== null) {
+          box.checked = true;
+          any = true;
+        }
+      });
+      renderSelection();
+      if (any) bulkForm.requestSubmit();
+    });
+  }
+  // The answer is the rows as they now are: draw them at once (their STATE events follow
+  // on the stream, and re-draw them again without counting twice).
+  document.body.addEventListener("htmx:afterRequest", function (event) {
+    if (!bulkForm || event.detail.elt !== bulkForm) return;
+    const xhr = event.detail.xhr;
+    if (!event.detail.successful) {
+      if (bulkResult) bulkResult.textContent = xhr.responseText || "Could not acknowledge.";
+      return;
+    }
+    const template = document.createElement("template");
+    template.innerHTML = "<table><tbody>" + xhr.responseText + "</tbody></table>";
+    const answered = template.content.querySelectorAll("tr");
+    answered.forEach(function (row) {
+      const existing = document.getElementById(row.id);
+      if (!existing) return;
+      countChange(existing, row);
+      existing.replaceWith(row);
+      htmx.process(row);
+    });
+    if (bulkResult) bulkResult.textContent = "Acknowledged " + answered.length + ".";
+    renderSelection();
+  });
+
   // --- sound --------------------------------------------------------------------------
   const soundButton = document.getElementById("sound-toggle");
   const SOUND_PREF = "violations.sound";
