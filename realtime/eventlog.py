@@ -9,13 +9,12 @@ functions on Django's connection (servers), and the async ones on the listener's
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
 from typing import Any, NamedTuple
 
 import psycopg
 from django.db import connection
 
-from realtime.changes import ChangeEvent
+from realtime.changes import ChangeEvent, violation_state
 
 
 # Changes of a source (a call of realtime_changes() or realtime_changes_after()), in id
@@ -24,10 +23,11 @@ from realtime.changes import ChangeEvent
 def _with_state(source: str) -> str:
     return f"""
 SELECT c.id, c.table_name, c.op, c.data, extract(epoch FROM c.created_at)::float8,
-       s.acknowledged_by, s.acknowledged_at, c.xid::text
+       s.acknowledged_by, s.acknowledged_at, c.xid::text, s.note, s.noted_by, s.noted_at
 FROM {source} c
 LEFT JOIN LATERAL (
-    SELECT a.acknowledged_by, a.acknowledged_at FROM realtime_acknowledgement a
+    SELECT a.acknowledged_by, a.acknowledged_at, a.note, a.noted_by, a.noted_at
+    FROM realtime_acknowledgement a
     WHERE c.op IN ('UPDATE', 'STATE') AND a.table_name = c.table_name
       AND a.violation_id = CASE WHEN c.data->>'id' ~ '^[0-9]{{1,18}}$'
                                 THEN (c.data->>'id')::bigint END
@@ -96,13 +96,8 @@ class Logged(NamedTuple):
 def logged(row: Sequence[Any]) -> Logged:
     """A row of the queries above."""
     change: ChangeEvent = {"id": row[0], "table": row[1], "op": row[2], "data": row[3]}
-    acknowledged_at: datetime | None = row[6]
     if row[2] in ("UPDATE", "STATE"):
-        change["state"] = (
-            None
-            if acknowledged_at is None
-            else {"acknowledged_by": row[5], "acknowledged_at": acknowledged_at.isoformat()}
-        )
+        change["state"] = violation_state(row[5], row[6], row[8], row[9], row[10])
     return Logged(change, row[4], row[7])
 
 

@@ -3,10 +3,14 @@ and travels through the event log as a STATE event of the row."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from realtime import eventlog
+from realtime.changes import acknowledgement_frame
 from tests.helpers import insert_violation, newest_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -158,3 +162,63 @@ def test_acknowledging_several_needs_a_login_a_post_and_a_csrf_token(pg, client_
     strict.force_login(get_user_model().objects.get(username="jan"))
     assert strict.post("/violations/acknowledge/", data).status_code == 403
     assert pg.execute("SELECT count(*) FROM realtime_acknowledgement").fetchone() == (0,)
+
+
+def test_a_note_follows_an_acknowledgement_and_is_kept_in_the_history(pg, client_of) -> None:
+    row_id = insert_violation(pg, "violation_ppedetections", image="/media/noted.jpg")
+    anna, bert = client_of("anna"), client_of("bert")
+    anna.post(f"/violations/ppe/{row_id}/acknowledge/")
+    before = newest_event(pg)
+    response = bert.post(f"/violations/ppe/{row_id}/note/", {"text": "  Forklift cleared.  "})
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Acknowledged by anna" in body and "<q>Forklift cleared.</q>" in body
+    assert ">bert, " in body
+    assert pg.execute(
+        "SELECT acknowledged_by, note, noted_by FROM realtime_acknowledgement"
+        " WHERE violation_id = %s",
+        [row_id],
+    ).fetchone() == ("anna", "Forklift cleared.", "bert")
+    [state] = eventlog.changes_after(before, 10)
+    assert state["op"] == "STATE" and state["data"]["id"] == row_id
+    assert state["state"] is not None
+    assert (state["state"]["note"], state["state"]["noted_by"]) == ("Forklift cleared.", "bert")
+    frame = json.loads(acknowledgement_frame(state))
+    assert (frame["acknowledged_by"], frame["note"], frame["noted_by"]) == (
+        "anna",
+        "Forklift cleared.",
+        "bert",
+    )
+    history = pg.execute(
+        "SELECT action, actor, text FROM realtime_operator_action WHERE violation_id = %s"
+        " ORDER BY at, id",
+        [row_id],
+    ).fetchall()
+    assert history == [("acknowledge", "anna", ""), ("note", "bert", "Forklift cleared.")]
+
+
+def test_a_note_on_an_unacknowledged_violation_acknowledges_it(pg, client_of) -> None:
+    row_id = insert_violation(pg, "violation_humandetections")
+    response = client_of("cora").post(f"/violations/human/{row_id}/note/", {"text": "Seen."})
+    assert response.status_code == 200
+    assert "Acknowledged by cora" in response.content.decode()
+    actions = pg.execute(
+        "SELECT action FROM realtime_operator_action WHERE violation_id = %s ORDER BY at, id",
+        [row_id],
+    ).fetchall()
+    assert actions == [("acknowledge",), ("note",)]
+
+
+def test_a_bad_note_is_a_clear_4xx_and_changes_nothing(pg, client_of) -> None:
+    row_id = insert_violation(pg, "violation_humandetections")
+    client = client_of("dan")
+    path = f"/violations/human/{row_id}/note/"
+    empty = client.post(path, {"text": "   "})
+    assert (empty.status_code, empty.content) == (400, b"A note needs some text.")
+    long = client.post(path, {"text": "x" * 1001})
+    assert (long.status_code, long.content) == (400, b"A note has at most 1000 characters.")
+    assert client.post("/violations/human/999999999/note/", {"text": "a"}).status_code == 404
+    assert client.post("/violations/cars/1/note/", {"text": "a"}).status_code == 404
+    assert Client().post(path, {"text": "a"}).status_code == 302
+    assert pg.execute("SELECT count(*) FROM realtime_acknowledgement").fetchone() == (0,)
+    assert pg.execute("SELECT count(*) FROM realtime_operator_action").fetchone() == (0,)

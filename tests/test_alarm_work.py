@@ -79,3 +79,29 @@ def test_a_bulk_acknowledgement_reaches_a_second_browser_within_2_s(
         expect(row(other, "ppe", ids[0])).to_contain_text("Acknowledged by anna")
         expect(other.locator('.count[data-kind="ppe"]')).to_have_text("0")
     assert page.evaluate("window.__plays") == 0, "acknowledgements make no sound"
+
+
+def test_a_note_reaches_a_second_browser_within_2_s(
+    stack, operators, page, second_page, pg
+) -> None:
+    row_id = insert_violation(pg, "violation_humandetections", camera_id=7)
+    browsing.log_in(page, stack.http, "/", "anna", PASSWORD)
+    browsing.log_in(second_page, stack.http, "/", "bert", PASSWORD)
+    expect_live(page)
+    expect_live(second_page)
+    row(page, "human", row_id).get_by_role("button", name="Acknowledge").click()
+    expect(row(second_page, "human", row_id)).to_contain_text("Acknowledged by anna", timeout=2_000)
+
+    note = row(page, "human", row_id).get_by_role("textbox")
+    note.fill("Contractor escorted out, gate 3 closed.")
+    note.press("Enter")
+    for other in (page, second_page):
+        expect(row(other, "human", row_id).locator(".ack-note")).to_contain_text(
+            "Contractor escorted out, gate 3 closed.", timeout=2_000
+        )
+        expect(row(other, "human", row_id).locator(".ack-note")).to_contain_text("anna")
+    second_page.reload()  # as the server renders it
+    expect(row(second_page, "human", row_id).locator(".ack-note q")).to_have_text(
+        "Contractor escorted out, gate 3 closed."
+    )
+    expect(row(second_page, "human", row_id)).to_have_count(1)
