@@ -19,6 +19,7 @@ from realtime.models import (
     ApiToken,
     HumanDetection,
     LotoDetection,
+    OperatorAction,
     PpeDetection,
     ViolationKind,
 )
@@ -171,13 +172,40 @@ class ViolationKindAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 class AcknowledgementAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Deleting one un-acknowledges the violation, on every screen."""
 
-    list_display = ["table_name", "violation_id", "acknowledged_by", "acknowledged_at"]
+    list_display = ["table_name", "violation_id", "acknowledged_by", "acknowledged_at", "note"]
     list_filter = ["table_name"]
-    search_fields = ["acknowledged_by", "=violation_id"]
-    readonly_fields = ["table_name", "violation_id", "acknowledged_by", "acknowledged_at"]
+    search_fields = ["acknowledged_by", "=violation_id", "note"]
+    readonly_fields = [
+        "table_name",
+        "violation_id",
+        "acknowledged_by",
+        "acknowledged_at",
+        "note",
+        "noted_by",
+        "noted_at",
+    ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # operators acknowledge from the live table
+
+
+@admin.register(OperatorAction)
+class OperatorActionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """The operators' history: read-only, it is what happened."""
+
+    list_display = ["at", "actor", "action", "table_name", "violation_id", "text"]
+    list_filter = ["action", "table_name"]
+    search_fields = ["actor", "=violation_id", "text"]
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(ApiToken)
