@@ -222,3 +222,18 @@ def test_a_bad_note_is_a_clear_4xx_and_changes_nothing(pg, client_of) -> None:
     assert Client().post(path, {"text": "a"}).status_code == 302
     assert pg.execute("SELECT count(*) FROM realtime_acknowledgement").fetchone() == (0,)
     assert pg.execute("SELECT count(*) FROM realtime_operator_action").fetchone() == (0,)
+
+
+def test_the_admin_shows_notes_and_the_history_read_only(pg, client_of) -> None:
+    row_id = insert_violation(pg, "violation_ppedetections")
+    client_of("eva").post(f"/violations/ppe/{row_id}/note/", {"text": "Helmet handed out."})
+    admin = Client()
+    admin.force_login(get_user_model().objects.create_superuser("root-admin"))
+    acknowledgements = admin.get("/admin/realtime/acknowledgement/").content.decode()
+    assert "Helmet handed out." in acknowledgements
+    history = admin.get("/admin/realtime/operatoraction/")
+    assert history.status_code == 200
+    assert history.content.decode().count("Helmet handed out.") == 1
+    action = pg.execute("SELECT id FROM realtime_operator_action WHERE action = 'note'").fetchone()
+    assert action is not None
+    assert admin.post(f"/admin/realtime/operatoraction/{action[0]}/delete/").status_code == 403
