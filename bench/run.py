@@ -200,8 +200,13 @@ async def sse_client(
     if b" 200 " not in status:
         raise ConnectionError(status.decode(errors="replace").strip())
     ready.set()
+    event = b"message"  # only changes count, not the heartbeats (named events)
     while line := await reader.readline():
-        if line.startswith(b"data: {"):
+        if line.startswith(b"event: "):
+            event = line[7:].strip()
+        elif line.strip() == b"":
+            event = b"message"
+        elif line.startswith(b"data: {") and event == b"message":
             now = time.time()
             image = json.loads(line[6:])["data"].get("violation_image") or ""
             if run in image:

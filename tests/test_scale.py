@@ -48,8 +48,14 @@ async def open_sse(port: int, token: str) -> tuple[asyncio.StreamReader, asyncio
 
 
 async def sse_image(reader: asyncio.StreamReader) -> str:
+    """The image of the next change (a `message` event; not a heartbeat)."""
+    event = b"message"
     while line := await reader.readline():
-        if line.startswith(b"data: {"):
+        if line.startswith(b"event: "):
+            event = line[7:].strip()
+        elif line.strip() == b"":
+            event = b"message"
+        elif line.startswith(b"data: {") and event == b"message":
             return str(json.loads(line[6:])["data"]["violation_image"])
     raise EOFError
 
