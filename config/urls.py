@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from realtime import views
+from realtime import media, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -11,6 +11,12 @@ urlpatterns = [
     path("kinds.css", views.kind_styles, name="kind-styles"),
     path("legacy/", views.legacy, name="legacy"),
     path("violations/<slug:kind>/<int:pk>/acknowledge/", views.acknowledge, name="acknowledge"),
+    path("violations/<slug:kind>/<int:pk>/image/", media.violation_image, name="violation-image"),
+    path(
+        "violations/<slug:kind>/<int:pk>/thumbnail/",
+        media.violation_thumbnail,
+        name="violation-thumbnail",
+    ),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.prometheus_metrics, name="metrics"),
     path("events/violations/", views.violation_events, name="violation-events"),
