@@ -361,3 +361,18 @@ def test_bad_media_settings_name_the_variable(monkeypatch, name, value, message)
     read = env.env_base_url if name.endswith("BASE_URL") else env.env_url_path
     with pytest.raises(ImproperlyConfigured, match=f"{name}.*{message}"):
         read(name) if read is env.env_base_url else read(name, "")
+
+
+def test_the_admin_changelist_has_a_thumbnail_column_live_and_on_load(pg, media_root) -> None:
+    admin_user = get_user_model().objects.create_superuser(
+        "boss", "boss@example.com", "pw-12345678"
+    )
+    client = Client()
+    client.force_login(admin_user)
+    row_id = insert_violation(pg, camera_id=3, image="/media/cam07/f.jpg")
+    html = client.get("/admin/realtime/humandetection/").content.decode()
+    cell = re.compile(r'<td class="field-thumbnail">.*?</td>')
+    loaded = cell.findall(html)
+    assert len(loaded) == 1 and f'src="/violations/human/{row_id}/thumbnail/?v=' in loaded[0]
+    assert cell.findall(render_row(one_row("human", row_id), "admin")) == loaded
+    assert "column-thumbnail" in html

@@ -15,3 +15,9 @@ register = template.Library()
 @register.inclusion_tag("realtime/_row_image.html")
 def row_image(row: ViolationRow) -> dict[str, Any]:
     return {"row": row, "image": media.row_image(row)}
+
+
+@register.inclusion_tag("realtime/_row_thumbnail.html")
+def row_thumbnail(row: ViolationRow) -> dict[str, Any]:
+    """The thumbnail alone, as a link of its own (the admin's column)."""
+    return {"image": media.row_image(row), "focusable": True}
