@@ -62,7 +62,7 @@ PLACEHOLDER = "realtime/no-image.svg"
 # own limit (Image.MAX_IMAGE_PIXELS, 89 million), where it would warn first.
 MAX_PIXELS = 50_000_000
 # Decoding is CPU work in the request's thread: a page of 50 new rows must not run 50 at
-# once on a small machine, and a second request for the same one waits for the first.
+# once on a small machine. A request that waited finds one made meanwhile (thumbnail()).
 _making = threading.BoundedSemaphore(2)
 
 

@@ -41,6 +41,9 @@ def camera_frame(size: tuple[int, int] = (1920, 1080), **save: Any) -> bytes:
 def media_root(tmp_path: Path, settings: Any) -> Path:
     root = tmp_path / "media"
     (root / "cam07").mkdir(parents=True)
+    # A real picture beside the root: what an escape would serve if the checks let it.
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret.jpg").write_bytes(camera_frame((64, 48)))
     settings.REALTIME_MEDIA_ROOT = root
     settings.REALTIME_THUMBNAIL_DIR = tmp_path / "thumbnails"
     settings.REALTIME_MEDIA_PREFIX = "/media/"
@@ -134,6 +137,8 @@ def test_conditional_get_gives_304(pg, client, media_root) -> None:
         by_date = client.get(url, headers={"If-Modified-Since": first["Last-Modified"]})
         assert by_date.status_code == 304
         assert client.get(url, headers={"If-None-Match": '"other"'}).status_code == 200
+        head = client.head(url)
+        assert head.status_code == 200 and body(head) == b"" and head["ETag"] == first["ETag"]
     assert thumbnails_made() == made + 1
 
 
@@ -158,6 +163,20 @@ def _symlink_out(root: Path) -> str:
 def _symlinked_dir_out(root: Path) -> str:
     (root / "etc").symlink_to("/etc")
     return "/media/etc/passwd"
+
+
+def _symlink_to_a_picture_out(root: Path) -> str:
+    (root / "cam07" / "peek.jpg").symlink_to(root.parent / "outside" / "secret.jpg")
+    return "/media/cam07/peek.jpg"
+
+
+def _symlinked_dir_to_pictures_out(root: Path) -> str:
+    (root / "out").symlink_to(root.parent / "outside")
+    return "/media/out/secret.jpg"
+
+
+def _absolute_picture_out(root: Path) -> str:
+    return str(root.parent / "outside" / "secret.jpg")
 
 
 def _html_named_jpg(root: Path) -> str:
@@ -188,7 +207,11 @@ REFUSED = {
     "dot-dot inside": lambda root: "/media/cam07/../../../../etc/passwd",
     "absolute, outside the prefix": lambda root: PASSWD,
     "absolute after the prefix": lambda root: "/media//etc/passwd",
+    "dot-dot to a picture": lambda root: "/media/../outside/secret.jpg",
     "symlink out of the root": _symlink_out,
+    "symlink to a picture out of the root": _symlink_to_a_picture_out,
+    "symlinked directory of pictures out of the root": _symlinked_dir_to_pictures_out,
+    "absolute path of a picture outside the prefix": _absolute_picture_out,
     "symlinked directory out of the root": _symlinked_dir_out,
     "a directory": lambda root: "/media/cam07",
     "missing": lambda root: "/media/cam07/missing.jpg",
@@ -203,11 +226,13 @@ def test_anything_but_a_picture_under_the_root_gets_the_placeholder(
     case, pg, client, media_root
 ) -> None:
     image = REFUSED[case](media_root)
+    secret = (media_root.parent / "outside" / "secret.jpg").read_bytes()
     for url in urls(insert_violation(pg, image=image)):
         as_img = client.get(url, headers={"Accept": IMG_ACCEPT})
         assert as_img.status_code == 404, (url, as_img.status_code)
         assert as_img["Content-Type"] == "image/svg+xml"
         assert b"No image" in body(as_img) and b"root:" not in body(as_img)
+        assert secret[:200] not in body(as_img)
         assert "no-store" in as_img["Cache-Control"]
         as_page = client.get(url, headers={"Accept": "text/html,*/*;q=0.8"})
         assert as_page.status_code == 404
