@@ -1,29 +1,30 @@
 """What a trigger costs the detector, taken apart: the floors under the cost targets.
 
-bench/run.py measures the shipped trigger (realtime_notify_v3) against an unwatched copy
+bench/run.py measures the shipped trigger (realtime_notify_v4) against an unwatched copy
 of the table. This script measures, the same way (the same single-row INSERTs and the
 same 10,000-row statement, from one Python connection in autocommit), a series of
 triggers that each do part of that work, so the cost of each part can be read off:
 
     empty-statement   a statement trigger with transition tables that does nothing
     empty-row         a row trigger that does nothing
-    notify-only       v2's NOTIFYs (per row up to 100 rows, one notice above), no log
+    notify-only       the NOTIFYs (per row up to 100 rows, one notice above), no log
     collect-only      copies the changed rows into an array, writes nothing
     serialize-only    turns the changed rows into JSON text, writes nothing
     log-only          v2's log INSERT, no NOTIFY
-    v1                the shipped per-row trigger (sql/002)
+    v1                the first trigger, per row (sql/002)
     v2                the previous statement trigger (sql/004): a log row per change
-    v3                the shipped trigger (sql/005): v2, except that a statement of more
+    v3                the previous trigger (sql/005): v2, except that a statement of more
                       than 100 rows is logged in one row per 10,000 changes
+    v4                the shipped trigger (sql/007): v3 written with helper functions
 
 Each trigger is attached to its own copy of violation_humandetections; log-only writes
-to a copy of realtime_event, so the product's own log only gets the rows of v1, v2 and
-v3. Every round times the unwatched copy right before each watched one; the report gives
+to a copy of realtime_event, so the product's own log only gets the rows of v1 to v4. Every
+round times the unwatched copy right before each watched one; the report gives
 the median of those paired ratios and the ratio of the best times (bench/run.py's
 measure). One JSON line per trigger and measure goes to --out.
 
     python bench/trigger_cost.py
-    python bench/trigger_cost.py --rounds 11 --variant v2 --variant v3
+    python bench/trigger_cost.py --rounds 11 --variant v3 --variant v4
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from run import ROOT, cost_measures, ensure_database, manage, stack_env
 SOURCE = "violation_humandetections"
 UNWATCHED = "bench_cost_unwatched"
 
-# Every partial trigger has the attributes of the shipped ones (sql/004, sql/005) ...
+# Every partial trigger has the attributes of the shipped ones (sql/005, sql/007) ...
 ATTRIBUTES = """
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -52,11 +53,9 @@ AS $$
 DECLARATIONS = """
 DECLARE
     written_at  float8 := extract(epoch FROM clock_timestamp());
-    notify      boolean := pg_notification_queue_usage()
-        < coalesce(nullif(current_setting('realtime.notify_queue_limit', true), '')::float8, 0.5);
+    notify      boolean := realtime_notify_has_room();
     row_count   bigint;
     logged      record;
-    payload     text;
 """
 
 BODIES = {
@@ -70,7 +69,7 @@ BODIES = {
     PERFORM json_agg(row_to_json(r)) FROM changed_rows r;
     RETURN NULL;
 """,
-    # v2's NOTIFYs with the row data, nothing appended anywhere.
+    # The shipped trigger's NOTIFYs (sql/007's helpers), nothing appended anywhere.
     "notify-only": """
     SELECT count(*) INTO row_count FROM changed_rows;
     IF row_count = 0 OR NOT notify THEN
@@ -78,23 +77,11 @@ BODIES = {
     END IF;
     IF row_count <= 100 THEN
         FOR logged IN SELECT row_to_json(r) AS data FROM changed_rows r LOOP
-            payload := json_build_object(
-                'table', TG_TABLE_NAME, 'op', TG_OP, 'data', logged.data,
-                'written_at', written_at
-            )::text;
-            IF octet_length(payload) >= 8000 THEN
-                payload := json_build_object(
-                    'table', TG_TABLE_NAME, 'op', TG_OP, 'written_at', written_at
-                )::text;
-            END IF;
-            PERFORM pg_notify('realtime_changed_v1', payload);
+            PERFORM realtime_notify_change(0, TG_TABLE_NAME, TG_OP, logged.data, written_at);
         END LOOP;
         RETURN NULL;
     END IF;
-    PERFORM pg_notify('realtime_changed_v1', json_build_object(
-        'table', TG_TABLE_NAME, 'op', TG_OP, 'rows', row_count,
-        'xid', pg_current_xact_id()::text, 'written_at', written_at
-    )::text);
+    PERFORM realtime_notify_statement(TG_TABLE_NAME, TG_OP, 0, 0, row_count, written_at);
     RETURN NULL;
 """,
     "log-only": """
@@ -113,6 +100,7 @@ VARIANTS = [
     "v1",
     "v2",
     "v3",
+    "v4",
 ]
 
 
@@ -137,7 +125,7 @@ def set_up(conn: psycopg.Connection[Any], variants: list[str]) -> None:
     for variant in variants:
         table = table_of(variant)
         conn.execute(f"CREATE TABLE {table} (LIKE {SOURCE} INCLUDING ALL)")
-        if variant in ("v1", "v2", "v3"):
+        if variant in ("v1", "v2", "v3", "v4"):
             conn.execute(f"SELECT realtime_watch_{variant}(%s)", [table])
         else:
             function = table + "_fn"

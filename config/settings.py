@@ -172,6 +172,13 @@ REALTIME_CLIENT_STALL_TIMEOUT = env_float("REALTIME_CLIENT_STALL_TIMEOUT", 30.0,
 # WebSocket and SSE streams one user (its tokens included) may hold open per server process.
 REALTIME_MAX_STREAMS_PER_USER = env_int("REALTIME_MAX_STREAMS_PER_USER", 50, minimum=1)
 
+# SSE streams send a `heartbeat` event (this server's view of the pipeline) when they
+# have sent nothing for this many seconds; the live table says "Stale" after 2.5 of them.
+REALTIME_HEARTBEAT_SECONDS = env_float("REALTIME_HEARTBEAT_SECONDS", 10.0, minimum=0.5)
+# The pipeline is not live while the listener is further behind than this (/healthz's
+# listener lag_seconds), or unheard of for longer than realtime.health.LISTENER_STALE_AFTER.
+REALTIME_PIPELINE_LAG_LIMIT = env_float("REALTIME_PIPELINE_LAG_LIMIT", 30.0, minimum=0.1)
+
 # The server process's garbage collector (gc.set_threshold), or "python" for Python's own
 # 700,10,10. With those, thousands of connections meant frequent full collections that
 # held the whole server (docs/performance.md has the numbers).

@@ -11,6 +11,8 @@ urlpatterns = [
     path("kinds.css", views.kind_styles, name="kind-styles"),
     path("legacy/", views.legacy, name="legacy"),
     path("violations/<slug:kind>/<int:pk>/acknowledge/", views.acknowledge, name="acknowledge"),
+    path("violations/<slug:kind>/<int:pk>/note/", views.add_note, name="add-note"),
+    path("violations/acknowledge/", views.acknowledge_many, name="acknowledge-many"),
     path("violations/<slug:kind>/<int:pk>/image/", media.violation_image, name="violation-image"),
     path(
         "violations/<slug:kind>/<int:pk>/thumbnail/",

@@ -3,6 +3,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db import connection
@@ -19,6 +20,7 @@ from realtime.models import (
     ApiToken,
     HumanDetection,
     LotoDetection,
+    OperatorAction,
     PpeDetection,
     ViolationKind,
 )
@@ -153,6 +155,7 @@ class ViolationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         context = {
             "live_kind": kind.slug if kind else None,
             "live_last_event_id": eventlog.newest_id(),
+            "heartbeat_seconds": settings.REALTIME_HEARTBEAT_SECONDS,
             **(extra_context or {}),
         }
         return super().changelist_view(request, context)
@@ -179,13 +182,40 @@ class ViolationKindAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 class AcknowledgementAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     """Deleting one un-acknowledges the violation, on every screen."""
 
-    list_display = ["table_name", "violation_id", "acknowledged_by", "acknowledged_at"]
+    list_display = ["table_name", "violation_id", "acknowledged_by", "acknowledged_at", "note"]
     list_filter = ["table_name"]
-    search_fields = ["acknowledged_by", "=violation_id"]
-    readonly_fields = ["table_name", "violation_id", "acknowledged_by", "acknowledged_at"]
+    search_fields = ["acknowledged_by", "=violation_id", "note"]
+    readonly_fields = [
+        "table_name",
+        "violation_id",
+        "acknowledged_by",
+        "acknowledged_at",
+        "note",
+        "noted_by",
+        "noted_at",
+    ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # operators acknowledge from the live table
+
+
+@admin.register(OperatorAction)
+class OperatorActionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """The operators' history: read-only, it is what happened."""
+
+    list_display = ["at", "actor", "action", "table_name", "violation_id", "text"]
+    list_filter = ["action", "table_name"]
+    search_fields = ["actor", "=violation_id", "text"]
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(ApiToken)

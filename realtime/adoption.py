@@ -8,6 +8,7 @@ Used by the migrations (which create a table only where none exists), by `check`
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -37,13 +38,13 @@ BUILT_IN_TABLES = (
     "violation_lotodetections",
     "violation_ppedetections",
 )
-# The names of the product's own triggers on a watched table, every version.
-PRODUCT_TRIGGERS = frozenset(
-    ["realtime_notify_v1"]
-    + [f"realtime_notify_v{v}_{op}" for v in (2, 3) for op in ("insert", "update", "delete")]
-)
-CURRENT_TRIGGERS = frozenset(f"realtime_notify_v3_{op}" for op in ("insert", "update", "delete"))
-
+# The product's trigger as the migrations attach it (sql/007), and the functions that
+# attach and detach it. The product's triggers of every version are told by the function
+# they run (realtime_notify_v1() ... v4()), not by their names.
+TRIGGER_FUNCTION = "realtime_notify_v4()"
+WATCH_FUNCTION = "realtime_watch_v4"
+UNWATCH_FUNCTION = "realtime_unwatch_v4"
+PRODUCT_TRIGGER_FUNCTION = re.compile(r"(?:.+\.)?realtime_notify_v[0-9]+\(\)")
 # Which detectors' tables the product created itself (migration 0001 where none existed):
 # only those may ever be altered or dropped by a migration.
 CREATED_TABLES_SQL = """
@@ -157,7 +158,7 @@ def privilege_problems(cursor: Any, table: Table) -> list[Problem]:
     )
     role, owns, may_trigger, may_select = cursor.fetchone()
     grants = []
-    if not owns and not may_trigger and not CURRENT_TRIGGERS <= set(triggers(cursor, table)):
+    if not owns and not may_trigger and not is_watched(cursor, table):
         grants.append("TRIGGER")
     if not may_select:
         grants.append("SELECT")
@@ -186,13 +187,23 @@ def triggers(cursor: Any, table: Table) -> dict[str, str]:
     return dict(cursor.fetchall())
 
 
+def is_product_trigger(function: str) -> bool:
+    return PRODUCT_TRIGGER_FUNCTION.fullmatch(function) is not None
+
+
 def foreign_triggers(cursor: Any, table: Table) -> dict[str, str]:
     """Triggers someone else attached (the tutorial's notify_on_change(), say)."""
-    return {name: f for name, f in triggers(cursor, table).items() if name not in PRODUCT_TRIGGERS}
+    return {name: f for name, f in triggers(cursor, table).items() if not is_product_trigger(f)}
 
 
 def is_watched(cursor: Any, table: Table) -> bool:
-    return bool(set(triggers(cursor, table)) & PRODUCT_TRIGGERS)
+    return any(is_product_trigger(f) for f in triggers(cursor, table).values())
+
+
+def older_trigger_functions(cursor: Any, table: Table) -> set[str]:
+    """The functions of the product's triggers of older versions that watch the table."""
+    product = {f for f in triggers(cursor, table).values() if is_product_trigger(f)}
+    return product - {TRIGGER_FUNCTION}
 
 
 # --- indexes ------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Any, cast
 
 from channels.db import database_sync_to_async
 
-from realtime import eventlog, eventstream, kinds, metrics
+from realtime import eventlog, eventstream, kinds, metrics, pipeline
 from realtime.bus import (
     BATCH_TYPE,
     BRIDGE_CHANNEL_PREFIX,
@@ -133,9 +133,11 @@ class Bridge:
                     if not ours(message):
                         self._note_foreign(message)
                     elif message.get("type") == BATCH_TYPE:
+                        pipeline.watch.heard_from_listener()
                         await self._know_kinds(message["changes"])
                         self.dispatch(message["changes"])
                     elif message.get("type") == HEARTBEAT_TYPE:
+                        pipeline.watch.heard_from_listener()
                         await self._heal(int(message["newest_id"]))
             except asyncio.CancelledError:
                 raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from typing import Any, Literal, NotRequired, TypedDict, TypeGuard, get_args
 
 Op = Literal["INSERT", "UPDATE", "DELETE"]
@@ -24,6 +25,31 @@ class ViolationState(TypedDict):
 
     acknowledged_by: str
     acknowledged_at: str
+    # The latest note, when there is one.
+    note: NotRequired[str]
+    noted_by: NotRequired[str]
+    noted_at: NotRequired[str]
+
+
+def violation_state(
+    acknowledged_by: str,
+    acknowledged_at: datetime | None,
+    note: str | None = "",
+    noted_by: str | None = "",
+    noted_at: datetime | None = None,
+) -> ViolationState | None:
+    """The state from the columns of realtime_acknowledgement (None: not acknowledged)."""
+    if acknowledged_at is None:
+        return None
+    state: ViolationState = {
+        "acknowledged_by": acknowledged_by,
+        "acknowledged_at": acknowledged_at.isoformat(),
+    }
+    if note and noted_at is not None:
+        state["note"] = note
+        state["noted_by"] = noted_by or ""
+        state["noted_at"] = noted_at.isoformat()
+    return state
 
 
 class ChangeEvent(TypedDict):
@@ -146,6 +172,9 @@ def acknowledgement_frame(event: ChangeEvent) -> str:
             "acknowledged": state is not None,
             "acknowledged_by": state["acknowledged_by"] if state else None,
             "acknowledged_at": state["acknowledged_at"] if state else None,
+            "note": state.get("note") if state else None,
+            "noted_by": state.get("noted_by") if state else None,
+            "noted_at": state.get("noted_at") if state else None,
         },
         ensure_ascii=False,
         separators=(",", ":"),

@@ -49,6 +49,16 @@ def _messages(cursor: Any) -> Iterator[checks.CheckMessage]:
                 "trigger.",
                 id="realtime.W002",
             )
+        older = adoption.older_trigger_functions(cursor, table)
+        if older:
+            yield checks.Warning(
+                f"{table.qualified} is watched by an older version of the product's trigger "
+                f"({', '.join(sorted(older))}), not by {adoption.TRIGGER_FUNCTION}: migration "
+                "0013 could not replace it (dropping a trigger needs the table's owner).",
+                hint="Ask the owner to run: "
+                f"SELECT {adoption.WATCH_FUNCTION}('{table.qualified}');",
+                id="realtime.W003",
+            )
         missing = [
             i for i, state in adoption.index_states(cursor, table).items() if state != "valid"
         ]

@@ -9,13 +9,12 @@ functions on Django's connection (servers), and the async ones on the listener's
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
 from typing import Any, NamedTuple
 
 import psycopg
 from django.db import connection
 
-from realtime.changes import ChangeEvent
+from realtime.changes import ChangeEvent, violation_state
 
 
 # Changes of a source (a call of realtime_changes() or realtime_changes_after()), in id
@@ -24,10 +23,11 @@ from realtime.changes import ChangeEvent
 def _with_state(source: str) -> str:
     return f"""
 SELECT c.id, c.table_name, c.op, c.data, extract(epoch FROM c.created_at)::float8,
-       s.acknowledged_by, s.acknowledged_at, c.xid::text
+       s.acknowledged_by, s.acknowledged_at, c.xid::text, s.note, s.noted_by, s.noted_at
 FROM {source} c
 LEFT JOIN LATERAL (
-    SELECT a.acknowledged_by, a.acknowledged_at FROM realtime_acknowledgement a
+    SELECT a.acknowledged_by, a.acknowledged_at, a.note, a.noted_by, a.noted_at
+    FROM realtime_acknowledgement a
     WHERE c.op IN ('UPDATE', 'STATE') AND a.table_name = c.table_name
       AND a.violation_id = CASE WHEN c.data->>'id' ~ '^[0-9]{{1,18}}$'
                                 THEN (c.data->>'id')::bigint END
@@ -96,13 +96,8 @@ class Logged(NamedTuple):
 def logged(row: Sequence[Any]) -> Logged:
     """A row of the queries above."""
     change: ChangeEvent = {"id": row[0], "table": row[1], "op": row[2], "data": row[3]}
-    acknowledged_at: datetime | None = row[6]
     if row[2] in ("UPDATE", "STATE"):
-        change["state"] = (
-            None
-            if acknowledged_at is None
-            else {"acknowledged_by": row[5], "acknowledged_at": acknowledged_at.isoformat()}
-        )
+        change["state"] = violation_state(row[5], row[6], row[8], row[9], row[10])
     return Logged(change, row[4], row[7])
 
 
@@ -151,9 +146,16 @@ def change_ids_between(after_id: int, up_to: int) -> list[int]:
 
 # The row of realtime_listener_state the listeners of a database share.
 STATE_NAME = "default"
-# A big statement's changes are read this many ids at a time: the most one log row holds
-# (sql/005), so a read unpacks each log row it touches about once.
-WINDOW = 10_000
+
+
+async def log_window(conn: psycopg.AsyncConnection[Any]) -> int:
+    """How many changes the listener reads at a time: the most one log row holds
+    (realtime_log_window(), sql/007), so a read unpacks each log row it touches about once."""
+    cur = await conn.execute("SELECT realtime_log_window()")
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
 
 # One read per wake-up: the first %(limit)s changes above the high-water mark, and the
 # changes with the ids notifications named at or below it, if their transaction was still
@@ -174,7 +176,7 @@ async def read_new(
     after: int,
     wanted: Sequence[int],
     horizon: str,
-    limit: int = WINDOW,
+    limit: int,
 ) -> list[Logged]:
     """Changes above `after` (the first `limit`), and those of `wanted` (ids <= `after`)
     written by transactions at or above `horizon`."""
@@ -188,7 +190,7 @@ async def read_new(
 
 
 async def read_statement(
-    conn: psycopg.AsyncConnection[Any], xid: str, first_id: int, last_id: int
+    conn: psycopg.AsyncConnection[Any], xid: str, first_id: int, last_id: int, window: int
 ) -> AsyncIterator[list[Logged]]:
     """A statement's changes in id order, a window at a time, within the log rows its
     transaction really wrote: a notice (even a forged one) names no more than that."""
@@ -198,7 +200,7 @@ async def read_statement(
         return
     after, last = max(bounds[0], first_id) - 1, min(bounds[1], last_id)
     while after < last:
-        up_to = min(after + WINDOW, last)
+        up_to = min(after + window, last)
         cur = await conn.execute(STATEMENT_SQL, [after, up_to, xid])
         yield [logged(row) for row in await cur.fetchall()]
         after = up_to

@@ -40,7 +40,7 @@ from django_eventstream.utils import (
 )
 from django_eventstream.views import Listener, events, get_listener_manager
 
-from realtime import metrics, server_internals
+from realtime import metrics, pipeline, server_internals
 from realtime.auth import TOKEN_ID_ATTR
 from realtime.credentials import Holder, TooManyStreams, open_streams
 
@@ -51,8 +51,6 @@ StreamEvent: TypeAlias = _StreamEvent
 
 # As django-eventstream: a comment to get past proxies' buffering, then stream-open.
 OPENING = (":" + " " * 2048 + "\n\nevent: stream-open\ndata:\n\n").encode()
-KEEP_ALIVE = b"event: keep-alive\ndata:\n\n"
-KEEP_ALIVE_SECONDS = 20.0
 
 # The stream of /events/violations/ (the JSON of each change).
 JSON_STREAM = "violations"
@@ -119,7 +117,7 @@ async def stream(
     gauge = metrics.CONNECTED_CLIENTS.labels("sse")
     gauge.inc()
     try:
-        body = [OPENING]
+        body = [OPENING, heartbeat()]
         while True:
             # From the log: at the start, and again whenever the stream fell behind.
             try:
@@ -204,15 +202,17 @@ async def _live(
     """Chunks of what the bridge queues; returns when the stream overflowed (the rest is
     in the log) or is over (outcome.ended)."""
     manager = get_listener_manager()
+    told = pipeline.watch.generation  # the pipeline's state the client has
     while True:
         try:
-            async with asyncio.timeout(KEEP_ALIVE_SECONDS):
+            async with asyncio.timeout(settings.REALTIME_HEARTBEAT_SECONDS):
                 await listener.aevent.wait()
         except TimeoutError:
             if not await drained(pending):
                 outcome.ended = True
                 return
-            yield KEEP_ALIVE
+            told = pipeline.watch.generation
+            yield heartbeat()
             continue
         with manager.lock:
             channel_items = listener.channel_items
@@ -226,6 +226,9 @@ async def _live(
             for channel, items in channel_items.items()
             for item in items
         ]
+        if told != pipeline.watch.generation:
+            told = pipeline.watch.generation
+            body.append(heartbeat())
         if error:
             body.append(_error(error["condition"], error["text"], error.get("extra")))
         if body:
@@ -258,6 +261,29 @@ def _encoded(item: StreamEvent, channel: str, last_ids: dict[str, Any]) -> bytes
         item.type, item.data, event_id=make_id(last_ids) or None
     ).encode()
     return encoded
+
+
+def heartbeat() -> bytes:
+    """The `heartbeat` event: sent when a stream has been quiet for
+    REALTIME_HEARTBEAT_SECONDS, and at once when the pipeline's state changes. No `id:`,
+    so a client's Last-Event-ID stays the last change's."""
+    state = pipeline.watch.state
+    cached = _heartbeats.get(state)
+    if cached is None:
+        cached = _heartbeats[state] = f"event: heartbeat\ndata: {state.as_json()}\n\n".encode()
+    return cached
+
+
+_heartbeats: dict[pipeline.PipelineState, bytes] = {}
+
+
+def wake_every_stream() -> None:
+    """Every stream of this process sends a heartbeat now (the pipeline's state changed)."""
+    manager = get_listener_manager()
+    with manager.lock:
+        listeners = {item for items in manager.listeners_by_channel.values() for item in items}
+    for listener in listeners:
+        listener.wake_threadsafe()
 
 
 def _error(condition: str, text: str, extra: dict[str, Any] | None) -> bytes:

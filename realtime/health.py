@@ -29,25 +29,10 @@ FROM realtime_listener_state s WHERE s.name = %s
 def check() -> tuple[bool, dict[str, Any]]:
     report: dict[str, Any] = {"database": {"ok": False}, "listener": {"state": "down"}}
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notification_queue_usage()")
-            report["notify_queue_usage"] = float(cursor.fetchone()[0])
-            report["database"]["ok"] = True
-            cursor.execute(LISTENER_SQL, [LISTENER_APPLICATION_NAME, STATE_NAME])
-            row = cursor.fetchone()
+        report["notify_queue_usage"], report["listener"] = database_report()
+        report["database"]["ok"] = True
     except DatabaseError:
-        row = None
-    if row is not None:
-        age, heartbeat_at, lag, connected = row
-        alive = float(age) < LISTENER_STALE_AFTER
-        report["listener"] = {
-            "state": "active" if alive else "down",
-            "last_heartbeat": heartbeat_at.isoformat(),
-            "heartbeat_age_seconds": round(float(age), 3),
-            # Committed events it had not yet forwarded at its last heartbeat, oldest first.
-            "lag_seconds": round(float(lag), 3) if lag is not None else 0.0,
-            "standby": max(0, int(connected) - (1 if alive else 0)),
-        }
+        pass
     if settings.REDIS_URL:
         report["redis"] = {"ok": _redis_ok(settings.REDIS_URL)}
     # The private-API probes of this process (realtime.server_internals): a "failed" one is
@@ -59,6 +44,27 @@ def check() -> tuple[bool, dict[str, Any]]:
         and report.get("redis", {"ok": True})["ok"]
     )
     return healthy, {"status": "ok" if healthy else "fail", **report}
+
+
+def database_report() -> tuple[float, dict[str, Any]]:
+    """The NOTIFY queue's usage and the listener's state, as the database knows them."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notification_queue_usage()")
+        usage = float(cursor.fetchone()[0])
+        cursor.execute(LISTENER_SQL, [LISTENER_APPLICATION_NAME, STATE_NAME])
+        row = cursor.fetchone()
+    if row is None:
+        return usage, {"state": "down"}
+    age, heartbeat_at, lag, connected = row
+    alive = float(age) < LISTENER_STALE_AFTER
+    return usage, {
+        "state": "active" if alive else "down",
+        "last_heartbeat": heartbeat_at.isoformat(),
+        "heartbeat_age_seconds": round(float(age), 3),
+        # Committed events it had not yet forwarded at its last heartbeat, oldest first.
+        "lag_seconds": round(float(lag), 3) if lag is not None else 0.0,
+        "standby": max(0, int(connected) - (1 if alive else 0)),
+    }
 
 
 def _redis_ok(url: str) -> bool:

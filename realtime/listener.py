@@ -149,6 +149,7 @@ class LogListener:
         self._forwarded: set[int] = set()
         # Every change up to this id that the log held when it was read is forwarded.
         self._high_water = 0
+        self._window = 0  # read from the database on connecting
         # The oldest transaction still running at the last scan (see the module's text).
         self._scan_from = "0"
         self._skipped = SkippedNotifications()
@@ -215,6 +216,7 @@ class LogListener:
 
     async def _forward_changes(self, conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL)))
+        self._window = await eventlog.log_window(conn)
         scan_from = await eventlog.load_scan_from(conn)
         if scan_from is None:
             # First listener ever on this database: start from now, do not replay history.
@@ -249,13 +251,15 @@ class LogListener:
         seen: set[int] = set()
         writers: set[str] = set()
         while True:
-            found = await eventlog.read_new(conn, self._high_water, late, self._scan_from)
+            found = await eventlog.read_new(
+                conn, self._high_water, late, self._scan_from, self._window
+            )
             above = sum(1 for item in found if item.change["id"] > self._high_water)
             seen.update(item.change["id"] for item in found)
             writers.update(item.xid for item in found)
             await self._send([item for item in found if item.change["id"] not in self._forwarded])
             self._high_water = max([self._high_water, *seen])
-            if above < eventlog.WINDOW:
+            if above < self._window:
                 break
             late = []  # a big statement: read on
         for notice in hints.statements:
@@ -280,7 +284,7 @@ class LogListener:
             return False  # finished before the last scan, which forwarded all of it
         found = False
         async for window in eventlog.read_statement(
-            conn, notice["xid"], notice["first_id"], notice["last_id"]
+            conn, notice["xid"], notice["first_id"], notice["last_id"], self._window
         ):
             found = found or bool(window)
             await self._send([item for item in window if item.change["id"] not in self._forwarded])

@@ -86,10 +86,17 @@ class Acknowledgement(models.Model):
     a table the product does not own (and may be gone).
     """
 
+    NOTE_MAX = 1000
+
     table_name = models.CharField(max_length=63)
     violation_id = models.BigIntegerField()
     acknowledged_by = models.CharField(max_length=150)
     acknowledged_at = models.DateTimeField()
+    # The latest note on it (each one is kept in OperatorAction); database defaults, so
+    # code of the previous version still inserts acknowledgements during an upgrade.
+    note = models.TextField(blank=True, default="", db_default="", max_length=NOTE_MAX)
+    noted_by = models.CharField(max_length=150, blank=True, default="", db_default="")
+    noted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "realtime_acknowledgement"
@@ -102,6 +109,32 @@ class Acknowledgement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.table_name} #{self.violation_id} by {self.acknowledged_by}"
+
+
+class OperatorAction(models.Model):
+    """What an operator did to a violation, who and when: the row's history."""
+
+    ACKNOWLEDGE = "acknowledge"
+    NOTE = "note"
+    ACTIONS = [(ACKNOWLEDGE, "acknowledged"), (NOTE, "added a note")]
+
+    table_name = models.CharField(max_length=63)
+    violation_id = models.BigIntegerField()
+    action = models.CharField(max_length=20, choices=ACTIONS)
+    actor = models.CharField(max_length=150)
+    at = models.DateTimeField()
+    text = models.TextField(blank=True, default="")
+
+    class Meta:
+        db_table = "realtime_operator_action"
+        indexes = [
+            models.Index(fields=["table_name", "violation_id", "at"], name="realtime_action_row")
+        ]
+        ordering = ["at", "id"]
+        verbose_name = "operator action"
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.get_action_display()} {self.table_name} #{self.violation_id}"
 
 
 class RowJSONField(models.JSONField):

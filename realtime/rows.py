@@ -155,6 +155,10 @@ class ViolationRow:
     acknowledged_by: str = ""
     op: str = "INSERT"
     event_id: int | None = None
+    # The latest note on the acknowledgement, who wrote it and when.
+    note: str = ""
+    noted_by: str = ""
+    noted_at: datetime | None = None
 
     @classmethod
     def from_data(
@@ -185,6 +189,9 @@ class ViolationRow:
             (state["acknowledged_by"] if state else "") if acknowledged_at else "",
             op,
             event_id,
+            state.get("note", "") if state else "",
+            state.get("noted_by", "") if state else "",
+            _timestamp(state["noted_at"]) if state and "noted_at" in state else None,
         )
 
     @classmethod
@@ -291,14 +298,15 @@ def render_change(
 ) -> str | None:
     """A change's `<tr>`, rendered once per process: replays of the same event hit a cache."""
     registry = registry or kinds.cached()
-    by, at = (state["acknowledged_by"], state["acknowledged_at"]) if state else ("", "")
-    return _render_change(frame, by, at, layout, registry)
+    # The state as text: a key for the cache, like the frame.
+    state_text = json.dumps(state, sort_keys=True) if state else ""
+    return _render_change(frame, state_text, layout, registry)
 
 
 @lru_cache(maxsize=4096)
-def _render_change(frame: str, by: str, at: str, layout: Layout, registry: Registry) -> str | None:
+def _render_change(frame: str, state_text: str, layout: Layout, registry: Registry) -> str | None:
     change = json.loads(frame)
-    if at:
-        change["state"] = {"acknowledged_by": by, "acknowledged_at": at}
+    if state_text:
+        change["state"] = json.loads(state_text)
     row = ViolationRow.from_change(change, registry)
     return None if row is None else render_row(row, layout, live=True)

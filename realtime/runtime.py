@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connections
 
-from realtime import bus, grip, kinds, server_internals
+from realtime import bus, eventstream, grip, kinds, pipeline, server_internals
 from realtime.bridge import Bridge
 from realtime.changes import ChangeEvent
 from realtime.credentials import open_streams
@@ -94,6 +94,7 @@ class ProcessRuntime:
         self._tasks = [
             loop.create_task(self.bridge.run(), name="realtime-bridge"),
             loop.create_task(open_streams.watch(), name="realtime-credentials"),
+            loop.create_task(pipeline.watch.run(), name="realtime-pipeline"),
         ]
         if settings.REALTIME_EMBEDDED_LISTENER:
             self.listener = make_listener()
@@ -112,6 +113,7 @@ class ProcessRuntime:
 
 
 runtime = ProcessRuntime()
+pipeline.watch.on_change(eventstream.wake_every_stream)
 
 
 class RuntimeMiddleware:

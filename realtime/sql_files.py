@@ -21,3 +21,14 @@ class RunSQLFile(migrations.RunSQL):
 
     def describe(self) -> str:
         return f"Run sql/{self.filename}"
+
+
+def function_definition(filename: str, name: str) -> str:
+    """The `CREATE OR REPLACE FUNCTION name(...)` statement of a file in sql/: a later
+    version's migration runs it on reverse to put an earlier definition back."""
+    start = f"CREATE OR REPLACE FUNCTION {name}("
+    text = read_sql(filename)
+    begin = text.index(start)
+    # The body ends at the first "$$;" that starts a line.
+    end = text.index("\n$$;", begin) + len("\n$$;")
+    return text[begin:end] + "\n"

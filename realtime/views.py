@@ -17,15 +17,15 @@ from django.http import (
 )
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_eventstream.views import events
 
-from realtime import eventlog, eventstream, health, kinds, metrics, violations
+from realtime import eventlog, eventstream, health, kinds, metrics, operator_actions, violations
 from realtime.auth import accepts_token
 from realtime.eventstream import JSON_STREAM
+from realtime.kinds import Kind
 from realtime.models import Acknowledgement
-from realtime.rows import LAYOUTS, Cursor, InvalidFilter, RowFilter, render_row
+from realtime.rows import LAYOUTS, Cursor, InvalidFilter, RowFilter, ViolationRow, render_row
 
 COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 
@@ -58,6 +58,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "counters": _counters(registry, row_filter),
         "last_event_id": last_event_id,
         "next_cursor": first.next_cursor,
+        "heartbeat_seconds": settings.REALTIME_HEARTBEAT_SECONDS,
     }
     return render(request, "realtime/dashboard.html", context)
 
@@ -124,27 +125,67 @@ def kind_styles(request: HttpRequest) -> HttpResponse:
 @require_POST
 def acknowledge(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     """An operator acknowledges a violation; every screen re-draws the row (a STATE event)."""
+    row = _violation(kind, pk)
+    operator_actions.acknowledge(request.user.get_username(), [row])
+    return HttpResponse(render_row(_violation(kind, pk)))
+
+
+def _violation(kind: str, pk: int) -> ViolationRow:
+    """The violation a URL names, or a 404."""
     violation_kind = kinds.knowing(slug=kind).by_slug.get(kind)
     if violation_kind is None:
         raise Http404("No such kind of violation")
-    if pk > violations.BIGINT_MAX or not violations.exists(violation_kind, pk):
-        raise Http404("No such violation")
-    # Only the first acknowledgement counts: who saw it first, and when.
-    Acknowledgement.objects.bulk_create(
-        [
-            Acknowledgement(
-                table_name=violation_kind.table,
-                violation_id=pk,
-                acknowledged_by=request.user.get_username(),
-                acknowledged_at=timezone.now(),
-            )
-        ],
-        ignore_conflicts=True,
-    )
-    row = violations.one(violation_kind, pk)
+    row = violations.one(violation_kind, pk) if pk <= violations.BIGINT_MAX else None
     if row is None:
         raise Http404("No such violation")
-    return HttpResponse(render_row(row))
+    return row
+
+
+@login_required
+@require_POST
+def add_note(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
+    """A note on a violation's acknowledgement (`text`); acknowledges it if nobody has.
+    Answers with the row as it now is; every screen re-draws it (a STATE event)."""
+    row = _violation(kind, pk)
+    text = request.POST.get("text", "").strip()
+    if not text:
+        return _bad_request("A note needs some text.")
+    if len(text) > Acknowledgement.NOTE_MAX:
+        return _bad_request(f"A note has at most {Acknowledgement.NOTE_MAX} characters.")
+    operator_actions.add_note(request.user.get_username(), row, text)
+    return HttpResponse(render_row(_violation(kind, pk)))
+
+
+# A bulk acknowledgement names each violation as KIND:ID ("ppe:12"): at most this many.
+ACKNOWLEDGE_AT_ONCE = 500  # below Django's DATA_UPLOAD_MAX_NUMBER_FIELDS (1000)
+VIOLATION_REF = re.compile(r"([a-z0-9_-]{1,40}):([0-9]{1,19})", re.ASCII)
+
+
+@login_required
+@require_POST
+def acknowledge_many(request: HttpRequest) -> HttpResponse:
+    """Several at once (the page's selected or visible rows): `violation=KIND:ID`, repeated.
+
+    Answers with the rows as they now are; every screen re-draws them (STATE events).
+    Violations that no longer exist are left out; a malformed or unknown one is a 400,
+    and then nothing is acknowledged.
+    """
+    refs = request.POST.getlist("violation")
+    if not refs:
+        return _bad_request("Select at least one violation.")
+    if len(refs) > ACKNOWLEDGE_AT_ONCE:
+        return _bad_request(f"At most {ACKNOWLEDGE_AT_ONCE} violations at once.")
+    wanted: dict[Kind, set[int]] = {}
+    for ref in refs:
+        match = VIOLATION_REF.fullmatch(ref)
+        kind = kinds.knowing(slug=match[1]).by_slug.get(match[1]) if match else None
+        if match is None or kind is None or int(match[2]) > violations.BIGINT_MAX:
+            return _bad_request(f"Not a violation: {ref[:60]!r} (expected KIND:ID, as ppe:12).")
+        wanted.setdefault(kind, set()).add(int(match[2]))
+    found = [row for kind, ids in wanted.items() for row in violations.many(kind, sorted(ids))]
+    operator_actions.acknowledge(request.user.get_username(), found)
+    rows = [row for kind, ids in wanted.items() for row in violations.many(kind, sorted(ids))]
+    return HttpResponse("".join(render_row(row) for row in rows))
 
 
 @accepts_token

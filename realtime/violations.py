@@ -16,7 +16,7 @@ from django.db import connection
 from django.utils import timezone
 
 from realtime.adoption import SORT_DATE, SORT_TIME
-from realtime.changes import ViolationState
+from realtime.changes import violation_state
 from realtime.kinds import Kind, Registry
 from realtime.rows import PAGE_SIZE, Cursor, RowFilter, ViolationRow
 
@@ -24,6 +24,8 @@ from realtime.rows import PAGE_SIZE, Cursor, RowFilter, ViolationRow
 # plant's local time: DJANGO_TIME_ZONE).
 COUNTER_WINDOW = timedelta(hours=24)
 BIGINT_MAX = 2**63 - 1
+# What the product knows of a row, from realtime_acknowledgement a (changes.violation_state).
+STATE_COLUMNS = "a.acknowledged_by, a.acknowledged_at, a.note, a.noted_by, a.noted_at"
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ def page(
     union = " UNION ALL ".join(_kind_query(k, row_filter, cursor, n) for n, k in enumerate(chosen))
     query = (
         "SELECT p.kind, p.sort_date, p.sort_time, p.id, p.data,"
-        " a.acknowledged_by, a.acknowledged_at"
+        f" {STATE_COLUMNS}"
         f" FROM ({union}) p"
         " LEFT JOIN realtime_acknowledgement a"
         " ON a.table_name = p.table_name AND a.violation_id = p.id"
@@ -97,7 +99,7 @@ def page(
     with connection.cursor() as db:
         db.execute(query, params)
         found = db.fetchall()
-    rows = [_row(registry.by_slug[r[0]], r[4], r[5], r[6]) for r in found[:size]]
+    rows = [_row(registry.by_slug[r[0]], r[4], *r[5:]) for r in found[:size]]
     next_cursor = None
     if len(found) > size:
         last = found[size - 1]
@@ -107,20 +109,32 @@ def page(
 
 def one(kind: Kind, pk: int) -> ViolationRow | None:
     query = (
-        "SELECT row_to_json(t), a.acknowledged_by, a.acknowledged_at"
+        f"SELECT row_to_json(t), {STATE_COLUMNS}"
         f" FROM {kind.qualified} t LEFT JOIN realtime_acknowledgement a"
         " ON a.table_name = %s AND a.violation_id = t.id WHERE t.id = %s"
     )
     with connection.cursor() as db:
         db.execute(query, [kind.table, pk])
         found = db.fetchone()
-    return None if found is None else _row(kind, found[0], found[1], found[2])
+    return None if found is None else _row(kind, *found)
 
 
 def exists(kind: Kind, pk: int) -> bool:
     with connection.cursor() as db:
         db.execute(f"SELECT EXISTS (SELECT 1 FROM {kind.qualified} t WHERE t.id = %s)", [pk])
         return bool(db.fetchone()[0])
+
+
+def many(kind: Kind, pks: list[int]) -> list[ViolationRow]:
+    """The rows of these ids that exist, in no particular order."""
+    query = (
+        f"SELECT row_to_json(t), {STATE_COLUMNS}"
+        f" FROM {kind.qualified} t LEFT JOIN realtime_acknowledgement a"
+        " ON a.table_name = %s AND a.violation_id = t.id WHERE t.id = ANY(%s::bigint[])"
+    )
+    with connection.cursor() as db:
+        db.execute(query, [kind.table, pks])
+        return [_row(kind, *found) for found in db.fetchall()]
 
 
 def window_start(now: datetime | None = None) -> datetime:
@@ -159,8 +173,6 @@ def unacknowledged_counts(
         return {slug: int(count) for slug, count in db.fetchall()}
 
 
-def _row(kind: Kind, data: dict[str, Any], by: Any, at: datetime | None) -> ViolationRow:
-    state: ViolationState | None = (
-        None if at is None else {"acknowledged_by": by, "acknowledged_at": at.isoformat()}
-    )
-    return ViolationRow.from_data(kind, data, state)
+def _row(kind: Kind, data: dict[str, Any], *state: Any) -> ViolationRow:
+    """A row from its JSON and the STATE_COLUMNS."""
+    return ViolationRow.from_data(kind, data, violation_state(*state))

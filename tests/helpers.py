@@ -299,8 +299,14 @@ class SSEStream:
     last_id: str | None = None
     _lines: AsyncIterator[str] | None = field(default=None, repr=False)
 
-    async def next_event(self, timeout: float = 10.0) -> SSEEvent:
-        return await asyncio.wait_for(self._next_event(), timeout)
+    async def next_event(self, timeout: float = 10.0, heartbeats: bool = False) -> SSEEvent:
+        """The next event; `heartbeat` events (the pipeline's state) only if asked for."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            event = await asyncio.wait_for(self._next_event(), max(remaining, 0.001))
+            if heartbeats or event.event != "heartbeat":
+                return event
 
     async def _next_event(self) -> SSEEvent:
         if self._lines is None:
@@ -327,7 +333,7 @@ class SSEStream:
         raise EOFError("stream closed")
 
     async def next_change(self, timeout: float = 10.0) -> dict[str, Any]:
-        """The next `message` event's JSON, skipping stream-open and keep-alives."""
+        """The next `message` event's JSON, skipping stream-open and heartbeats."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             remaining = deadline - asyncio.get_running_loop().time()

@@ -74,7 +74,7 @@ def test_statement_rows_survive_going_back_and_forth(scratch_url) -> None:
 
     migrate(scratch_url)
     with psycopg.connect(scratch_url, autocommit=True) as conn:
-        assert triggers(conn) == version(3)
+        assert triggers(conn) == version(4)
         again = changes(
             conn,
             "SELECT id, op, data::text, xid::text, created_at"
@@ -183,3 +183,62 @@ def test_a_database_of_the_previous_version_keeps_every_acknowledgement_both_way
             " FROM realtime_acknowledgement"
         ).fetchall()
         assert {tuple(r) for r in again} == acknowledged
+
+
+def functions(conn: psycopg.Connection[Any]) -> set[str]:
+    rows = conn.execute(
+        "SELECT p.oid::regprocedure::text FROM pg_proc p"
+        " WHERE p.pronamespace = 'public'::regnamespace AND p.proname LIKE 'realtime%'"
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def state_triggers(conn: psycopg.Connection[Any]) -> set[str]:
+    rows = conn.execute(
+        "SELECT tgname FROM pg_trigger WHERE tgrelid = 'realtime_acknowledgement'::regclass"
+        " AND NOT tgisinternal"
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def test_trigger_v4_goes_back_to_v3_and_forward_again(scratch_url) -> None:
+    """0013 and 0012 undone: v3 watches the tables as before, sql/007's functions are gone
+    and the ones it redefined are sql/005's again; every step logs each change once."""
+    migrate(scratch_url, "realtime", "0011")
+    with psycopg.connect(scratch_url, autocommit=True) as conn:
+        for table in TABLES:
+            conn.execute("SELECT realtime_watch_v3(%s)", [table])  # as 0008 used to
+        before = functions(conn)
+        unwatch_v3 = conn.execute("SELECT pg_get_functiondef('realtime_unwatch_v3'::regproc)")
+        unwatch_v3_before = unwatch_v3.fetchone()
+    migrate(scratch_url)
+    with psycopg.connect(scratch_url, autocommit=True) as conn:
+        assert triggers(conn) == version(4)
+        assert state_triggers(conn) == {"realtime_state_v2"}
+        assert conn.execute("SELECT realtime_log_window()").fetchone() == (10_000,)
+    migrate(scratch_url, "realtime", "0011")
+    with psycopg.connect(scratch_url, autocommit=True) as conn:
+        assert triggers(conn) == version(3)
+        assert state_triggers(conn) == {"realtime_state_v1"}
+        assert functions(conn) == before
+        unwatch_v3 = conn.execute("SELECT pg_get_functiondef('realtime_unwatch_v3'::regproc)")
+        assert unwatch_v3.fetchone() == unwatch_v3_before
+        conn.execute("INSERT INTO violation_ppedetections (camera_id) VALUES (1)")
+        conn.execute(
+            "INSERT INTO violation_ppedetections (camera_id)"
+            " SELECT n FROM generate_series(1, 150) n"
+        )
+        conn.execute(
+            "INSERT INTO realtime_acknowledgement (table_name, violation_id, acknowledged_by,"
+            " acknowledged_at) SELECT 'violation_ppedetections', min(id), 'op', now()"
+            " FROM violation_ppedetections"
+        )
+    migrate(scratch_url)
+    with psycopg.connect(scratch_url, autocommit=True) as conn:
+        assert triggers(conn) == version(4)
+        conn.execute("INSERT INTO violation_ppedetections (camera_id) VALUES (2)")
+        logged = conn.execute(
+            "SELECT op, count(*), count(DISTINCT id) FROM realtime_changes(0, 9223372036854775807)"
+            " GROUP BY op ORDER BY op"
+        ).fetchall()
+        assert logged == [("INSERT", 152, 152), ("STATE", 1, 1)]

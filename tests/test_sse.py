@@ -24,6 +24,7 @@ from realtime.changes import ChangeEvent
 from realtime.eventstream import JSON_STREAM as SSE_CHANNEL
 from realtime.eventstream import queue_for_streams
 from realtime.models import EventLogRow
+from realtime.pipeline import PipelineWatch
 from tests.helpers import insert_violation, newest_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -109,12 +110,36 @@ def ids_line(chunk: str) -> str:
     return next(line for line in chunk.splitlines() if line.startswith("id: "))
 
 
-async def test_a_quiet_stream_sends_keep_alives(user, monkeypatch) -> None:
-    monkeypatch.setattr(sse, "KEEP_ALIVE_SECONDS", 0.1)
+LIVE = 'event: heartbeat\ndata: {"pipeline": "live", "reason": ""}\n\n'
+
+
+async def test_a_quiet_stream_sends_heartbeats_with_the_pipeline_state(user, settings) -> None:
+    settings.REALTIME_HEARTBEAT_SECONDS = 0.1
+    body, _ = open_stream(user)
+    assert (await next_chunk(body)).endswith("event: stream-open\ndata:\n\n" + LIVE)
+    assert await next_chunk(body) == LIVE
+    assert await next_chunk(body) == LIVE
+    await body.aclose()
+
+
+async def test_a_change_of_the_pipeline_state_reaches_a_quiet_stream_at_once(
+    user, monkeypatch
+) -> None:
+    """No listener: every stream of the process says so in a heartbeat, without waiting
+    out its quiet interval (10 s)."""
+    watch = PipelineWatch()
+    monkeypatch.setattr(sse.pipeline, "watch", watch)
+    watch.on_change(sse.wake_every_stream)
     body, _ = open_stream(user)
     await next_chunk(body)
-    assert await next_chunk(body) == sse.KEEP_ALIVE.decode()
-    assert await next_chunk(body) == sse.KEEP_ALIVE.decode()
+    chunk = await waiting(body)
+    watch.listener = {"state": "down"}
+    watch.update()
+    down = '{"pipeline": "down", "reason": "no listener is forwarding changes"}'
+    assert await asyncio.wait_for(chunk, 2) == f"event: heartbeat\ndata: {down}\n\n"
+    watch.listener = {"state": "active", "lag_seconds": 0.0}
+    watch.update()
+    assert await next_chunk(body) == LIVE
     await body.aclose()
 
 

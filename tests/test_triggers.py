@@ -64,13 +64,13 @@ def test_insert_update_delete_are_logged_and_notified(pg, listening, marker) -> 
     assert delete["data"] == {**update["data"]}, "DELETE carries the old row"
 
 
-def test_the_watched_tables_carry_the_statement_triggers_of_v3(pg) -> None:
+def test_the_watched_tables_carry_the_statement_triggers_of_v4(pg) -> None:
     rows = pg.execute(
         "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
         " WHERE t.tgname LIKE 'realtime_notify_%' ORDER BY 1, 2"
     ).fetchall()
     assert rows == [
-        (table, f"realtime_notify_v3_{op}")
+        (table, f"realtime_notify_v4_{op}")
         for table in (
             "violation_humandetections",
             "violation_lotodetections",
@@ -131,10 +131,10 @@ def test_a_bigger_statement_notifies_once_and_logs_one_row(pg, listening, marker
 
 @contextmanager
 def watched_table(pg: psycopg.Connection[Any], name: str, columns: str) -> Iterator[None]:
-    """A scratch table watched by v3; dropped afterwards, with its changes in the log."""
+    """A scratch table watched by v4; dropped afterwards, with its changes in the log."""
     pg.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
     pg.execute(sql.SQL(f"CREATE TABLE {{}} ({columns})").format(sql.Identifier(name)))
-    pg.execute("SELECT realtime_watch_v3(%s)", [name])
+    pg.execute("SELECT realtime_watch_v4(%s)", [name])
     try:
         yield
     finally:
@@ -154,7 +154,7 @@ def log_rows_of(pg: psycopg.Connection[Any], xid: str) -> tuple[int, int]:
 
 
 def test_rows_too_big_to_pack_together_are_logged_one_by_one(pg, listening) -> None:
-    """Past PostgreSQL's 1 GB for one value, v3 falls back to a log row per change."""
+    """Past PostgreSQL's 1 GB for one value, v4 falls back to a log row per change."""
     # lz4: the test's own INSERT takes 0.2 s instead of pglz's 4.5 s.
     with watched_table(pg, "camera_frames", "id serial PRIMARY KEY, frame text COMPRESSION lz4"):
         # 110 rows of 10 MB: 1.1 GB of JSON together (the rows compress to almost nothing).
@@ -176,7 +176,7 @@ def test_rows_too_big_to_pack_together_are_logged_one_by_one(pg, listening) -> N
 
 
 def test_rows_over_64_mb_together_are_logged_one_by_one(pg, listening) -> None:
-    """A log row's JSON stays under 64 MB: past it, v3 logs a row per change."""
+    """A log row's JSON stays under 64 MB: past it, v4 logs a row per change."""
     with watched_table(pg, "camera_clips", "id serial PRIMARY KEY, clip text COMPRESSION lz4"):
         pg.execute(
             "INSERT INTO camera_clips (clip)"
@@ -186,17 +186,46 @@ def test_rows_over_64_mb_together_are_logged_one_by_one(pg, listening) -> None:
         assert log_rows_of(pg, notice["xid"]) == (101, 101)
 
 
-def test_watching_with_an_older_version_replaces_v3(pg, listening) -> None:
-    """realtime_watch_v2() on a table v3 watches: one trigger set, each change logged once."""
+@pytest.mark.parametrize("older", [1, 2, 3])
+def test_watching_with_an_older_version_replaces_v4(pg, listening, older) -> None:
+    """realtime_watch_vN() on a table v4 watches: one trigger set, each change logged once."""
     with watched_table(pg, "gate_events", "id serial PRIMARY KEY, gate text"):
-        pg.execute("SELECT realtime_watch_v2('gate_events')")
+        pg.execute(f"SELECT realtime_watch_v{older}('gate_events')")
         pg.execute("INSERT INTO gate_events (gate) VALUES ('north')")
         assert len(notifications(listening, 3)) == 1
         logged = pg.execute("SELECT count(*) FROM realtime_event WHERE table_name = 'gate_events'")
         assert logged.fetchone() == (1,)
-        pg.execute("SELECT realtime_unwatch_v2('gate_events')")
+        watched = pg.execute(
+            "SELECT trigger_function::text FROM realtime_watched_tables()"
+            " WHERE target = 'gate_events'::regclass"
+        )
+        assert watched.fetchall() == [(f"realtime_notify_v{older}()",)]
+        pg.execute(f"SELECT realtime_unwatch_v{older}('gate_events')")
         left = pg.execute("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'gate_events'::regclass")
         assert left.fetchone() == (0,)
+
+
+def test_watching_again_with_v4_takes_no_lock(pg) -> None:
+    """realtime_watch_v4() on a table v4 alone watches does nothing: a role with only the
+    TRIGGER privilege (which cannot drop a trigger) may run it."""
+    with watched_table(pg, "gate_events", "id serial PRIMARY KEY, gate text"):
+        before = pg.execute(
+            "SELECT oid FROM pg_trigger WHERE tgrelid = 'gate_events'::regclass ORDER BY oid"
+        ).fetchall()
+        pg.execute("BEGIN")
+        try:
+            pg.execute("SELECT realtime_watch_v4('gate_events')")
+            locks = pg.execute(
+                "SELECT count(*) FROM pg_locks WHERE relation = 'gate_events'::regclass"
+                " AND pid = pg_backend_pid()"
+            ).fetchone()
+        finally:
+            pg.execute("COMMIT")
+        assert locks == (0,)
+        after = pg.execute(
+            "SELECT oid FROM pg_trigger WHERE tgrelid = 'gate_events'::regclass ORDER BY oid"
+        ).fetchall()
+        assert after == before and len(after) == 3
 
 
 def test_a_statement_that_changes_nothing_notifies_nothing(pg, listening) -> None:

@@ -6,8 +6,8 @@
   the acknowledgements that older versions kept in columns of the tables the product
   created copied in.
 - sql/006: acknowledgements travel through the event log as STATE events.
-- Every kind's table is watched by the current trigger (a database migrated before this
-  version is already; a new one gets its triggers here, once).
+- Every kind's table is watched from migration 0013 on, by the trigger of that time (a
+  database migrated before this version is watched already).
 
 Code of the previous version runs on this (it still writes the old columns, and 0009
 copies what it wrote meanwhile); upgrade every server, then migrate on to 0009, which
@@ -95,16 +95,6 @@ def refuse_to_lose_acknowledgements(apps, schema_editor):
         )
 
 
-def watch_kinds(apps, schema_editor):
-    ViolationKind = apps.get_model("realtime", "ViolationKind")
-    with schema_editor.connection.cursor() as cursor:
-        for kind in ViolationKind.objects.all():
-            table = schema_editor.quote_name(kind.schema_name) + "." + schema_editor.quote_name(
-                kind.table_name
-            )
-            cursor.execute("SELECT realtime_watch_v3(%s::regclass)", [table])
-
-
 class Migration(migrations.Migration):
     dependencies = [("realtime", "0007_watch_v3")]
 
@@ -155,5 +145,4 @@ class Migration(migrations.Migration):
         migrations.RunPython(add_built_in_kinds, migrations.RunPython.noop),
         migrations.RunPython(copy_acknowledgements, refuse_to_lose_acknowledgements),
         RunSQLFile("006_product_state.sql", reverse_sql=UNDO_006),
-        migrations.RunPython(watch_kinds, migrations.RunPython.noop),
     ]

@@ -12,39 +12,106 @@
   const SEEN_LIMIT = 5000;
   let lastEventId = stream.dataset.lastEventId || "";
 
+  // --- connection state ---------------------------------------------------------------
+  // "Live" only while something arrives: a row, or the heartbeat every stream sends when
+  // it has been quiet for `heartbeatSeconds`, which also says whether the pipeline behind
+  // the server is live (realtime/pipeline.py). A server that froze with its connections
+  // open sends nothing, and no browser notices: after 2.5 heartbeats of silence the page
+  // says "Stale" and opens a new stream, which resumes from the last event seen.
+  const STATES = {
+    connecting: "Connecting…",
+    live: "Live",
+    reconnecting: "Reconnecting…",
+    stale: "Stale",
+    offline: "Offline",
+  };
+  const heartbeatMs = 1000 * (Number(stream.dataset.heartbeatSeconds) || 10);
+  const STALE_AFTER_MS = 2.5 * heartbeatMs;
+  const pageTitle = document.title;
+  let transport = "connecting"; // connecting, open or reconnecting: the EventSource's
+  let heardAt = Date.now();
+  let pipelineDown = ""; // why the pipeline is not live, from the last heartbeat
+  let source = null;
+
+  function silentMs() {
+    return Date.now() - heardAt;
+  }
+
+  function currentState() {
+    if (!navigator.onLine) return ["offline", "the browser is offline"];
+    if (transport !== "connecting" && silentMs() > STALE_AFTER_MS) {
+      const seconds = Math.round(silentMs() / 1000);
+      return ["stale", "nothing from the server for " + seconds + " s"];
+    }
+    if (transport === "reconnecting") return ["reconnecting", ""];
+    if (transport === "connecting") return ["connecting", ""];
+    if (pipelineDown) return ["stale", pipelineDown];
+    return ["live", ""];
+  }
+
+  function render() {
+    if (!stateLabel) return;
+    const [state, why] = currentState();
+    const text = why ? STATES[state] + ": " + why : STATES[state];
+    if (stateLabel.textContent !== text) stateLabel.textContent = text;
+    stateLabel.className = "connection-state state-" + state;
+    document.body.dataset.connection = state;
+    document.title = state === "live" ? pageTitle : STATES[state] + " · " + pageTitle;
+  }
+
+  function heard() {
+    heardAt = Date.now();
+    render();
+  }
+
   // htmx-ext-sse opens a new EventSource after a fatal error, and a new one sends no
   // Last-Event-ID: carry it in the URL so the page still gets what it missed.
   htmx.createEventSource = function (url) {
     const resumed = new URL(url, window.location.href);
     if (lastEventId) resumed.searchParams.set("lastEventId", lastEventId);
-    return new EventSource(resumed, { withCredentials: true });
+    source = new EventSource(resumed, { withCredentials: true });
+    source.addEventListener("message", heard);
+    source.addEventListener("stream-open", heard);
+    // Behind Pushpin, Pushpin holds the stream and sends django-eventstream's keep-alive
+    // (every 20 s) instead: proof of a live connection, without the pipeline's state.
+    source.addEventListener("keep-alive", heard);
+    source.addEventListener("heartbeat", function (event) {
+      try {
+        const beat = JSON.parse(event.data);
+        pipelineDown = beat.pipeline === "live" ? "" : beat.reason || "the pipeline is down";
+      } catch (error) {
+        pipelineDown = "";
+      }
+      heard();
+    });
+    return source;
   };
 
-  // --- connection state ---------------------------------------------------------------
-  const STATES = {
-    connecting: "Connecting…",
-    live: "Live",
-    reconnecting: "Reconnecting…",
-    offline: "Offline",
-  };
-  function setState(state) {
-    if (!stateLabel) return;
-    stateLabel.className = "connection-state state-" + state;
-    stateLabel.textContent = STATES[state];
-    document.body.dataset.connection = state;
+  // A stream that stays silent is given up: close it and let htmx-ext-sse open a new one
+  // (its error handler reconnects a closed EventSource), at most once per stale period.
+  let givenUpAt = 0;
+  function reconnectIfSilent() {
+    render();
+    const now = Date.now();
+    if (!source || transport !== "open" || silentMs() <= STALE_AFTER_MS) return;
+    if (now - givenUpAt < STALE_AFTER_MS) return;
+    givenUpAt = now;
+    const silent = source;
+    silent.close();
+    if (silent.onerror) silent.onerror(new Event("error"));
   }
+  setInterval(reconnectIfSilent, 1000);
+
   document.body.addEventListener("htmx:sseOpen", function () {
-    setState("live");
+    transport = "open";
+    heard();
   });
   document.body.addEventListener("htmx:sseError", function () {
-    setState(navigator.onLine ? "reconnecting" : "offline");
+    transport = "reconnecting";
+    render();
   });
-  window.addEventListener("offline", function () {
-    setState("offline");
-  });
-  window.addEventListener("online", function () {
-    if (document.body.dataset.connection !== "live") setState("reconnecting");
-  });
+  window.addEventListener("offline", render);
+  window.addEventListener("online", render);
 
   // --- rows ---------------------------------------------------------------------------
   function parseRow(html) {
@@ -159,6 +226,57 @@
       if (ids.has(tr.id)) tr.remove();
       else ids.add(tr.id);
     });
+  });
+
+  // --- acknowledging several at once ------------------------------------------------
+  const bulkForm = document.getElementById("acknowledge-many");
+  const bulkSelected = document.getElementById("acknowledge-selected");
+  const bulkVisible = document.getElementById("acknowledge-visible");
+  const bulkResult = document.getElementById("bulk-result");
+
+  function selectedBoxes() {
+    return document.querySelectorAll("input.select-violation:checked");
+  }
+  function renderSelection() {
+    if (bulkSelected) bulkSelected.disabled = selectedBoxes().length === 0;
+  }
+  document.body.addEventListener("change", function (event) {
+    if (event.target.matches && event.target.matches("input.select-violation")) renderSelection();
+  });
+  if (bulkForm && bulkVisible) {
+    bulkVisible.addEventListener("click", function () {
+      let any = false;
+      document.querySelectorAll("#violation-rows input.select-violation").forEach(function (box) {
+        if (box.offsetParent !== null) {
+          box.checked = true;
+          any = true;
+        }
+      });
+      renderSelection();
+      if (any) bulkForm.requestSubmit();
+    });
+  }
+  // The answer is the rows as they now are: draw them at once (their STATE events follow
+  // on the stream, and re-draw them again without counting twice).
+  document.body.addEventListener("htmx:afterRequest", function (event) {
+    if (!bulkForm || event.detail.elt !== bulkForm) return;
+    const xhr = event.detail.xhr;
+    if (!event.detail.successful) {
+      if (bulkResult) bulkResult.textContent = xhr.responseText || "Could not acknowledge.";
+      return;
+    }
+    const template = document.createElement("template");
+    template.innerHTML = "<table><tbody>" + xhr.responseText + "</tbody></table>";
+    const answered = template.content.querySelectorAll("tr");
+    answered.forEach(function (row) {
+      const existing = document.getElementById(row.id);
+      if (!existing) return;
+      countChange(existing, row);
+      existing.replaceWith(row);
+      htmx.process(row);
+    });
+    if (bulkResult) bulkResult.textContent = "Acknowledged " + answered.length + ".";
+    renderSelection();
   });
 
   // --- sound --------------------------------------------------------------------------

@@ -73,7 +73,7 @@ class Command(BaseCommand):
                     colour=options["colour"],
                     position=position,
                 )
-                cursor.execute("SELECT realtime_watch_v3(%s::oid::regclass)", [table.oid])
+                cursor.execute(f"SELECT {adoption.WATCH_FUNCTION}(%s::oid::regclass)", [table.oid])
         except DatabaseError as exc:
             raise CommandError(f"{table.qualified}: {str(exc).strip()}") from exc
         self.stdout.write(
@@ -92,12 +92,12 @@ class Command(BaseCommand):
                 kind.delete()
                 if adoption.find_table(cursor, kind.table_name, kind.schema_name) is not None:
                     cursor.execute(
-                        "SELECT realtime_unwatch_v3(to_regclass(%s))",
+                        f"SELECT {adoption.UNWATCH_FUNCTION}(to_regclass(%s))",
                         [sql.Identifier(kind.schema_name, kind.table_name).as_string()],
                     )
         except DatabaseError as exc:
             raise CommandError(
                 f"{table}: {str(exc).strip()}\nDropping a trigger needs the table's owner; ask "
-                f"them to run: SELECT realtime_unwatch_v3('{table}');"
+                f"them to run: SELECT {adoption.UNWATCH_FUNCTION}('{table}');"
             ) from exc
         self.stdout.write(f"Kind {slug} removed; {table} is no longer watched (its rows stay).")

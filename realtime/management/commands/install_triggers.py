@@ -3,11 +3,13 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, connection, transaction
 
+from realtime import adoption
+
 
 class Command(BaseCommand):
     help = (
         "Attach the realtime trigger (INSERT, UPDATE, DELETE) to existing tables, "
-        "as `SELECT realtime_watch_v3('table')` does in psql."
+        f"as `SELECT {adoption.WATCH_FUNCTION}('table')` does in psql."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -17,7 +19,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        function = "realtime_unwatch_v3" if options["remove"] else "realtime_watch_v3"
+        function = adoption.UNWATCH_FUNCTION if options["remove"] else adoption.WATCH_FUNCTION
         for table in options["tables"]:
             try:
                 with transaction.atomic(), connection.cursor() as cursor:

@@ -1,0 +1,107 @@
+"""Alarm work shared by every screen (issue #15), in two real browsers on a real Daphne."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from playwright.sync_api import Browser, Page, expect
+
+from tests import browsing
+from tests.browsing import SPY_ON_PLAY, expect_live
+from tests.helpers import Stack, insert_violation
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+PASSWORD = "a-long-password-1"
+
+
+@pytest.fixture(scope="module")
+def stack(database_url: str, tmp_path_factory: Any) -> Iterator[Stack]:
+    stack = Stack.start("memory", database_url, None, tmp_path_factory.mktemp("alarm-work"))
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def operators() -> None:
+    for name in ("anna", "bert"):
+        user = get_user_model().objects.create_user(name)
+        user.password = make_password(PASSWORD, hasher="pbkdf2_sha256")
+        user.save()
+
+
+@pytest.fixture
+def second_page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1920, "height": 1080})
+    context.add_init_script(SPY_ON_PLAY)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def row(page: Page, kind: str, row_id: int) -> Any:
+    return page.locator(f"#violation-{kind}-{row_id}")
+
+
+def test_a_bulk_acknowledgement_reaches_a_second_browser_within_2_s(
+    stack, operators, page, second_page, pg
+) -> None:
+    ids = [insert_violation(pg, "violation_ppedetections", camera_id=n) for n in (1, 2, 3)]
+    loto = insert_violation(pg, "violation_lotodetections", camera_id=4)
+    browsing.log_in(page, stack.http, "/", "anna", PASSWORD)
+    browsing.log_in(second_page, stack.http, "/", "bert", PASSWORD)
+    expect_live(page)
+    expect_live(second_page)
+    expect(second_page.locator('.count[data-kind="ppe"]')).to_have_text("3")
+
+    expect(page.locator("#acknowledge-selected")).to_be_disabled()
+    row(page, "ppe", ids[0]).locator("input.select-violation").check()
+    row(page, "loto", loto).locator("input.select-violation").check()
+    page.click("#acknowledge-selected")
+    expect(page.locator("#bulk-result")).to_have_text("Acknowledged 2.")
+    for other in (page, second_page):
+        for kind, row_id in (("ppe", ids[0]), ("loto", loto)):
+            expect(row(other, kind, row_id)).to_contain_text("Acknowledged by anna", timeout=2_000)
+        expect(row(other, "ppe", ids[1])).to_contain_text("Acknowledge")
+        expect(row(other, "ppe", ids[1])).not_to_contain_text("Acknowledged by")
+        expect(other.locator('.count[data-kind="ppe"]')).to_have_text("2")
+        expect(other.locator('.count[data-kind="loto"]')).to_have_text("0")
+
+    second_page.click("#acknowledge-visible")
+    for other in (second_page, page):
+        for row_id in ids[1:]:
+            expect(row(other, "ppe", row_id)).to_contain_text("Acknowledged by bert", timeout=2_000)
+        expect(row(other, "ppe", ids[0])).to_contain_text("Acknowledged by anna")
+        expect(other.locator('.count[data-kind="ppe"]')).to_have_text("0")
+    assert page.evaluate("window.__plays") == 0, "acknowledgements make no sound"
+
+
+def test_a_note_reaches_a_second_browser_within_2_s(
+    stack, operators, page, second_page, pg
+) -> None:
+    row_id = insert_violation(pg, "violation_humandetections", camera_id=7)
+    browsing.log_in(page, stack.http, "/", "anna", PASSWORD)
+    browsing.log_in(second_page, stack.http, "/", "bert", PASSWORD)
+    expect_live(page)
+    expect_live(second_page)
+    row(page, "human", row_id).get_by_role("button", name="Acknowledge").click()
+    expect(row(second_page, "human", row_id)).to_contain_text("Acknowledged by anna", timeout=2_000)
+
+    note = row(page, "human", row_id).get_by_role("textbox")
+    note.fill("Contractor escorted out, gate 3 closed.")
+    note.press("Enter")
+    for other in (page, second_page):
+        expect(row(other, "human", row_id).locator(".ack-note")).to_contain_text(
+            "Contractor escorted out, gate 3 closed.", timeout=2_000
+        )
+        expect(row(other, "human", row_id).locator(".ack-note")).to_contain_text("anna")
+    second_page.reload()  # as the server renders it
+    expect(row(second_page, "human", row_id).locator(".ack-note q")).to_have_text(
+        "Contractor escorted out, gate 3 closed."
+    )
+    expect(row(second_page, "human", row_id)).to_have_count(1)

@@ -1,0 +1,108 @@
+"""The page says when it is not live (issue #15): real Daphne, real listen_notify, Redis,
+PostgreSQL and Chromium.
+
+A server that froze with its connections open, and a listener that stopped, both leave
+the streams open and quiet; the page must not keep saying "Live".
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from playwright.sync_api import Page, expect
+
+from tests import browsing
+from tests.browsing import SCREENSHOTS, expect_live
+from tests.helpers import Stack, insert_violation
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+PASSWORD = "a-long-password-1"
+STALE = re.compile(r"^Stale: ")
+
+
+@pytest.fixture
+def operator() -> Any:
+    user = get_user_model().objects.create_superuser("operator", "op@example.com")
+    user.password = make_password(PASSWORD, hasher="pbkdf2_sha256")
+    user.save()
+    return user
+
+
+@pytest.fixture
+def memory_stack(database_url: str, tmp_path: Any) -> Iterator[Stack]:
+    """Daphne with its listener inside: stopping the process stops everything."""
+    stack = Stack.start("memory", database_url, None, tmp_path)
+    try:
+        yield stack
+    finally:
+        stack.server.popen.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
+        stack.stop()
+
+
+@pytest.fixture
+def redis_stack(database_url: str, redis_url: str, tmp_path: Any) -> Iterator[Stack]:
+    stack = Stack.start("redis", database_url, redis_url, tmp_path)
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def state(page: Page) -> Any:
+    return page.locator("#connection-state")
+
+
+def test_a_frozen_server_is_stale_within_30_s_and_live_again_with_what_it_missed(
+    memory_stack, operator, page, pg
+) -> None:
+    browsing.log_in(page, memory_stack.http, "/", "operator", PASSWORD)
+    expect_live(page)
+    memory_stack.server.popen.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
+    stopped = time.monotonic()
+    images = [f"/media/while-frozen-{n}.jpg" for n in range(2)]
+    for image in images:
+        insert_violation(pg, image=image)
+    expect(state(page)).to_have_text(STALE, timeout=30_000)
+    assert time.monotonic() - stopped < 30
+    expect(state(page)).to_contain_text("nothing from the server for")
+    assert page.title().startswith("Stale")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / "stale-state.png", full_page=True)
+
+    memory_stack.server.popen.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
+    expect_live(page)
+    for image in images:
+        expect(page.locator("#violation-rows tr", has_text=image)).to_have_count(1, timeout=10_000)
+    page.wait_for_timeout(1_000)  # the old stream's and the new one's deliveries are both in
+    for image in images:
+        expect(page.locator("#violation-rows tr", has_text=image)).to_have_count(1)
+    assert not page.title().startswith("Stale")
+
+
+def test_a_stopped_listener_shows_the_pipeline_not_live_and_its_return_live(
+    redis_stack, operator, page, pg
+) -> None:
+    browsing.log_in(page, redis_stack.http, "/", "operator", PASSWORD)
+    expect_live(page)
+    [listener] = redis_stack.running_listeners()
+    listener.stop()
+    # The server notices once the listener's heartbeat is 20 s old, and tells the page at
+    # once (not at the stream's next quiet heartbeat).
+    expect(state(page)).to_have_text(STALE, timeout=35_000)
+    expect(state(page)).to_contain_text(
+        re.compile("no listener is forwarding changes|hears nothing from the listener")
+    )
+    insert_violation(pg, image="/media/while-no-listener.jpg")
+
+    redis_stack.start_listener().wait_for_log("listener active")
+    expect(state(page)).to_have_text("Live", timeout=20_000)
+    expect(
+        page.locator("#violation-rows tr", has_text="/media/while-no-listener.jpg")
+    ).to_have_count(1, timeout=10_000)
