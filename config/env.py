@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import re
 from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
 
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.validators import URLValidator
 
 
 def env_flag(name: str, default: bool) -> bool:
@@ -75,3 +78,39 @@ def env_float(name: str, default: float, minimum: float = 0.0) -> float:
     if re.fullmatch(r"[0-9]{1,9}(\.[0-9]{1,9})?", raw) is None or float(raw) < minimum:
         raise ImproperlyConfigured(f"{name} must be a number of at least {minimum}, not {raw!r}.")
     return float(raw)
+
+
+def env_path(name: str, default: Path) -> Path:
+    """A directory, absolute (a relative one is taken from the current directory)."""
+    raw = os.environ.get(name, "").strip()
+    return Path(raw).expanduser().absolute() if raw else default
+
+
+def env_url_path(name: str, default: str) -> str:
+    """A path like /media/: a slash first and last, no spaces, backslashes, ? or #.
+    Empty when the variable is unset and there is no default (an option left off)."""
+    raw = (os.environ.get(name) or default).strip()
+    if raw and re.fullmatch(r"/(?:[^\s\\?#]*/)?", raw) is None:
+        raise ImproperlyConfigured(
+            f"{name} must be a path that begins and ends with a slash, like /media/, not {raw!r}."
+        )
+    return raw
+
+
+def env_base_url(name: str) -> str:
+    """An http or https address ending with a slash, or empty when unset."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return ""
+    try:
+        URLValidator(schemes=["http", "https"])(raw)
+    except ValidationError:
+        valid = False
+    else:
+        valid = raw.endswith("/") and not urlsplit(raw).query and "#" not in raw
+    if not valid:
+        raise ImproperlyConfigured(
+            f"{name} must be an http or https address ending with a slash, like"
+            f" https://cameras.example/media/, not {raw!r}."
+        )
+    return raw

@@ -5,18 +5,22 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import (
+    env_base_url,
     env_duration,
     env_flag,
     env_float,
     env_gc_thresholds,
     env_int,
     env_list,
+    env_path,
+    env_url_path,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -183,6 +187,16 @@ REALTIME_GC_THRESHOLDS = env_gc_thresholds("REALTIME_GC_THRESHOLDS", "50000,20,1
 # How long the event log keeps events (replay window); the active listener prunes hourly.
 REALTIME_EVENT_RETENTION = env_duration("REALTIME_EVENT_RETENTION", "7d")
 
+# The detectors' images (realtime/media.py; README, "Images"): the directory they are in,
+# the part of violation_image that stands for it, and optionally another server's address
+# for them (then the app serves none) or nginx's internal location (X-Accel-Redirect).
+REALTIME_MEDIA_ROOT = env_path("REALTIME_MEDIA_ROOT", BASE_DIR / ".data" / "media")
+REALTIME_MEDIA_PREFIX = env_url_path("REALTIME_MEDIA_PREFIX", "/media/")
+REALTIME_MEDIA_BASE_URL = env_base_url("REALTIME_MEDIA_BASE_URL")
+REALTIME_MEDIA_ACCEL_REDIRECT = env_url_path("REALTIME_MEDIA_ACCEL_REDIRECT", "")
+# Thumbnails, made once per file version; any of them may be deleted at any time.
+REALTIME_THUMBNAIL_DIR = env_path("REALTIME_THUMBNAIL_DIR", BASE_DIR / ".data" / "thumbnails")
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -235,12 +249,16 @@ EVENTSTREAM_CHANNELMANAGER_CLASS = "realtime.eventlog_storage.ViolationChannelMa
 
 # A strict Content-Security-Policy (django-csp): the page's own scripts and styles and the
 # vendored htmx only; the tutorial's inline WebSocket client (/legacy/) runs by its nonce.
+_IMG_SRC = [SELF, "data:"]
+if REALTIME_MEDIA_BASE_URL:
+    # Images come from the camera system's server (REALTIME_MEDIA_BASE_URL): its origin too.
+    _IMG_SRC.append("{0.scheme}://{0.netloc}".format(urlsplit(REALTIME_MEDIA_BASE_URL)))
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
         "script-src": [SELF, NONCE],
         "style-src": [SELF],
-        "img-src": [SELF, "data:"],
+        "img-src": _IMG_SRC,
         # 'self' covers the page's own ws:// and wss:// (CSP level 3).
         "connect-src": [SELF],
         "font-src": [SELF],

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from realtime import views
+from realtime import media, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -13,6 +13,12 @@ urlpatterns = [
     path("violations/<slug:kind>/<int:pk>/acknowledge/", views.acknowledge, name="acknowledge"),
     path("violations/<slug:kind>/<int:pk>/note/", views.add_note, name="add-note"),
     path("violations/acknowledge/", views.acknowledge_many, name="acknowledge-many"),
+    path("violations/<slug:kind>/<int:pk>/image/", media.violation_image, name="violation-image"),
+    path(
+        "violations/<slug:kind>/<int:pk>/thumbnail/",
+        media.violation_thumbnail,
+        name="violation-thumbnail",
+    ),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.prometheus_metrics, name="metrics"),
     path("events/violations/", views.violation_events, name="violation-events"),

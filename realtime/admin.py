@@ -10,9 +10,10 @@ from django.db import connection
 from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
 from django.utils.html import format_html, format_html_join
 
-from realtime import eventlog, kinds
+from realtime import eventlog, kinds, media
 from realtime.adoption import SORT_DATE, SORT_TIME
 from realtime.models import (
     Acknowledgement,
@@ -56,6 +57,7 @@ class ViolationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "violation_date",
         "violation_time",
         "violation_image",
+        "thumbnail",
         "acknowledged_at",
         "acknowledged_by",
         "other_columns",
@@ -123,6 +125,14 @@ class ViolationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if kind is None:
             return ""
         return ViolationRow.from_data(kind, obj.row_data or {}).extra_text
+
+    @admin.display(description="thumbnail")
+    def thumbnail(self, obj: Any) -> str | None:
+        kind = self._kind()
+        image = media.row_image(ViolationRow.from_data(kind, obj.row_data or {})) if kind else None
+        if image is None:
+            return None  # the admin's "-"
+        return render_to_string("realtime/_row_thumbnail.html", {"image": image, "focusable": True})
 
     @admin.display(description="every column, as the detectors wrote it")
     def all_columns(self, obj: Any) -> str:

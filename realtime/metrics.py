@@ -51,6 +51,10 @@ STREAMS_REFUSED = Counter(
     "WebSocket and SSE streams refused (per_user_cap: REALTIME_MAX_STREAMS_PER_USER).",
     ["transport", "reason"],
 )
+THUMBNAILS_MADE = Counter(
+    "realtime_thumbnails_made",
+    "Thumbnails made from the detectors' images (once per file version; then read from disk).",
+)
 STREAMS_CLOSED = Counter(
     "realtime_streams_closed",
     "Streams the server closed (credentials_ended: a token revoked or expired, a user"
