@@ -17,6 +17,7 @@ from django.http import (
 )
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_eventstream.views import events
 
@@ -59,6 +60,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "last_event_id": last_event_id,
         "next_cursor": first.next_cursor,
         "heartbeat_seconds": settings.REALTIME_HEARTBEAT_SECONDS,
+        # The plant's local time now, as the detectors write theirs: rows' ages count from it.
+        "local_now": timezone.localtime().replace(tzinfo=None).isoformat(timespec="seconds"),
     }
     return render(request, "realtime/dashboard.html", context)
 

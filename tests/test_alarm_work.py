@@ -105,3 +105,28 @@ def test_a_note_reaches_a_second_browser_within_2_s(
         "Contractor escorted out, gate 3 closed."
     )
     expect(row(second_page, "human", row_id)).to_have_count(1)
+
+
+def test_a_row_shows_its_age_live_and_after_a_reload_alike(stack, operators, browser, pg) -> None:
+    """The detectors' date and time are the plant's local time; the age counts from the
+    server's local time, whatever the browser's time zone (Tokyo's here)."""
+    context = browser.new_context(timezone_id="Asia/Tokyo")
+    page = context.new_page()
+    pg.execute(
+        "INSERT INTO violation_ppedetections"
+        " (camera_id, violation_date, violation_time, violation_image)"
+        " SELECT 5, (t - interval '7 minutes 30 seconds')::date,"
+        " (t - interval '7 minutes 30 seconds')::time, '/media/aged.jpg'"
+        " FROM (SELECT now() AT TIME ZONE current_setting('TimeZone') AS t) now_here"
+    )
+    browsing.log_in(page, stack.http, "/", "anna", PASSWORD)
+    aged = page.locator("#violation-rows tr", has_text="/media/aged.jpg")
+    expect(aged.locator(".age")).to_have_text("7 min ago")
+    expect_live(page)
+    insert_violation(pg, "violation_ppedetections", camera_id=6, image="/media/fresh.jpg")
+    fresh = page.locator("#violation-rows tr", has_text="/media/fresh.jpg")
+    expect(fresh.locator(".age")).to_have_text("just now", timeout=5_000)
+    live_time = fresh.locator(".field-time").inner_text()
+    page.reload()
+    expect(fresh.locator(".field-time")).to_have_text(live_time)
+    context.close()

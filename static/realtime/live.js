@@ -228,6 +228,40 @@
     });
   });
 
+  // --- ages ---------------------------------------------------------------------------
+  // "3 min ago" beside each row's time, kept current. The detectors' times are the plant's
+  // local time, as is the page's data-local-now (whatever the browser's own time zone):
+  // both are read as if UTC, and the browser's clock only measures what passed since.
+  const localNow = Date.parse((stream.dataset.localNow || "") + "Z");
+  const loadedAt = Date.now();
+  function age(at) {
+    const then = Date.parse(at + "Z");
+    if (Number.isNaN(then) || Number.isNaN(localNow)) return "";
+    const seconds = Math.floor((localNow + (Date.now() - loadedAt) - then) / 1000);
+    if (seconds < -60) return "";
+    if (seconds < 60) return "just now";
+    const minutes = Math.floor(seconds / 60);
+    if (minutes < 60) return minutes + " min ago";
+    const hours = Math.floor(minutes / 60);
+    if (hours < 48) return hours + " h " + (minutes % 60) + " min ago";
+    return Math.floor(hours / 24) + " days ago";
+  }
+  function renderAges(root) {
+    (root || document).querySelectorAll("tr.violation[data-at] .age").forEach(function (span) {
+      const text = age(span.closest("tr").dataset.at);
+      if (span.textContent !== text) span.textContent = text;
+    });
+  }
+  renderAges();
+  setInterval(renderAges, 15000);
+  // Rows drawn since (live, re-drawn, "Load older") get theirs at once.
+  const ageRows = document.getElementById("violation-rows");
+  if (ageRows && window.MutationObserver) {
+    new MutationObserver(function () {
+      renderAges(ageRows);
+    }).observe(ageRows, { childList: true });
+  }
+
   // --- acknowledging several at once ------------------------------------------------
   const bulkForm = document.getElementById("acknowledge-many");
   const bulkSelected = document.getElementById("acknowledge-selected");
