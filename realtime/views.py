@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_eventstream.views import events
 
-from realtime import eventlog, eventstream, health, kinds, metrics, violations
+from realtime import eventlog, eventstream, health, history, kinds, metrics, violations
 from realtime.auth import accepts_token
 from realtime.eventstream import JSON_STREAM
 from realtime.models import Acknowledgement
@@ -58,6 +58,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "counters": _counters(registry, row_filter),
         "last_event_id": last_event_id,
         "next_cursor": first.next_cursor,
+        **history.live_trend_context(row_filter),
     }
     return render(request, "realtime/dashboard.html", context)
 
@@ -112,6 +113,7 @@ def kind_styles(request: HttpRequest) -> HttpResponse:
     registry = kinds.registry()
     css = "".join(
         f".kind-{kind.slug} .kind-badge {{ background: {kind.colour}; }}\n"
+        f".chart-fill.kind-{kind.slug} {{ fill: {kind.colour}; }}\n"
         for kind in registry
         if COLOUR.fullmatch(kind.colour)
     )
