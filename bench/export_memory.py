@@ -252,11 +252,20 @@ def main() -> None:
         "--database-url", default="postgresql://postgres@127.0.0.1:5432/bench_export"
     )
     parser.add_argument("--port", type=int, default=8767)
+    parser.add_argument(
+        "--max-buffer",
+        type=int,
+        default=None,
+        help="REALTIME_CLIENT_MAX_BUFFER for the server (a control: 10000000000 lets Twisted"
+        " keep whatever a slow client has not read)",
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.jsonl"))
     parser.add_argument("--keep", action="store_true", help="keep the database")
     args = parser.parse_args()
 
     env = env_for(args.database_url)
+    if args.max_buffer is not None:
+        env["REALTIME_CLIENT_MAX_BUFFER"] = str(args.max_buffer)
     recreate(args.database_url)
     try:
         manage(env, "migrate", "--noinput")
@@ -299,6 +308,7 @@ def run_server(
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
             "python": platform.python_version(),
             "seed": seeded,
+            "max_buffer": args.max_buffer,
         }
         results = [
             {**measure(base, token, server.pid, args, phase), **context}
