@@ -92,11 +92,13 @@ def history(request: HttpRequest) -> HttpResponse:
     except InvalidFilter as exc:
         return _bad_request(exc)
     registry = kinds.registry()
-    since, until = trend.chart_range(row_filter)
-    try:
-        chart: trend.Chart | None = trend.build(registry, row_filter, since, until, live=False)
-    except trend.RangeTooLong:
-        chart = None
+    chart, too_long = None, False
+    if cursor is None:  # the chart is the range's, drawn once: paging does not count it again
+        since, until = trend.chart_range(row_filter)
+        try:
+            chart = trend.build(registry, row_filter, since, until, live=False)
+        except trend.RangeTooLong:
+            too_long = True
     found = violations.page(registry, row_filter, cursor)
     # The range as typed (a `to` date stays a date), the rest as parsed.
     query = row_filter.as_query() | {
@@ -110,6 +112,7 @@ def history(request: HttpRequest) -> HttpResponse:
         "query": urlencode(query),
         "older": _with(query, before=str(found.next_cursor)) if found.next_cursor else None,
         "is_first_page": cursor is None,
+        "chart_too_long": too_long,
         "time_zone": settings.TIME_ZONE,
         **trend_context(chart, reverse("history"), query),
     }
