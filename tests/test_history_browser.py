@@ -126,6 +126,24 @@ def test_a_live_row_makes_the_current_hours_bar_grow(adopted, page) -> None:
     )
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / "trend.png")
+    # A bar that would outgrow the scale has the server draw the chart anew (htmx).
+    scale = int(trend.get_attribute("data-scale-max") or "")
+    bar_total = sum(
+        int(n or "0")
+        for n in trend.locator(f'.trend-bar[data-bucket="{hour}"] .trend-segment').evaluate_all(
+            "segments => segments.map(s => s.dataset.count)"
+        )
+    )
+    more = scale - bar_total + 1
+    for n in range(more):
+        adopted.sql(
+            "INSERT INTO violation_humandetections (camera_id, violation_image) VALUES (4, %s)",
+            [f"/media/cam4/outgrow-{n}.jpg"],
+        )
+    expect(page.locator("#trend")).not_to_have_attribute(
+        "data-scale-max", str(scale), timeout=5_000
+    )
+    expect(segment).to_have_attribute("data-count", str(before + 2 + more))
 
 
 def test_the_history_pages_and_opens_a_violation(adopted, page) -> None:
