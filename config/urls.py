@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from realtime import media, views
+from realtime import export, history, media, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -10,6 +10,10 @@ urlpatterns = [
     path("counters/", views.counters, name="counters"),
     path("kinds.css", views.kind_styles, name="kind-styles"),
     path("legacy/", views.legacy, name="legacy"),
+    path("history/", history.history, name="history"),
+    path("history/export.csv", export.export_csv, name="history-export"),
+    path("trend/", history.trend_fragment, name="trend"),
+    path("violations/<slug:kind>/<int:pk>/", history.violation_detail, name="violation-detail"),
     path("violations/<slug:kind>/<int:pk>/acknowledge/", views.acknowledge, name="acknowledge"),
     path("violations/<slug:kind>/<int:pk>/note/", views.add_note, name="add-note"),
     path("violations/acknowledge/", views.acknowledge_many, name="acknowledge-many"),

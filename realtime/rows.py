@@ -78,6 +78,12 @@ class RowFilter:
     # Hide acknowledged rows: applied by the server to the rows it renders, and by the
     # page to live rows (an acknowledgement re-draws a row already shown).
     unacknowledged: bool = False
+    # The history's filters (realtime.history parses them): only acknowledged rows, and a
+    # range of the detectors' date and time (plant local time, naive), `since` included,
+    # `until` not.
+    acknowledged: bool = False
+    since: datetime | None = None
+    until: datetime | None = None
 
     @classmethod
     def from_query(cls, query: QueryDict) -> RowFilter:
@@ -123,11 +129,17 @@ class RowFilter:
             query["camera"] = str(self.camera)
         if self.unacknowledged:
             query["unacknowledged"] = "1"
+        if self.acknowledged:
+            query["acknowledged"] = "1"
+        if self.since is not None:
+            query["from"] = self.since.isoformat()
+        if self.until is not None:
+            query["to"] = self.until.isoformat()
         return query
 
     def stream_query(self) -> dict[str, str]:
         """What the rows stream filters on (hiding acknowledged rows is the page's job)."""
-        return {k: v for k, v in self.as_query().items() if k != "unacknowledged"}
+        return {k: v for k, v in self.as_query().items() if k in ("kind", "camera")}
 
 
 def streams_for(layout: Layout, kind: str, camera_id: Any) -> list[str]:

@@ -21,7 +21,16 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_eventstream.views import events
 
-from realtime import eventlog, eventstream, health, kinds, metrics, operator_actions, violations
+from realtime import (
+    eventlog,
+    eventstream,
+    health,
+    history,
+    kinds,
+    metrics,
+    operator_actions,
+    violations,
+)
 from realtime.auth import accepts_token
 from realtime.eventstream import JSON_STREAM
 from realtime.kinds import Kind
@@ -62,6 +71,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "heartbeat_seconds": settings.REALTIME_HEARTBEAT_SECONDS,
         # The plant's local time now, as the detectors write theirs: rows' ages count from it.
         "local_now": timezone.localtime().replace(tzinfo=None).isoformat(timespec="seconds"),
+        **history.live_trend_context(row_filter),
     }
     return render(request, "realtime/dashboard.html", context)
 
@@ -116,6 +126,7 @@ def kind_styles(request: HttpRequest) -> HttpResponse:
     registry = kinds.registry()
     css = "".join(
         f".kind-{kind.slug} .kind-badge {{ background: {kind.colour}; }}\n"
+        f".chart-fill.kind-{kind.slug} {{ fill: {kind.colour}; }}\n"
         for kind in registry
         if COLOUR.fullmatch(kind.colour)
     )

@@ -43,11 +43,41 @@ def _sort_key(alias: str) -> tuple[str, str, str]:
     )
 
 
-def _kind_query(kind: Kind, row_filter: RowFilter, cursor: Cursor | None, n: int) -> str:
-    sort_date, sort_time, sort_id = _sort_key("t")
+def filter_clauses(row_filter: RowFilter, n: int) -> list[str]:
+    """The filter's conditions on a kind's table `t` (the kind's table name is %(table_n)s)."""
+    sort_date, sort_time, _ = _sort_key("t")
     where = ["true"]
     if row_filter.camera is not None:
         where.append("t.camera_id = %(camera)s")
+    if row_filter.since is not None:
+        where.append(f"({sort_date}, {sort_time}) >= (%(since_date)s::date, %(since_time)s::time)")
+        # Implied by the line above; the plain column has statistics (see the counters).
+        where.append("t.violation_date >= %(since_date)s::date")
+    if row_filter.until is not None:
+        where.append(f"({sort_date}, {sort_time}) < (%(until_date)s::date, %(until_time)s::time)")
+    if row_filter.unacknowledged or row_filter.acknowledged:
+        where.append(
+            ("NOT " if row_filter.unacknowledged else "")
+            + "EXISTS (SELECT 1 FROM realtime_acknowledgement a"
+            f" WHERE a.table_name = %(table_{n})s AND a.violation_id = t.id)"
+        )
+    return where
+
+
+def filter_params(row_filter: RowFilter, chosen: list[Kind]) -> dict[str, Any]:
+    params: dict[str, Any] = {"camera": row_filter.camera}
+    for name, bound in (("since", row_filter.since), ("until", row_filter.until)):
+        if bound is not None:
+            params[f"{name}_date"] = bound.date().isoformat()
+            params[f"{name}_time"] = bound.time().isoformat()
+    for n, kind in enumerate(chosen):
+        params[f"kind_{n}"], params[f"table_{n}"] = kind.slug, kind.table
+    return params
+
+
+def _kind_query(kind: Kind, row_filter: RowFilter, cursor: Cursor | None, n: int) -> str:
+    sort_date, sort_time, sort_id = _sort_key("t")
+    where = filter_clauses(row_filter, n)
     if cursor is not None:
         # After the cursor in the order (date, time, kind, id) descending.
         if kind.slug == cursor.kind:
@@ -58,11 +88,6 @@ def _kind_query(kind: Kind, row_filter: RowFilter, cursor: Cursor | None, n: int
             where.append(f"({sort_date}, {sort_time}) <= (%(date)s::date, %(time)s::time)")
         else:
             where.append(f"({sort_date}, {sort_time}) < (%(date)s::date, %(time)s::time)")
-    if row_filter.unacknowledged:
-        where.append(
-            "NOT EXISTS (SELECT 1 FROM realtime_acknowledgement a"
-            f" WHERE a.table_name = %(table_{n})s AND a.violation_id = t.id)"
-        )
     return (
         f"(SELECT %(kind_{n})s::text AS kind, %(table_{n})s::text AS table_name,"
         # The cursor's text: -infinity and fractions of seconds as PostgreSQL writes them.
@@ -81,11 +106,10 @@ def page(
     chosen = row_filter.kinds(registry)
     if not chosen:
         return Page([], None)
-    params: dict[str, Any] = {"limit": size + 1, "camera": row_filter.camera}
+    params = filter_params(row_filter, chosen)
+    params["limit"] = size + 1
     if cursor is not None:
         params.update(date=cursor.date, time=cursor.time, id=cursor.id)
-    for n, kind in enumerate(chosen):
-        params[f"kind_{n}"], params[f"table_{n}"] = kind.slug, kind.table
     union = " UNION ALL ".join(_kind_query(k, row_filter, cursor, n) for n, k in enumerate(chosen))
     query = (
         "SELECT p.kind, p.sort_date, p.sort_time, p.id, p.data,"
@@ -176,3 +200,41 @@ def unacknowledged_counts(
 def _row(kind: Kind, data: dict[str, Any], *state: Any) -> ViolationRow:
     """A row from its JSON and the STATE_COLUMNS."""
     return ViolationRow.from_data(kind, data, violation_state(*state))
+
+
+@dataclass(frozen=True)
+class Trend:
+    # (kind slug, start of the bucket) -> violations
+    per_bucket: dict[tuple[str, datetime], int]
+    # (camera, violations), most first, at most `cameras` of them
+    top_cameras: list[tuple[Any, int]]
+
+
+def trend(registry: Registry, row_filter: RowFilter, unit: str, cameras: int = 5) -> Trend:
+    """Violations per kind and `unit` (hour, day, month) in the filter's range, and the
+    cameras with the most: one scan of each kind's range (GROUPING SETS)."""
+    chosen = row_filter.kinds(registry)
+    if not chosen:
+        return Trend({}, [])
+    assert unit in ("hour", "day", "month")
+    sort_date, sort_time, _ = _sort_key("t")
+    bucket = f"date_trunc('{unit}', {sort_date} + {sort_time})"
+    parts = [
+        f"SELECT %(kind_{n})s::text, {bucket}, t.camera_id::bigint, count(*),"
+        f" grouping(t.camera_id) FROM {kind.qualified} t"
+        f" WHERE {' AND '.join(filter_clauses(row_filter, n))}"
+        f" GROUP BY GROUPING SETS (({bucket}), (t.camera_id))"
+        for n, kind in enumerate(chosen)
+    ]
+    with connection.cursor() as db:
+        db.execute(" UNION ALL ".join(parts), filter_params(row_filter, chosen))
+        found = db.fetchall()
+    per_bucket: dict[tuple[str, datetime], int] = {}
+    per_camera: dict[Any, int] = {}
+    for slug, start, camera, count, by_bucket in found:
+        if by_bucket:
+            per_bucket[slug, start] = int(count)
+        else:
+            per_camera[camera] = per_camera.get(camera, 0) + int(count)
+    ranked = sorted(per_camera.items(), key=lambda item: (-item[1], item[0] is None, item[0] or 0))
+    return Trend(per_bucket, ranked[:cameras])

@@ -17,6 +17,7 @@ from django.conf import settings
 
 from tests.browsing import browser, page
 from tests.helpers import insert_violation
+from tests.history_rows import fire_kind, historian, made_rows
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -150,4 +151,4 @@ def redis_url() -> str:
     return str(settings.TEST_REDIS_URL)
 
 
-__all__ = ["browser", "insert_violation", "page"]
+__all__ = ["browser", "fire_kind", "historian", "insert_violation", "made_rows", "page"]

@@ -95,7 +95,8 @@ def test_only_plain_paths_on_this_origin_become_links(image: str, href: str | No
     assert row is not None and row.image_href == href
     if href is None:
         # No link is made of the value itself: a row links only to the violation's own URLs
-        # (its image and thumbnail, realtime.media), never to what the detector wrote.
+        # (its page, its image and thumbnail, realtime.media), never to what the detector
+        # wrote.
         links = re.findall(r'(?:href|src)="([^"]*)"', render_row(row))
         assert all(link.startswith("/violations/ppe/7/") for link in links), links
 

@@ -203,8 +203,64 @@
       return;
     }
     countChange(null, row);
+    growTrend(row);
     alertSound();
   });
+
+  // --- the trend chart ------------------------------------------------------------------
+  // A new row adds one to its hour's bar (the server drew the chart; it re-draws it every
+  // minute, and at once when a bar would outgrow the scale or a new hour begins).
+  function refreshTrend(trend) {
+    htmx.trigger(trend, "trend-refresh");
+  }
+  function restack(bar, pxPer, base) {
+    let top = base;
+    let total = 0;
+    bar.querySelectorAll(".trend-segment").forEach(function (segment) {
+      const count = Number(segment.dataset.count);
+      const height = count * pxPer;
+      top -= height;
+      total += count;
+      segment.querySelectorAll("rect").forEach(function (rect) {
+        rect.setAttribute("y", top.toFixed(2));
+        rect.setAttribute("height", height.toFixed(2));
+      });
+    });
+    const label = bar.querySelector(".trend-total");
+    if (label) {
+      label.textContent = total ? String(total) : "";
+      label.setAttribute("y", (top - 3).toFixed(2));
+    }
+    return total;
+  }
+  function growTrend(row) {
+    const trend = document.getElementById("trend");
+    if (!trend || trend.dataset.live !== "1" || !row.dataset.at) return;
+    const key = row.dataset.at.slice(0, 13); // 2025-03-01T10, the hour's bucket
+    const bar = trend.querySelector('.trend-bar[data-bucket="' + key + '"]');
+    if (!bar) {
+      if (key > (trend.dataset.lastBucket || "")) refreshTrend(trend); // a new hour
+      return;
+    }
+    const segment = bar.querySelector('.trend-segment[data-kind="' + row.dataset.kind + '"]');
+    if (!segment) return;
+    const count = Number(segment.dataset.count) + 1;
+    segment.dataset.count = String(count);
+    const title = segment.querySelector("title");
+    if (title) title.textContent = segment.dataset.label + ": " + count;
+    const total = restack(bar, Number(trend.dataset.px), Number(trend.dataset.base));
+    const cell = trend.querySelector(
+      'tr[data-bucket="' + key + '"] td[data-kind="' + row.dataset.kind + '"]'
+    );
+    if (cell) {
+      cell.textContent = String(count);
+      const rowTotal = cell.parentElement.querySelector(".trend-row-total");
+      if (rowTotal) rowTotal.textContent = String(total);
+    }
+    const all = trend.querySelector(".trend-count");
+    if (all) all.textContent = String(Number(all.textContent) + 1);
+    if (total > Number(trend.dataset.scaleMax)) refreshTrend(trend);
+  }
 
   // "Acknowledge" answers with the row as it now is; it replaces the one clicked.
   document.body.addEventListener("htmx:beforeSwap", function (event) {

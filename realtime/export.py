@@ -1,0 +1,159 @@
+"""/history/export.csv: the history's filtered rows as CSV, streamed in keyset batches.
+
+The rows are read as the history pages them (realtime.violations.page, newest first), a
+batch at a time, each batch written before the next is read, and the server waits while
+the client has more than REALTIME_CLIENT_MAX_BUFFER unread (Daphne would buffer the rest
+in memory): a million rows are never held at once. Each batch is its own query, so a row
+written during a download appears in it if it sorts after the batch being read; no row
+appears twice.
+
+The file is UTF-8 with a byte-order mark (`?bom=0` leaves it out): Excel reads a CSV
+without one in the computer's legacy code page and garbles every non-ASCII character;
+LibreOffice, Google Sheets, Python's `csv` (with `encoding="utf-8-sig"`) and pandas read
+it either way. RFC 4180 (the csv module: CRLF line ends, quotes where needed). Dates and
+times are ISO, as the detectors wrote them (fractions of a second kept; plant local
+time); `acknowledged_at` is ISO with its offset, in the plant's time zone.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from realtime import kinds, server_internals, violations
+from realtime.adoption import REQUIRED_COLUMNS
+from realtime.auth import accepts_token
+from realtime.history import history_filter
+from realtime.kinds import Kind, Registry
+from realtime.rows import InvalidFilter, RowFilter, ViolationRow
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = (
+    "kind",
+    "table",
+    "id",
+    "camera_id",
+    "violation_date",
+    "violation_time",
+    "violation_image",
+    "acknowledged_by",
+    "acknowledged_at",
+)
+BATCH_ROWS = 2000
+BOM = "\ufeff"
+
+
+class _Line:
+    """A file for csv.writer that hands back each line instead of keeping it."""
+
+    def write(self, line: str) -> str:
+        return line
+
+
+def extra_columns(chosen: list[Kind]) -> list[str]:
+    """The detectors' other columns of the kinds exported: each kind's in its table's
+    order, kinds in their order on the page, each name once."""
+    if not chosen:
+        return []
+    with connection.cursor() as db:
+        db.execute(
+            "SELECT a.attname FROM unnest(%s::text[]) WITH ORDINALITY AS k(name, n)"
+            " JOIN pg_attribute a ON a.attrelid = to_regclass(k.name)"
+            " WHERE a.attnum > 0 AND NOT a.attisdropped ORDER BY k.n, a.attnum",
+            [[kind.qualified for kind in chosen]],
+        )
+        names = [row[0] for row in db.fetchall()]
+    return list(dict.fromkeys(name for name in names if name not in REQUIRED_COLUMNS))
+
+
+def csv_values(row: ViolationRow, extra: list[str]) -> list[str]:
+    acknowledged_at = (
+        timezone.localtime(row.acknowledged_at).isoformat() if row.acknowledged_at else ""
+    )
+    own = dict(row.extra)
+    return [
+        row.kind.slug,
+        row.kind.table,
+        "" if row.id is None else str(row.id),
+        "" if row.camera_id is None else str(row.camera_id),
+        row.date_text,
+        row.time_text,
+        row.violation_image,
+        row.acknowledged_by,
+        acknowledged_at,
+        *(own.get(name, "") for name in extra),
+    ]
+
+
+async def csv_chunks(
+    registry: Registry,
+    row_filter: RowFilter,
+    extra: list[str],
+    *,
+    bom: bool,
+    pending: server_internals.PendingBytes | None = None,
+) -> AsyncIterator[bytes]:
+    """The header, then one chunk per batch of rows; stops early if the client stops reading."""
+    writer = csv.writer(_Line())
+    yield ((BOM if bom else "") + writer.writerow([*COLUMNS, *extra])).encode()
+    read = sync_to_async(violations.page)
+    cursor = None
+    while True:
+        batch = await read(registry, row_filter, cursor, BATCH_ROWS)
+        yield "".join(writer.writerow(csv_values(row, extra)) for row in batch.rows).encode()
+        if batch.next_cursor is None:
+            return
+        cursor = batch.next_cursor
+        limit = settings.REALTIME_CLIENT_MAX_BUFFER
+        patience = settings.REALTIME_CLIENT_STALL_TIMEOUT
+        if not await server_internals.drained(pending, limit, patience):
+            logger.warning("ending a CSV export whose client stopped reading")
+            return
+
+
+@accepts_token
+@login_required
+@require_GET
+def export_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    try:
+        row_filter = history_filter(request.GET)
+    except InvalidFilter as exc:
+        return HttpResponse(f"Bad filter: {exc}\n", status=400, content_type="text/plain")
+    raw_bom = request.GET.get("bom") or "1"
+    if raw_bom not in ("0", "1"):
+        return HttpResponse("bom must be 0 or 1\n", status=400, content_type="text/plain")
+    registry = kinds.registry()
+    extra = extra_columns(row_filter.kinds(registry))
+    pending = getattr(request, "scope", {}).get(server_internals.SCOPE_KEY)
+    response = StreamingHttpResponse(
+        csv_chunks(registry, row_filter, extra, bom=raw_bom == "1", pending=pending),
+        content_type="text/csv; charset=utf-8",
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename(row_filter)}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def filename(row_filter: RowFilter) -> str:
+    """violations[-KIND][-camera-N][-FROM][-to-TO].csv: ASCII only, no quotes."""
+    parts: list[Any] = ["violations"]
+    if row_filter.kind:
+        parts.append(row_filter.kind)
+    if row_filter.camera is not None:
+        parts.append(f"camera-{row_filter.camera}")
+    if row_filter.since is not None:
+        parts.append(row_filter.since.strftime("%Y%m%dT%H%M"))
+    if row_filter.until is not None:
+        parts.append("to-" + row_filter.until.strftime("%Y%m%dT%H%M"))
+    return "-".join(str(part) for part in parts) + ".csv"
