@@ -24,7 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from realtime import kinds, trend, violations
+from realtime import kinds, media, operator_actions, trend, violations
 from realtime.auth import accepts_token
 from realtime.rows import Cursor, InvalidFilter, RowFilter
 
@@ -166,7 +166,13 @@ def violation_detail(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
         ("violation_image", row.violation_image),
         *row.extra,
     ]
-    return render(request, "realtime/detail.html", {"row": row, "columns": columns})
+    context = {
+        "row": row,
+        "columns": columns,
+        "image": media.row_image(row),
+        "actions": operator_actions.history(row),
+    }
+    return render(request, "realtime/detail.html", context)
 
 
 def _with(query: dict[str, str], **more: str) -> str:

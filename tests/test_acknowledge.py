@@ -4,6 +4,7 @@ and travels through the event log as a STATE event of the row."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -237,3 +238,22 @@ def test_the_admin_shows_notes_and_the_history_read_only(pg, client_of) -> None:
     action = pg.execute("SELECT id FROM realtime_operator_action WHERE action = 'note'").fetchone()
     assert action is not None
     assert admin.post(f"/admin/realtime/operatoraction/{action[0]}/delete/").status_code == 403
+
+
+def test_a_violations_page_shows_its_picture_and_its_history(pg, client_of) -> None:
+    row_id = insert_violation(pg, "violation_ppedetections", image="/media/cam3/helmet.jpg")
+    client_of("fay").post(f"/violations/ppe/{row_id}/acknowledge/")
+    client_of("gus").post(f"/violations/ppe/{row_id}/note/", {"text": "Helmet <b>on</b> now."})
+    html = client_of("hal").get(f"/violations/ppe/{row_id}/").content.decode()
+    assert f'<img src="/violations/ppe/{row_id}/image/?v=' in html
+    history = re.search(r'<ol id="history" class="detail-history">(.*?)</ol>', html, re.S)
+    assert history is not None
+    items = re.findall(r"<li>.*?</li>", history.group(1))
+    assert len(items) == 2
+    assert "<strong>fay</strong> acknowledged" in items[0]
+    assert "<strong>gus</strong> added a note: <q>Helmet &lt;b&gt;on&lt;/b&gt; now.</q>" in items[1]
+    fresh = insert_violation(pg, "violation_ppedetections")
+    assert (
+        "Nobody has acted on it yet."
+        in client_of("ivy").get(f"/violations/ppe/{fresh}/").content.decode()
+    )
