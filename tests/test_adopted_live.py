@@ -105,7 +105,9 @@ def test_the_old_rows_are_on_the_dashboard(adopted) -> None:
         " violation_time DESC, id DESC LIMIT 1"
     )
     assert "." in time_text, "the detectors wrote fractions of a second"
-    assert f'<td class="field-time nowrap">{time_text[:8]}</td>' in ppe, "shown to the second"
+    # To the second, then the row's age (drawn by the page's script).
+    shown = f'<td class="field-time nowrap">{time_text[:8]} <span class="age"></span></td>'
+    assert shown in ppe, "shown to the second"
     human = adopted.get("/?kind=human").text
     assert re.search(r'<div class="row-extra">confidence: [0-9.]+ · zone: zone-[0-9]</div>', human)
 
