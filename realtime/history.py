@@ -22,6 +22,7 @@ from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from realtime import kinds, media, operator_actions, trend, violations
@@ -172,7 +173,13 @@ def violation_detail(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
         "image": media.row_image(row),
         "actions": operator_actions.history(row),
     }
-    return render(request, "realtime/detail.html", context)
+    # htmx asks for the dialog of the live table: the detail without the page around it.
+    fragment = request.headers.get("HX-Request") == "true"
+    response = render(
+        request, "realtime/_detail.html" if fragment else "realtime/detail.html", context
+    )
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 def _with(query: dict[str, str], **more: str) -> str:

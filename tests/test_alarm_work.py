@@ -13,6 +13,7 @@ from playwright.sync_api import Browser, Page, expect
 from tests import browsing
 from tests.browsing import SPY_ON_PLAY, expect_live
 from tests.helpers import Stack, insert_violation
+from tests.history_rows import insert
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 PASSWORD = "a-long-password-1"
@@ -130,3 +131,44 @@ def test_a_row_shows_its_age_live_and_after_a_reload_alike(stack, operators, bro
     page.reload()
     expect(fresh.locator(".field-time")).to_have_text(live_time)
     context.close()
+
+
+def test_a_rows_detail_opens_in_a_dialog_closes_with_escape_and_is_shareable(
+    stack, operators, page, pg, fire_kind
+) -> None:
+    pk = insert(pg, "fire", "2026-11-30", "23:59:58.125", 9, temperature=412.5, zone="Hall B")
+    browsing.log_in(page, stack.http, "/?kind=fire", "anna", PASSWORD)
+    expect_live(page)
+    dialog = page.locator("#violation-dialog")
+    expect(dialog).to_be_hidden()
+    page.locator(f"#violation-fire-{pk} .field-camera").click()
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("#detail-title")).to_contain_text(f"#{pk}")
+    expect(dialog.locator("td.detail-temperature")).to_have_text("412.5")
+    expect(dialog.locator("td.detail-zone")).to_have_text("Hall B")
+    expect(dialog.locator("td.detail-violation_time")).to_have_text("23:59:58.125")
+    assert page.url.endswith(f"#detail=fire/{pk}")
+    shared = page.url
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    assert "#detail" not in page.url
+
+    # By keyboard: the row's #id link, Enter; the focus returns to it on close.
+    link = page.locator(f"#violation-fire-{pk} a.row-link")
+    link.focus()
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Close").click()
+    expect(dialog).to_be_hidden()
+    assert page.evaluate("document.activeElement.classList.contains('row-link')")
+
+    # A control in the row does what it does, and opens nothing.
+    page.locator(f"#violation-fire-{pk} input.select-violation").check()
+    expect(dialog).to_be_hidden()
+
+    other = page.context.new_page()  # the shared link, opened afresh
+    other.goto(shared)
+    expect(other.locator("#violation-dialog")).to_be_visible()
+    expect(other.locator("#violation-dialog td.detail-zone")).to_have_text("Hall B")
+    page.goto(shared)  # and pasted into the same tab (only the fragment changes)
+    expect(dialog).to_be_visible()

@@ -192,6 +192,7 @@
         countChange(existing, row);
         existing.replaceWith(row);
         htmx.process(row);
+        refreshDetail(row.id);
       }
       event.preventDefault();
       return;
@@ -283,6 +284,66 @@
       else ids.add(tr.id);
     });
   });
+
+  // --- a row's detail ------------------------------------------------------------------
+  // Clicking a row (anywhere but its controls) or its #id link opens the violation's
+  // detail in a dialog; Escape or "Close" closes it, and focus goes back where it was. The
+  // page's URL then ends in #detail=KIND/ID: shared, it opens the same detail.
+  const dialog = document.getElementById("violation-dialog");
+  const dialogBody = document.getElementById("violation-dialog-body");
+  const dialogPage = document.getElementById("violation-dialog-page");
+  const CONTROLS = "a, button, input, select, textarea, label, summary, form";
+  let openedFrom = null;
+
+  function detailUrl(kind, id) {
+    return "/violations/" + encodeURIComponent(kind) + "/" + encodeURIComponent(id) + "/";
+  }
+  function openDetail(kind, id, from) {
+    if (!dialog || !dialogBody) return;
+    const url = detailUrl(kind, id);
+    htmx.ajax("GET", url, { target: dialogBody, swap: "innerHTML" }).then(function () {
+      dialog.dataset.row = "violation-" + kind + "-" + id;
+      if (dialogPage) dialogPage.href = url;
+      openedFrom = from || document.activeElement;
+      if (!dialog.open) dialog.showModal();
+      history.replaceState(null, "", "#detail=" + kind + "/" + id);
+    });
+  }
+  function rowTarget(tr) {
+    const match = /^violation-([a-z0-9_-]+)-([0-9]+)$/.exec(tr.id || "");
+    return match ? [match[1], match[2]] : null;
+  }
+  const rowsBody = document.getElementById("violation-rows");
+  if (dialog && rowsBody) {
+    rowsBody.addEventListener("click", function (event) {
+      const tr = event.target.closest("tr.violation");
+      if (!tr) return;
+      const link = event.target.closest("a.row-link");
+      if (!link && event.target.closest(CONTROLS)) return;
+      if (link && (event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0)) return;
+      const target = rowTarget(tr);
+      if (!target) return;
+      event.preventDefault();
+      openDetail(target[0], target[1], link || tr.querySelector("a.row-link"));
+    });
+    dialog.addEventListener("close", function () {
+      delete dialog.dataset.row;
+      history.replaceState(null, "", window.location.pathname + window.location.search);
+      if (openedFrom && openedFrom.isConnected) openedFrom.focus();
+    });
+    const openShared = function () {
+      const shared = /^#detail=([a-z0-9_-]+)\/([0-9]+)$/.exec(window.location.hash);
+      if (shared) openDetail(shared[1], shared[2], null);
+    };
+    openShared();
+    window.addEventListener("hashchange", openShared);
+  }
+  // A change to the row of the open detail (an acknowledgement, a note) re-draws it too.
+  function refreshDetail(rowId) {
+    if (!dialog || !dialog.open || dialog.dataset.row !== rowId) return;
+    const match = /^violation-([a-z0-9_-]+)-([0-9]+)$/.exec(rowId);
+    if (match) htmx.ajax("GET", detailUrl(match[1], match[2]), { target: dialogBody, swap: "innerHTML" });
+  }
 
   // --- ages ---------------------------------------------------------------------------
   // "3 min ago" beside each row's time, kept current. The detectors' times are the plant's
