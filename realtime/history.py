@@ -37,24 +37,33 @@ DATE_TIME = re.compile(
 BOUND_HELP = "an ISO date or date-time in the plant's time, like 2025-03-01 or 2025-03-01T08:00"
 
 
+# The chart counts back a day from its end and forward by months from its start: bounds
+# nearer the calendar's ends than that would run out of years.
+EARLIEST, LATEST = datetime(1, 1, 2), datetime(9999, 11, 30)
+
+
 def parse_bound(name: str, raw: str | None, *, end: bool) -> datetime | None:
     """`from` or `to` as a naive local date-time; a `to` date is the start of the next day."""
     if not raw:
         return None
+    moment = None
     try:
         if DATE.fullmatch(raw):
             start = datetime.combine(date.fromisoformat(raw), time.min)
-            return start + timedelta(days=1) if end else start
-        if DATE_TIME.fullmatch(raw):
+            moment = start + timedelta(days=1) if end else start
+        elif DATE_TIME.fullmatch(raw):
             moment = datetime.fromisoformat(raw)
             if moment.tzinfo is not None:
                 moment = timezone.localtime(moment).replace(tzinfo=None)
-            return moment
     except OverflowError:
         return None  # the end of 9999-12-31: no end at all
     except ValueError:
         pass
-    raise InvalidFilter(f"{name} must be {BOUND_HELP}")
+    if moment is None:
+        raise InvalidFilter(f"{name} must be {BOUND_HELP}")
+    if not EARLIEST <= moment <= LATEST:
+        raise InvalidFilter(f"{name} must be between 0001-01-02 and 9999-11-30")
+    return moment
 
 
 def history_filter(query: QueryDict) -> RowFilter:

@@ -99,6 +99,10 @@ def test_no_row_twice_or_skipped_while_rows_are_inserted_and_deleted(
         ("acknowledged=yes", "acknowledged must be 1"),
         ("acknowledged=1&unacknowledged=1", "exclude each other"),
         ("before=nonsense", "before must be a cursor"),
+        # At the calendar's ends the chart's hours and days would run out of years.
+        ("to=0001-01-01T05:00", "to must be between 0001-01-02 and 9999-11-30"),
+        ("from=9990-01-01&to=9999-12-31T23:00", "to must be between"),
+        ("from=9999-12-31T00:00&to=9999-12-31T23:30", "from must be between"),
     ],
 )
 def test_bad_filters_get_a_400_that_says_why(historian, query, message) -> None:
