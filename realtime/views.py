@@ -38,6 +38,8 @@ from realtime.models import Acknowledgement
 from realtime.rows import LAYOUTS, Cursor, InvalidFilter, RowFilter, ViolationRow, render_row
 
 COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
+# What a note may not hold (PostgreSQL's text refuses NUL; the rest would only garble it).
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 # What django-eventstream sends as `id:` ("violations:42", the channel URL-quoted), or the
 # bare event id ("42").
@@ -164,6 +166,10 @@ def add_note(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     text = request.POST.get("text", "").strip()
     if not text:
         return _bad_request("A note needs some text.")
+    if CONTROL_CHARACTERS.search(text):
+        return _bad_request(
+            "A note cannot contain control characters other than line breaks and tabs."
+        )
     if len(text) > Acknowledgement.NOTE_MAX:
         return _bad_request(f"A note has at most {Acknowledgement.NOTE_MAX} characters.")
     operator_actions.add_note(request.user.get_username(), row, text)

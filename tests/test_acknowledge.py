@@ -257,3 +257,13 @@ def test_a_violations_page_shows_its_picture_and_its_history(pg, client_of) -> N
         "Nobody has acted on it yet."
         in client_of("ivy").get(f"/violations/ppe/{fresh}/").content.decode()
     )
+
+
+def test_a_note_with_a_nul_byte_is_a_400(pg, client_of) -> None:
+    row_id = insert_violation(pg, "violation_humandetections")
+    response = client_of("kim").post(f"/violations/human/{row_id}/note/", {"text": "a\x00b"})
+    assert (response.status_code, response.content) == (
+        400,
+        b"A note cannot contain control characters other than line breaks and tabs.",
+    )
+    assert pg.execute("SELECT count(*) FROM realtime_acknowledgement").fetchone() == (0,)
