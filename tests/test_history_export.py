@@ -96,3 +96,30 @@ def test_the_export_takes_the_history_filters_and_a_token(pg, historian, made_ro
     assert Client().get("/history/export.csv").status_code == 302
     body = b"".join(historian.get("/history/export.csv?kind=human&bom=0"))
     assert body.startswith(b"kind,table,id,")
+
+
+async def test_an_export_holds_no_database_connection_while_it_waits(pg, monkeypatch) -> None:
+    """A slow download waits between batches: with a pooled connection held meanwhile, ten
+    of them would take every connection of the process (REALTIME_DB_POOL_SIZE)."""
+    from asgiref.sync import sync_to_async
+    from django.db import connection
+
+    from realtime import export, kinds
+    from realtime.rows import RowFilter
+
+    monkeypatch.setattr(export, "BATCH_ROWS", 2)
+    for n in range(5):
+        insert(pg, "ppe", "2025-03-01", f"10:00:0{n}", n)
+
+    def in_use() -> int:
+        stats = connection.pool.get_stats()
+        return int(stats["pool_size"] - stats.get("pool_available", 0))
+
+    before = await sync_to_async(in_use)()
+    registry = await sync_to_async(kinds.registry)()
+    chunks = export.csv_chunks(registry, RowFilter(), [], bom=False)
+    await anext(chunks)  # the header
+    assert (await anext(chunks)).count(b"\r\n") == 2
+    assert await sync_to_async(in_use)() == before, "no connection held between batches"
+    rest = [chunk async for chunk in chunks]
+    assert b"".join(rest).count(b"\r\n") == 3
