@@ -163,6 +163,9 @@ def open_source(violation_image: str) -> Source:
         fd = os.open(path, flags)
     except OSError as exc:
         raise Unavailable("the file cannot be read") from exc
+    if not _opened_where_checked(fd, path):
+        os.close(fd)
+        raise Unavailable("the file is outside the media root")
     status = os.fstat(fd)
     if not stat.S_ISREG(status.st_mode):
         os.close(fd)
@@ -174,6 +177,18 @@ def open_source(violation_image: str) -> Source:
         file.close()
         raise
     return Source(file, path.relative_to(root).as_posix(), status, content_type)
+
+
+def _opened_where_checked(fd: int, path: Path) -> bool:
+    """Whether the open file is the one the checked path named: a directory of the path
+    swapped for a symlink out of the root between the check and the open (O_NOFOLLOW
+    guards the last part only) is seen in what the kernel says was opened (Linux's
+    /proc/self/fd; elsewhere the check before the open is all there is)."""
+    try:
+        opened = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return True
+    return opened == str(path)
 
 
 def _content_type(file: IO[bytes]) -> str:

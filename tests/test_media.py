@@ -438,3 +438,29 @@ def test_bad_media_settings_stop_the_start_naming_the_variable(name, value, mess
     out = media_settings_with(**{name: value})
     assert out.returncode != 0
     assert re.search(f"ImproperlyConfigured: {name} .*{message}", out.stderr), out.stderr
+
+
+def test_a_directory_swapped_for_a_symlink_after_the_check_serves_nothing_outside(
+    media_root, monkeypatch
+) -> None:
+    """The path is resolved and checked, then opened: a directory of it replaced by a
+    symlink out of the root in between (O_NOFOLLOW guards only the last part) must not
+    lead to the file outside."""
+    (media_root / "cam07" / "frame.jpg").write_bytes(camera_frame((64, 48)))
+    outside = media_root.parent / "outside"
+    real_open = os.open
+    swapped = []
+
+    def swap_then_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if str(path).endswith("cam07/frame.jpg") and not swapped:
+            swapped.append(path)
+            (media_root / "cam07" / "frame.jpg").unlink()
+            (media_root / "cam07").rmdir()
+            (outside / "frame.jpg").write_bytes(camera_frame((32, 24)))
+            (media_root / "cam07").symlink_to(outside, target_is_directory=True)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(media.os, "open", swap_then_open)
+    with pytest.raises(media.Unavailable):
+        media.open_source("/media/cam07/frame.jpg")
+    assert swapped, "the directory was swapped between the check and the open"
