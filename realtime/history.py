@@ -162,10 +162,7 @@ def trend_context(chart: trend.Chart | None, page: str, query: dict[str, str]) -
 @require_GET
 def violation_detail(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     """One violation, every column of it and its acknowledgement: a page to share."""
-    violation_kind = kinds.knowing(slug=kind).by_slug.get(kind)
-    if violation_kind is None:
-        raise Http404("No such kind of violation")
-    row = None if pk > violations.BIGINT_MAX else violations.one(violation_kind, pk)
+    row = violations.named(kind, pk)
     if row is None:
         raise Http404("No such violation")
     columns = [

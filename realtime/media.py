@@ -38,7 +38,7 @@ from django.utils.http import http_date, quote_etag
 from django.views.decorators.http import require_safe
 from PIL import Image, ImageOps
 
-from realtime import kinds, metrics, violations
+from realtime import metrics, violations
 from realtime.auth import accepts_token
 from realtime.rows import ViolationRow
 
@@ -257,10 +257,7 @@ def placeholder(request: HttpRequest, reason: str) -> HttpResponse:
 
 
 def _violation_image(kind: str, pk: int) -> str:
-    violation_kind = kinds.knowing(slug=kind).by_slug.get(kind)
-    row = None
-    if violation_kind is not None and pk <= violations.BIGINT_MAX:
-        row = violations.one(violation_kind, pk)
+    row = violations.named(kind, pk)
     if row is None:
         raise Unavailable("there is no such violation")
     return row.violation_image

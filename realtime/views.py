@@ -148,10 +148,7 @@ def acknowledge(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
 
 def _violation(kind: str, pk: int) -> ViolationRow:
     """The violation a URL names, or a 404."""
-    violation_kind = kinds.knowing(slug=kind).by_slug.get(kind)
-    if violation_kind is None:
-        raise Http404("No such kind of violation")
-    row = violations.one(violation_kind, pk) if pk <= violations.BIGINT_MAX else None
+    row = violations.named(kind, pk)
     if row is None:
         raise Http404("No such violation")
     return row

@@ -15,6 +15,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
+from realtime import kinds
 from realtime.adoption import SORT_DATE, SORT_TIME
 from realtime.changes import violation_state
 from realtime.kinds import Kind, Registry
@@ -132,21 +133,15 @@ def page(
 
 
 def one(kind: Kind, pk: int) -> ViolationRow | None:
-    query = (
-        f"SELECT row_to_json(t), {STATE_COLUMNS}"
-        f" FROM {kind.qualified} t LEFT JOIN realtime_acknowledgement a"
-        " ON a.table_name = %s AND a.violation_id = t.id WHERE t.id = %s"
-    )
-    with connection.cursor() as db:
-        db.execute(query, [kind.table, pk])
-        found = db.fetchone()
-    return None if found is None else _row(kind, *found)
+    found = many(kind, [pk]) if pk <= BIGINT_MAX else []
+    return found[0] if found else None
 
 
-def exists(kind: Kind, pk: int) -> bool:
-    with connection.cursor() as db:
-        db.execute(f"SELECT EXISTS (SELECT 1 FROM {kind.qualified} t WHERE t.id = %s)", [pk])
-        return bool(db.fetchone()[0])
+def named(slug: str, pk: int) -> ViolationRow | None:
+    """The violation a URL names (`/violations/KIND/ID/...`): its kind read again first if
+    it is new to this process (add_kind); None when there is no such kind or row."""
+    kind = kinds.knowing(slug=slug).by_slug.get(slug)
+    return None if kind is None else one(kind, pk)
 
 
 def many(kind: Kind, pks: list[int]) -> list[ViolationRow]:
