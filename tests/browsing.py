@@ -10,6 +10,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -66,6 +67,23 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     page.screenshot(path=SCREENSHOTS / f"{request.node.name}.png", full_page=True)
     context.close()
     assert not refused, f"the page broke its own Content-Security-Policy: {refused}"
+
+
+# The password of the users browser tests log in as.
+PASSWORD = "a-long-password-1"
+
+
+def browser_user(username: str, *, superuser: bool = False) -> Any:
+    """A user who logs in through the real login page: the password hashed as the server
+    (production settings, not the tests' fast hasher) can check it."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import make_password
+
+    users = get_user_model().objects
+    user = users.create_superuser(username, "") if superuser else users.create_user(username)
+    user.password = make_password(PASSWORD, hasher="pbkdf2_sha256")
+    user.save()
+    return user
 
 
 def log_in(page: Page, base_url: str, path: str, username: str, password: str) -> None:

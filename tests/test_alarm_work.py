@@ -6,8 +6,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.hashers import make_password
 from playwright.sync_api import Browser, Page, expect
 
 from tests import browsing
@@ -16,7 +14,7 @@ from tests.helpers import Stack, insert_violation
 from tests.history_rows import insert
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-PASSWORD = "a-long-password-1"
+PASSWORD = browsing.PASSWORD
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +29,7 @@ def stack(database_url: str, tmp_path_factory: Any) -> Iterator[Stack]:
 @pytest.fixture
 def operators() -> None:
     for name in ("anna", "bert"):
-        user = get_user_model().objects.create_user(name)
-        user.password = make_password(PASSWORD, hasher="pbkdf2_sha256")
-        user.save()
+        browsing.browser_user(name)
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.hashers import make_password
 from playwright.sync_api import ConsoleMessage, Page, expect
 
 from tests import browsing
@@ -19,7 +17,7 @@ from tests.browsing import SCREENSHOTS, SPY_ON_PLAY, expect_live
 from tests.helpers import Stack, insert_violation
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-PASSWORD = "a-long-password-1"
+PASSWORD = browsing.PASSWORD
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +31,7 @@ def stack(database_url: str, tmp_path_factory: Any) -> Iterator[Stack]:
 
 @pytest.fixture
 def operator() -> Any:
-    user = get_user_model().objects.create_superuser("operator", "op@example.com")
-    # Hashed as the server (production settings) can check it.
-    user.password = make_password(PASSWORD, hasher="pbkdf2_sha256")
-    user.save()
-    return user
+    return browsing.browser_user("operator", superuser=True)
 
 
 def log_in(page: Page, stack: Stack, path: str = "/") -> None:

@@ -14,8 +14,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.hashers import make_password
 from playwright.sync_api import Page, expect
 
 from tests import browsing
@@ -23,16 +21,13 @@ from tests.browsing import SCREENSHOTS, expect_live
 from tests.helpers import Stack, insert_violation
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-PASSWORD = "a-long-password-1"
+PASSWORD = browsing.PASSWORD
 STALE = re.compile(r"^Stale: ")
 
 
 @pytest.fixture
 def operator() -> Any:
-    user = get_user_model().objects.create_superuser("operator", "op@example.com")
-    user.password = make_password(PASSWORD, hasher="pbkdf2_sha256")
-    user.save()
-    return user
+    return browsing.browser_user("operator", superuser=True)
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.hashers import make_password
 from playwright.sync_api import Page, expect
 
 from tests import browsing
@@ -18,7 +16,7 @@ from tests.helpers import Stack, insert_violation
 from tests.test_media import camera_frame
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-PASSWORD = "a-long-password-1"
+PASSWORD = browsing.PASSWORD
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +48,7 @@ def stack(database_url: str, media_root: Path, tmp_path_factory: Any) -> Iterato
 
 @pytest.fixture
 def operator() -> Any:
-    user = get_user_model().objects.create_user("operator")
-    user.password = make_password(PASSWORD, hasher="pbkdf2_sha256")
-    user.save()
-    return user
+    return browsing.browser_user("operator")
 
 
 def thumbnail(page: Page, row_id: int, kind: str = "human") -> Any:
