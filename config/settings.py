@@ -178,6 +178,8 @@ REALTIME_HEARTBEAT_SECONDS = env_float("REALTIME_HEARTBEAT_SECONDS", 10.0, minim
 # The pipeline is not live while the listener is further behind than this (/healthz's
 # listener lag_seconds), or unheard of for longer than realtime.health.LISTENER_STALE_AFTER.
 REALTIME_PIPELINE_LAG_LIMIT = env_float("REALTIME_PIPELINE_LAG_LIMIT", 30.0, minimum=0.1)
+# The longest an operator may shelve a camera for, in minutes (realtime.shelves).
+REALTIME_SHELF_MAX_MINUTES = env_int("REALTIME_SHELF_MAX_MINUTES", 720, minimum=1)
 
 # The server process's garbage collector (gc.set_threshold), or "python" for Python's own
 # 700,10,10. With those, thousands of connections meant frequent full collections that

@@ -17,6 +17,8 @@ urlpatterns = [
     path("violations/<slug:kind>/<int:pk>/acknowledge/", views.acknowledge, name="acknowledge"),
     path("violations/<slug:kind>/<int:pk>/note/", views.add_note, name="add-note"),
     path("violations/acknowledge/", views.acknowledge_many, name="acknowledge-many"),
+    path("shelves/", views.shelf_list, name="shelves"),
+    path("shelves/<int:pk>/end/", views.end_shelf, name="end-shelf"),
     path("violations/<slug:kind>/<int:pk>/image/", media.violation_image, name="violation-image"),
     path(
         "violations/<slug:kind>/<int:pk>/thumbnail/",

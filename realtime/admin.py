@@ -22,6 +22,7 @@ from realtime.models import (
     LotoDetection,
     OperatorAction,
     PpeDetection,
+    Shelf,
     ViolationKind,
 )
 from realtime.rows import ViolationRow
@@ -225,3 +226,31 @@ class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # tokens are issued by `manage.py issue_token`, which shows the key once
+
+
+@admin.register(Shelf)
+class ShelfAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Who shelved which camera, and when: read-only here. Operators shelve and unshelve on
+    the live table, which tells every open screen."""
+
+    list_display = [
+        "camera_id",
+        "shelved_by",
+        "shelved_at",
+        "until",
+        "ended_at",
+        "ended_by",
+        "reason",
+    ]
+    list_filter = ["shelved_by"]
+    search_fields = ["=camera_id", "shelved_by", "reason"]
+    date_hierarchy = "shelved_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -27,6 +27,7 @@ from realtime.bus import (
     BRIDGE_CHANNEL_PREFIX,
     GROUP,
     HEARTBEAT_TYPE,
+    SHELVES_TYPE,
     ChangeMessage,
     change_message,
     channel_layer,
@@ -139,6 +140,8 @@ class Bridge:
                     elif message.get("type") == HEARTBEAT_TYPE:
                         pipeline.watch.heard_from_listener()
                         await self._heal(int(message["newest_id"]))
+                    elif message.get("type") == SHELVES_TYPE:
+                        eventstream.shelves_changed()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -258,7 +261,9 @@ def row_fragments(
         ]
         if not channels:
             continue
-        html = render_change(message["frame"], message.get("state"), layout, registry)
+        html = render_change(
+            message["frame"], message.get("state"), layout, registry, message.get("shelved", False)
+        )
         if html is not None:
             out.extend((channel, html) for channel in channels)
     return out

@@ -29,6 +29,9 @@ BATCH_TYPE = "violation.changes"
 MESSAGE_TYPE = "violation.changed"
 # Sent by the active listener after each catch-up: the newest event id it has forwarded.
 HEARTBEAT_TYPE = "violation.heartbeat"
+# Sent after operators shelved or unshelved a camera: the screens read the shelves again
+# (realtime.shelves). It carries nothing else.
+SHELVES_TYPE = "violation.shelves"
 # channels-redis capacities match on this prefix (see CHANNEL_LAYERS in config/settings.py).
 BRIDGE_CHANNEL_PREFIX = "realtime.bridge"
 
@@ -42,6 +45,8 @@ class ChangeMessage(TypedDict):
     # The violation's acknowledgement when the change was read from the log (UPDATE and
     # STATE events; None for the others). Not in `frame`: the JSON streams do not send it.
     state: NotRequired[ViolationState | None]
+    # Whether a shelf covers the violation (read with it from the log; realtime.shelves).
+    shelved: NotRequired[bool]
 
 
 def change_message(event: ChangeEvent) -> ChangeMessage:
@@ -53,6 +58,7 @@ def change_message(event: ChangeEvent) -> ChangeMessage:
         "op": event["op"],
         "frame": encode_frame(event),
         "state": event.get("state"),
+        "shelved": event.get("shelved", False),
     }
 
 
@@ -140,6 +146,12 @@ async def publish(events: list[ChangeEvent], layer: Any = None) -> None:
 async def publish_heartbeat(newest_id: int, layer: Any = None) -> None:
     await (layer or channel_layer()).group_send(
         GROUP, {"type": HEARTBEAT_TYPE, "newest_id": newest_id, "deployment": deployment()}
+    )
+
+
+async def publish_shelves_changed(layer: Any = None) -> None:
+    await (layer or channel_layer()).group_send(
+        GROUP, {"type": SHELVES_TYPE, "deployment": deployment()}
     )
 
 

@@ -56,7 +56,8 @@ class ChangeEvent(TypedDict):
     """One change, as sent on /ws/violations/ and as `data:` on /events/violations/.
 
     Read from the event log, it may be a STATE event, and carries the violation's `state`
-    at the time of reading; neither is part of what the JSON streams send as a change.
+    at the time of reading and whether it is `shelved`; none of those is part of what the
+    JSON streams send as a change.
     """
 
     id: int
@@ -64,6 +65,8 @@ class ChangeEvent(TypedDict):
     op: LoggedOp
     data: dict[str, Any]
     state: NotRequired[ViolationState | None]
+    # Read from the log: whether a shelf covers the violation (realtime.shelves).
+    shelved: NotRequired[bool]
 
 
 class NotifyPayload(TypedDict):

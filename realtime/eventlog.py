@@ -18,12 +18,14 @@ from realtime.changes import ChangeEvent, violation_state
 
 
 # Changes of a source (a call of realtime_changes() or realtime_changes_after()), in id
-# order, each with when its log row was written and, for an UPDATE or a STATE event, the
-# violation's state as the product has it now (realtime_acknowledgement). See logged().
+# order, each with when its log row was written, for an UPDATE or a STATE event the
+# violation's state as the product has it now (realtime_acknowledgement), and whether a
+# shelf covers the violation (sql/008). See logged().
 def _with_state(source: str) -> str:
     return f"""
 SELECT c.id, c.table_name, c.op, c.data, extract(epoch FROM c.created_at)::float8,
-       s.acknowledged_by, s.acknowledged_at, c.xid::text, s.note, s.noted_by, s.noted_at
+       s.acknowledged_by, s.acknowledged_at, c.xid::text, s.note, s.noted_by, s.noted_at,
+       c.op <> 'DELETE' AND realtime_shelved_json(c.data)
 FROM {source} c
 LEFT JOIN LATERAL (
     SELECT a.acknowledged_by, a.acknowledged_at, a.note, a.noted_by, a.noted_at
@@ -98,6 +100,7 @@ def logged(row: Sequence[Any]) -> Logged:
     change: ChangeEvent = {"id": row[0], "table": row[1], "op": row[2], "data": row[3]}
     if row[2] in ("UPDATE", "STATE"):
         change["state"] = violation_state(row[5], row[6], row[8], row[9], row[10])
+    change["shelved"] = bool(row[11])
     return Logged(change, row[4], row[7])
 
 

@@ -74,7 +74,13 @@ class EventLogStorage(StorageBase):
         tables = [kind.table for kind in row_filter.kinds(registry)]
         events = []
         for change in eventlog.changes_after(last_id, limit, tables, row_filter.camera):
-            html = render_change(encode_frame(change), change.get("state"), layout, registry)
+            html = render_change(
+                encode_frame(change),
+                change.get("state"),
+                layout,
+                registry,
+                change.get("shelved", False),
+            )
             if html is not None:
                 events.append(StreamEvent(channel, "message", html, id=change["id"]))
         metrics.EVENTS_REPLAYED.labels("sse_replay").inc(len(events))

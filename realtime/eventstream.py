@@ -203,6 +203,8 @@ async def _live(
     in the log) or is over (outcome.ended)."""
     manager = get_listener_manager()
     told = pipeline.watch.generation  # the pipeline's state the client has
+    shelves_told = _shelves.generation  # the shelves the client was told of
+    rows = JSON_STREAM not in listener.channels  # `shelves` is for the row streams
     while True:
         try:
             async with asyncio.timeout(settings.REALTIME_HEARTBEAT_SECONDS):
@@ -229,6 +231,10 @@ async def _live(
         if told != pipeline.watch.generation:
             told = pipeline.watch.generation
             body.append(heartbeat())
+        if shelves_told != _shelves.generation:
+            shelves_told = _shelves.generation
+            if rows:
+                body.append(SHELVES_EVENT)
         if error:
             body.append(_error(error["condition"], error["text"], error.get("extra")))
         if body:
@@ -275,6 +281,24 @@ def heartbeat() -> bytes:
 
 
 _heartbeats: dict[pipeline.PipelineState, bytes] = {}
+
+
+# Tells a page to read the shelves again (GET /shelves/, realtime.shelves). No `id:`.
+SHELVES_EVENT = b"event: shelves\ndata: changed\n\n"
+
+
+@dataclass
+class _Generation:
+    generation: int = 0
+
+
+_shelves = _Generation()
+
+
+def shelves_changed() -> None:
+    """Every rows stream of this process sends a `shelves` event now."""
+    _shelves.generation += 1
+    wake_every_stream()
 
 
 def wake_every_stream() -> None:

@@ -25,7 +25,7 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
-from realtime import kinds, media, operator_actions, trend, violations
+from realtime import kinds, media, operator_actions, shelves, trend, violations
 from realtime.auth import accepts_token
 from realtime.rows import Cursor, InvalidFilter, RowFilter
 
@@ -178,6 +178,7 @@ def violation_detail(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
         "columns": columns,
         "image": media.row_image(row),
         "actions": operator_actions.history(row),
+        "shelves": shelves.covering(row),
     }
     # htmx asks for the dialog of the live table: the detail without the page around it.
     fragment = request.headers.get("HX-Request") == "true"

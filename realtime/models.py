@@ -137,6 +137,40 @@ class OperatorAction(models.Model):
         return f"{self.actor} {self.get_action_display()} {self.table_name} #{self.violation_id}"
 
 
+class Shelf(models.Model):
+    """A camera shelved by an operator until a chosen time (or until ended early).
+
+    Its violations in that time are still recorded and listed, marked shelved, but make no
+    sound and are not counted. A violation is covered by its own date and time, the
+    plant's local time as the detector wrote it, read in `time_zone` (DJANGO_TIME_ZONE when
+    the shelf was made): sql/008, realtime_shelved(), is the one rule every reader uses.
+    """
+
+    REASON_MAX = 200
+
+    camera_id = models.BigIntegerField()
+    shelved_by = models.CharField(max_length=150)
+    shelved_at = models.DateTimeField()
+    until = models.DateTimeField(help_text="When the shelf ends by itself")
+    time_zone = models.CharField(max_length=64)
+    reason = models.CharField(max_length=REASON_MAX, blank=True, default="")
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="Ended early")
+    ended_by = models.CharField(max_length=150, blank=True, default="")
+
+    class Meta:
+        db_table = "realtime_shelf"
+        indexes = [models.Index(fields=["camera_id", "shelved_at"], name="realtime_shelf_camera")]
+        ordering = ["-shelved_at", "-id"]
+        verbose_name = "shelved camera"
+
+    def __str__(self) -> str:
+        return f"camera {self.camera_id} shelved by {self.shelved_by}"
+
+    @property
+    def ends_at(self) -> datetime:
+        return self.ended_at or self.until
+
+
 class RowJSONField(models.JSONField):
     """A `json` (not jsonb) column: keeps the row as row_to_json() wrote it."""
 

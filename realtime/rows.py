@@ -171,6 +171,8 @@ class ViolationRow:
     note: str = ""
     noted_by: str = ""
     noted_at: datetime | None = None
+    # A shelf of its camera covers it (realtime.shelves): listed, but no sound, not counted.
+    shelved: bool = False
 
     @classmethod
     def from_data(
@@ -181,6 +183,7 @@ class ViolationRow:
         *,
         op: str = "INSERT",
         event_id: int | None = None,
+        shelved: bool = False,
     ) -> ViolationRow:
         """A row from `row_to_json` of the violation, and the product's state of it."""
         raw_date, raw_time = _text(data.get("violation_date")), _text(data.get("violation_time"))
@@ -204,6 +207,7 @@ class ViolationRow:
             state.get("note", "") if state else "",
             state.get("noted_by", "") if state else "",
             _timestamp(state["noted_at"]) if state and "noted_at" in state else None,
+            shelved,
         )
 
     @classmethod
@@ -214,7 +218,12 @@ class ViolationRow:
         if kind is None:
             return None
         return cls.from_data(
-            kind, change["data"], change.get("state"), op=change["op"], event_id=change["id"]
+            kind,
+            change["data"],
+            change.get("state"),
+            op=change["op"],
+            event_id=change["id"],
+            shelved=bool(change.get("shelved")),
         )
 
     @property
@@ -306,19 +315,26 @@ def render_row(row: ViolationRow, layout: Layout = "table", *, live: bool = Fals
 
 
 def render_change(
-    frame: str, state: ViolationState | None, layout: Layout, registry: Registry | None = None
+    frame: str,
+    state: ViolationState | None,
+    layout: Layout,
+    registry: Registry | None = None,
+    shelved: bool = False,
 ) -> str | None:
     """A change's `<tr>`, rendered once per process: replays of the same event hit a cache."""
     registry = registry or kinds.cached()
     # The state as text: a key for the cache, like the frame.
     state_text = json.dumps(state, sort_keys=True) if state else ""
-    return _render_change(frame, state_text, layout, registry)
+    return _render_change(frame, state_text, layout, registry, shelved)
 
 
 @lru_cache(maxsize=4096)
-def _render_change(frame: str, state_text: str, layout: Layout, registry: Registry) -> str | None:
+def _render_change(
+    frame: str, state_text: str, layout: Layout, registry: Registry, shelved: bool
+) -> str | None:
     change = json.loads(frame)
     if state_text:
         change["state"] = json.loads(state_text)
+    change["shelved"] = shelved
     row = ViolationRow.from_change(change, registry)
     return None if row is None else render_row(row, layout, live=True)

@@ -18,7 +18,7 @@ from django.http import (
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_eventstream.views import events
 
 from realtime import (
@@ -29,17 +29,30 @@ from realtime import (
     kinds,
     metrics,
     operator_actions,
+    shelves,
     violations,
 )
 from realtime.auth import accepts_token
 from realtime.eventstream import JSON_STREAM
 from realtime.kinds import Kind
-from realtime.models import Acknowledgement
-from realtime.rows import LAYOUTS, Cursor, InvalidFilter, RowFilter, ViolationRow, render_row
+from realtime.models import Acknowledgement, Shelf
+from realtime.rows import (
+    CAMERA,
+    LAYOUTS,
+    MAX_CAMERA_ID,
+    Cursor,
+    InvalidFilter,
+    RowFilter,
+    ViolationRow,
+    render_row,
+)
 
 COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 # What a note may not hold (PostgreSQL's text refuses NUL; the rest would only garble it).
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# A shelf's reason is one line.
+ANY_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+MINUTES = re.compile(r"[0-9]{1,6}")
 
 # What django-eventstream sends as `id:` ("violations:42", the channel URL-quoted), or the
 # bare event id ("42").
@@ -73,6 +86,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "heartbeat_seconds": settings.REALTIME_HEARTBEAT_SECONDS,
         # The plant's local time now, as the detectors write theirs: rows' ages count from it.
         "local_now": timezone.localtime().replace(tzinfo=None).isoformat(timespec="seconds"),
+        **shelves.panel_context(),
         **history.live_trend_context(row_filter),
     }
     return render(request, "realtime/dashboard.html", context)
@@ -171,6 +185,48 @@ def add_note(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
         return _bad_request(f"A note has at most {Acknowledgement.NOTE_MAX} characters.")
     operator_actions.add_note(request.user.get_username(), row, text)
     return HttpResponse(render_row(_violation(kind, pk)))
+
+
+@accepts_token
+@login_required
+@require_http_methods(["GET", "POST"])
+def shelf_list(request: HttpRequest) -> HttpResponse:
+    """GET: the cameras shelved now (the page's panel; a token may read it). POST `camera`,
+    `minutes` and an optional `reason` (a login, as every action): shelves a camera from
+    now, and every screen hears of it at once. Answers with the panel as it now is."""
+    if request.method == "POST":
+        camera = request.POST.get("camera", "").strip()
+        if CAMERA.fullmatch(camera) is None or int(camera) > MAX_CAMERA_ID:
+            return _bad_request("camera must be a camera number")
+        limit = settings.REALTIME_SHELF_MAX_MINUTES
+        minutes = request.POST.get("minutes", "").strip()
+        if MINUTES.fullmatch(minutes) is None or not 1 <= int(minutes) <= limit:
+            return _bad_request(f"minutes must be a whole number from 1 to {limit}")
+        reason = request.POST.get("reason", "").strip()
+        if ANY_CONTROL_CHARACTER.search(reason):
+            return _bad_request("A reason cannot contain control characters.")
+        if len(reason) > Shelf.REASON_MAX:
+            return _bad_request(f"A reason has at most {Shelf.REASON_MAX} characters.")
+        try:
+            shelves.shelve(request.user.get_username(), int(camera), int(minutes), reason)
+        except shelves.UnknownTimeZone as exc:
+            return HttpResponse(f"Cannot shelve: {exc}.", status=503, content_type="text/plain")
+    return _shelves(request)
+
+
+@login_required
+@require_POST
+def end_shelf(request: HttpRequest, pk: int) -> HttpResponse:
+    """Ends a shelf before its time; answers with the panel, as it now is."""
+    shelf = Shelf.objects.filter(pk=pk).first()
+    if shelf is None:
+        raise Http404("No such shelf")
+    shelves.end(request.user.get_username(), shelf)
+    return _shelves(request)
+
+
+def _shelves(request: HttpRequest) -> HttpResponse:
+    return render(request, "realtime/_shelves.html", shelves.panel_context())
 
 
 # A bulk acknowledgement names each violation as KIND:ID ("ppe:12"): at most this many.

@@ -27,6 +27,8 @@ COUNTER_WINDOW = timedelta(hours=24)
 BIGINT_MAX = 2**63 - 1
 # What the product knows of a row, from realtime_acknowledgement a (changes.violation_state).
 STATE_COLUMNS = "a.acknowledged_by, a.acknowledged_at, a.note, a.noted_by, a.noted_at"
+# Whether a shelf covers a row of a kind's table `t` (sql/008, realtime.shelves).
+SHELVED = "realtime_shelved(t.camera_id, t.violation_date + t.violation_time)"
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,8 @@ def _kind_query(kind: Kind, row_filter: RowFilter, cursor: Cursor | None, n: int
         # The cursor's text: -infinity and fractions of seconds as PostgreSQL writes them.
         f" to_json({sort_date}) #>> '{{}}' AS sort_date,"
         f" to_json({sort_time}) #>> '{{}}' AS sort_time,"
-        f" {sort_date} AS d, {sort_time} AS tm, t.id::bigint AS id, row_to_json(t) AS data"
+        f" {sort_date} AS d, {sort_time} AS tm, t.id::bigint AS id, row_to_json(t) AS data,"
+        f" {SHELVED} AS shelved"
         f" FROM {kind.qualified} t WHERE {' AND '.join(where)}"
         f" ORDER BY {sort_date} DESC, {sort_time} DESC, {sort_id} DESC LIMIT %(limit)s)"
     )
@@ -113,7 +116,7 @@ def page(
         params.update(date=cursor.date, time=cursor.time, id=cursor.id)
     union = " UNION ALL ".join(_kind_query(k, row_filter, cursor, n) for n, k in enumerate(chosen))
     query = (
-        "SELECT p.kind, p.sort_date, p.sort_time, p.id, p.data,"
+        "SELECT p.kind, p.sort_date, p.sort_time, p.id, p.data, p.shelved,"
         f" {STATE_COLUMNS}"
         f" FROM ({union}) p"
         " LEFT JOIN realtime_acknowledgement a"
@@ -147,7 +150,7 @@ def named(slug: str, pk: int) -> ViolationRow | None:
 def many(kind: Kind, pks: list[int]) -> list[ViolationRow]:
     """The rows of these ids that exist, in no particular order."""
     query = (
-        f"SELECT row_to_json(t), {STATE_COLUMNS}"
+        f"SELECT row_to_json(t), {SHELVED}, {STATE_COLUMNS}"
         f" FROM {kind.qualified} t LEFT JOIN realtime_acknowledgement a"
         " ON a.table_name = %s AND a.violation_id = t.id WHERE t.id = ANY(%s::bigint[])"
     )
@@ -164,7 +167,8 @@ def window_start(now: datetime | None = None) -> datetime:
 def unacknowledged_counts(
     registry: Registry, camera: int | None, since: datetime
 ) -> dict[str, int]:
-    """Per kind: violations since `since` (local time) that nobody has acknowledged."""
+    """Per kind: violations since `since` (local time) that nobody has acknowledged and
+    no shelf covers."""
     kinds_ = list(registry)
     if not kinds_:
         return {}
@@ -186,15 +190,16 @@ def unacknowledged_counts(
             " AND t.violation_date >= %(date)s::date"
             " AND NOT EXISTS (SELECT 1 FROM realtime_acknowledgement a"
             f" WHERE a.table_name = %(table_{n})s AND a.violation_id = t.id)"
+            f" AND NOT {SHELVED}"
         )
     with connection.cursor() as db:
         db.execute(" UNION ALL ".join(parts), params)
         return {slug: int(count) for slug, count in db.fetchall()}
 
 
-def _row(kind: Kind, data: dict[str, Any], *state: Any) -> ViolationRow:
-    """A row from its JSON and the STATE_COLUMNS."""
-    return ViolationRow.from_data(kind, data, violation_state(*state))
+def _row(kind: Kind, data: dict[str, Any], shelved: bool, *state: Any) -> ViolationRow:
+    """A row from its JSON, SHELVED and the STATE_COLUMNS."""
+    return ViolationRow.from_data(kind, data, violation_state(*state), shelved=bool(shelved))
 
 
 @dataclass(frozen=True)

@@ -168,3 +168,87 @@ def test_a_rows_detail_opens_in_a_dialog_closes_with_escape_and_is_shareable(
     expect(other.locator("#violation-dialog td.detail-zone")).to_have_text("Hall B")
     page.goto(shared)  # and pasted into the same tab (only the fragment changes)
     expect(dialog).to_be_visible()
+
+
+def sound_on(page: Page) -> None:
+    page.click("#sound-toggle")  # the user gesture browsers require
+    expect(page.locator("#sound-toggle")).to_have_text("Mute sound")
+    page.evaluate("window.__plays = 0")
+
+
+def test_a_shelved_cameras_row_arrives_without_a_sound_and_the_shelf_reaches_every_screen(
+    stack, operators, page, second_page, pg
+) -> None:
+    browsing.log_in(page, stack.http, "/", "anna", PASSWORD)
+    browsing.log_in(second_page, stack.http, "/", "bert", PASSWORD)
+    for screen in (page, second_page):
+        expect_live(screen)
+        sound_on(screen)
+        expect(screen.locator("#shelves")).to_contain_text("No camera is shelved")
+
+    form = page.locator("#shelves form.shelve-form")
+    form.get_by_label("Camera").fill("7")
+    form.get_by_label("for").select_option("15")
+    form.get_by_label("Reason").fill("Lens cleaning")
+    form.get_by_role("button", name="Shelve").click()
+    for screen in (page, second_page):
+        shelf = screen.locator("#shelves .shelf")
+        expect(shelf).to_contain_text("Camera 7 shelved by anna", timeout=2_000)
+        expect(shelf).to_contain_text("Lens cleaning")
+
+    shelved = insert_violation(pg, "violation_ppedetections", camera_id=7)
+    for screen in (page, second_page):
+        arrived = row(screen, "ppe", shelved)
+        expect(arrived).to_contain_text("Shelved", timeout=5_000)
+        expect(arrived).to_have_class("violation kind-ppe shelved is-new")
+    page.wait_for_timeout(1_000)
+    for screen in (page, second_page):
+        assert screen.evaluate("window.__plays") == 0, "a shelved camera's row makes no sound"
+        expect(screen.locator('.count[data-kind="ppe"]')).to_have_text("0")
+
+    heard = insert_violation(pg, "violation_ppedetections", camera_id=8)
+    for screen in (page, second_page):
+        expect(row(screen, "ppe", heard)).to_be_visible(timeout=5_000)
+        expect(screen.locator('.count[data-kind="ppe"]')).to_have_text("1")
+        screen.wait_for_function("window.__plays === 1", timeout=2_000)
+
+    second_page.get_by_role("button", name="Unshelve camera 7").click()
+    for screen in (second_page, page):
+        expect(screen.locator("#shelves")).to_contain_text("No camera is shelved", timeout=2_000)
+    page.reload()
+    expect(row(page, "ppe", shelved)).to_contain_text("Shelved")
+    expect(page.locator('.count[data-kind="ppe"]')).to_have_text("1")
+
+
+def test_a_shelf_ends_by_itself_on_the_screen_and_a_refused_one_says_why(
+    stack, operators, page, pg
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from realtime.models import Shelf
+
+    now = timezone.now()
+    Shelf.objects.create(
+        camera_id=3,
+        shelved_by="bert",
+        shelved_at=now - timedelta(minutes=10),
+        until=now + timedelta(seconds=4),
+        time_zone="UTC",
+    )
+    browsing.log_in(page, stack.http, "/", "anna", PASSWORD)
+    expect_live(page)
+    expect(page.locator("#shelves .shelf")).to_contain_text("Camera 3 shelved by bert")
+    expect(page.locator("#shelves")).to_contain_text("No camera is shelved", timeout=8_000)
+    sound_on(page)
+    after = insert_violation(pg, "violation_humandetections", camera_id=3)
+    expect(row(page, "human", after)).to_be_visible(timeout=5_000)
+    expect(row(page, "human", after)).not_to_contain_text("Shelved")
+    page.wait_for_function("window.__plays === 1", timeout=2_000)
+
+    form = page.locator("#shelves form.shelve-form")
+    form.get_by_label("Camera").fill("99999999999")
+    form.get_by_role("button", name="Shelve").click()
+    expect(form.locator(".shelve-error")).to_have_text("camera must be a camera number")
+    assert not Shelf.objects.filter(until__gt=timezone.now()).exists()

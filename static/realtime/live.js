@@ -75,6 +75,11 @@
     // Behind Pushpin, Pushpin holds the stream and sends django-eventstream's keep-alive
     // (every 20 s) instead: proof of a live connection, without the pipeline's state.
     source.addEventListener("keep-alive", heard);
+    // An operator shelved or unshelved a camera: read the panel again.
+    source.addEventListener("shelves", function () {
+      heard();
+      refreshShelves();
+    });
     source.addEventListener("heartbeat", function (event) {
       try {
         const beat = JSON.parse(event.data);
@@ -105,6 +110,7 @@
   document.body.addEventListener("htmx:sseOpen", function () {
     transport = "open";
     heard();
+    refreshShelves(); // what changed while the stream was away
   });
   document.body.addEventListener("htmx:sseError", function () {
     transport = "reconnecting";
@@ -129,8 +135,11 @@
 
   // Counters show unacknowledged violations of a recent window (the server re-reads
   // them every minute, as rows age out of it): count what a change does to that number.
+  // A shelved camera's violations are not counted.
   function unacknowledged(row) {
-    return row && !row.classList.contains("acknowledged") ? 1 : 0;
+    return row && !row.classList.contains("acknowledged") && !row.classList.contains("shelved")
+      ? 1
+      : 0;
   }
   function inWindow(row) {
     const counters = document.getElementById("counters");
@@ -205,7 +214,39 @@
     }
     countChange(null, row);
     growTrend(row);
-    alertSound();
+    if (!row.classList.contains("shelved")) alertSound(); // listed, but silent
+  });
+
+  // --- shelved cameras ------------------------------------------------------------------
+  // The panel (GET /shelves/) is read again when the stream says the shelves changed, when
+  // it reconnects, and when the first shelf ends by itself (and every minute, by htmx).
+  let shelfTimer = null;
+  function refreshShelves() {
+    const panel = document.getElementById("shelves");
+    if (panel) htmx.trigger(panel, "shelves-refresh");
+  }
+  function watchShelfEnd() {
+    const panel = document.getElementById("shelves");
+    if (shelfTimer) clearTimeout(shelfTimer);
+    shelfTimer = null;
+    const seconds = panel ? Number(panel.dataset.nextEnd) : NaN;
+    if (!panel || !panel.dataset.nextEnd || Number.isNaN(seconds)) return;
+    shelfTimer = setTimeout(refreshShelves, Math.max(0, seconds) * 1000 + 500);
+  }
+  let watchedPanel = document.getElementById("shelves");
+  watchShelfEnd();
+  document.body.addEventListener("htmx:afterSettle", function () {
+    const panel = document.getElementById("shelves");
+    if (panel === watchedPanel) return;
+    watchedPanel = panel; // drawn anew (hx-swap="outerHTML")
+    watchShelfEnd();
+  });
+  // A refused shelving says why beside the form (the panel stays as it was).
+  document.body.addEventListener("htmx:responseError", function (event) {
+    const form = event.detail.elt;
+    if (!form || !form.closest || !form.closest("#shelves")) return;
+    const error = document.querySelector("#shelves .shelve-error");
+    if (error) error.textContent = event.detail.xhr.responseText || "Could not shelve.";
   });
 
   // --- the trend chart ------------------------------------------------------------------
