@@ -178,6 +178,9 @@ REALTIME_HEARTBEAT_SECONDS = env_float("REALTIME_HEARTBEAT_SECONDS", 10.0, minim
 # The pipeline is not live while the listener is further behind than this (/healthz's
 # listener lag_seconds), or unheard of for longer than realtime.health.LISTENER_STALE_AFTER.
 REALTIME_PIPELINE_LAG_LIMIT = env_float("REALTIME_PIPELINE_LAG_LIMIT", 30.0, minimum=0.1)
+# The page plays its sound again, every this many minutes, while a violation older than
+# that is unacknowledged (and not shelved); 0: never (the default). Fractions allowed.
+REALTIME_REMINDER_MINUTES = env_float("REALTIME_REMINDER_MINUTES", 0.0, minimum=0.0)
 # The longest an operator may shelve a camera for, in minutes (realtime.shelves).
 REALTIME_SHELF_MAX_MINUTES = env_int("REALTIME_SHELF_MAX_MINUTES", 720, minimum=1)
 
@@ -242,6 +245,8 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 # ...in which case STATIC_ROOT does not exist yet, which WhiteNoise would warn about at each start.
 warnings.filterwarnings("ignore", message=f"No directory at: {STATIC_ROOT}")
+# WhiteNoise's own table has no .wav (it answered application/octet-stream).
+WHITENOISE_MIMETYPES = {".wav": "audio/wav", ".oga": "audio/ogg", ".webm": "audio/webm"}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -164,13 +164,13 @@ class ViolationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(ViolationKind)
 class ViolationKindAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Labels, colours and order are edited here; `manage.py add_kind` adds and removes
-    kinds, since that attaches or detaches the trigger on the table."""
+    """Labels, colours, sounds and order are edited here; `manage.py add_kind` adds and
+    removes kinds, since that attaches or detaches the trigger on the table."""
 
-    list_display = ["label", "slug", "table_name", "schema_name", "colour", "position"]
+    list_display = ["label", "slug", "table_name", "schema_name", "colour", "sound", "position"]
     list_editable = ["position"]
     readonly_fields = ["slug", "schema_name", "table_name"]
-    fields = ["label", "colour", "position", *readonly_fields]
+    fields = ["label", "colour", "sound", "position", *readonly_fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -32,6 +32,7 @@ class Kind:
     table: str
     colour: str = "#666666"
     position: int = 100
+    sound: str = ""  # a static file, or "" for the default sound
 
     @property
     def qualified(self) -> str:
@@ -82,7 +83,7 @@ def load() -> Registry:
     from realtime.models import ViolationKind
 
     kinds = tuple(
-        Kind(k.slug, k.label, k.schema_name, k.table_name, k.colour, k.position)
+        Kind(k.slug, k.label, k.schema_name, k.table_name, k.colour, k.position, k.sound)
         for k in ViolationKind.objects.order_by("position", "slug")
     )
     registry = Registry(kinds)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import datetime
 from typing import Any
@@ -53,6 +54,24 @@ class PpeDetection(Violation):
         verbose_name_plural = "missing protective equipment"
 
 
+SOUND_PATH = re.compile(r"^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9_./-]*\.(wav|mp3|ogg|oga|webm)$")
+SOUND_FILE = RegexValidator(
+    SOUND_PATH, "A sound file under static/, like realtime/sounds/two-tone.wav"
+)
+
+
+def validate_sound_exists(value: str) -> None:
+    """A sound the page could not load would make that kind silent: refuse it here.
+    (Django runs every validator: one SOUND_FILE refuses is not looked for.)"""
+    from django.contrib.staticfiles import finders
+    from django.core.exceptions import ValidationError
+
+    if not value or SOUND_PATH.fullmatch(value) is None:
+        return
+    if not finders.find(value):
+        raise ValidationError(f"There is no static file {value}.")
+
+
 class ViolationKind(models.Model):
     """A kind of violation: a detectors' table the live table shows (`manage.py add_kind`)."""
 
@@ -68,6 +87,16 @@ class ViolationKind(models.Model):
         help_text="The badge's background, like #b02a37 (its text is white)",
     )
     position = models.PositiveSmallIntegerField(default=100, help_text="Order on the page")
+    # A database default: servers of the previous version still add kinds during an upgrade.
+    sound = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        db_default="",
+        validators=[SOUND_FILE, validate_sound_exists],
+        help_text="Its own alert sound, a file under static/ (realtime/sounds/two-tone.wav"
+        " is one); empty: the page's default sound",
+    )
 
     class Meta:
         db_table = "realtime_kind"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 from urllib.parse import quote, unquote
@@ -17,6 +18,7 @@ from django.http import (
 )
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_eventstream.views import events
@@ -46,6 +48,8 @@ from realtime.rows import (
     ViolationRow,
     render_row,
 )
+
+logger = logging.getLogger(__name__)
 
 COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 # What a note may not hold (PostgreSQL's text refuses NUL; the rest would only garble it).
@@ -87,9 +91,24 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         # The plant's local time now, as the detectors write theirs: rows' ages count from it.
         "local_now": timezone.localtime().replace(tzinfo=None).isoformat(timespec="seconds"),
         **shelves.panel_context(),
+        "kind_sounds": _kind_sounds(registry),
+        "reminder_minutes": settings.REALTIME_REMINDER_MINUTES,
         **history.live_trend_context(row_filter),
     }
     return render(request, "realtime/dashboard.html", context)
+
+
+def _kind_sounds(registry: kinds.Registry) -> dict[str, str]:
+    """The URL of each kind's own alert sound (a kind without one plays the default)."""
+    sounds = {}
+    for kind in registry:
+        if not kind.sound:
+            continue
+        try:
+            sounds[kind.slug] = static(kind.sound)
+        except ValueError:  # not in the collected static files' manifest
+            logger.warning("the sound of a kind is not a static file", extra={"kind": kind.slug})
+    return sounds
 
 
 @accepts_token

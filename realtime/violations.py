@@ -8,11 +8,15 @@ makes (realtime.adoption.INDEXES); without them each query still works, slower.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection
+import psycopg
+from django.db import ProgrammingError, connection, transaction
 from django.utils import timezone
 
 from realtime import kinds
@@ -20,6 +24,8 @@ from realtime.adoption import SORT_DATE, SORT_TIME
 from realtime.changes import violation_state
 from realtime.kinds import Kind, Registry
 from realtime.rows import PAGE_SIZE, Cursor, RowFilter, ViolationRow
+
+logger = logging.getLogger(__name__)
 
 # The counters count violations of the last 24 hours (the detectors' date and time are the
 # plant's local time: DJANGO_TIME_ZONE).
@@ -29,6 +35,53 @@ BIGINT_MAX = 2**63 - 1
 STATE_COLUMNS = "a.acknowledged_by, a.acknowledged_at, a.note, a.noted_by, a.noted_at"
 # Whether a shelf covers a row of a kind's table `t` (sql/008, realtime.shelves).
 SHELVED = "realtime_shelved(t.camera_id, t.violation_date + t.violation_time)"
+
+
+# A query and its parameters.
+Query = tuple[str, Any]
+
+
+def _read(build: Callable[[list[Kind]], Query], chosen: list[Kind]) -> list[Any]:
+    """The rows of the query `build` makes for the kinds `chosen`.
+
+    A kind's table can be gone while the kind is still known (the detectors' team dropped
+    it; a kind removed, its table dropped, and this process's kinds a few seconds old):
+    then the query is made again for the kinds whose tables exist, and the kinds are read
+    again. `manage.py check` names such a kind.
+    """
+    for attempt in (1, 2):
+        query, params = build(chosen)
+        try:
+            # A savepoint where a transaction is open: the error must not end it.
+            guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
+            with guard, connection.cursor() as db:
+                db.execute(query, params)
+                rows: list[Any] = db.fetchall()
+                return rows
+        except ProgrammingError as exc:
+            if attempt == 2 or not isinstance(exc.__cause__, psycopg.errors.UndefinedTable):
+                raise
+            present = _with_tables(chosen)
+            logger.warning(
+                "a kind's table does not exist; showing the other kinds",
+                extra={"kinds": sorted(k.slug for k in chosen if k not in present)},
+            )
+            kinds.forget()
+            if not present:
+                return []
+            chosen = present
+    raise AssertionError("unreachable")
+
+
+def _with_tables(chosen: list[Kind]) -> list[Kind]:
+    with connection.cursor() as db:
+        db.execute(
+            "SELECT to_regclass(q) IS NOT NULL FROM unnest(%s::text[]) WITH ORDINALITY AS n (q, i)"
+            " ORDER BY i",
+            [[kind.qualified for kind in chosen]],
+        )
+        exists = [row[0] for row in db.fetchall()]
+    return [kind for kind, there in zip(chosen, exists, strict=True) if there]
 
 
 @dataclass(frozen=True)
@@ -110,23 +163,27 @@ def page(
     chosen = row_filter.kinds(registry)
     if not chosen:
         return Page([], None)
-    params = filter_params(row_filter, chosen)
-    params["limit"] = size + 1
-    if cursor is not None:
-        params.update(date=cursor.date, time=cursor.time, id=cursor.id)
-    union = " UNION ALL ".join(_kind_query(k, row_filter, cursor, n) for n, k in enumerate(chosen))
-    query = (
-        "SELECT p.kind, p.sort_date, p.sort_time, p.id, p.data, p.shelved,"
-        f" {STATE_COLUMNS}"
-        f" FROM ({union}) p"
-        " LEFT JOIN realtime_acknowledgement a"
-        " ON a.table_name = p.table_name AND a.violation_id = p.id"
-        # Kinds in byte order, as Python compares the cursor's kind with each (_kind_query).
-        ' ORDER BY p.d DESC, p.tm DESC, p.kind COLLATE "C" DESC, p.id DESC LIMIT %(limit)s'
-    )
-    with connection.cursor() as db:
-        db.execute(query, params)
-        found = db.fetchall()
+
+    def build(chosen: list[Kind]) -> Query:
+        params = filter_params(row_filter, chosen)
+        params["limit"] = size + 1
+        if cursor is not None:
+            params.update(date=cursor.date, time=cursor.time, id=cursor.id)
+        union = " UNION ALL ".join(
+            _kind_query(k, row_filter, cursor, n) for n, k in enumerate(chosen)
+        )
+        query = (
+            "SELECT p.kind, p.sort_date, p.sort_time, p.id, p.data, p.shelved,"
+            f" {STATE_COLUMNS}"
+            f" FROM ({union}) p"
+            " LEFT JOIN realtime_acknowledgement a"
+            " ON a.table_name = p.table_name AND a.violation_id = p.id"
+            # Kinds in byte order, as Python compares the cursor's kind with each (_kind_query).
+            ' ORDER BY p.d DESC, p.tm DESC, p.kind COLLATE "C" DESC, p.id DESC LIMIT %(limit)s'
+        )
+        return query, params
+
+    found = _read(build, chosen)
     rows = [_row(registry.by_slug[r[0]], r[4], *r[5:]) for r in found[:size]]
     next_cursor = None
     if len(found) > size:
@@ -154,9 +211,8 @@ def many(kind: Kind, pks: list[int]) -> list[ViolationRow]:
         f" FROM {kind.qualified} t LEFT JOIN realtime_acknowledgement a"
         " ON a.table_name = %s AND a.violation_id = t.id WHERE t.id = ANY(%s::bigint[])"
     )
-    with connection.cursor() as db:
-        db.execute(query, [kind.table, pks])
-        return [_row(kind, *found) for found in db.fetchall()]
+    found = _read(lambda chosen: (query, [kind.table, pks]), [kind])
+    return [_row(kind, *row) for row in found]
 
 
 def window_start(now: datetime | None = None) -> datetime:
@@ -173,28 +229,31 @@ def unacknowledged_counts(
     if not kinds_:
         return {}
     sort_date, sort_time, _ = _sort_key("t")
-    params: dict[str, Any] = {
-        "date": since.date().isoformat(),
-        "time": since.time().isoformat(),
-        "camera": camera,
-    }
-    parts = []
-    for n, kind in enumerate(kinds_):
-        params[f"kind_{n}"], params[f"table_{n}"] = kind.slug, kind.table
-        camera_clause = " AND t.camera_id = %(camera)s" if camera is not None else ""
-        parts.append(
-            f"SELECT %(kind_{n})s::text, count(*) FROM {kind.qualified} t"
-            f" WHERE ({sort_date}, {sort_time}) >= (%(date)s::date, %(time)s::time){camera_clause}"
-            # Implied by the line above; the plain column has statistics, so the planner
-            # knows the window is small even before the index's expressions are analysed.
-            " AND t.violation_date >= %(date)s::date"
-            " AND NOT EXISTS (SELECT 1 FROM realtime_acknowledgement a"
-            f" WHERE a.table_name = %(table_{n})s AND a.violation_id = t.id)"
-            f" AND NOT {SHELVED}"
-        )
-    with connection.cursor() as db:
-        db.execute(" UNION ALL ".join(parts), params)
-        return {slug: int(count) for slug, count in db.fetchall()}
+
+    def build(chosen: list[Kind]) -> Query:
+        params: dict[str, Any] = {
+            "date": since.date().isoformat(),
+            "time": since.time().isoformat(),
+            "camera": camera,
+        }
+        parts = []
+        for n, kind in enumerate(chosen):
+            params[f"kind_{n}"], params[f"table_{n}"] = kind.slug, kind.table
+            camera_clause = " AND t.camera_id = %(camera)s" if camera is not None else ""
+            parts.append(
+                f"SELECT %(kind_{n})s::text, count(*) FROM {kind.qualified} t"
+                f" WHERE ({sort_date}, {sort_time}) >= (%(date)s::date, %(time)s::time)"
+                f"{camera_clause}"
+                # Implied by the line above; the plain column has statistics, so the planner
+                # knows the window is small even before the index's expressions are analysed.
+                " AND t.violation_date >= %(date)s::date"
+                " AND NOT EXISTS (SELECT 1 FROM realtime_acknowledgement a"
+                f" WHERE a.table_name = %(table_{n})s AND a.violation_id = t.id)"
+                f" AND NOT {SHELVED}"
+            )
+        return " UNION ALL ".join(parts), params
+
+    return {slug: int(count) for slug, count in _read(build, kinds_)}
 
 
 def _row(kind: Kind, data: dict[str, Any], shelved: bool, *state: Any) -> ViolationRow:
@@ -219,16 +278,18 @@ def trend(registry: Registry, row_filter: RowFilter, unit: str, cameras: int = 5
     assert unit in ("hour", "day", "month")
     sort_date, sort_time, _ = _sort_key("t")
     bucket = f"date_trunc('{unit}', {sort_date} + {sort_time})"
-    parts = [
-        f"SELECT %(kind_{n})s::text, {bucket}, t.camera_id::bigint, count(*),"
-        f" grouping(t.camera_id) FROM {kind.qualified} t"
-        f" WHERE {' AND '.join(filter_clauses(row_filter, n))}"
-        f" GROUP BY GROUPING SETS (({bucket}), (t.camera_id))"
-        for n, kind in enumerate(chosen)
-    ]
-    with connection.cursor() as db:
-        db.execute(" UNION ALL ".join(parts), filter_params(row_filter, chosen))
-        found = db.fetchall()
+
+    def build(chosen: list[Kind]) -> Query:
+        parts = [
+            f"SELECT %(kind_{n})s::text, {bucket}, t.camera_id::bigint, count(*),"
+            f" grouping(t.camera_id) FROM {kind.qualified} t"
+            f" WHERE {' AND '.join(filter_clauses(row_filter, n))}"
+            f" GROUP BY GROUPING SETS (({bucket}), (t.camera_id))"
+            for n, kind in enumerate(chosen)
+        ]
+        return " UNION ALL ".join(parts), filter_params(row_filter, chosen)
+
+    found = _read(build, chosen)
     per_bucket: dict[tuple[str, datetime], int] = {}
     per_camera: dict[Any, int] = {}
     for slug, start, camera, count, by_bucket in found:

@@ -62,6 +62,7 @@ CREATE TABLE realtime_kind (
     table_name character varying(63) NOT NULL,
     colour character varying(7) NOT NULL,
     position smallint NOT NULL,
+    sound character varying(200) NOT NULL DEFAULT ''::character varying,
     CONSTRAINT realtime_kind_slug_key UNIQUE (slug),
     CONSTRAINT realtime_kind_table_name_key UNIQUE (table_name),
     CONSTRAINT realtime_kind_pkey PRIMARY KEY (id),

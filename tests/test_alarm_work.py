@@ -210,7 +210,7 @@ def test_a_shelved_cameras_row_arrives_without_a_sound_and_the_shelf_reaches_eve
     for screen in (page, second_page):
         expect(row(screen, "ppe", heard)).to_be_visible(timeout=5_000)
         expect(screen.locator('.count[data-kind="ppe"]')).to_have_text("1")
-        screen.wait_for_function("window.__plays === 1", timeout=2_000)
+        screen.wait_for_function("() => window.__plays === 1", timeout=2_000)
 
     second_page.get_by_role("button", name="Unshelve camera 7").click()
     for screen in (second_page, page):
@@ -245,7 +245,7 @@ def test_a_shelf_ends_by_itself_on_the_screen_and_a_refused_one_says_why(
     after = insert_violation(pg, "violation_humandetections", camera_id=3)
     expect(row(page, "human", after)).to_be_visible(timeout=5_000)
     expect(row(page, "human", after)).not_to_contain_text("Shelved")
-    page.wait_for_function("window.__plays === 1", timeout=2_000)
+    page.wait_for_function("() => window.__plays === 1", timeout=2_000)
 
     form = page.locator("#shelves form.shelve-form")
     form.get_by_label("Camera").fill("99999999999")

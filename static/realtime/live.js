@@ -214,7 +214,11 @@
     }
     countChange(null, row);
     growTrend(row);
-    if (!row.classList.contains("shelved")) alertSound(); // listed, but silent
+    if (!row.classList.contains("shelved")) {
+      // Listed either way; a shelved camera's row is silent and notifies nobody.
+      alertSound(row.dataset.kind);
+      notifyLater(row);
+    }
   });
 
   // --- shelved cameras ------------------------------------------------------------------
@@ -392,11 +396,14 @@
   // both are read as if UTC, and the browser's clock only measures what passed since.
   const localNow = Date.parse((stream.dataset.localNow || "") + "Z");
   const loadedAt = Date.now();
-  function age(at) {
+  function ageSeconds(at) {
     const then = Date.parse(at + "Z");
-    if (Number.isNaN(then) || Number.isNaN(localNow)) return "";
-    const seconds = Math.floor((localNow + (Date.now() - loadedAt) - then) / 1000);
-    if (seconds < -60) return "";
+    if (Number.isNaN(then) || Number.isNaN(localNow)) return NaN;
+    return Math.floor((localNow + (Date.now() - loadedAt) - then) / 1000);
+  }
+  function age(at) {
+    const seconds = ageSeconds(at);
+    if (Number.isNaN(seconds) || seconds < -60) return "";
     if (seconds < 60) return "just now";
     const minutes = Math.floor(seconds / 60);
     if (minutes < 60) return minutes + " min ago";
@@ -477,6 +484,24 @@
   const LAST_PLAYED = "violations.sound.lastPlayedAt";
   const BURST_MS = 2000;
   const audio = stream.dataset.soundUrl ? new Audio(stream.dataset.soundUrl) : null;
+  // A kind's own sound where one is configured (the kind's `sound`), else the default.
+  const kindSounds = {};
+  const soundsScript = document.getElementById("kind-sounds");
+  if (soundsScript) {
+    try {
+      const urls = JSON.parse(soundsScript.textContent);
+      Object.keys(urls).forEach(function (kind) {
+        const sound = new Audio(urls[kind]);
+        // One that cannot be loaded leaves its kind the default sound, never silence.
+        sound.addEventListener("error", function () {
+          delete kindSounds[kind];
+        });
+        kindSounds[kind] = sound;
+      });
+    } catch (error) {
+      // no kind sounds: the default for all
+    }
+  }
   let soundOn = localStorage.getItem(SOUND_PREF) === "on";
   let blocked = false; // the browser refused play() until the user interacts
 
@@ -487,10 +512,11 @@
     soundButton.setAttribute("aria-pressed", String(playing));
   }
 
-  function play() {
-    if (!audio) return;
-    audio.currentTime = 0;
-    const attempt = audio.play();
+  function play(kind) {
+    const sound = (kind && kindSounds[kind]) || audio;
+    if (!sound) return;
+    sound.currentTime = 0;
+    const attempt = sound.play();
     if (attempt && attempt.catch) {
       attempt
         .then(function () {
@@ -511,12 +537,14 @@
   // a tab that finds it held stays quiet. The lock lives in the browser process, so every
   // tab sees it at once; a timestamp in localStorage reaches another tab's process a
   // little later, and two tabs could both play.
-  function holdForBurst(lock) {
-    if (!lock) return undefined;
-    play();
-    return new Promise(function (resolve) {
-      setTimeout(resolve, BURST_MS);
-    });
+  function holdForBurst(kind) {
+    return function (lock) {
+      if (!lock) return undefined;
+      play(kind);
+      return new Promise(function (resolve) {
+        setTimeout(resolve, BURST_MS);
+      });
+    };
   }
 
   // Without Web Locks (plain http to another host): the timestamp, best effort.
@@ -528,14 +556,37 @@
     return true;
   }
 
-  function alertSound() {
+  // The sound of the burst's first row's kind.
+  function alertSound(kind) {
     if (!soundOn || !audio) return;
     if (navigator.locks) {
-      navigator.locks.request("violations-sound", { ifAvailable: true }, holdForBurst);
+      navigator.locks.request("violations-sound", { ifAvailable: true }, holdForBurst(kind));
     } else if (claimBurst()) {
-      play();
+      play(kind);
     }
   }
+
+  // --- the reminder ---------------------------------------------------------------------
+  // REALTIME_REMINDER_MINUTES (off by default): while a violation older than that is
+  // neither acknowledged nor shelved, the sound plays again every that many minutes.
+  const reminderMs = 60000 * (Number(stream.dataset.reminderMinutes) || 0);
+  let remindedAt = Date.now();
+  function overdue() {
+    const rows = document.querySelectorAll("#violation-rows tr.violation[data-at]");
+    for (const row of rows) {
+      if (row.classList.contains("acknowledged") || row.classList.contains("shelved")) continue;
+      if (ageSeconds(row.dataset.at) * 1000 >= reminderMs) return row;
+    }
+    return null;
+  }
+  function remind() {
+    if (!soundOn || Date.now() - remindedAt < reminderMs) return;
+    const row = overdue();
+    if (!row) return;
+    remindedAt = Date.now();
+    alertSound(row.dataset.kind);
+  }
+  if (reminderMs > 0) setInterval(remind, Math.min(15000, Math.max(1000, reminderMs / 4)));
 
   if (soundButton) {
     soundButton.addEventListener("click", function () {
@@ -551,5 +602,107 @@
       renderSoundButton();
     });
     renderSoundButton();
+  }
+
+  // --- desktop notifications ------------------------------------------------------------
+  // Opt-in ("Notify me"): while this tab is hidden, one notification per burst of new
+  // violations (not for shelved cameras), in one tab; clicking it brings the tab forward
+  // and focuses the burst's first row.
+  const notifyButton = document.getElementById("notify-toggle");
+  const NOTIFY_PREF = "violations.notify";
+  const notifications = "Notification" in window;
+  let notifyOn = localStorage.getItem(NOTIFY_PREF) === "on";
+  let burst = [];
+  let burstTimer = null;
+
+  function granted() {
+    return notifications && Notification.permission === "granted";
+  }
+  function renderNotifyButton() {
+    if (!notifyButton || !notifications) return;
+    notifyButton.hidden = false;
+    const denied = Notification.permission === "denied";
+    const on = notifyOn && granted();
+    notifyButton.textContent = denied
+      ? "Notifications blocked"
+      : on
+        ? "Stop notifications"
+        : "Notify me";
+    notifyButton.title = denied
+      ? "This browser blocks the site's notifications: allow them in its site settings"
+      : "A desktop notification when violations arrive while this tab is hidden";
+    notifyButton.setAttribute("aria-pressed", String(on));
+  }
+  if (notifyButton && notifications) {
+    notifyButton.addEventListener("click", function () {
+      if (notifyOn && granted()) {
+        notifyOn = false;
+        localStorage.setItem(NOTIFY_PREF, "off");
+        renderNotifyButton();
+        return;
+      }
+      Notification.requestPermission().then(function (permission) {
+        notifyOn = permission === "granted";
+        localStorage.setItem(NOTIFY_PREF, notifyOn ? "on" : "off");
+        renderNotifyButton();
+      });
+    });
+    renderNotifyButton();
+  }
+
+  function describe(row) {
+    const cell = function (selector) {
+      const found = row.querySelector(selector);
+      return found ? found.textContent.trim() : "";
+    };
+    const time = row.querySelector(".field-time");
+    const at = time && time.firstChild ? time.firstChild.textContent.trim() : "";
+    return cell(".kind-badge") + ", camera " + (cell(".field-camera") || "?") + ", " + at;
+  }
+  function notifyLater(row) {
+    if (!notifyOn || !granted() || document.visibilityState !== "hidden") return;
+    burst.push({ id: row.id, text: describe(row) });
+    if (!burstTimer) burstTimer = setTimeout(showBurst, BURST_MS);
+  }
+  function showBurst() {
+    const rows = burst;
+    burst = [];
+    burstTimer = null;
+    if (!rows.length) return;
+    const show = function () {
+      const title =
+        rows.length === 1 ? "New violation: " + rows[0].text : rows.length + " new violations";
+      const lines = rows.slice(0, 3).map(function (r) {
+        return r.text;
+      });
+      if (rows.length > 3) lines.push("and " + (rows.length - 3) + " more");
+      const notice = new Notification(title, {
+        body: rows.length === 1 ? "Open the live table to acknowledge it." : lines.join("\n"),
+        tag: "violations", // a newer burst replaces the notification of the last
+      });
+      notice.onclick = function () {
+        window.focus();
+        focusRow(rows[0].id);
+        notice.close();
+      };
+    };
+    if (navigator.locks) {
+      navigator.locks.request("violations-notify", { ifAvailable: true }, function (lock) {
+        if (lock) show();
+      });
+    } else {
+      show();
+    }
+  }
+  function focusRow(id) {
+    const row = document.getElementById(id);
+    if (!row) return;
+    row.scrollIntoView({ block: "center" });
+    row.classList.add("is-focused");
+    setTimeout(function () {
+      row.classList.remove("is-focused");
+    }, 3000);
+    const link = row.querySelector("a.row-link");
+    if (link) link.focus();
   }
 })();
