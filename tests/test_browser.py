@@ -183,7 +183,7 @@ def test_legacy_page_logs_each_row(stack, operator, page, pg, marker) -> None:
     messages: list[ConsoleMessage] = []
     page.on("console", lambda message: messages.append(message))
     log_in(page, stack, "/legacy/")
-    page.wait_for_function("ws.readyState === WebSocket.OPEN")
+    page.wait_for_function("() => ws.readyState === WebSocket.OPEN")  # not eval: CSP
     insert_violation(pg, image=marker)
     page.wait_for_event(
         "console", lambda m: m.text.startswith("Violation from violation_humandetections")
