@@ -357,9 +357,9 @@ def product_reads(camera: int | None, cursor: str | None) -> dict[str, Callable[
     row_filter = RowFilter(camera=camera)
     parsed = Cursor.parse(cursor) if cursor else None
     return {
-        "page": lambda: violations.page(registry, row_filter, parsed),
+        "page": lambda: violations.page(registry, row_filter, parsed, scope=None),
         "counts": lambda: violations.unacknowledged_counts(
-            registry, camera, violations.window_start()
+            registry, camera, violations.window_start(), scope=None
         ),
     }
 

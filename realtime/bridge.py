@@ -17,11 +17,12 @@ import json
 import logging
 from collections import deque
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from typing import Any, cast
 
 from channels.db import database_sync_to_async
 
-from realtime import eventlog, eventstream, kinds, metrics, pipeline
+from realtime import eventlog, eventstream, kinds, metrics, pipeline, scopes
 from realtime.bus import (
     BATCH_TYPE,
     BRIDGE_CHANNEL_PREFIX,
@@ -31,6 +32,7 @@ from realtime.bus import (
     ChangeMessage,
     change_message,
     channel_layer,
+    message_camera,
     ours,
 )
 from realtime.changes import STATE, ChangeEvent, acknowledgement_frame
@@ -56,7 +58,8 @@ HEAL_BATCH = 1000
 
 class Bridge:
     def __init__(self) -> None:
-        self._subscribers: set[Subscriber] = set()
+        # By scope (realtime.scopes): each change is filtered once per scope, not per client.
+        self._subscribers: dict[scopes.Scope, set[Subscriber]] = {}
         self.ready = asyncio.Event()
         self.subscribe(wake_sse_streams)
         self.subscribe(wake_row_streams)
@@ -68,11 +71,15 @@ class Bridge:
         self._recent_set: set[int] = set()
         self._above_checked: set[int] = set()
 
-    def subscribe(self, subscriber: Subscriber) -> None:
-        self._subscribers.add(subscriber)
+    def subscribe(self, subscriber: Subscriber, scope: scopes.Scope = scopes.EVERYTHING) -> None:
+        """`subscriber` gets the changes of the scope's cameras."""
+        self._subscribers.setdefault(scope, set()).add(subscriber)
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
-        self._subscribers.discard(subscriber)
+        for scope, subscribers in list(self._subscribers.items()):
+            subscribers.discard(subscriber)
+            if not subscribers:
+                del self._subscribers[scope]
 
     def dispatch(self, messages: list[ChangeMessage]) -> None:
         fresh = []
@@ -82,14 +89,22 @@ class Bridge:
                 fresh.append(message)
         if not fresh:
             return
-        for subscriber in list(self._subscribers):
-            try:
-                subscriber(fresh)
-            except Exception:
-                logger.exception(
-                    "bridge subscriber failed",
-                    extra={"first_id": fresh[0]["id"], "events": len(fresh)},
-                )
+        for scope, subscribers in list(self._subscribers.items()):
+            kept = (
+                fresh
+                if scope is None
+                else [m for m in fresh if scopes.covers(scope, message_camera(m))]
+            )
+            if not kept:
+                continue
+            for subscriber in list(subscribers):
+                try:
+                    subscriber(kept)
+                except Exception:
+                    logger.exception(
+                        "bridge subscriber failed",
+                        extra={"first_id": kept[0]["id"], "events": len(kept)},
+                    )
 
     def _dispatched(self, event_id: int) -> bool:
         return event_id in self._above_checked or event_id in self._recent_set
@@ -208,17 +223,26 @@ def events_by_id(ids: list[int]) -> list[ChangeMessage]:
 
 
 def wake_sse_streams(messages: list[ChangeMessage]) -> None:
-    eventstream.queue_for_streams(JSON_STREAM, [json_event(m) for m in messages])
+    # One stream name per scope (realtime.scopes): each change filtered once per scope.
+    for channel in eventstream.listened():
+        base, scope = scopes.split_channel(channel)
+        if base != JSON_STREAM:
+            continue
+        events = [
+            json_event(m, channel) for m in messages if scopes.covers(scope, message_camera(m))
+        ]
+        if events:
+            eventstream.queue_for_streams(channel, events)
 
 
-def json_event(message: ChangeMessage) -> eventstream.StreamEvent:
+def json_event(message: ChangeMessage, channel: str = JSON_STREAM) -> eventstream.StreamEvent:
     """/events/violations/: a change as `message`, an acknowledgement as its own event."""
     if message["op"] == STATE:
         change = cast(ChangeEvent, {**json.loads(message["frame"]), "state": message.get("state")})
         return eventstream.event(
-            JSON_STREAM, ACKNOWLEDGEMENT_EVENT, acknowledgement_frame(change), message["id"]
+            channel, ACKNOWLEDGEMENT_EVENT, acknowledgement_frame(change), message["id"]
         )
-    return eventstream.event(JSON_STREAM, "message", message["frame"], message["id"])
+    return eventstream.event(channel, "message", message["frame"], message["id"])
 
 
 def wake_row_streams(messages: list[ChangeMessage]) -> None:
@@ -226,13 +250,14 @@ def wake_row_streams(messages: list[ChangeMessage]) -> None:
     # every channel (one per filter) that keeps it; not rendered at all where no stream
     # of this process would take it.
     listened = eventstream.listened()
-    if not set(listened) - {JSON_STREAM}:
+    targets = Targets.of(listened)
+    if not targets.by_base:
         return
     registry = kinds.cached()
     by_channel: dict[str, list[eventstream.StreamEvent]] = {}
     for message in messages:
         try:
-            fragments = row_fragments(message, registry, listened)
+            fragments = row_fragments(message, registry, targets)
         except Exception:
             # One row that cannot be drawn keeps no other off the table.
             logger.exception("could not draw a row", extra={"event_id": message["id"]})
@@ -245,20 +270,59 @@ def wake_row_streams(messages: list[ChangeMessage]) -> None:
         eventstream.queue_for_streams(channel, events)
 
 
+@dataclass
+class Targets:
+    """The rows streams to fan out to, by base name: each (stream name, its scope)."""
+
+    by_base: dict[str, list[tuple[str, scopes.Scope]]]
+    # Instead: every base, in each of these scopes.
+    every_scope: Collection[scopes.Scope] | None = None
+
+    @classmethod
+    def of(cls, names: Collection[str]) -> Targets:
+        """The rows streams among `names` (the ones this process's streams listen to)."""
+        by_base: dict[str, list[tuple[str, scopes.Scope]]] = {}
+        for name in names:
+            base, scope = scopes.split_channel(name)
+            if base != JSON_STREAM:
+                by_base.setdefault(base, []).append((name, scope))
+        return cls(by_base)
+
+    @classmethod
+    def every(cls, every_scope: Collection[scopes.Scope]) -> Targets:
+        """Every rows stream in each of these scopes (Pushpin, which may hold any)."""
+        return cls({}, every_scope)
+
+    def keeping(self, bases: Collection[str], camera: int | None) -> list[str]:
+        if self.every_scope is not None:
+            return [
+                scopes.channel(base, scope)
+                for base in bases
+                for scope in self.every_scope
+                if scopes.covers(scope, camera)
+            ]
+        return [
+            name
+            for base in bases
+            for name, scope in self.by_base.get(base, ())
+            if scopes.covers(scope, camera)
+        ]
+
+
 def row_fragments(
-    message: ChangeMessage, registry: kinds.Registry, wanted: Collection[str] | None = None
+    message: ChangeMessage, registry: kinds.Registry, targets: Targets | None = None
 ) -> list[tuple[str, str]]:
-    """(rows stream, `<tr>`) for every rows stream that keeps this change (of `wanted`, if
-    given): drawn once per layout, and not at all for a layout no stream wants."""
+    """(rows stream, `<tr>`) for every rows stream of `targets` (every unscoped one if not
+    given) that keeps this change: drawn once per layout, and not at all for a layout no
+    stream wants."""
     kind = registry.by_table.get(message["table"])
     if kind is None:
         return []
-    camera_id = json.loads(message["frame"])["data"].get("camera_id")
+    camera_id = message_camera(message)
     out: list[tuple[str, str]] = []
     for layout in LAYOUTS:
-        channels = [
-            c for c in streams_for(layout, kind.slug, camera_id) if wanted is None or c in wanted
-        ]
+        bases = streams_for(layout, kind.slug, camera_id)
+        channels = bases if targets is None else targets.keeping(bases, camera_id)
         if not channels:
             continue
         html = render_change(

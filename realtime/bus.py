@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from typing import Any, NotRequired, TypedDict
 
 import psycopg
@@ -47,6 +48,19 @@ class ChangeMessage(TypedDict):
     state: NotRequired[ViolationState | None]
     # Whether a shelf covers the violation (read with it from the log; realtime.shelves).
     shelved: NotRequired[bool]
+    # The violation's camera_id (an int, or None): who may see it (realtime.scopes).
+    camera: NotRequired[int | None]
+
+
+def message_camera(message: ChangeMessage) -> int | None:
+    """The camera of a change (read from its frame for a message of an older listener)."""
+    camera = message["camera"] if "camera" in message else camera_of(json.loads(message["frame"]))
+    return camera
+
+
+def camera_of(event: Any) -> int | None:
+    camera = (event.get("data") or {}).get("camera_id")
+    return camera if isinstance(camera, int) and not isinstance(camera, bool) else None
 
 
 def change_message(event: ChangeEvent) -> ChangeMessage:
@@ -59,6 +73,7 @@ def change_message(event: ChangeEvent) -> ChangeMessage:
         "frame": encode_frame(event),
         "state": event.get("state"),
         "shelved": event.get("shelved", False),
+        "camera": camera_of(event),
     }
 
 

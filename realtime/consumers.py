@@ -10,10 +10,10 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from realtime import metrics, server_internals
+from realtime import metrics, scopes, server_internals
 from realtime.auth import TOKEN_ID_ATTR
 from realtime.bridge import Bridge
-from realtime.bus import ChangeMessage
+from realtime.bus import ChangeMessage, camera_of
 from realtime.changes import STATE, encode_frame
 from realtime.credentials import Holder, TooManyStreams, open_streams
 from realtime.eventlog import changes_after
@@ -27,6 +27,8 @@ OUTBOX_SIZE = 10_000
 CLOSE_TOO_SLOW = 1013
 # Its token was revoked or expired, or its user deactivated (like HTTP's 401).
 CLOSE_CREDENTIALS_ENDED = 4401
+# Its user's sites changed: reconnect (with ?lastEventId=) to get the new scope's changes.
+CLOSE_SCOPE_CHANGED = 4409
 REPLAY_BATCH = 1000
 EVENT_ID = re.compile(r"[0-9]{1,18}")
 
@@ -59,9 +61,14 @@ class ViolationConsumer(AsyncWebsocketConsumer):
         if not valid:
             await self.close()  # a resume point that is not an event id: refused
             return
+        # The cameras this client may see (its user's sites, realtime.scopes).
+        self.cameras = await database_sync_to_async(scopes.of_user)(user)
         try:
             self.stream_handle = open_streams.open(
-                Holder(user.pk, self.scope.get(TOKEN_ID_ATTR)), self._credentials_ended, "websocket"
+                Holder(user.pk, self.scope.get(TOKEN_ID_ATTR)),
+                self._credentials_ended,
+                "websocket",
+                self.cameras,
             )
         except TooManyStreams:
             await self.close()  # refused, as the handshake of any stream it may not open
@@ -73,16 +80,18 @@ class ViolationConsumer(AsyncWebsocketConsumer):
         self.replayed: set[int] = set()
         self.bridge = await runtime.ensure_started()
         # Subscribe before reading the replay: what arrives meanwhile waits in the outbox.
-        self.bridge.subscribe(self.violation_changed)
+        self.bridge.subscribe(self.violation_changed, self.cameras)
         await self.accept()
         metrics.CONNECTED_CLIENTS.labels("websocket").inc()
         self.pump = asyncio.create_task(self._pump(resume_after))
 
-    def _credentials_ended(self) -> None:
-        # The token was revoked or expired, or the user deactivated (realtime.credentials).
+    def _credentials_ended(self, scope_changed: bool = False) -> None:
+        # The token was revoked or expired, or the user deactivated; or the user's sites
+        # changed: the client comes back with ?lastEventId= and its new scope.
         if self.bridge is not None:
             self.bridge.unsubscribe(self.violation_changed)
-        self.closing = asyncio.ensure_future(self.close(code=CLOSE_CREDENTIALS_ENDED))
+        code = CLOSE_SCOPE_CHANGED if scope_changed else CLOSE_CREDENTIALS_ENDED
+        self.closing = asyncio.ensure_future(self.close(code=code))
 
     async def disconnect(self, code: int) -> None:
         if self.stream_handle is not None:
@@ -123,7 +132,7 @@ class ViolationConsumer(AsyncWebsocketConsumer):
     async def _pump(self, resume_after: int | None) -> None:
         replayed = self.replayed
         while resume_after is not None:
-            batch, resume_after = await events_after(resume_after, REPLAY_BATCH)
+            batch, resume_after = await events_after(resume_after, REPLAY_BATCH, self.cameras)
             for event_id, frame in batch:
                 await self.send(text_data=frame)
                 replayed.add(event_id)
@@ -173,10 +182,16 @@ class RefusedConsumer(AsyncWebsocketConsumer):
 
 
 @database_sync_to_async
-def events_after(event_id: int, limit: int) -> tuple[list[tuple[int, str]], int | None]:
-    """Frames after `event_id`, and where to read on from (None: caught up)."""
-    # Acknowledgements are skipped here too; a batch may then hold fewer than `limit`
-    # frames, so the replay goes on from the last id read, not the last one sent.
+def events_after(
+    event_id: int, limit: int, cameras: scopes.Scope = scopes.EVERYTHING
+) -> tuple[list[tuple[int, str]], int | None]:
+    """Frames after `event_id` of the cameras, and where to read on from (None: caught up)."""
+    # Acknowledgements and other sites' changes are skipped here too; a batch may then hold
+    # fewer than `limit` frames, so the replay goes on from the last id read, not sent.
     changes = changes_after(event_id, limit)
-    frames = [(c["id"], encode_frame(c)) for c in changes if c["op"] != STATE]
+    frames = [
+        (c["id"], encode_frame(c))
+        for c in changes
+        if c["op"] != STATE and scopes.covers(cameras, camera_of(c))
+    ]
     return frames, (changes[-1]["id"] if len(changes) == limit else None)

@@ -6,6 +6,7 @@ reach the streams through the bridge, and this storage serves reconnects
 
 Channels: "violations" carries the JSON frames; "table/<kind>/<camera>" and
 "admin/<kind>/<camera>" ("*" for any) carry rendered `<tr>` fragments (realtime.rows).
+Each may end in a scope ("~1-3,7", realtime.scopes): only those cameras' changes.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from django_eventstream.channelmanager import ChannelManagerBase
 from django_eventstream.event import Event as StreamEvent
 from django_eventstream.storage import EventDoesNotExist, StorageBase
 
-from realtime import eventlog, kinds, metrics
+from realtime import eventlog, kinds, metrics, scopes
 from realtime.bridge import json_event
 from realtime.bus import change_message
-from realtime.changes import encode_frame
+from realtime.changes import ChangeEvent, encode_frame
 from realtime.eventstream import JSON_STREAM
 from realtime.rows import InvalidFilter, RowFilter, render_change
 
@@ -62,29 +63,44 @@ class EventLogStorage(StorageBase):
         if last_id > last or (first is not None and last_id < first - 1):
             # Unknown to this log, or pruned since: the client gets a stream-reset.
             raise EventDoesNotExist(f"No event {last_id} in the log", last)
-        if channel == JSON_STREAM:
-            events = [
-                json_event(change_message(change))
-                for change in eventlog.changes_after(last_id, limit)
-            ]
-            metrics.EVENTS_REPLAYED.labels("sse_replay").inc(len(events))
-            return events
-        layout, row_filter = RowFilter.from_stream_name(channel)
-        registry = kinds.registry()
-        tables = [kind.table for kind in row_filter.kinds(registry)]
-        events = []
-        for change in eventlog.changes_after(last_id, limit, tables, row_filter.camera):
-            html = render_change(
-                encode_frame(change),
-                change.get("state"),
-                layout,
-                registry,
-                change.get("shelved", False),
-            )
-            if html is not None:
-                events.append(StreamEvent(channel, "message", html, id=change["id"]))
+        base, scope = scopes.split_channel(channel)
+        if base == JSON_STREAM:
+            tables, camera = None, None
+            layout = None
+        else:
+            layout, row_filter = RowFilter.from_stream_name(base)
+            registry = kinds.registry()
+            tables = [kind.table for kind in row_filter.kinds(registry)]
+            camera = row_filter.camera
+        events: list[StreamEvent] = []
+        # `limit` of the scope's changes, or all there are: a window of the log holding
+        # fewer of them (other sites' changes left out) is not the end of the log.
+        after = last_id
+        while len(events) < limit:
+            changes = eventlog.changes_after(after, limit, tables, camera)
+            for change in changes:
+                if scopes.covers(scope, change["data"].get("camera_id")):
+                    event = self._event(channel, layout, change)
+                    if event is not None:
+                        events.append(event)
+            if len(changes) < limit or scope is None:
+                break
+            after = changes[-1]["id"]
         metrics.EVENTS_REPLAYED.labels("sse_replay").inc(len(events))
-        return events
+        return events[:limit]
+
+    @staticmethod
+    def _event(channel: str, layout: Any, change: ChangeEvent) -> Any:
+        if layout is None:
+            return json_event(change_message(change))
+        html = render_change(
+            encode_frame(change),
+            change.get("state"),
+            layout,
+            kinds.registry(),
+            change.get("shelved", False),
+        )
+        return None if html is None else StreamEvent(channel, "message", html, id=change["id"])
 
 
 class ViolationChannelManager(ChannelManagerBase):
@@ -92,17 +108,20 @@ class ViolationChannelManager(ChannelManagerBase):
         return set(view_kwargs.get("channels", [JSON_STREAM]))
 
     def can_read_channel(self, user: Any, channel: str) -> bool:
-        return user is not None and user.is_active and is_known_channel(channel)
+        if user is None or not user.is_active or not is_known_channel(channel):
+            return False
+        # A stream of fewer cameras than the user's is theirs too; of more, not.
+        return scopes.within(scopes.split_channel(channel)[1], scopes.of_user(user))
 
     def is_channel_reliable(self, channel: str) -> bool:
         return True
 
 
 def is_known_channel(channel: str) -> bool:
-    if channel == JSON_STREAM:
-        return True
     try:
-        RowFilter.from_stream_name(channel)
-    except InvalidFilter:
+        base, _ = scopes.split_channel(channel)
+        if base != JSON_STREAM:
+            RowFilter.from_stream_name(base)
+    except (InvalidFilter, scopes.BadCameras):
         return False
     return True

@@ -40,7 +40,7 @@ from django_eventstream.utils import (
 )
 from django_eventstream.views import Listener, events, get_listener_manager
 
-from realtime import metrics, pipeline, server_internals
+from realtime import metrics, pipeline, scopes, server_internals
 from realtime.auth import TOKEN_ID_ATTR
 from realtime.credentials import Holder, TooManyStreams, open_streams
 
@@ -92,10 +92,18 @@ def stream_response(request: HttpRequest, channel: str) -> HttpResponseBase:
     return response
 
 
-def _ended(listener: Listener) -> None:
-    """The stream's credentials ended: it sends a stream-error and closes (realtime.credentials)."""
+def _ended(listener: Listener, scope_changed: bool) -> None:
+    """The stream's credentials ended: it sends a stream-error and closes. Or its user's
+    scope changed: it just ends, and the EventSource reconnects with Last-Event-ID, to the
+    stream of its new scope (realtime.credentials)."""
     with get_listener_manager().lock:
-        listener.error = {"condition": "forbidden", "text": "The token or user is no longer valid."}
+        if scope_changed:
+            listener.scope_changed = True
+        else:
+            listener.error = {
+                "condition": "forbidden",
+                "text": "The token or user is no longer valid.",
+            }
     listener.aevent.set()
 
 
@@ -110,7 +118,8 @@ async def stream(
     handle = None
     if holder is not None:
         try:
-            handle = open_streams.open(holder, lambda: _ended(listener), "sse")
+            scope = scopes.split_channel(next(iter(listener.channels)))[1]
+            handle = open_streams.open(holder, lambda moved: _ended(listener, moved), "sse", scope)
         except TooManyStreams:
             return
     manager.add_listener(listener)
@@ -223,6 +232,9 @@ async def _live(
             listener.aevent.clear()
             listener.channel_items = {}
             listener.overflow = False
+        if getattr(listener, "scope_changed", False):
+            outcome.ended = True  # the client comes back, to its new scope's stream
+            return
         body = [
             _encoded(item, channel, last_ids)
             for channel, items in channel_items.items()

@@ -30,7 +30,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from realtime import kinds, server_internals, violations
+from realtime import kinds, scopes, server_internals, violations
 from realtime.adoption import REQUIRED_COLUMNS
 from realtime.auth import accepts_token
 from realtime.history import history_filter
@@ -98,14 +98,18 @@ def csv_values(row: ViolationRow, extra: list[str]) -> list[str]:
 
 @sync_to_async
 def _next_batch(
-    registry: Registry, row_filter: RowFilter, cursor: Cursor | None, extra: list[str]
+    registry: Registry,
+    row_filter: RowFilter,
+    cursor: Cursor | None,
+    extra: list[str],
+    scope: scopes.Scope,
 ) -> tuple[bytes, Cursor | None]:
     """A batch read and written as CSV in a thread (off the event loop: 2,000 rows take tens
     of milliseconds to format), and where the next one starts. The database connection
     goes back to the pool after each batch: a slow download holds none while it waits."""
     writer = csv.writer(_Line())
     try:
-        batch = violations.page(registry, row_filter, cursor, BATCH_ROWS)
+        batch = violations.page(registry, row_filter, cursor, BATCH_ROWS, scope=scope)
         text = "".join(writer.writerow(csv_values(row, extra)) for row in batch.rows)
         return text.encode(), batch.next_cursor
     finally:
@@ -117,6 +121,7 @@ async def csv_chunks(
     row_filter: RowFilter,
     extra: list[str],
     *,
+    scope: scopes.Scope,
     bom: bool,
     pending: server_internals.PendingBytes | None = None,
 ) -> AsyncIterator[bytes]:
@@ -125,7 +130,7 @@ async def csv_chunks(
     yield ((BOM if bom else "") + writer.writerow([*COLUMNS, *extra])).encode()
     cursor: Cursor | None = None
     while True:
-        chunk, cursor = await _next_batch(registry, row_filter, cursor, extra)
+        chunk, cursor = await _next_batch(registry, row_filter, cursor, extra, scope)
         yield chunk
         if cursor is None:
             return
@@ -151,7 +156,14 @@ def export_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     extra = extra_columns(row_filter.kinds(registry))
     pending = getattr(request, "scope", {}).get(server_internals.SCOPE_KEY)
     response = StreamingHttpResponse(
-        csv_chunks(registry, row_filter, extra, bom=raw_bom == "1", pending=pending),
+        csv_chunks(
+            registry,
+            row_filter,
+            extra,
+            scope=scopes.of_user(request.user),
+            bom=raw_bom == "1",
+            pending=pending,
+        ),
         content_type="text/csv; charset=utf-8",
     )
     response["Content-Disposition"] = f'attachment; filename="{filename(row_filter)}"'

@@ -7,22 +7,30 @@ per channel, and a client that misses something resumes with Last-Event-ID throu
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from django.conf import settings
 from django_eventstream.utils import publish_event
 
-from realtime import kinds
-from realtime.bridge import json_event, row_fragments
-from realtime.bus import change_message
+from realtime import kinds, scopes
+from realtime.bridge import Targets, json_event, row_fragments
+from realtime.bus import change_message, message_camera
 from realtime.changes import ChangeEvent
 from realtime.eventstream import JSON_STREAM
 
 
-def publish_change(event: ChangeEvent) -> None:
+def publish_change(event: ChangeEvent, every_scope: Collection[scopes.Scope] = (None,)) -> None:
+    """To each stream name Pushpin may hold that keeps the change: one per scope some
+    user has (realtime.scopes.all_scopes), since Pushpin cannot say which it holds."""
     if not settings.GRIP_URL:
         return
     message = change_message(event)
     event_id = str(event["id"])
     json_item = json_event(message)
-    publish_event(JSON_STREAM, json_item.type, json_item.data, event_id, None)
-    for channel, html in row_fragments(message, kinds.cached()):
+    camera = message_camera(message)
+    for scope in every_scope:
+        if scopes.covers(scope, camera):
+            channel = scopes.channel(JSON_STREAM, scope)
+            publish_event(channel, json_item.type, json_item.data, event_id, None)
+    for channel, html in row_fragments(message, kinds.cached(), Targets.every(every_scope)):
         publish_event(channel, "message", html, event_id, None)

@@ -25,7 +25,7 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
-from realtime import kinds, media, operator_actions, shelves, trend, violations
+from realtime import kinds, media, operator_actions, scopes, shelves, trend, violations
 from realtime.auth import accepts_token
 from realtime.rows import Cursor, InvalidFilter, RowFilter
 
@@ -102,14 +102,15 @@ def history(request: HttpRequest) -> HttpResponse:
     except InvalidFilter as exc:
         return _bad_request(exc)
     registry = kinds.registry()
+    scope = scopes.of_user(request.user)
     chart, too_long = None, False
     if cursor is None:  # the chart is the range's, drawn once: paging does not count it again
         since, until = trend.chart_range(row_filter)
         try:
-            chart = trend.build(registry, row_filter, since, until, live=False)
+            chart = trend.build(registry, row_filter, since, until, live=False, scope=scope)
         except trend.RangeTooLong:
             too_long = True
-    found = violations.page(registry, row_filter, cursor)
+    found = violations.page(registry, row_filter, cursor, scope=scope)
     # The range as typed (a `to` date stays a date), the rest as parsed.
     query = row_filter.as_query() | {
         key: request.GET[key] for key in ("from", "to") if request.GET.get(key)
@@ -138,13 +139,14 @@ def trend_fragment(request: HttpRequest) -> HttpResponse:
         row_filter = RowFilter.from_query(request.GET)
     except InvalidFilter as exc:
         return _bad_request(exc)
-    return render(request, "realtime/_trend.html", live_trend_context(row_filter))
+    context = live_trend_context(row_filter, scopes.of_user(request.user))
+    return render(request, "realtime/_trend.html", context)
 
 
-def live_trend_context(row_filter: RowFilter) -> dict[str, Any]:
+def live_trend_context(row_filter: RowFilter, scope: scopes.Scope) -> dict[str, Any]:
     live_filter = RowFilter(row_filter.kind, row_filter.camera)
     since, until = trend.live_range()
-    chart = trend.build(kinds.registry(), live_filter, since, until, live=True)
+    chart = trend.build(kinds.registry(), live_filter, since, until, live=True, scope=scope)
     return trend_context(chart, reverse("dashboard"), live_filter.as_query())
 
 
@@ -162,7 +164,7 @@ def trend_context(chart: trend.Chart | None, page: str, query: dict[str, str]) -
 @require_GET
 def violation_detail(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     """One violation, every column of it and its acknowledgement: a page to share."""
-    row = violations.named(kind, pk)
+    row = violations.named(kind, pk, scope=scopes.of_user(request.user))
     if row is None:
         raise Http404("No such violation")
     columns = [

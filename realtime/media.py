@@ -38,7 +38,7 @@ from django.utils.http import http_date, quote_etag
 from django.views.decorators.http import require_safe
 from PIL import Image, ImageOps
 
-from realtime import metrics, violations
+from realtime import metrics, scopes, violations
 from realtime.auth import accepts_token
 from realtime.rows import ViolationRow
 
@@ -256,8 +256,8 @@ def placeholder(request: HttpRequest, reason: str) -> HttpResponse:
     return response
 
 
-def _violation_image(kind: str, pk: int) -> str:
-    row = violations.named(kind, pk)
+def _violation_image(kind: str, pk: int, scope: scopes.Scope) -> str:
+    row = violations.named(kind, pk, scope=scope)
     if row is None:
         raise Unavailable("there is no such violation")
     return row.violation_image
@@ -278,7 +278,7 @@ def _validated(response: HttpResponseBase, etag: str, mtime: float) -> HttpRespo
 
 def _serve(request: HttpRequest, kind: str, pk: int, *, small: bool) -> HttpResponseBase:
     try:
-        violation_image = _violation_image(kind, pk)
+        violation_image = _violation_image(kind, pk, scopes.of_user(request.user))
         if settings.REALTIME_MEDIA_BASE_URL:
             name = relative_name(violation_image)
             if name is None:

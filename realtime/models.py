@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.core.validators import RegexValidator
 from django.db import models
 
@@ -198,6 +199,31 @@ class Shelf(models.Model):
     @property
     def ends_at(self) -> datetime:
         return self.ended_at or self.until
+
+
+class Site(models.Model):
+    """A plant, or part of one: a set of cameras. Users and groups are given sites.
+
+    While no site exists everyone who may log in sees every violation. Once one exists, a
+    user sees the violations of the cameras of the sites given to them or their groups;
+    superusers and holders of `realtime.view_all_sites` see everything, and a camera in no
+    site only they see (realtime.scopes).
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    cameras = ArrayField(models.IntegerField(), default=list, blank=True)
+    users = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="violation_sites"
+    )
+    groups = models.ManyToManyField("auth.Group", blank=True, related_name="violation_sites")
+
+    class Meta:
+        db_table = "realtime_site"
+        ordering = ["name"]
+        permissions = [("view_all_sites", "Can see the violations of every site")]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class RowJSONField(models.JSONField):

@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connections
 
-from realtime import bus, eventstream, grip, kinds, pipeline, server_internals
+from realtime import bus, eventstream, grip, kinds, pipeline, scopes, server_internals
 from realtime.bridge import Bridge
 from realtime.changes import ChangeEvent
 from realtime.credentials import open_streams
@@ -38,8 +38,9 @@ async def forward(events: list[ChangeEvent]) -> None:
     if settings.GRIP_URL:
         known = kinds.cached().by_table
         await kinds.arefresh(next((e["table"] for e in events if e["table"] not in known), None))
+        every_scope = await scopes.every_scope()
         for event in events:
-            grip.publish_change(event)  # never blocks (a publisher thread)
+            grip.publish_change(event, every_scope)  # never blocks (a publisher thread)
 
 
 def make_listener() -> LogListener:

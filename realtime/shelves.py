@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from realtime.models import Shelf
 from realtime.rows import ViolationRow
+from realtime.scopes import Scope
 
 logger = logging.getLogger(__name__)
 
@@ -36,16 +37,18 @@ class UnknownTimeZone(ValueError):
     pass
 
 
-def active() -> list[Shelf]:
-    """The shelves in force now, the one ending first first."""
+def active(scope: Scope) -> list[Shelf]:
+    """The shelves in force now of the scope's cameras, the one ending first first."""
     now = timezone.now()
     shelves = Shelf.objects.filter(shelved_at__lte=now, until__gt=now, ended_at__isnull=True)
+    if scope is not None:
+        shelves = shelves.filter(camera_id__in=sorted(scope))
     return list(shelves.order_by("until", "camera_id"))
 
 
-def panel_context() -> dict[str, object]:
+def panel_context(scope: Scope) -> dict[str, object]:
     """What the page's panel of shelved cameras shows (templates/realtime/_shelves.html)."""
-    shelved = active()
+    shelved = active(scope)
     now = timezone.now()
     next_end = min((shelf.until for shelf in shelved), default=None)
     return {

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from realtime import violations
+from realtime import scopes, violations
 from realtime.kinds import Kind, Registry
 from realtime.rows import RowFilter
 
@@ -131,11 +131,18 @@ def buckets(since: datetime, until: datetime, unit: str) -> list[datetime]:
 
 
 def build(
-    registry: Registry, row_filter: RowFilter, since: datetime, until: datetime, *, live: bool
+    registry: Registry,
+    row_filter: RowFilter,
+    since: datetime,
+    until: datetime,
+    *,
+    live: bool,
+    scope: scopes.Scope,
 ) -> Chart:
     unit = unit_for(since, until)
     starts = buckets(since, until, unit)
-    counted = violations.trend(registry, replace(row_filter, since=since, until=until), unit)
+    ranged = replace(row_filter, since=since, until=until)
+    counted = violations.trend(registry, ranged, unit, scope=scope)
     kinds_ = [(kind, n % PATTERNS) for n, kind in enumerate(registry)]
     shown = [(kind, p) for kind, p in kinds_ if row_filter.kind in (None, kind.slug)]
     totals = [sum(counted.per_bucket.get((k.slug, s), 0) for k, _ in shown) for s in starts]

@@ -31,6 +31,7 @@ from realtime import (
     kinds,
     metrics,
     operator_actions,
+    scopes,
     shelves,
     violations,
 )
@@ -60,7 +61,7 @@ MINUTES = re.compile(r"[0-9]{1,6}")
 
 # What django-eventstream sends as `id:` ("violations:42", the channel URL-quoted), or the
 # bare event id ("42").
-LAST_EVENT_ID = re.compile(r"(?:([\w/%*.-]+):)?([0-9]{1,18})", re.ASCII)
+LAST_EVENT_ID = re.compile(r"(?:([\w/%*.~-]+):)?([0-9]{1,18})", re.ASCII)
 
 
 def _bad_request(message: str) -> HttpResponse:
@@ -76,24 +77,25 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     except InvalidFilter as exc:
         return _bad_request(f"Bad filter: {exc}")
     registry = kinds.registry()
+    scope = scopes.of_user(request.user)
     # Taken before the rows are read: the stream resumes from here, so nothing committed
     # in between is missed.
     last_event_id = eventlog.newest_id()
-    first = violations.page(registry, row_filter)
+    first = violations.page(registry, row_filter, scope=scope)
     context = {
         "rows": first.rows,
         "kinds": list(registry),
         "filter": row_filter,
-        "counters": _counters(registry, row_filter),
+        "counters": _counters(registry, row_filter, scope),
         "last_event_id": last_event_id,
         "next_cursor": first.next_cursor,
         "heartbeat_seconds": settings.REALTIME_HEARTBEAT_SECONDS,
         # The plant's local time now, as the detectors write theirs: rows' ages count from it.
         "local_now": timezone.localtime().replace(tzinfo=None).isoformat(timespec="seconds"),
-        **shelves.panel_context(),
+        **shelves.panel_context(scope),
         "kind_sounds": _kind_sounds(registry),
         "reminder_minutes": settings.REALTIME_REMINDER_MINUTES,
-        **history.live_trend_context(row_filter),
+        **history.live_trend_context(row_filter, scope),
     }
     return render(request, "realtime/dashboard.html", context)
 
@@ -125,7 +127,9 @@ def older_rows(request: HttpRequest) -> HttpResponse:
         cursor = Cursor.parse(before) if before else None
     except InvalidFilter as exc:
         return _bad_request(f"Bad filter: {exc}")
-    older = violations.page(kinds.registry(), row_filter, cursor)
+    older = violations.page(
+        kinds.registry(), row_filter, cursor, scope=scopes.of_user(request.user)
+    )
     context = {"rows": older.rows, "filter": row_filter, "next_cursor": older.next_cursor}
     return render(request, "realtime/_older_rows.html", context)
 
@@ -139,13 +143,16 @@ def counters(request: HttpRequest) -> HttpResponse:
         row_filter = RowFilter.from_query(request.GET)
     except InvalidFilter as exc:
         return _bad_request(f"Bad filter: {exc}")
-    context = {"counters": _counters(kinds.registry(), row_filter), "filter": row_filter}
+    scope = scopes.of_user(request.user)
+    context = {"counters": _counters(kinds.registry(), row_filter, scope), "filter": row_filter}
     return render(request, "realtime/_counters.html", context)
 
 
-def _counters(registry: kinds.Registry, row_filter: RowFilter) -> dict[str, Any]:
+def _counters(
+    registry: kinds.Registry, row_filter: RowFilter, scope: scopes.Scope
+) -> dict[str, Any]:
     since = violations.window_start()
-    counts = violations.unacknowledged_counts(registry, row_filter.camera, since)
+    counts = violations.unacknowledged_counts(registry, row_filter.camera, since, scope=scope)
     return {
         "since": since.isoformat(timespec="seconds"),
         "hours": int(violations.COUNTER_WINDOW.total_seconds() // 3600),
@@ -174,14 +181,14 @@ def kind_styles(request: HttpRequest) -> HttpResponse:
 @require_POST
 def acknowledge(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     """An operator acknowledges a violation; every screen re-draws the row (a STATE event)."""
-    row = _violation(kind, pk)
+    row = _violation(request, kind, pk)
     operator_actions.acknowledge(request.user.get_username(), [row])
-    return HttpResponse(render_row(_violation(kind, pk)))
+    return HttpResponse(render_row(_violation(request, kind, pk)))
 
 
-def _violation(kind: str, pk: int) -> ViolationRow:
-    """The violation a URL names, or a 404."""
-    row = violations.named(kind, pk)
+def _violation(request: HttpRequest, kind: str, pk: int) -> ViolationRow:
+    """The violation a URL names, or a 404 (also for one the user may not see)."""
+    row = violations.named(kind, pk, scope=scopes.of_user(request.user))
     if row is None:
         raise Http404("No such violation")
     return row
@@ -192,7 +199,7 @@ def _violation(kind: str, pk: int) -> ViolationRow:
 def add_note(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     """A note on a violation's acknowledgement (`text`); acknowledges it if nobody has.
     Answers with the row as it now is; every screen re-draws it (a STATE event)."""
-    row = _violation(kind, pk)
+    row = _violation(request, kind, pk)
     text = request.POST.get("text", "").strip()
     if not text:
         return _bad_request("A note needs some text.")
@@ -203,7 +210,7 @@ def add_note(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     if len(text) > Acknowledgement.NOTE_MAX:
         return _bad_request(f"A note has at most {Acknowledgement.NOTE_MAX} characters.")
     operator_actions.add_note(request.user.get_username(), row, text)
-    return HttpResponse(render_row(_violation(kind, pk)))
+    return HttpResponse(render_row(_violation(request, kind, pk)))
 
 
 @accepts_token
@@ -226,6 +233,8 @@ def shelf_list(request: HttpRequest) -> HttpResponse:
             return _bad_request("A reason cannot contain control characters.")
         if len(reason) > Shelf.REASON_MAX:
             return _bad_request(f"A reason has at most {Shelf.REASON_MAX} characters.")
+        if not scopes.covers(scopes.of_user(request.user), int(camera)):
+            raise Http404("No such camera")  # one of a site the user is not given
         try:
             shelves.shelve(request.user.get_username(), int(camera), int(minutes), reason)
         except shelves.UnknownTimeZone as exc:
@@ -238,14 +247,15 @@ def shelf_list(request: HttpRequest) -> HttpResponse:
 def end_shelf(request: HttpRequest, pk: int) -> HttpResponse:
     """Ends a shelf before its time; answers with the panel, as it now is."""
     shelf = Shelf.objects.filter(pk=pk).first()
-    if shelf is None:
+    if shelf is None or not scopes.covers(scopes.of_user(request.user), shelf.camera_id):
         raise Http404("No such shelf")
     shelves.end(request.user.get_username(), shelf)
     return _shelves(request)
 
 
 def _shelves(request: HttpRequest) -> HttpResponse:
-    return render(request, "realtime/_shelves.html", shelves.panel_context())
+    context = shelves.panel_context(scopes.of_user(request.user))
+    return render(request, "realtime/_shelves.html", context)
 
 
 # A bulk acknowledgement names each violation as KIND:ID ("ppe:12"): at most this many.
@@ -259,7 +269,8 @@ def acknowledge_many(request: HttpRequest) -> HttpResponse:
     """Several at once (the page's selected or visible rows): `violation=KIND:ID`, repeated.
 
     Answers with the rows as they now are; every screen re-draws them (STATE events).
-    Violations that no longer exist are left out; a malformed or unknown one is a 400,
+    Violations that no longer exist, or that the user may not see, are left out (and
+    nothing is done to them); a malformed one, or one of an unknown kind, is a 400,
     and then nothing is acknowledged.
     """
     refs = request.POST.getlist("violation")
@@ -274,9 +285,18 @@ def acknowledge_many(request: HttpRequest) -> HttpResponse:
         if match is None or kind is None or int(match[2]) > violations.BIGINT_MAX:
             return _bad_request(f"Not a violation: {ref[:60]!r} (expected KIND:ID, as ppe:12).")
         wanted.setdefault(kind, set()).add(int(match[2]))
-    found = [row for kind, ids in wanted.items() for row in violations.many(kind, sorted(ids))]
+    scope = scopes.of_user(request.user)
+    found = [
+        row
+        for kind, ids in wanted.items()
+        for row in violations.many(kind, sorted(ids), scope=scope)
+    ]
     operator_actions.acknowledge(request.user.get_username(), found)
-    rows = [row for kind, ids in wanted.items() for row in violations.many(kind, sorted(ids))]
+    rows = [
+        row
+        for kind, ids in wanted.items()
+        for row in violations.many(kind, sorted(ids), scope=scope)
+    ]
     return HttpResponse("".join(render_row(row) for row in rows))
 
 
@@ -331,7 +351,10 @@ def violation_row_events(request: HttpRequest) -> HttpResponseBase:
     return _stream(request, row_filter.stream_name(layout))
 
 
-def _stream(request: HttpRequest, channel: str) -> HttpResponseBase:
+def _stream(request: HttpRequest, base: str) -> HttpResponseBase:
+    # The stream of what this user may see: named after their scope (realtime.scopes),
+    # never after anything the client sends.
+    channel = scopes.channel(base, scopes.of_user(request.user))
     if _proxied_continuation(request):
         # Pushpin asking for the next part of a stream it holds: the signed es-meta it
         # carries was issued to an authenticated request (checked by django-eventstream).
@@ -345,7 +368,7 @@ def _stream(request: HttpRequest, channel: str) -> HttpResponseBase:
         return JsonResponse({"error": error}, status=400)
     if last_event_id is not None:
         # django-eventstream reads the header; normalise whichever form the client used.
-        request.META["HTTP_LAST_EVENT_ID"] = f"{channel}:{last_event_id}"
+        request.META["HTTP_LAST_EVENT_ID"] = f"{quote(channel)}:{last_event_id}"
     grip = getattr(request, "grip", None)
     if grip is not None and grip.proxied:
         # Pushpin holds the stream; django-eventstream answers it with GRIP instructions.
@@ -356,6 +379,10 @@ def _stream(request: HttpRequest, channel: str) -> HttpResponseBase:
         # login) for all that time. Django opens a new one when it needs one.
         db_connection.close()
     return response
+
+
+def _base(channel: str) -> str:
+    return channel.partition(scopes.SEPARATOR)[0]
 
 
 def _proxied_continuation(request: HttpRequest) -> bool:
@@ -376,6 +403,10 @@ def _resume_point(request: HttpRequest, channel: str) -> tuple[int | None, str |
     if raw is None:
         return None, None
     match = LAST_EVENT_ID.fullmatch(raw.strip())
-    if match is None or (match.group(1) is not None and unquote(match.group(1)) != channel):
+    # A stream of the same name in another scope is fine: the user's scope changed since
+    # (their grants), and they resume with the new one.
+    if match is None or (
+        match.group(1) is not None and _base(unquote(match.group(1))) != _base(channel)
+    ):
         return None, f"Last-Event-ID must be an event id such as 42 or {quote(channel)}:42"
     return int(match.group(2)), None

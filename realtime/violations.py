@@ -24,6 +24,7 @@ from realtime.adoption import SORT_DATE, SORT_TIME
 from realtime.changes import violation_state
 from realtime.kinds import Kind, Registry
 from realtime.rows import PAGE_SIZE, Cursor, RowFilter, ViolationRow
+from realtime.scopes import Scope
 
 logger = logging.getLogger(__name__)
 
@@ -99,10 +100,11 @@ def _sort_key(alias: str) -> tuple[str, str, str]:
     )
 
 
-def filter_clauses(row_filter: RowFilter, n: int) -> list[str]:
-    """The filter's conditions on a kind's table `t` (the kind's table name is %(table_n)s)."""
+def filter_clauses(row_filter: RowFilter, n: int, scope: Scope) -> list[str]:
+    """The filter's and the scope's conditions on a kind's table `t` (the kind's table name
+    is %(table_n)s; the scope's cameras %(scope)s, see filter_params)."""
     sort_date, sort_time, _ = _sort_key("t")
-    where = ["true"]
+    where = ["true"] if scope is None else ["t.camera_id = ANY(%(scope)s::bigint[])"]
     if row_filter.camera is not None:
         where.append("t.camera_id = %(camera)s")
     if row_filter.since is not None:
@@ -120,8 +122,10 @@ def filter_clauses(row_filter: RowFilter, n: int) -> list[str]:
     return where
 
 
-def filter_params(row_filter: RowFilter, chosen: list[Kind]) -> dict[str, Any]:
+def filter_params(row_filter: RowFilter, chosen: list[Kind], scope: Scope) -> dict[str, Any]:
     params: dict[str, Any] = {"camera": row_filter.camera}
+    if scope is not None:
+        params["scope"] = sorted(scope)
     for name, bound in (("since", row_filter.since), ("until", row_filter.until)):
         if bound is not None:
             params[f"{name}_date"] = bound.date().isoformat()
@@ -131,9 +135,11 @@ def filter_params(row_filter: RowFilter, chosen: list[Kind]) -> dict[str, Any]:
     return params
 
 
-def _kind_query(kind: Kind, row_filter: RowFilter, cursor: Cursor | None, n: int) -> str:
+def _kind_query(
+    kind: Kind, row_filter: RowFilter, cursor: Cursor | None, n: int, scope: Scope
+) -> str:
     sort_date, sort_time, sort_id = _sort_key("t")
-    where = filter_clauses(row_filter, n)
+    where = filter_clauses(row_filter, n, scope)
     if cursor is not None:
         # After the cursor in the order (date, time, kind, id) descending.
         if kind.slug == cursor.kind:
@@ -157,20 +163,26 @@ def _kind_query(kind: Kind, row_filter: RowFilter, cursor: Cursor | None, n: int
 
 
 def page(
-    registry: Registry, row_filter: RowFilter, cursor: Cursor | None = None, size: int = PAGE_SIZE
+    registry: Registry,
+    row_filter: RowFilter,
+    cursor: Cursor | None = None,
+    size: int = PAGE_SIZE,
+    *,
+    scope: Scope,
 ) -> Page:
-    """The rows after `cursor` (from the newest without one) across the filter's kinds."""
+    """The rows after `cursor` (from the newest without one) across the filter's kinds, of
+    the cameras of `scope`."""
     chosen = row_filter.kinds(registry)
     if not chosen:
         return Page([], None)
 
     def build(chosen: list[Kind]) -> Query:
-        params = filter_params(row_filter, chosen)
+        params = filter_params(row_filter, chosen, scope)
         params["limit"] = size + 1
         if cursor is not None:
             params.update(date=cursor.date, time=cursor.time, id=cursor.id)
         union = " UNION ALL ".join(
-            _kind_query(k, row_filter, cursor, n) for n, k in enumerate(chosen)
+            _kind_query(k, row_filter, cursor, n, scope) for n, k in enumerate(chosen)
         )
         query = (
             "SELECT p.kind, p.sort_date, p.sort_time, p.id, p.data, p.shelved,"
@@ -192,26 +204,29 @@ def page(
     return Page(rows, next_cursor)
 
 
-def one(kind: Kind, pk: int) -> ViolationRow | None:
-    found = many(kind, [pk]) if pk <= BIGINT_MAX else []
+def one(kind: Kind, pk: int, *, scope: Scope) -> ViolationRow | None:
+    found = many(kind, [pk], scope=scope) if pk <= BIGINT_MAX else []
     return found[0] if found else None
 
 
-def named(slug: str, pk: int) -> ViolationRow | None:
+def named(slug: str, pk: int, *, scope: Scope) -> ViolationRow | None:
     """The violation a URL names (`/violations/KIND/ID/...`): its kind read again first if
-    it is new to this process (add_kind); None when there is no such kind or row."""
+    it is new to this process (add_kind); None when there is no such kind or row, or the
+    row is not of the scope's cameras (the caller answers 404 for all three alike)."""
     kind = kinds.knowing(slug=slug).by_slug.get(slug)
-    return None if kind is None else one(kind, pk)
+    return None if kind is None else one(kind, pk, scope=scope)
 
 
-def many(kind: Kind, pks: list[int]) -> list[ViolationRow]:
-    """The rows of these ids that exist, in no particular order."""
+def many(kind: Kind, pks: list[int], *, scope: Scope) -> list[ViolationRow]:
+    """The rows of these ids that exist and are of the scope's cameras, in no order."""
+    in_scope = "" if scope is None else " AND t.camera_id = ANY(%s::bigint[])"
     query = (
         f"SELECT row_to_json(t), {SHELVED}, {STATE_COLUMNS}"
         f" FROM {kind.qualified} t LEFT JOIN realtime_acknowledgement a"
-        " ON a.table_name = %s AND a.violation_id = t.id WHERE t.id = ANY(%s::bigint[])"
+        f" ON a.table_name = %s AND a.violation_id = t.id WHERE t.id = ANY(%s::bigint[]){in_scope}"
     )
-    found = _read(lambda chosen: (query, [kind.table, pks]), [kind])
+    params: list[Any] = [kind.table, pks] + ([] if scope is None else [sorted(scope)])
+    found = _read(lambda chosen: (query, params), [kind])
     return [_row(kind, *row) for row in found]
 
 
@@ -221,7 +236,7 @@ def window_start(now: datetime | None = None) -> datetime:
 
 
 def unacknowledged_counts(
-    registry: Registry, camera: int | None, since: datetime
+    registry: Registry, camera: int | None, since: datetime, *, scope: Scope
 ) -> dict[str, int]:
     """Per kind: violations since `since` (local time) that nobody has acknowledged and
     no shelf covers."""
@@ -235,11 +250,14 @@ def unacknowledged_counts(
             "date": since.date().isoformat(),
             "time": since.time().isoformat(),
             "camera": camera,
+            "scope": None if scope is None else sorted(scope),
         }
         parts = []
         for n, kind in enumerate(chosen):
             params[f"kind_{n}"], params[f"table_{n}"] = kind.slug, kind.table
             camera_clause = " AND t.camera_id = %(camera)s" if camera is not None else ""
+            if scope is not None:
+                camera_clause += " AND t.camera_id = ANY(%(scope)s::bigint[])"
             parts.append(
                 f"SELECT %(kind_{n})s::text, count(*) FROM {kind.qualified} t"
                 f" WHERE ({sort_date}, {sort_time}) >= (%(date)s::date, %(time)s::time)"
@@ -269,7 +287,9 @@ class Trend:
     top_cameras: list[tuple[Any, int]]
 
 
-def trend(registry: Registry, row_filter: RowFilter, unit: str, cameras: int = 5) -> Trend:
+def trend(
+    registry: Registry, row_filter: RowFilter, unit: str, cameras: int = 5, *, scope: Scope
+) -> Trend:
     """Violations per kind and `unit` (hour, day, month) in the filter's range, and the
     cameras with the most: one scan of each kind's range (GROUPING SETS)."""
     chosen = row_filter.kinds(registry)
@@ -283,11 +303,11 @@ def trend(registry: Registry, row_filter: RowFilter, unit: str, cameras: int = 5
         parts = [
             f"SELECT %(kind_{n})s::text, {bucket}, t.camera_id::bigint, count(*),"
             f" grouping(t.camera_id) FROM {kind.qualified} t"
-            f" WHERE {' AND '.join(filter_clauses(row_filter, n))}"
+            f" WHERE {' AND '.join(filter_clauses(row_filter, n, scope))}"
             f" GROUP BY GROUPING SETS (({bucket}), (t.camera_id))"
             for n, kind in enumerate(chosen)
         ]
-        return " UNION ALL ".join(parts), filter_params(row_filter, chosen)
+        return " UNION ALL ".join(parts), filter_params(row_filter, chosen, scope)
 
     found = _read(build, chosen)
     per_bucket: dict[tuple[str, datetime], int] = {}

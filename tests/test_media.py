@@ -329,7 +329,7 @@ def test_images_on_another_server_are_linked_there(pg, client, media_root, setti
 def one_row(kind: str, row_id: int) -> ViolationRow:
     from realtime import violations
 
-    row = violations.one(kinds.registry().by_slug[kind], row_id)
+    row = violations.one(kinds.registry().by_slug[kind], row_id, scope=None)
     assert row is not None
     return row
 

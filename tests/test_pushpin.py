@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import socket
@@ -120,3 +121,34 @@ async def test_pushpin_refuses_without_credentials(behind_pushpin) -> None:
     async with httpx.AsyncClient() as client:
         response = await client.get(f"{behind_pushpin[0]}/events/violations/")
     assert response.status_code == 401
+
+
+async def test_through_pushpin_a_user_gets_their_sites_changes_only(behind_pushpin, pg) -> None:
+    """Pushpin holds the streams of each scope (realtime.scopes): the listener publishes a
+    change to each scope some user has that keeps it."""
+    import io
+
+    from channels.db import database_sync_to_async
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from realtime import scopes
+    from realtime.models import ApiToken
+
+    def north_for_alice() -> str:
+        alice = get_user_model().objects.create_user("alice", password="a-long-password-1")
+        for args in (("set", "North", "--cameras", "1-3"), ("grant", "North", "alice")):
+            call_command("sites", *args, stdout=io.StringIO())
+        call_command("sites", "set", "South", "--cameras", "4-6", stdout=io.StringIO())
+        scopes.sites_exist.forget()
+        return ApiToken.issue(alice)
+
+    base, _ = behind_pushpin
+    token = await database_sync_to_async(north_for_alice)()
+    await asyncio.sleep(scopes.every_scope.CACHE_SECONDS + 1)  # the listener's scopes
+    async with sse(f"{base}/events/violations/", {"Authorization": f"Bearer {token}"}) as events:
+        south = insert_violation(pg, camera_id=4, image="/media/pushpin-south.jpg")
+        north = insert_violation(pg, camera_id=2, image="/media/pushpin-north.jpg")
+        change = await events.next_change(timeout=15)
+        assert change["data"]["id"] == north, f"not south's {south}"
+        assert events.last_id == f"violations~1-3:{change['id']}"

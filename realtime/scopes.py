@@ -1,0 +1,223 @@
+"""Who sees what: the cameras a user's violations may come from (sites, `realtime.Site`).
+
+The rule:
+
+- while no site exists, everyone who may log in sees everything (so `make run` stays
+  simple);
+- once one exists, a user sees the violations of the cameras of the sites given to them
+  or to their groups; superusers and holders of `realtime.view_all_sites` see everything,
+  and a camera in no site is seen only by them;
+- a token acts with its user's scope.
+
+A scope is None (every camera) or the frozenset of cameras. Every path asks for it: the
+readers of the kinds' tables take it as a required argument (realtime.violations), the
+streams are named after it (`channel()`: one stream name per scope, so a change is
+filtered once per scope where it is fanned out, realtime.bridge), and the open streams
+whose user's scope changed are closed within seconds (realtime.credentials); the client
+resumes from its last event, with its new scope.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable
+from typing import Any, TypeAlias
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+
+Scope: TypeAlias = frozenset[int] | None
+EVERYTHING: Scope = None
+NOTHING: Scope = frozenset()
+
+PERMISSION = "realtime.view_all_sites"
+MAX_CAMERA = 2**31 - 1
+# A site of more cameras than this is a typo ("1-2000000000").
+MAX_CAMERAS = 100_000
+CAMERA_SPEC = re.compile(r"\s*[0-9]{1,10}(\s*-\s*[0-9]{1,10})?\s*")
+# Between the base stream name and its scope: "table/*/*~1-3,7".
+SEPARATOR = "~"
+
+
+class BadCameras(ValueError):
+    pass
+
+
+def parse_cameras(spec: str) -> list[int]:
+    """ "1,2,5-9" as [1, 2, 5, 6, 7, 8, 9]; "" as []."""
+    cameras: set[int] = set()
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        if CAMERA_SPEC.fullmatch(part) is None:
+            raise BadCameras(f"not a camera or a range of cameras: {part[:40]!r} (as 1,2,5-9)")
+        low, _, high = (x.strip() for x in part.partition("-"))
+        first, last = int(low), int(high or low)
+        if last < first or last > MAX_CAMERA:
+            raise BadCameras(f"not a range of cameras: {part!r}")
+        if len(cameras) + (last - first + 1) > MAX_CAMERAS:
+            raise BadCameras(f"more than {MAX_CAMERAS} cameras in one site")
+        cameras.update(range(first, last + 1))
+    return sorted(cameras)
+
+
+def format_cameras(cameras: Iterable[int]) -> str:
+    """[1, 2, 3, 7] as "1-3,7"."""
+    ordered = sorted(set(cameras))
+    runs: list[str] = []
+    start = previous = None
+    for camera in ordered:
+        if previous is not None and camera == previous + 1:
+            previous = camera
+            continue
+        if start is not None:
+            runs.append(str(start) if start == previous else f"{start}-{previous}")
+        start = previous = camera
+    if start is not None:
+        runs.append(str(start) if start == previous else f"{start}-{previous}")
+    return ",".join(runs)
+
+
+def covers(scope: Scope, camera: Any) -> bool:
+    if scope is None:
+        return True
+    return isinstance(camera, int) and not isinstance(camera, bool) and camera in scope
+
+
+# --- stream names -------------------------------------------------------------------------
+
+
+def channel(base: str, scope: Scope) -> str:
+    """The stream name of `base` ("violations", "table/*/3") for a scope."""
+    if scope is None:
+        return base
+    return f"{base}{SEPARATOR}{format_cameras(scope) or 'none'}"
+
+
+_split_cache: dict[str, tuple[str, Scope]] = {}
+
+
+def split_channel(name: str) -> tuple[str, Scope]:
+    """The base name and the scope of a stream name (BadCameras if the scope is not one)."""
+    found = _split_cache.get(name)
+    if found is not None:
+        return found
+    base, separator, spec = name.partition(SEPARATOR)
+    scope: Scope = None
+    if separator:
+        scope = frozenset() if spec == "none" else frozenset(parse_cameras(spec))
+        if spec != "none" and (not scope or format_cameras(scope) != spec):
+            raise BadCameras(f"not a stream's scope: {spec[:40]!r}")
+    if len(_split_cache) > 10_000:
+        _split_cache.clear()
+    _split_cache[name] = (base, scope)
+    return base, scope
+
+
+def within(scope: Scope, allowed: Scope) -> bool:
+    """Whether a stream of `scope` shows nothing `allowed` does not."""
+    if allowed is None:
+        return True
+    return scope is not None and scope <= allowed
+
+
+# --- whose scope ----------------------------------------------------------------------------
+
+
+class _SitesExist:
+    """Whether any site exists, read at most every CACHE_SECONDS (one query)."""
+
+    CACHE_SECONDS = 2.0
+
+    def __init__(self) -> None:
+        self.value = False
+        self.read_at = -1e9
+
+    def __call__(self) -> bool:
+        from realtime.models import Site
+
+        now = time.monotonic()
+        if now - self.read_at > self.CACHE_SECONDS:
+            self.value = Site.objects.exists()
+            self.read_at = now
+        return self.value
+
+    def forget(self) -> None:
+        self.read_at = -1e9
+
+
+sites_exist = _SitesExist()
+
+
+def of_user(user: Any) -> Scope:
+    """The cameras `user` may see (None: all of them)."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return NOTHING
+    if not sites_exist():
+        return EVERYTHING
+    return of_users([int(user.pk)])[int(user.pk)]
+
+
+def of_users(user_ids: Iterable[int]) -> dict[int, Scope]:
+    """Each user's scope, in four queries whatever their number (the open streams' check)."""
+    from realtime.models import Site
+
+    ids = set(user_ids)
+    if not ids:
+        return {}
+    if not Site.objects.exists():
+        return dict.fromkeys(ids, EVERYTHING)
+    users = get_user_model().objects.filter(pk__in=ids, is_active=True)
+    everything = set(users.filter(is_superuser=True).values_list("pk", flat=True))
+    app_label, codename = PERMISSION.split(".")
+    permission = Permission.objects.filter(content_type__app_label=app_label, codename=codename)
+    everything.update(users.filter(user_permissions__in=permission).values_list("pk", flat=True))
+    everything.update(users.filter(groups__permissions__in=permission).values_list("pk", flat=True))
+    cameras: dict[int, set[int]] = {pk: set() for pk in ids}
+    direct = Site.objects.filter(users__in=ids).values_list("users", "cameras")
+    through_groups = Site.objects.filter(groups__user__in=ids).values_list(
+        "groups__user", "cameras"
+    )
+    for pk, site_cameras in [*direct, *through_groups]:
+        if pk in cameras:
+            cameras[pk].update(site_cameras)
+    active = set(users.values_list("pk", flat=True))
+    return {
+        pk: EVERYTHING
+        if pk in everything
+        else (frozenset(cameras[pk]) if pk in active else NOTHING)
+        for pk in ids
+    }
+
+
+class _EveryScope:
+    """all_scopes(), read again when it is CACHE_SECONDS old (once per batch at most)."""
+
+    CACHE_SECONDS = 5.0
+
+    def __init__(self) -> None:
+        self.value: set[Scope] = {EVERYTHING}
+        self.read_at = -1e9
+
+    async def __call__(self) -> set[Scope]:
+        from channels.db import database_sync_to_async
+
+        if time.monotonic() - self.read_at > self.CACHE_SECONDS:
+            self.value = await database_sync_to_async(all_scopes)()
+            self.read_at = time.monotonic()
+        return self.value
+
+
+every_scope = _EveryScope()
+
+
+def all_scopes() -> set[Scope]:
+    """Every scope some user has now (publishing to Pushpin, which holds streams of each)."""
+    from realtime.models import Site
+
+    if not Site.objects.exists():
+        return {EVERYTHING}
+    granted = set(Site.objects.values_list("users", flat=True)) | set(
+        Site.objects.values_list("groups__user", flat=True)
+    )
+    granted.discard(None)
+    return {EVERYTHING, *of_users(granted).values()}
