@@ -10,6 +10,7 @@ goes to --out, and a table to the terminal.
     python bench/run.py --help
     python bench/run.py                      # every target scenario (docs/performance.md)
     python bench/run.py --scenario ws100 --duration 10
+    python bench/run.py --scenario ws100 --sites 10   # clients spread over 10 sites (#16)
 """
 
 from __future__ import annotations
@@ -233,13 +234,12 @@ async def _client_worker(
             ready = asyncio.Event()
             per_client.append(received)
             readies.append(ready)
+            token = spec["tokens"][len(per_client) - 1]
             if kind == "ws":
-                url = f"ws://127.0.0.1:{spec['port']}/ws/violations/?token={spec['token']}"
+                url = f"ws://127.0.0.1:{spec['port']}/ws/violations/?token={token}"
                 coro = ws_client(url, spec["run"], received, ready)
             else:
-                coro = sse_client(
-                    "127.0.0.1", spec["port"], spec["token"], spec["run"], received, ready
-                )
+                coro = sse_client("127.0.0.1", spec["port"], token, spec["run"], received, ready)
             tasks.append(asyncio.create_task(coro))
             await asyncio.sleep(spec["connect_gap"])  # handshakes paced, not a herd
     deadline = time.monotonic() + 120
@@ -293,6 +293,43 @@ def insert_burst(url: str, run: str, rows: int) -> dict[str, float]:
     return {f"/bench/{run}/{n}.jpg": at for n in range(1, rows + 1)}
 
 
+# --- sites (#16): rows' cameras are n % 16; camera c belongs to site c % sites ----------
+
+
+def camera_of_image(image: str) -> int:
+    return int(image.rsplit("/", 1)[1].split(".")[0]) % 16
+
+
+def site_of(camera: int, sites: int) -> int:
+    return camera % sites
+
+
+def site_tokens(env: dict[str, str], sites: int, cover_all: bool) -> list[str]:
+    """One user per site, given that site only, and a token of each. `cover_all`: every
+    site has every camera the rows use (and one of its own, so the scopes differ): each
+    client gets every row, as unscoped, through `sites` stream names."""
+    cameras = (
+        "list(range(16)) + [100 + k]"
+        if cover_all
+        else f"[c for c in range(16) if c % {sites} == k]"
+    )
+    script = (
+        "from django.contrib.auth import get_user_model\n"
+        "from realtime.models import Site\n"
+        "Site.objects.all().delete()\n"
+        f"for k in range({sites}):\n"
+        "    user, _ = get_user_model().objects.get_or_create(username=f'bench-{k}')\n"
+        f"    cameras = {cameras}\n"
+        "    Site.objects.create(name=f'bench-{k}', cameras=cameras).users.add(user)\n"
+    )
+    manage(env, "shell", "-c", script)
+    return [manage(env, "issue_token", f"bench-{k}").strip().splitlines()[-1] for k in range(sites)]
+
+
+def no_sites(env: dict[str, str]) -> None:
+    manage(env, "shell", "-c", "from realtime.models import Site; Site.objects.all().delete()")
+
+
 # --- one scenario ---------------------------------------------------------------------------
 
 
@@ -303,18 +340,24 @@ def percentile(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
-def run_scenario(sc: Scenario, stack: Stack, args: argparse.Namespace, token: str) -> Result:
+def run_scenario(sc: Scenario, stack: Stack, args: argparse.Namespace, tokens: list[str]) -> Result:
+    """`tokens`: one (a superuser's), or one per site; clients take them in turn."""
     run = f"{sc.name}-{uuid.uuid4().hex[:8]}"
     workers = max(1, min(args.workers, sc.ws + sc.sse))
     ctx = mp.get_context("spawn")
     connected, results, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
     procs = []
+    client_sites: list[int] = []  # each client's site (its token), in the order of results
     for i in range(workers):
+        ws = sc.ws // workers + (1 if i < sc.ws % workers else 0)
+        sse = sc.sse // workers + (1 if i < sc.sse % workers else 0)
+        sites = [(len(client_sites) + n) % len(tokens) for n in range(ws + sse)]
+        client_sites.extend(sites)
         spec = {
-            "ws": sc.ws // workers + (1 if i < sc.ws % workers else 0),
-            "sse": sc.sse // workers + (1 if i < sc.sse % workers else 0),
+            "ws": ws,
+            "sse": sse,
             "port": stack.port,
-            "token": token,
+            "tokens": [tokens[site] for site in sites],
             "run": run,
             "connect_gap": workers / args.connect_rate,
         }
@@ -363,10 +406,11 @@ def run_scenario(sc: Scenario, stack: Stack, args: argparse.Namespace, token: st
     machine_after = psutil.cpu_times()
     rss = server.memory_info().rss
     stop.set()
-    per_client: list[dict[str, float]] = []
+    by_worker: dict[int, list[dict[str, float]]] = {}
     for _ in procs:
-        _, clients, _ = results.get(timeout=120)
-        per_client.extend(clients)
+        index, clients, _ = results.get(timeout=120)
+        by_worker[index] = clients
+    per_client = [client for index in sorted(by_worker) for client in by_worker[index]]
     for p in procs:
         p.join(30)
     latencies = [
@@ -375,7 +419,22 @@ def run_scenario(sc: Scenario, stack: Stack, args: argparse.Namespace, token: st
         for image in got
         if image in committed
     ]
-    expected = len(committed) * len(per_client)
+    if len(tokens) == 1 or args.sites_cover_all:
+        expected = len(committed) * len(per_client)
+    else:
+        # A row of camera c reaches the clients of the site of c (site_of), only.
+        sites_of = [sum(1 for s in client_sites if s == site) for site in range(len(tokens))]
+        expected = sum(
+            sites_of[site_of(camera_of_image(image), len(tokens))] for image in committed
+        )
+        stray = sum(
+            1
+            for got, site in zip(per_client, client_sites, strict=True)
+            for image in got
+            if image in committed and site_of(camera_of_image(image), len(tokens)) != site
+        )
+        if stray:
+            raise SystemExit(f"{stray} deliveries to clients of another site")
     if os.environ.get("BENCH_DUMP"):
         t0 = min(committed.values())
         with open(os.environ["BENCH_DUMP"] + f"-{sc.name}.tsv", "w") as dump:
@@ -398,7 +457,9 @@ def run_scenario(sc: Scenario, stack: Stack, args: argparse.Namespace, token: st
         last = max((max(got.values()) for got in per_client if got), default=float("nan"))
         notes["last_row_after_commit_s"] = round(last - max(committed.values()), 3)
     return Result(
-        scenario=sc.name,
+        scenario=sc.name
+        if len(tokens) == 1
+        else f"{sc.name}-sites{len(tokens)}{'-all' if args.sites_cover_all else ''}",
         target=sc.target,
         clients=len(per_client),
         events=len(committed),
@@ -568,6 +629,17 @@ def main() -> None:
         help="new client connections per second, all workers together",
     )
     parser.add_argument("--workers", type=int, default=2, help="client processes")
+    parser.add_argument(
+        "--sites",
+        type=int,
+        default=0,
+        help="spread the clients over this many sites, a user each (0: one superuser)",
+    )
+    parser.add_argument(
+        "--sites-cover-all",
+        action="store_true",
+        help="with --sites: every site has every camera the rows use (each client gets all)",
+    )
     parser.add_argument("--idle-connections", type=int, default=1000)
     parser.add_argument(
         "--profile",
@@ -600,6 +672,9 @@ def main() -> None:
         capture_output=True,
     )
     token = manage(env, "issue_token", user).strip().splitlines()[-1]
+    tokens = site_tokens(env, args.sites, args.sites_cover_all) if args.sites else [token]
+    if not args.sites:
+        no_sites(env)
     logs = ROOT / "bench" / "logs"
     logs.mkdir(exist_ok=True)
     machine = {
@@ -619,7 +694,7 @@ def main() -> None:
         stack.start()
         try:
             if name in SCENARIOS:
-                row = asdict(run_scenario(SCENARIOS[name], stack, args, token))
+                row = asdict(run_scenario(SCENARIOS[name], stack, args, tokens))
             else:
                 row = idle_memory(stack, args, token, args.idle_connections)
         finally:

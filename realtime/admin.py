@@ -301,6 +301,18 @@ class SiteAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_fields = ["name"]
     filter_horizontal = ["users", "groups"]
 
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        scopes.forget()  # this process at once; the others within seconds
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        super().delete_model(request, obj)
+        scopes.forget()
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        super().delete_queryset(request, queryset)
+        scopes.forget()
+
     @admin.display(description="cameras")
     def camera_ranges(self, obj: Site) -> str:
         return scopes.format_cameras(obj.cameras)

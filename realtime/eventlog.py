@@ -16,16 +16,34 @@ from django.db import connection
 
 from realtime.changes import ChangeEvent, violation_state
 
+# Whether a shelf covers a change's violation (sql/008's realtime_shelves_covering, the
+# rule every reader uses). The change's JSON is parsed once (json_to_record), and not at
+# all while no shelf was ever made (a one-time filter of the query).
+SHELF_LATERAL = """
+LEFT JOIN LATERAL (
+    SELECT true AS shelved
+    FROM json_to_record(c.data) AS r (camera_id text, violation_date text, violation_time text),
+         realtime_shelves_covering(
+             CASE WHEN r.camera_id ~ '^[0-9]{1,18}$' THEN r.camera_id::bigint END,
+             CASE WHEN r.violation_date ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$'
+                   AND r.violation_time ~ '^[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,6})?$'
+                  THEN r.violation_date::date + r.violation_time::time END
+         ) covering
+    WHERE c.op <> 'DELETE' AND EXISTS (SELECT 1 FROM realtime_shelf)
+    LIMIT 1
+) sh ON true"""
+SHELF_COLUMN = ",\n       sh.shelved IS NOT NULL"
+
 
 # Changes of a source (a call of realtime_changes() or realtime_changes_after()), in id
 # order, each with when its log row was written, for an UPDATE or a STATE event the
 # violation's state as the product has it now (realtime_acknowledgement), and whether a
-# shelf covers the violation (sql/008). See logged().
+# shelf covers the violation. See logged().
 def _with_state(source: str) -> str:
     return f"""
 SELECT c.id, c.table_name, c.op, c.data, extract(epoch FROM c.created_at)::float8,
-       s.acknowledged_by, s.acknowledged_at, c.xid::text, s.note, s.noted_by, s.noted_at,
-       c.op <> 'DELETE' AND realtime_shelved_json(c.data)
+       s.acknowledged_by, s.acknowledged_at, c.xid::text,
+       s.note, s.noted_by, s.noted_at{SHELF_COLUMN}
 FROM {source} c
 LEFT JOIN LATERAL (
     SELECT a.acknowledged_by, a.acknowledged_at, a.note, a.noted_by, a.noted_at
@@ -33,7 +51,7 @@ LEFT JOIN LATERAL (
     WHERE c.op IN ('UPDATE', 'STATE') AND a.table_name = c.table_name
       AND a.violation_id = CASE WHEN c.data->>'id' ~ '^[0-9]{{1,18}}$'
                                 THEN (c.data->>'id')::bigint END
-) s ON true
+) s ON true{SHELF_LATERAL}
 ORDER BY c.id
 """
 

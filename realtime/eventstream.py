@@ -213,7 +213,8 @@ async def _live(
     manager = get_listener_manager()
     told = pipeline.watch.generation  # the pipeline's state the client has
     shelves_told = _shelves.generation  # the shelves the client was told of
-    rows = JSON_STREAM not in listener.channels  # `shelves` is for the row streams
+    # `shelves` is for the row streams, not the JSON ones (whatever their scope).
+    rows = all(scopes.split_channel(c)[0] != JSON_STREAM for c in listener.channels)
     while True:
         try:
             async with asyncio.timeout(settings.REALTIME_HEARTBEAT_SECONDS):

@@ -173,7 +173,8 @@ class Shelf(models.Model):
     Its violations in that time are still recorded and listed, marked shelved, but make no
     sound and are not counted. A violation is covered by its own date and time, the
     plant's local time as the detector wrote it, read in `time_zone` (DJANGO_TIME_ZONE when
-    the shelf was made): sql/008, realtime_shelved(), is the one rule every reader uses.
+    the shelf was made): sql/008, realtime_shelves_covering(), is the one rule every
+    reader uses.
     """
 
     REASON_MAX = 200

@@ -25,7 +25,6 @@ from collections.abc import Iterable
 from typing import Any, TypeAlias
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 
 Scope: TypeAlias = frozenset[int] | None
 EVERYTHING: Scope = None
@@ -148,45 +147,87 @@ class _SitesExist:
 sites_exist = _SitesExist()
 
 
+# A user's scope is kept this long per process: thousands of clients connecting at once
+# ask it once per user, not once each. The open streams' check (realtime.credentials)
+# reads every holder's afresh each time and keeps what it read, so a grant taken back
+# reaches new connections as soon as it reaches the open ones.
+USER_CACHE_SECONDS = 2.0
+_recent: dict[int, tuple[float, Scope]] = {}
+
+
 def of_user(user: Any) -> Scope:
     """The cameras `user` may see (None: all of them)."""
     if user is None or not user.is_authenticated or not user.is_active:
         return NOTHING
     if not sites_exist():
         return EVERYTHING
-    return of_users([int(user.pk)])[int(user.pk)]
+    pk = int(user.pk)
+    known = _recent.get(pk)
+    if known is not None and time.monotonic() - known[0] <= USER_CACHE_SECONDS:
+        return known[1]
+    return of_users([pk])[pk]
+
+
+def remember(found: dict[int, Scope]) -> None:
+    now = time.monotonic()
+    if len(_recent) > 10_000:
+        _recent.clear()
+    for pk, scope in found.items():
+        _recent[pk] = (now, scope)
+
+
+def forget() -> None:
+    _recent.clear()
+    sites_exist.forget()
+
+
+def _site_table(field: str) -> str:
+    from realtime.models import Site
+
+    return str(getattr(Site, field).through._meta.db_table)
 
 
 def of_users(user_ids: Iterable[int]) -> dict[int, Scope]:
-    """Each user's scope, in four queries whatever their number (the open streams' check)."""
-    from realtime.models import Site
+    """Each user's scope, in one query whatever their number (the open streams' check)."""
+    from django.db import connection
 
-    ids = set(user_ids)
+    ids = sorted(set(user_ids))
     if not ids:
         return {}
-    if not Site.objects.exists():
-        return dict.fromkeys(ids, EVERYTHING)
-    users = get_user_model().objects.filter(pk__in=ids, is_active=True)
-    everything = set(users.filter(is_superuser=True).values_list("pk", flat=True))
+    user_model = get_user_model()
+    users = user_model._meta.db_table
+    groups = user_model.groups.through._meta.db_table
+    user_permissions = user_model.user_permissions.through._meta.db_table
     app_label, codename = PERMISSION.split(".")
-    permission = Permission.objects.filter(content_type__app_label=app_label, codename=codename)
-    everything.update(users.filter(user_permissions__in=permission).values_list("pk", flat=True))
-    everything.update(users.filter(groups__permissions__in=permission).values_list("pk", flat=True))
-    cameras: dict[int, set[int]] = {pk: set() for pk in ids}
-    direct = Site.objects.filter(users__in=ids).values_list("users", "cameras")
-    through_groups = Site.objects.filter(groups__user__in=ids).values_list(
-        "groups__user", "cameras"
-    )
-    for pk, site_cameras in [*direct, *through_groups]:
-        if pk in cameras:
-            cameras[pk].update(site_cameras)
-    active = set(users.values_list("pk", flat=True))
-    return {
-        pk: EVERYTHING
-        if pk in everything
-        else (frozenset(cameras[pk]) if pk in active else NOTHING)
-        for pk in ids
-    }
+    query = f"""
+WITH permission AS (
+    SELECT p.id FROM auth_permission p JOIN django_content_type c ON c.id = p.content_type_id
+    WHERE c.app_label = %(app)s AND p.codename = %(codename)s
+)
+SELECT u.id,
+       NOT EXISTS (SELECT 1 FROM realtime_site)
+       OR u.is_superuser
+       OR EXISTS (SELECT 1 FROM {user_permissions} up
+                  WHERE up.user_id = u.id AND up.permission_id IN (SELECT id FROM permission))
+       OR EXISTS (SELECT 1 FROM {groups} ug JOIN auth_group_permissions gp USING (group_id)
+                  WHERE ug.user_id = u.id AND gp.permission_id IN (SELECT id FROM permission)),
+       ARRAY(
+           SELECT DISTINCT camera FROM realtime_site s, unnest(s.cameras) AS camera
+           WHERE s.id IN (SELECT site_id FROM {_site_table("users")} su WHERE su.user_id = u.id)
+              OR s.id IN (SELECT sg.site_id FROM {_site_table("groups")} sg
+                          JOIN {groups} ug USING (group_id) WHERE ug.user_id = u.id)
+       )
+FROM {users} u
+WHERE u.id = ANY(%(ids)s) AND u.is_active
+"""
+    with connection.cursor() as cursor:
+        cursor.execute(query, {"app": app_label, "codename": codename, "ids": ids})
+        rows = cursor.fetchall()
+    found: dict[int, Scope] = dict.fromkeys(ids, NOTHING)  # inactive or gone: nothing
+    for pk, everything, cameras in rows:
+        found[pk] = EVERYTHING if everything else frozenset(cameras)
+    remember(found)
+    return found
 
 
 class _EveryScope:

@@ -552,44 +552,6 @@ BEGIN
 END;
 $function$;
 
-CREATE OR REPLACE FUNCTION public.realtime_shelved(camera bigint, local_time timestamp without time zone)
- RETURNS boolean
- LANGUAGE sql
- STABLE
-AS $function$
-    SELECT EXISTS (SELECT 1 FROM realtime_shelves_covering(camera, local_time))
-$function$;
-
-CREATE OR REPLACE FUNCTION public.realtime_shelved_json(data json)
- RETURNS boolean
- LANGUAGE plpgsql
- STABLE
-AS $function$
-DECLARE
-    camera text := data->>'camera_id';
-    day    text := data->>'violation_date';
-    moment text := data->>'violation_time';
-BEGIN
-    IF NOT coalesce(
-        camera ~ '^[0-9]{1,18}$'
-        AND day ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$'
-        AND moment ~ '^[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?$',
-        false
-    ) THEN
-        RETURN false;
-    END IF;
-    -- Most cameras were never shelved: no date arithmetic for them.
-    IF NOT EXISTS (SELECT 1 FROM realtime_shelf s WHERE s.camera_id = camera::bigint) THEN
-        RETURN false;
-    END IF;
-    BEGIN
-        RETURN realtime_shelved(camera::bigint, day::date + moment::time);
-    EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
-        RETURN false;  -- 2025-02-30, 25:00:00
-    END;
-END;
-$function$;
-
 CREATE OR REPLACE FUNCTION public.realtime_shelves_covering(camera bigint, local_time timestamp without time zone)
  RETURNS SETOF realtime_shelf
  LANGUAGE sql

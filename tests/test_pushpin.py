@@ -140,7 +140,7 @@ async def test_through_pushpin_a_user_gets_their_sites_changes_only(behind_pushp
         for args in (("set", "North", "--cameras", "1-3"), ("grant", "North", "alice")):
             call_command("sites", *args, stdout=io.StringIO())
         call_command("sites", "set", "South", "--cameras", "4-6", stdout=io.StringIO())
-        scopes.sites_exist.forget()
+        scopes.forget()
         return ApiToken.issue(alice)
 
     base, _ = behind_pushpin

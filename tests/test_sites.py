@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def sites(*args: str) -> str:
     out = io.StringIO()
     call_command("sites", *args, stdout=out)
-    scopes.sites_exist.forget()
+    scopes.forget()
     return out.getvalue()
 
 

@@ -45,7 +45,7 @@ def stack(database_url: str, tmp_path_factory: Any) -> Iterator[Stack]:
 
 def sites(*args: str) -> None:
     call_command("sites", *args, stdout=io.StringIO())
-    scopes.sites_exist.forget()
+    scopes.forget()
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ from django.db import migrations, models
 from realtime.sql_files import RunSQLFile
 
 UNDO_008 = """
-DROP FUNCTION IF EXISTS realtime_shelved_json(json);
-DROP FUNCTION IF EXISTS realtime_shelved(bigint, timestamp);
 DROP FUNCTION IF EXISTS realtime_shelves_covering(bigint, timestamp);
 """
 

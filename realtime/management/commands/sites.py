@@ -57,7 +57,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Deleted the site {name}.")
         else:
             self._grant(name, options, grant=action == "grant")
-        scopes.sites_exist.forget()
+        scopes.forget()
 
     def _set(self, name: str, spec: str) -> None:
         try:
