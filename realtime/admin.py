@@ -49,8 +49,21 @@ class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
         return super().count
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Shown, never added, changed or deleted here: the detectors' rows, and what happened."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(HumanDetection, LotoDetection, PpeDetection)
-class ViolationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ViolationAdmin(ReadOnlyAdmin):
     """The detectors' rows, to look at: the product does not own them, so no add, change
     or delete. The acknowledgement comes from the product's own table."""
 
@@ -97,15 +110,6 @@ class ViolationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         if scope is not None:
             queryset = queryset.filter(camera_id__in=sorted(scope))
         return queryset
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def _kind(self) -> kinds.Kind | None:
         return kinds.knowing(table=self.model._meta.db_table).by_table.get(
@@ -207,22 +211,13 @@ class AcknowledgementAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(OperatorAction)
-class OperatorActionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class OperatorActionAdmin(ReadOnlyAdmin):
     """The operators' history: read-only, it is what happened."""
 
     list_display = ["at", "actor", "action", "table_name", "violation_id", "text"]
     list_filter = ["action", "table_name"]
     search_fields = ["actor", "=violation_id", "text"]
     date_hierarchy = "at"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(ApiToken)
@@ -235,7 +230,7 @@ class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Shelf)
-class ShelfAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ShelfAdmin(ReadOnlyAdmin):
     """Who shelved which camera, and when: read-only here. Operators shelve and unshelve on
     the live table, which tells every open screen."""
 
@@ -251,15 +246,6 @@ class ShelfAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     list_filter = ["shelved_by"]
     search_fields = ["=camera_id", "shelved_by", "reason"]
     date_hierarchy = "shelved_at"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class SiteForm(forms.ModelForm):  # type: ignore[type-arg]

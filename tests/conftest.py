@@ -152,3 +152,18 @@ def redis_url() -> str:
 
 
 __all__ = ["browser", "fire_kind", "historian", "insert_violation", "made_rows", "page"]
+
+
+@pytest.fixture
+def client_of() -> Any:
+    """`client_of("anna")`: a test client logged in as a new user of that name."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    def make(name: str) -> Client:
+        user = get_user_model().objects.create_user(name, password="a-long-password-1")
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make

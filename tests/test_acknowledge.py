@@ -17,17 +17,6 @@ from tests.helpers import insert_violation, newest_event
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def client_of():
-    def make(name: str) -> Client:
-        user = get_user_model().objects.create_user(name, password="a-long-password-1")
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return make
-
-
 def test_acknowledge_stores_who_and_when_once(pg, client_of) -> None:
     row_id = insert_violation(pg, "violation_ppedetections", image="/media/ack.jpg")
     before = pg.execute(

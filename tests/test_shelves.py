@@ -26,17 +26,6 @@ from tests.helpers import insert_violation, newest_event
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def client_of():
-    def make(name: str) -> Client:
-        user = get_user_model().objects.create_user(name, password="a-long-password-1")
-        client = Client()
-        client.force_login(user)
-        return client
-
-    return make
-
-
 def insert_at(pg: Any, camera: int, local: datetime, image: str, table: str = "ppe") -> int:
     """A violation the detector stamped with `local` (plant time, naive)."""
     row = pg.execute(
