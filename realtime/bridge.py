@@ -223,26 +223,36 @@ def events_by_id(ids: list[int]) -> list[ChangeMessage]:
 
 
 def wake_sse_streams(messages: list[ChangeMessage]) -> None:
-    # One stream name per scope (realtime.scopes): each change filtered once per scope.
-    for channel in eventstream.listened():
-        base, scope = scopes.split_channel(channel)
-        if base != JSON_STREAM:
-            continue
+    # One stream name per scope (realtime.scopes): each change filtered once per scope,
+    # and its event's text made once, whatever the number of scopes.
+    channels = [c for c in eventstream.listened() if scopes.split_channel(c)[0] == JSON_STREAM]
+    if not channels:
+        return
+    texts = [(m, json_text(m), message_camera(m)) for m in messages]
+    for channel in channels:
+        scope = scopes.split_channel(channel)[1]
         events = [
-            json_event(m, channel) for m in messages if scopes.covers(scope, message_camera(m))
+            eventstream.event(channel, event_type, data, m["id"])
+            for m, (event_type, data), camera in texts
+            if scopes.covers(scope, camera)
         ]
         if events:
             eventstream.queue_for_streams(channel, events)
 
 
-def json_event(message: ChangeMessage, channel: str = JSON_STREAM) -> eventstream.StreamEvent:
-    """/events/violations/: a change as `message`, an acknowledgement as its own event."""
+def json_text(message: ChangeMessage) -> tuple[str, str]:
+    """/events/violations/: (event type, data) of a change: `message` and the change's
+    frame, or an acknowledgement as its own event."""
     if message["op"] == STATE:
         change = cast(ChangeEvent, {**json.loads(message["frame"]), "state": message.get("state")})
-        return eventstream.event(
-            channel, ACKNOWLEDGEMENT_EVENT, acknowledgement_frame(change), message["id"]
-        )
-    return eventstream.event(channel, "message", message["frame"], message["id"])
+        return ACKNOWLEDGEMENT_EVENT, acknowledgement_frame(change)
+    return "message", message["frame"]
+
+
+def json_event(message: ChangeMessage, channel: str = JSON_STREAM) -> eventstream.StreamEvent:
+    """A change's event on a /events/violations/ stream (json_text)."""
+    event_type, data = json_text(message)
+    return eventstream.event(channel, event_type, data, message["id"])
 
 
 def wake_row_streams(messages: list[ChangeMessage]) -> None:

@@ -64,12 +64,12 @@ class EventLogStorage(StorageBase):
             # Unknown to this log, or pruned since: the client gets a stream-reset.
             raise EventDoesNotExist(f"No event {last_id} in the log", last)
         base, scope = scopes.split_channel(channel)
+        registry = kinds.registry()
         if base == JSON_STREAM:
             tables, camera = None, None
             layout = None
         else:
             layout, row_filter = RowFilter.from_stream_name(base)
-            registry = kinds.registry()
             tables = [kind.table for kind in row_filter.kinds(registry)]
             camera = row_filter.camera
         events: list[StreamEvent] = []
@@ -80,7 +80,7 @@ class EventLogStorage(StorageBase):
             changes = eventlog.changes_after(after, limit, tables, camera)
             for change in changes:
                 if scopes.covers(scope, change["data"].get("camera_id")):
-                    event = self._event(channel, layout, change)
+                    event = self._event(channel, layout, change, registry)
                     if event is not None:
                         events.append(event)
             if len(changes) < limit or scope is None:
@@ -90,14 +90,14 @@ class EventLogStorage(StorageBase):
         return events[:limit]
 
     @staticmethod
-    def _event(channel: str, layout: Any, change: ChangeEvent) -> Any:
+    def _event(channel: str, layout: Any, change: ChangeEvent, registry: kinds.Registry) -> Any:
         if layout is None:
-            return json_event(change_message(change))
+            return json_event(change_message(change), channel)
         html = render_change(
             encode_frame(change),
             change.get("state"),
             layout,
-            kinds.registry(),
+            registry,
             change.get("shelved", False),
         )
         return None if html is None else StreamEvent(channel, "message", html, id=change["id"])

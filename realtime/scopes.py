@@ -92,6 +92,11 @@ def channel(base: str, scope: Scope) -> str:
     return f"{base}{SEPARATOR}{format_cameras(scope) or 'none'}"
 
 
+def base_of(name: str) -> str:
+    """The base name of a stream name, whatever follows it (a client's resume point)."""
+    return name.partition(SEPARATOR)[0]
+
+
 _split_cache: dict[str, tuple[str, Scope]] = {}
 
 

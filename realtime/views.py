@@ -381,10 +381,6 @@ def _stream(request: HttpRequest, base: str) -> HttpResponseBase:
     return response
 
 
-def _base(channel: str) -> str:
-    return channel.partition(scopes.SEPARATOR)[0]
-
-
 def _proxied_continuation(request: HttpRequest) -> bool:
     grip = getattr(request, "grip", None)
     if grip is None or not grip.proxied or "es-meta" not in request.GET:
@@ -406,7 +402,8 @@ def _resume_point(request: HttpRequest, channel: str) -> tuple[int | None, str |
     # A stream of the same name in another scope is fine: the user's scope changed since
     # (their grants), and they resume with the new one.
     if match is None or (
-        match.group(1) is not None and _base(unquote(match.group(1))) != _base(channel)
+        match.group(1) is not None
+        and scopes.base_of(unquote(match.group(1))) != scopes.base_of(channel)
     ):
         return None, f"Last-Event-ID must be an event id such as 42 or {quote(channel)}:42"
     return int(match.group(2)), None
