@@ -231,6 +231,43 @@ async def test_revoking_a_grant_reaches_open_streams_without_losing_the_rest(
         assert got == {north_after} and south_after not in got
 
 
+async def test_a_shelf_tells_a_users_row_stream_and_not_their_json_stream(
+    stack, pg, tokens
+) -> None:
+    """The `shelves` event is for the live table's rows stream; a program's JSON stream
+    carries changes only, whatever the user's scope."""
+    import httpx
+
+    from realtime.eventstream import SHELVES_EVENT
+
+    auth = {"Authorization": f"Bearer {tokens['alice']}"}
+    async with (
+        sse(f"{stack.http}/events/violations/", auth) as json_stream,
+        sse(f"{stack.http}/events/violations/rows/", auth) as rows,
+    ):
+        async with httpx.AsyncClient(base_url=stack.http) as alice:
+            await alice.get("/accounts/login/")
+            await alice.post(
+                "/accounts/login/",
+                data={
+                    "username": "alice",
+                    "password": browsing.PASSWORD,
+                    "csrfmiddlewaretoken": alice.cookies["csrftoken"],
+                },
+            )
+            shelved = await alice.post(
+                "/shelves/",
+                data={"camera": "2", "minutes": "15"},
+                headers={"X-CSRFToken": alice.cookies["csrftoken"]},
+            )
+            assert shelved.status_code == 200
+        assert (await rows.next_event(5)).event == SHELVES_EVENT.split(b"\n")[0][7:].decode()
+        insert(pg, 1, "/media/after-the-shelf.jpg")
+        after = newest_event(pg)
+        event = await json_stream.next_event(5)
+        assert (event.event, event.id) == ("message", f"violations~1-3:{after}")
+
+
 def test_the_live_table_shows_a_user_their_sites_rows_only(stack, page, pg, tokens) -> None:
     before = insert(pg, 4, "/media/south-old.jpg")
     mine = insert(pg, 1, "/media/north-old.jpg")
