@@ -38,12 +38,12 @@ BUILT_IN_TABLES = (
     "violation_lotodetections",
     "violation_ppedetections",
 )
-# The product's trigger as the migrations attach it (sql/007), and the functions that
+# The product's trigger as the migrations attach it (sql/009), and the functions that
 # attach and detach it. The product's triggers of every version are told by the function
-# they run (realtime_notify_v1() ... v4()), not by their names.
-TRIGGER_FUNCTION = "realtime_notify_v4()"
-WATCH_FUNCTION = "realtime_watch_v4"
-UNWATCH_FUNCTION = "realtime_unwatch_v4"
+# they run (realtime_notify_v1() ... v5()), not by their names.
+TRIGGER_FUNCTION = "realtime_notify_v5()"
+WATCH_FUNCTION = "realtime_watch_v5"
+UNWATCH_FUNCTION = "realtime_unwatch_v5"
 PRODUCT_TRIGGER_FUNCTION = re.compile(r"(?:.+\.)?realtime_notify_v[0-9]+\(\)")
 # Which detectors' tables the product created itself (migration 0001 where none existed):
 # only those may ever be altered or dropped by a migration.

@@ -29,6 +29,7 @@ def detectors_tables(app_configs: Any = None, databases: Any = None, **kwargs: A
 
 def _messages(cursor: Any) -> Iterator[checks.CheckMessage]:
     migrated = _exists(cursor, "realtime_event")
+    yield from _definer_functions(cursor)
     for slug, table in _kind_tables(cursor):
         if table is None:
             yield checks.Error(
@@ -78,6 +79,59 @@ def _messages(cursor: Any) -> Iterator[checks.CheckMessage]:
                 f"{trigger} ON {table.qualified};",
                 id="realtime.I001",
             )
+
+
+# The product's SECURITY DEFINER functions (they run as their owner) whose search path
+# does not end with pg_temp: PostgreSQL then looks for tables in the caller's temporary
+# schema first (sql/009).
+UNPINNED_SQL = """
+SELECT p.oid::regprocedure::text FROM pg_proc p
+WHERE p.prosecdef AND p.proname LIKE 'realtime\\_%'
+  AND p.pronamespace = current_schema()::regnamespace
+  AND NOT coalesce(
+      format('search_path=pg_catalog, %I, pg_temp', current_schema()) = ANY(p.proconfig), false)
+ORDER BY 1
+"""
+# Roles other than its owner that may CREATE in the product's schema (PUBLIC included):
+# they could add an overload that a SECURITY DEFINER function would call.
+SCHEMA_CREATORS_SQL = """
+SELECT coalesce(nullif(a.grantee::regrole::text, '-'), 'PUBLIC')
+FROM pg_namespace n, aclexplode(n.nspacl) a
+WHERE n.nspname = current_schema() AND a.privilege_type = 'CREATE'
+  AND a.grantee <> n.nspowner
+  AND NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = a.grantee AND r.rolsuper)
+ORDER BY 1
+"""
+
+
+def _definer_functions(cursor: Any) -> Iterator[checks.CheckMessage]:
+    if not _exists_function(cursor, "realtime_pin_search_path(regprocedure)"):
+        return  # before migration 0018, which pins every one of them
+    cursor.execute(UNPINNED_SQL)
+    for (function,) in cursor.fetchall():
+        yield checks.Error(
+            f"{function} runs as its owner and searches the caller's temporary schema first: "
+            "any role that can fire it can run SQL as its owner.",
+            hint=f"SELECT realtime_pin_search_path('{function}');",
+            id="realtime.E003",
+        )
+    cursor.execute(SCHEMA_CREATORS_SQL)
+    creators = [row[0] for row in cursor.fetchall()]
+    if creators:
+        cursor.execute("SELECT quote_ident(current_schema())")
+        schema = cursor.fetchone()[0]
+        yield checks.Warning(
+            f"Roles other than its owner may create objects in the schema {schema} "
+            f"({', '.join(creators)}), where the product's functions that run as their owner "
+            "look for what they call.",
+            hint=f"REVOKE CREATE ON SCHEMA {schema} FROM {', '.join(creators)};",
+            id="realtime.W005",
+        )
+
+
+def _exists_function(cursor: Any, signature: str) -> bool:
+    cursor.execute("SELECT to_regprocedure(%s) IS NOT NULL", [signature])
+    return bool(cursor.fetchone()[0])
 
 
 def _kind_tables(cursor: Any) -> Iterator[tuple[str, adoption.Table | None]]:

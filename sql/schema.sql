@@ -46,6 +46,7 @@ CREATE TABLE realtime_event (
     created_at timestamp with time zone NOT NULL DEFAULT clock_timestamp(),
     first_id bigint,
     ids bigint[],
+    old_data json COMPRESSION lz4,
     CONSTRAINT realtime_event_pkey PRIMARY KEY (id),
     CONSTRAINT realtime_event_op_check CHECK ((op = ANY (ARRAY['INSERT'::text, 'UPDATE'::text, 'DELETE'::text, 'STATE'::text])))
 );
@@ -140,18 +141,19 @@ CREATE INDEX realtime_site_users_site_id_9dc70f3b ON public.realtime_site_users 
 CREATE INDEX realtime_site_users_user_id_a443f79e ON public.realtime_site_users USING btree (user_id);
 
 CREATE OR REPLACE FUNCTION public.realtime_changes(after_id bigint, up_to bigint, wanted bigint[] DEFAULT NULL::bigint[])
- RETURNS TABLE(id bigint, table_name text, op text, data json, xid xid8, created_at timestamp with time zone)
+ RETURNS TABLE(id bigint, table_name text, op text, data json, xid xid8, created_at timestamp with time zone, old_data json)
  LANGUAGE sql
  STABLE
 AS $function$
-    SELECT e.id, e.table_name, e.op, e.data, e.xid, e.created_at
+    SELECT e.id, e.table_name, e.op, e.data, e.xid, e.created_at, e.old_data
     FROM realtime_event e
     WHERE e.ids IS NULL AND e.id > after_id AND e.id <= up_to
       AND (wanted IS NULL OR e.id = ANY(wanted))
     UNION ALL
-    SELECT c.id, e.table_name, e.op, c.data, e.xid, e.created_at
+    SELECT c.id, e.table_name, e.op, c.data, e.xid, e.created_at, c.old_data
     FROM realtime_event e,
-         ROWS FROM (unnest(e.ids), json_array_elements(e.data)) AS c (id, data)
+         ROWS FROM (unnest(e.ids), json_array_elements(e.data), json_array_elements(e.old_data))
+             AS c (id, data, old_data)
     WHERE e.ids IS NOT NULL AND e.id > after_id AND e.first_id <= up_to
       AND (wanted IS NULL OR e.ids && wanted)
       AND c.id > after_id AND c.id <= up_to
@@ -159,7 +161,7 @@ AS $function$
 $function$;
 
 CREATE OR REPLACE FUNCTION public.realtime_changes_after(after_id bigint, max_rows integer, tables text[] DEFAULT NULL::text[], camera text DEFAULT NULL::text)
- RETURNS TABLE(id bigint, table_name text, op text, data json, xid xid8, created_at timestamp with time zone)
+ RETURNS TABLE(id bigint, table_name text, op text, data json, xid xid8, created_at timestamp with time zone, old_data json)
  LANGUAGE plpgsql
  STABLE
 AS $function$
@@ -185,21 +187,24 @@ BEGIN
         wanted := max_rows;
         RETURN QUERY
             SELECT u.* FROM (
-                (SELECT e.id, e.table_name, e.op, e.data, e.xid, e.created_at
+                (SELECT e.id, e.table_name, e.op, e.data, e.xid, e.created_at, e.old_data
                  FROM realtime_event e
                  WHERE e.ids IS NULL AND e.id > low AND e.id <= high
                    AND (tables IS NULL OR e.table_name = ANY(tables))
-                   AND (camera IS NULL OR e.data->>'camera_id' = camera)
+                   AND (camera IS NULL OR e.data->>'camera_id' = camera
+                        OR e.old_data->>'camera_id' = camera)
                  ORDER BY e.id
                  LIMIT wanted)
                 UNION ALL
-                SELECT c.id, e.table_name, e.op, c.data, e.xid, e.created_at
+                SELECT c.id, e.table_name, e.op, c.data, e.xid, e.created_at, c.old_data
                 FROM realtime_event e,
-                     ROWS FROM (unnest(e.ids), json_array_elements(e.data)) AS c (id, data)
+                     ROWS FROM (unnest(e.ids), json_array_elements(e.data),
+                                json_array_elements(e.old_data)) AS c (id, data, old_data)
                 WHERE e.ids IS NOT NULL AND e.id > low AND e.first_id <= high
                   AND (tables IS NULL OR e.table_name = ANY(tables))
                   AND c.id > low AND c.id <= high
-                  AND (camera IS NULL OR c.data->>'camera_id' = camera)
+                  AND (camera IS NULL OR c.data->>'camera_id' = camera
+                       OR c.old_data->>'camera_id' = camera)
             ) u
             ORDER BY u.id
             LIMIT wanted;
@@ -259,7 +264,7 @@ CREATE OR REPLACE FUNCTION public.realtime_notify_v1()
  RETURNS trigger
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET search_path TO '$user', 'public'
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 DECLARE
     row_data   json;
@@ -301,7 +306,7 @@ CREATE OR REPLACE FUNCTION public.realtime_notify_v2()
  RETURNS trigger
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET search_path TO '$user', 'public'
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 DECLARE
     per_row_max CONSTANT int := 100;
@@ -361,7 +366,7 @@ CREATE OR REPLACE FUNCTION public.realtime_notify_v3()
  RETURNS trigger
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET search_path TO '$user', 'public'
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 DECLARE
     per_row_max     CONSTANT int := 100;
@@ -465,7 +470,7 @@ CREATE OR REPLACE FUNCTION public.realtime_notify_v4()
  RETURNS trigger
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET search_path TO '$user', 'public'
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 DECLARE
     per_row_max     CONSTANT int := 100;
@@ -552,6 +557,141 @@ BEGIN
 END;
 $function$;
 
+CREATE OR REPLACE FUNCTION public.realtime_notify_v5()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
+AS $function$
+DECLARE
+    per_row_max     CONSTANT int := 100;
+    per_entry_max   CONSTANT int := realtime_log_window();
+    per_entry_bytes CONSTANT int := 64 * 1024 * 1024;
+    written_at      float8 := extract(epoch FROM clock_timestamp());
+    notify          boolean := realtime_notify_has_room();
+    row_count       bigint;
+    statement_first bigint;
+    statement_last  bigint;
+    packed_data     json;
+    packed_old      json;
+    packed_ids      bigint[];
+    packed          record;
+    logged          record;
+    -- The rows an UPDATE moved to another camera, as they were: their id (text) ->
+    -- their JSON (text, so that it keeps row_to_json's key order). NULL: none moved.
+    moved           jsonb;
+BEGIN
+    SELECT count(*) INTO row_count FROM changed_rows;
+    IF row_count = 0 THEN
+        RETURN NULL;
+    END IF;
+
+    IF TG_OP = 'UPDATE'
+       AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = TG_RELID
+                   AND a.attname = 'camera_id' AND NOT a.attisdropped)
+       AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = TG_RELID
+                   AND a.attname = 'id' AND NOT a.attisdropped)
+    THEN
+        -- PL/pgSQL plans this per table it is attached to, so the columns resolve.
+        SELECT jsonb_object_agg(o.id::text, row_to_json(o)::text) INTO moved
+        FROM old_rows o JOIN changed_rows n ON n.id = o.id
+        WHERE o.camera_id IS DISTINCT FROM n.camera_id;
+    END IF;
+
+    IF row_count <= per_row_max THEN
+        FOR logged IN
+            INSERT INTO realtime_event (table_name, op, data, old_data)
+            SELECT TG_TABLE_NAME, TG_OP, c.data,
+                   CASE WHEN moved IS NOT NULL THEN (moved ->> (c.data->>'id'))::json END
+            FROM (SELECT row_to_json(r) AS data FROM changed_rows r) c
+            RETURNING id, data
+        LOOP
+            CONTINUE WHEN NOT notify;
+            PERFORM realtime_notify_change(logged.id, TG_TABLE_NAME, TG_OP, logged.data, written_at);
+        END LOOP;
+        RETURN NULL;
+    END IF;
+
+    BEGIN
+        IF row_count <= per_entry_max THEN
+            -- One pass, no sort: the aggregates take the rows in scan order, in which
+            -- nextval() gave ascending ids, so ids[i] belongs to the i-th row of data.
+            SELECT max(c.id), min(c.id), json_agg(c.data), array_agg(c.id),
+                   CASE WHEN moved IS NOT NULL
+                        THEN json_agg((moved ->> (c.data->>'id'))::json) END
+            INTO statement_last, statement_first, packed_data, packed_ids, packed_old
+            FROM (
+                SELECT nextval('realtime_event_id_seq') AS id, row_to_json(r) AS data
+                FROM changed_rows r
+            ) c;
+            IF octet_length(packed_data::text) + coalesce(octet_length(packed_old::text), 0)
+               > per_entry_bytes
+            THEN
+                RAISE EXCEPTION USING ERRCODE = 'program_limit_exceeded';
+            END IF;
+            INSERT INTO realtime_event (id, table_name, op, data, first_id, ids, old_data)
+            VALUES (statement_last, TG_TABLE_NAME, TG_OP, packed_data, statement_first,
+                    packed_ids, packed_old);
+        ELSE
+            FOR packed IN
+                SELECT max(c.id) AS last, min(c.id) AS first,
+                       json_agg(c.data ORDER BY c.id) AS data, array_agg(c.id ORDER BY c.id) AS ids,
+                       CASE WHEN moved IS NOT NULL
+                            THEN json_agg((moved ->> (c.data->>'id'))::json ORDER BY c.id)
+                       END AS old_data
+                FROM (
+                    SELECT nextval('realtime_event_id_seq') AS id, row_to_json(r) AS data
+                    FROM changed_rows r
+                ) c
+                GROUP BY c.id / per_entry_max
+            LOOP
+                IF octet_length(packed.data::text)
+                   + coalesce(octet_length(packed.old_data::text), 0) > per_entry_bytes
+                THEN
+                    RAISE EXCEPTION USING ERRCODE = 'program_limit_exceeded';
+                END IF;
+                INSERT INTO realtime_event (id, table_name, op, data, first_id, ids, old_data)
+                VALUES (packed.last, TG_TABLE_NAME, TG_OP, packed.data, packed.first, packed.ids,
+                        packed.old_data);
+                statement_first := least(statement_first, packed.first);
+                statement_last := greatest(statement_last, packed.last);
+            END LOOP;
+        END IF;
+    EXCEPTION WHEN program_limit_exceeded OR out_of_memory THEN
+        -- Too big to pack (over per_entry_bytes, or over 1 GB while packing): a log row
+        -- per change.
+        WITH appended AS (
+            INSERT INTO realtime_event (table_name, op, data, old_data)
+            SELECT TG_TABLE_NAME, TG_OP, c.data,
+                   CASE WHEN moved IS NOT NULL THEN (moved ->> (c.data->>'id'))::json END
+            FROM (SELECT row_to_json(r) AS data FROM changed_rows r) c
+            RETURNING realtime_event.id
+        )
+        SELECT min(a.id), max(a.id) INTO statement_first, statement_last FROM appended a;
+    END;
+    IF notify THEN
+        PERFORM realtime_notify_statement(
+            TG_TABLE_NAME, TG_OP, statement_first, statement_last, row_count, written_at
+        );
+    END IF;
+    RETURN NULL;
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION public.realtime_pin_search_path(fn regprocedure)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    EXECUTE format(
+        'ALTER FUNCTION %s SET search_path = pg_catalog, %I, pg_temp',
+        fn,
+        (SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE p.oid = fn)
+    );
+END;
+$function$;
+
 CREATE OR REPLACE FUNCTION public.realtime_shelves_covering(camera bigint, local_time timestamp without time zone)
  RETURNS SETOF realtime_shelf
  LANGUAGE sql
@@ -567,7 +707,7 @@ CREATE OR REPLACE FUNCTION public.realtime_state_changed_v1()
  RETURNS trigger
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET search_path TO '$user', 'public'
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 DECLARE
     violation_table text;
@@ -613,7 +753,7 @@ CREATE OR REPLACE FUNCTION public.realtime_state_changed_v2()
  RETURNS trigger
  LANGUAGE plpgsql
  SECURITY DEFINER
- SET search_path TO '$user', 'public'
+ SET search_path TO 'pg_catalog', 'public', 'pg_temp'
 AS $function$
 DECLARE
     violation_table text;
@@ -661,7 +801,8 @@ AS $function$
         to_regprocedure('realtime_notify_v1()'),
         to_regprocedure('realtime_notify_v2()'),
         to_regprocedure('realtime_notify_v3()'),
-        to_regprocedure('realtime_notify_v4()')
+        to_regprocedure('realtime_notify_v4()'),
+        to_regprocedure('realtime_notify_v5()')
     ], NULL)
 $function$;
 
@@ -707,6 +848,15 @@ BEGIN
     LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', trigger_name, target);
     END LOOP;
+END;
+$function$;
+
+CREATE OR REPLACE FUNCTION public.realtime_unwatch_v5(target regclass)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+    PERFORM realtime_unwatch_v4(target);
 END;
 $function$;
 
@@ -800,6 +950,36 @@ BEGIN
 END;
 $function$;
 
+CREATE OR REPLACE FUNCTION public.realtime_watch_v5(target regclass)
+ RETURNS void
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+    op text;
+BEGIN
+    IF (SELECT array_agg(DISTINCT w.trigger_function) FROM realtime_watched_tables() w
+        WHERE w.target = $1) = ARRAY['realtime_notify_v5()'::regprocedure]
+       AND (SELECT count(*) FROM pg_trigger t
+            WHERE t.tgrelid = $1 AND t.tgfoid = 'realtime_notify_v5()'::regprocedure) = 3
+    THEN
+        RETURN;
+    END IF;
+    PERFORM realtime_unwatch_v4(target);
+    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete'] LOOP
+        EXECUTE format(
+            'CREATE TRIGGER %I AFTER %s ON %s REFERENCING %s '
+            'FOR EACH STATEMENT EXECUTE FUNCTION realtime_notify_v5()',
+            'realtime_notify_v5_' || op, upper(op), target,
+            CASE op
+                WHEN 'insert' THEN 'NEW TABLE AS changed_rows'
+                WHEN 'update' THEN 'OLD TABLE AS old_rows NEW TABLE AS changed_rows'
+                ELSE 'OLD TABLE AS changed_rows'
+            END
+        );
+    END LOOP;
+END;
+$function$;
+
 CREATE OR REPLACE FUNCTION public.realtime_watched_tables()
  RETURNS TABLE(target regclass, trigger_function regprocedure)
  LANGUAGE sql
@@ -814,6 +994,6 @@ $function$;
 CREATE TRIGGER realtime_state_v2 AFTER INSERT OR DELETE OR UPDATE ON public.realtime_acknowledgement FOR EACH ROW EXECUTE FUNCTION realtime_state_changed_v2();
 
 -- Each kind's table (realtime_kind) carries these, here on the first one's:
-CREATE TRIGGER realtime_notify_v4_delete AFTER DELETE ON public.violation_humandetections REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION realtime_notify_v4();
-CREATE TRIGGER realtime_notify_v4_insert AFTER INSERT ON public.violation_humandetections REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION realtime_notify_v4();
-CREATE TRIGGER realtime_notify_v4_update AFTER UPDATE ON public.violation_humandetections REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION realtime_notify_v4();
+CREATE TRIGGER realtime_notify_v5_delete AFTER DELETE ON public.violation_humandetections REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION realtime_notify_v5();
+CREATE TRIGGER realtime_notify_v5_insert AFTER INSERT ON public.violation_humandetections REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION realtime_notify_v5();
+CREATE TRIGGER realtime_notify_v5_update AFTER UPDATE ON public.violation_humandetections REFERENCING OLD TABLE AS old_rows NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION realtime_notify_v5();

@@ -20,7 +20,7 @@ from psycopg import sql
 from tests.helpers import manage, run_manage, scratch_database
 
 TABLES = ("violation_humandetections", "violation_lotodetections", "violation_ppedetections")
-PRODUCT_TRIGGERS = {f"realtime_notify_v4_{op}" for op in ("insert", "update", "delete")}
+PRODUCT_TRIGGERS = {f"realtime_notify_v5_{op}" for op in ("insert", "update", "delete")}
 
 DBA_SCHEMA = (Path(__file__).resolve().parent / "fixtures" / "detectors_schema.sql").read_text()
 
@@ -262,9 +262,10 @@ def test_a_role_that_may_not_attach_triggers_is_told_what_to_grant(db_url, roles
 
 
 def test_an_upgrade_without_the_owner_keeps_v3_and_says_what_to_run(db_url, roles) -> None:
-    """Moving a table to trigger v4 drops v3's triggers, which needs the table's owner: a
-    product role with only the TRIGGER privilege keeps v3 (which logs and notifies the
-    same), and `check` says what the owner should run."""
+    """Moving a table to trigger v4 (and v5) drops v3's triggers, which needs the table's
+    owner: a product role with only the TRIGGER privilege keeps v3 (which logs and
+    notifies the same, its search path pinned all the same), and `check` says what the
+    owner should run."""
     owner, product = roles
     with scratch_database(db_url, f"adopt_{uuid.uuid4().hex[:8]}") as url:
         with psycopg.connect(url, autocommit=True) as conn:
@@ -292,7 +293,7 @@ def test_an_upgrade_without_the_owner_keeps_v3_and_says_what_to_run(db_url, role
         assert (
             "violation_humandetections keeps its older trigger (must be owner of relation "
             "violation_humandetections). Ask the table's owner to run: SELECT "
-            "realtime_watch_v4('violation_humandetections');"
+            "realtime_watch_v5('violation_humandetections');"
         ) in out.stdout, out.stdout
         with psycopg.connect(url, autocommit=True) as conn:
             watched = conn.execute(
@@ -306,15 +307,15 @@ def test_an_upgrade_without_the_owner_keeps_v3_and_says_what_to_run(db_url, role
         assert "realtime.W003" in checked
         assert (
             "Ask the owner to run: SELECT "
-            'realtime_watch_v4(\'"public"."violation_ppedetections"\');' in checked
+            'realtime_watch_v5(\'"public"."violation_ppedetections"\');' in checked
         )
 
         with psycopg.connect(as_role(url, owner), autocommit=True) as conn:
             for table in TABLES:
-                conn.execute("SELECT realtime_watch_v4(%s)", [table])
+                conn.execute("SELECT realtime_watch_v5(%s)", [table])
         assert "realtime.W003" not in run_manage(as_role(url, product), "check").stderr
         with psycopg.connect(url, autocommit=True) as conn:
             watched = conn.execute(
                 "SELECT DISTINCT trigger_function::text FROM realtime_watched_tables()"
             ).fetchall()
-            assert watched == [("realtime_notify_v4()",)]
+            assert watched == [("realtime_notify_v5()",)]

@@ -53,9 +53,9 @@ def test_add_kind_watches_the_table_and_remove_undoes_it(pg, fire_table, operato
     )
     assert kind.position > ViolationKind.objects.get(slug="ppe").position, "last on the page"
     assert triggers(pg, fire_table) == {
-        "realtime_notify_v4_insert",
-        "realtime_notify_v4_update",
-        "realtime_notify_v4_delete",
+        "realtime_notify_v5_insert",
+        "realtime_notify_v5_update",
+        "realtime_notify_v5_delete",
     }
     assert operator_client.get("/?kind=fire").status_code == 200
     assert (

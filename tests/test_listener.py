@@ -243,7 +243,7 @@ async def test_a_table_watched_meanwhile_is_forwarded_at_its_first_change(db_url
     )
     try:
         async with running(listener):
-            pg.execute("SELECT realtime_watch_v4('violation_smokedetections')")
+            pg.execute("SELECT realtime_watch_v5('violation_smokedetections')")
             pg.execute(
                 "INSERT INTO violation_smokedetections (camera_id, violation_image)"
                 " VALUES (1, '/media/smoke.jpg')"

@@ -74,7 +74,7 @@ def test_statement_rows_survive_going_back_and_forth(scratch_url) -> None:
 
     migrate(scratch_url)
     with psycopg.connect(scratch_url, autocommit=True) as conn:
-        assert triggers(conn) == version(4)
+        assert triggers(conn) == version(5)
         again = changes(
             conn,
             "SELECT id, op, data::text, xid::text, created_at"
@@ -211,7 +211,7 @@ def test_trigger_v4_goes_back_to_v3_and_forward_again(scratch_url) -> None:
         before = functions(conn)
         unwatch_v3 = conn.execute("SELECT pg_get_functiondef('realtime_unwatch_v3'::regproc)")
         unwatch_v3_before = unwatch_v3.fetchone()
-    migrate(scratch_url)
+    migrate(scratch_url, "realtime", "0017")
     with psycopg.connect(scratch_url, autocommit=True) as conn:
         assert triggers(conn) == version(4)
         assert state_triggers(conn) == {"realtime_state_v2"}
@@ -233,7 +233,7 @@ def test_trigger_v4_goes_back_to_v3_and_forward_again(scratch_url) -> None:
             " acknowledged_at) SELECT 'violation_ppedetections', min(id), 'op', now()"
             " FROM violation_ppedetections"
         )
-    migrate(scratch_url)
+    migrate(scratch_url, "realtime", "0017")
     with psycopg.connect(scratch_url, autocommit=True) as conn:
         assert triggers(conn) == version(4)
         conn.execute("INSERT INTO violation_ppedetections (camera_id) VALUES (2)")
@@ -242,3 +242,59 @@ def test_trigger_v4_goes_back_to_v3_and_forward_again(scratch_url) -> None:
             " GROUP BY op ORDER BY op"
         ).fetchall()
         assert logged == [("INSERT", 152, 152), ("STATE", 1, 1)]
+
+
+def definition(conn: psycopg.Connection[Any], function: str) -> str:
+    row = conn.execute("SELECT pg_get_functiondef(%s::regprocedure)", [function]).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+READERS = (
+    "realtime_changes(bigint,bigint,bigint[])",
+    "realtime_changes_after(bigint,integer,text[],text)",
+)
+
+
+def test_trigger_v5_goes_back_to_v4_and_forward_again(scratch_url) -> None:
+    """0019 and 0018 undone: v4 watches the tables again, the readers are sql/005's and
+    sql/007's again, old_data is gone with nothing else of the log; the search paths stay
+    pinned (undoing that would open the hole again)."""
+    migrate(scratch_url, "realtime", "0017")
+    with psycopg.connect(scratch_url, autocommit=True) as conn:
+        before = functions(conn)
+        readers_before = [definition(conn, f) for f in READERS]
+        conn.execute("INSERT INTO violation_ppedetections (camera_id) VALUES (1)")
+    migrate(scratch_url)
+    with psycopg.connect(scratch_url, autocommit=True) as conn:
+        assert triggers(conn) == version(5)
+        conn.execute("UPDATE violation_ppedetections SET camera_id = 2")
+        moved = conn.execute(
+            "SELECT old_data->>'camera_id' FROM realtime_changes(0, 9223372036854775807)"
+            " WHERE op = 'UPDATE'"
+        ).fetchall()
+        assert moved == [("1",)]
+    migrate(scratch_url, "realtime", "0017")
+    with psycopg.connect(scratch_url, autocommit=True) as conn:
+        assert triggers(conn) == version(4)
+        assert functions(conn) == before
+        assert [definition(conn, f) for f in READERS] == readers_before
+        columns = conn.execute(
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = 'realtime_event'::regclass"
+            " AND attname = 'old_data' AND NOT attisdropped"
+        ).fetchone()
+        assert columns == (0,)
+        pinned = conn.execute(
+            "SELECT bool_and('search_path=pg_catalog, public, pg_temp' = ANY(proconfig))"
+            " FROM pg_proc WHERE prosecdef AND proname LIKE 'realtime%'"
+        ).fetchone()
+        assert pinned == (True,)
+        conn.execute("DELETE FROM violation_ppedetections")
+    migrate(scratch_url)
+    with psycopg.connect(scratch_url, autocommit=True) as conn:
+        assert triggers(conn) == version(5)
+        logged = conn.execute(
+            "SELECT op, count(*) FROM realtime_changes(0, 9223372036854775807)"
+            " GROUP BY op ORDER BY op"
+        ).fetchall()
+        assert logged == [("DELETE", 1), ("INSERT", 1), ("UPDATE", 1)]

@@ -64,13 +64,13 @@ def test_insert_update_delete_are_logged_and_notified(pg, listening, marker) -> 
     assert delete["data"] == {**update["data"]}, "DELETE carries the old row"
 
 
-def test_the_watched_tables_carry_the_statement_triggers_of_v4(pg) -> None:
+def test_the_watched_tables_carry_the_statement_triggers_of_v5(pg) -> None:
     rows = pg.execute(
         "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
         " WHERE t.tgname LIKE 'realtime_notify_%' ORDER BY 1, 2"
     ).fetchall()
     assert rows == [
-        (table, f"realtime_notify_v4_{op}")
+        (table, f"realtime_notify_v5_{op}")
         for table in (
             "violation_humandetections",
             "violation_lotodetections",
@@ -131,10 +131,10 @@ def test_a_bigger_statement_notifies_once_and_logs_one_row(pg, listening, marker
 
 @contextmanager
 def watched_table(pg: psycopg.Connection[Any], name: str, columns: str) -> Iterator[None]:
-    """A scratch table watched by v4; dropped afterwards, with its changes in the log."""
+    """A scratch table watched by v5; dropped afterwards, with its changes in the log."""
     pg.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
     pg.execute(sql.SQL(f"CREATE TABLE {{}} ({columns})").format(sql.Identifier(name)))
-    pg.execute("SELECT realtime_watch_v4(%s)", [name])
+    pg.execute("SELECT realtime_watch_v5(%s)", [name])
     try:
         yield
     finally:
@@ -154,7 +154,7 @@ def log_rows_of(pg: psycopg.Connection[Any], xid: str) -> tuple[int, int]:
 
 
 def test_rows_too_big_to_pack_together_are_logged_one_by_one(pg, listening) -> None:
-    """Past PostgreSQL's 1 GB for one value, v4 falls back to a log row per change."""
+    """Past PostgreSQL's 1 GB for one value, v5 falls back to a log row per change."""
     # lz4: the test's own INSERT takes 0.2 s instead of pglz's 4.5 s.
     with watched_table(pg, "camera_frames", "id serial PRIMARY KEY, frame text COMPRESSION lz4"):
         # 110 rows of 10 MB: 1.1 GB of JSON together (the rows compress to almost nothing).
@@ -176,7 +176,7 @@ def test_rows_too_big_to_pack_together_are_logged_one_by_one(pg, listening) -> N
 
 
 def test_rows_over_64_mb_together_are_logged_one_by_one(pg, listening) -> None:
-    """A log row's JSON stays under 64 MB: past it, v4 logs a row per change."""
+    """A log row's JSON stays under 64 MB: past it, v5 logs a row per change."""
     with watched_table(pg, "camera_clips", "id serial PRIMARY KEY, clip text COMPRESSION lz4"):
         pg.execute(
             "INSERT INTO camera_clips (clip)"
@@ -186,9 +186,9 @@ def test_rows_over_64_mb_together_are_logged_one_by_one(pg, listening) -> None:
         assert log_rows_of(pg, notice["xid"]) == (101, 101)
 
 
-@pytest.mark.parametrize("older", [1, 2, 3])
-def test_watching_with_an_older_version_replaces_v4(pg, listening, older) -> None:
-    """realtime_watch_vN() on a table v4 watches: one trigger set, each change logged once."""
+@pytest.mark.parametrize("older", [1, 2, 3, 4])
+def test_watching_with_an_older_version_replaces_v5(pg, listening, older) -> None:
+    """realtime_watch_vN() on a table v5 watches: one trigger set, each change logged once."""
     with watched_table(pg, "gate_events", "id serial PRIMARY KEY, gate text"):
         pg.execute(f"SELECT realtime_watch_v{older}('gate_events')")
         pg.execute("INSERT INTO gate_events (gate) VALUES ('north')")
@@ -205,8 +205,8 @@ def test_watching_with_an_older_version_replaces_v4(pg, listening, older) -> Non
         assert left.fetchone() == (0,)
 
 
-def test_watching_again_with_v4_takes_no_lock(pg) -> None:
-    """realtime_watch_v4() on a table v4 alone watches does nothing: a role with only the
+def test_watching_again_with_v5_takes_no_lock(pg) -> None:
+    """realtime_watch_v5() on a table v5 alone watches does nothing: a role with only the
     TRIGGER privilege (which cannot drop a trigger) may run it."""
     with watched_table(pg, "gate_events", "id serial PRIMARY KEY, gate text"):
         before = pg.execute(
@@ -214,7 +214,7 @@ def test_watching_again_with_v4_takes_no_lock(pg) -> None:
         ).fetchall()
         pg.execute("BEGIN")
         try:
-            pg.execute("SELECT realtime_watch_v4('gate_events')")
+            pg.execute("SELECT realtime_watch_v5('gate_events')")
             locks = pg.execute(
                 "SELECT count(*) FROM pg_locks WHERE relation = 'gate_events'::regclass"
                 " AND pid = pg_backend_pid()"
@@ -289,3 +289,72 @@ def test_install_triggers_watches_any_table(pg, listening) -> None:
 def test_install_triggers_names_a_missing_table() -> None:
     with pytest.raises(CommandError, match="no_such_table"):
         call_command("install_triggers", "no_such_table")
+
+
+def changes_of(pg: psycopg.Connection[Any], table: str, op: str) -> list[tuple[Any, ...]]:
+    return pg.execute(
+        "SELECT id, data, old_data FROM realtime_changes(0, (SELECT max(id) FROM realtime_event))"
+        " WHERE table_name = %s AND op = %s ORDER BY id",
+        [table, op],
+    ).fetchall()
+
+
+def test_an_update_that_moves_a_row_to_another_camera_logs_the_row_as_it_was(pg, marker) -> None:
+    """A stream that showed the row must be told it left (issue 29): v5 logs the old row of
+    an UPDATE that changes camera_id, in row_to_json's own key order, and nothing else."""
+    table = "violation_humandetections"
+    row_id = insert_violation(pg, table, camera_id=3, image=marker)
+    before = pg.execute(
+        "SELECT row_to_json(v)::text FROM violation_humandetections v WHERE id = %s", [row_id]
+    ).fetchone()[0]
+    pg.execute("UPDATE violation_humandetections SET violation_image = 'x' WHERE id = %s", [row_id])
+    pg.execute("UPDATE violation_humandetections SET camera_id = 8 WHERE id = %s", [row_id])
+    kept, moved = changes_of(pg, table, "UPDATE")[-2:]
+    assert kept[2] is None, "an UPDATE that keeps the camera logs no old row"
+    assert moved[1]["camera_id"] == 8 and moved[2]["camera_id"] == 3
+    old_text = pg.execute(
+        "SELECT old_data::text FROM realtime_event WHERE id = %s", [moved[0]]
+    ).fetchone()[0]
+    assert old_text == before.replace(marker, "x")
+    # A camera's changes are those of rows at it, and of rows that left it.
+    after_camera_3 = pg.execute(
+        "SELECT id FROM realtime_changes_after(%s, 10, NULL, '3')", [kept[0]]
+    ).fetchall()
+    assert after_camera_3 == [(moved[0],)]
+
+
+@pytest.mark.parametrize("rows", [150, 10_050], ids=["one statement row", "two statement rows"])
+def test_a_big_update_logs_the_old_rows_of_those_it_moved_beside_their_changes(
+    pg, marker, rows
+) -> None:
+    insert_many(pg, rows, marker)
+    # Rows at odd cameras move to camera 0; the others keep their camera.
+    pg.execute(
+        "UPDATE violation_humandetections"
+        " SET camera_id = CASE WHEN camera_id %% 2 = 1 THEN 0 ELSE camera_id END,"
+        "     violation_image = violation_image || '!'"
+        " WHERE violation_image LIKE %s",
+        [marker + "%"],
+    )
+    changes = changes_of(pg, "violation_humandetections", "UPDATE")[-rows:]
+    assert len(changes) == rows
+    for _, data, old in changes:
+        number = int(data["violation_image"].removeprefix(marker).removesuffix("!"))
+        if number % 2:
+            assert data["camera_id"] == 0 and old["camera_id"] == number
+            assert old["violation_image"] == f"{marker}{number}" and old["id"] == data["id"]
+        else:
+            assert old is None and data["camera_id"] == number
+
+
+def test_an_update_of_a_table_without_a_camera_logs_no_old_row(pg) -> None:
+    with watched_table(pg, "gate_events", "id serial PRIMARY KEY, gate text"):
+        pg.execute("INSERT INTO gate_events (gate) VALUES ('north')")
+        pg.execute("UPDATE gate_events SET gate = 'south'")
+        [(_, data, old)] = changes_of(pg, "gate_events", "UPDATE")
+        assert (data["gate"], old) == ("south", None)
+    with watched_table(pg, "gate_events", "gate text, camera_id int"):
+        pg.execute("INSERT INTO gate_events (gate, camera_id) VALUES ('north', 1)")
+        pg.execute("UPDATE gate_events SET camera_id = 2")
+        [(_, data, old)] = changes_of(pg, "gate_events", "UPDATE")
+        assert (data["camera_id"], old) == (2, None), "no id: rows cannot be paired"
