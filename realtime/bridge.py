@@ -37,8 +37,9 @@ from realtime.bus import (
 )
 from realtime.changes import STATE, ChangeEvent, acknowledgement_frame
 from realtime.eventstream import JSON_STREAM
+from realtime.membership import Keeps, seen_through
 from realtime.retry import backoff_delay
-from realtime.rows import LAYOUTS, render_change, streams_for
+from realtime.rows import LAYOUTS, render_change, stream_camera, streams_for
 
 logger = logging.getLogger(__name__)
 
@@ -90,11 +91,7 @@ class Bridge:
         if not fresh:
             return
         for scope, subscribers in list(self._subscribers.items()):
-            kept = (
-                fresh
-                if scope is None
-                else [m for m in fresh if scopes.covers(scope, message_camera(m))]
-            )
+            kept = fresh if scope is None else in_scope(fresh, scope)
             if not kept:
                 continue
             for subscriber in list(subscribers):
@@ -222,20 +219,29 @@ def events_by_id(ids: list[int]) -> list[ChangeMessage]:
     return [change_message(change) for change in eventlog.changes_by_id(ids)]
 
 
+def in_scope(messages: list[ChangeMessage], scope: scopes.Scope) -> list[ChangeMessage]:
+    """The changes as a stream of the scope sees them (realtime.membership)."""
+    if scope is None:
+        return messages
+    keeps = scopes.keeper(scope)
+    return [seen for m in messages if (seen := seen_through(m, keeps)) is not None]
+
+
 def wake_sse_streams(messages: list[ChangeMessage]) -> None:
     # One stream name per scope (realtime.scopes): each change filtered once per scope,
-    # and its event's text made once, whatever the number of scopes.
+    # and its event's text made once per form (realtime.membership), whatever the
+    # number of scopes.
     channels = [c for c in eventstream.listened() if scopes.split_channel(c)[0] == JSON_STREAM]
     if not channels:
         return
-    texts = [(m, json_text(m), message_camera(m)) for m in messages]
+    texts: dict[int, tuple[str, str]] = {}
     for channel in channels:
-        scope = scopes.split_channel(channel)[1]
-        events = [
-            eventstream.event(channel, event_type, data, m["id"])
-            for m, (event_type, data), camera in texts
-            if scopes.covers(scope, camera)
-        ]
+        events = []
+        for seen in in_scope(messages, scopes.split_channel(channel)[1]):
+            text = texts.get(id(seen))
+            if text is None:
+                text = texts[id(seen)] = json_text(seen)
+            events.append(eventstream.event(channel, text[0], text[1], seen["id"]))
         if events:
             eventstream.queue_for_streams(channel, events)
 
@@ -303,41 +309,53 @@ class Targets:
         """Every rows stream in each of these scopes (Pushpin, which may hold any)."""
         return cls({}, every_scope)
 
-    def keeping(self, bases: Collection[str], camera: int | None) -> list[str]:
+    def named(self, base: str) -> list[tuple[str, scopes.Scope]]:
+        """The streams of a base name: (stream name, its scope)."""
         if self.every_scope is not None:
-            return [
-                scopes.channel(base, scope)
-                for base in bases
-                for scope in self.every_scope
-                if scopes.covers(scope, camera)
-            ]
-        return [
-            name
-            for base in bases
-            for name, scope in self.by_base.get(base, ())
-            if scopes.covers(scope, camera)
-        ]
+            return [(scopes.channel(base, scope), scope) for scope in self.every_scope]
+        return self.by_base.get(base, [])
 
 
 def row_fragments(
     message: ChangeMessage, registry: kinds.Registry, targets: Targets | None = None
 ) -> list[tuple[str, str]]:
     """(rows stream, `<tr>`) for every rows stream of `targets` (every unscoped one if not
-    given) that keeps this change: drawn once per layout, and not at all for a layout no
-    stream wants."""
+    given) that keeps this change, as it sees it (realtime.membership): drawn once per
+    layout and form, and not at all for a layout no stream wants."""
     kind = registry.by_table.get(message["table"])
     if kind is None:
         return []
-    camera_id = message_camera(message)
+    cameras = [message_camera(message)]
+    if "left" in message:
+        cameras.append(message_camera(message["left"]))
     out: list[tuple[str, str]] = []
     for layout in LAYOUTS:
-        bases = streams_for(layout, kind.slug, camera_id)
-        channels = bases if targets is None else targets.keeping(bases, camera_id)
-        if not channels:
-            continue
-        html = render_change(
-            message["frame"], message.get("state"), layout, registry, message.get("shelved", False)
-        )
-        if html is not None:
-            out.extend((channel, html) for channel in channels)
+        drawn: dict[int, str | None] = {}
+        bases = dict.fromkeys(b for c in cameras for b in streams_for(layout, kind.slug, c))
+        for base in bases:
+            named = [(base, scopes.EVERYTHING)] if targets is None else targets.named(base)
+            for channel, scope in named:
+                seen = seen_through(message, rows_keeper(base, scope))
+                if seen is None:
+                    continue
+                if id(seen) not in drawn:
+                    drawn[id(seen)] = render_change(
+                        seen["frame"],
+                        seen.get("state"),
+                        layout,
+                        registry,
+                        seen.get("shelved", False),
+                    )
+                html = drawn[id(seen)]
+                if html is not None:
+                    out.append((channel, html))
     return out
+
+
+def rows_keeper(base: str, scope: scopes.Scope) -> Keeps:
+    """What a rows stream keeps: its camera (or every one), within its scope."""
+    camera = stream_camera(base)
+    in_scope = scopes.keeper(scope)
+    if camera is None:
+        return in_scope
+    return lambda c: c == camera and in_scope(c)

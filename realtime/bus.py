@@ -50,6 +50,11 @@ class ChangeMessage(TypedDict):
     shelved: NotRequired[bool]
     # The violation's camera_id (an int, or None): who may see it (realtime.scopes).
     camera: NotRequired[int | None]
+    # An UPDATE that moved the row to another camera: the change as a stream that kept
+    # the old camera only sees it (a DELETE of the row as it was), and as one that keeps
+    # the new camera only sees it (an INSERT). Chosen by realtime.membership.
+    left: NotRequired[ChangeMessage]
+    entered: NotRequired[ChangeMessage]
 
 
 def message_camera(message: ChangeMessage) -> int | None:
@@ -65,7 +70,7 @@ def camera_of(event: Any) -> int | None:
 
 def change_message(event: ChangeEvent) -> ChangeMessage:
     # Encoded once here, by the listener; every process and connection reuses the text.
-    return {
+    message: ChangeMessage = {
         "type": MESSAGE_TYPE,
         "id": event["id"],
         "table": event["table"],
@@ -75,6 +80,25 @@ def change_message(event: ChangeEvent) -> ChangeMessage:
         "shelved": event.get("shelved", False),
         "camera": camera_of(event),
     }
+    old = event.get("old")
+    if old is not None:
+        message["left"] = change_message(
+            {"id": event["id"], "table": event["table"], "op": "DELETE", "data": old}
+        )
+        entered: ChangeEvent = {**event, "op": "INSERT"}
+        del entered["old"]
+        message["entered"] = change_message(entered)
+    return message
+
+
+def message_size(message: ChangeMessage) -> int:
+    """The bytes of text a message carries (its frame, and those of its variants)."""
+    size = len(message["frame"])
+    if "left" in message:
+        size += len(message["left"]["frame"])
+    if "entered" in message:
+        size += len(message["entered"]["frame"])
+    return size
 
 
 def channel_layer() -> BaseChannelLayer:
@@ -137,12 +161,12 @@ def batches(events: list[ChangeEvent]) -> list[ChangeBatch]:
     for event in events:
         message = change_message(event)
         if changes and (
-            len(changes) >= BATCH_MAX_CHANGES or size + len(message["frame"]) > BATCH_MAX_BYTES
+            len(changes) >= BATCH_MAX_CHANGES or size + message_size(message) > BATCH_MAX_BYTES
         ):
             out.append(_batch(changes))
             changes, size = [], 0
         changes.append(message)
-        size += len(message["frame"])
+        size += message_size(message)
     if changes:
         out.append(_batch(changes))
     return out

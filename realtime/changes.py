@@ -67,6 +67,9 @@ class ChangeEvent(TypedDict):
     state: NotRequired[ViolationState | None]
     # Read from the log: whether a shelf covers the violation (realtime.shelves).
     shelved: NotRequired[bool]
+    # Read from the log: the row as it was, when this UPDATE moved it to another camera
+    # (sql/009): streams that kept the old camera are told it left (realtime.membership).
+    old: NotRequired[dict[str, Any]]
 
 
 class NotifyPayload(TypedDict):

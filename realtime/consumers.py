@@ -13,10 +13,11 @@ from django.conf import settings
 from realtime import metrics, scopes, server_internals
 from realtime.auth import TOKEN_ID_ATTR
 from realtime.bridge import Bridge
-from realtime.bus import ChangeMessage, camera_of
-from realtime.changes import STATE, encode_frame
+from realtime.bus import ChangeMessage, change_message
+from realtime.changes import STATE
 from realtime.credentials import Holder, TooManyStreams, open_streams
 from realtime.eventlog import changes_after
+from realtime.membership import seen_through
 from realtime.runtime import SERVER_SEND_KEY, runtime
 
 logger = logging.getLogger(__name__)
@@ -189,9 +190,10 @@ def events_after(
     # Acknowledgements and other sites' changes are skipped here too; a batch may then hold
     # fewer than `limit` frames, so the replay goes on from the last id read, not sent.
     changes = changes_after(event_id, limit)
+    keeps = scopes.keeper(cameras)
     frames = [
-        (c["id"], encode_frame(c))
+        (seen["id"], seen["frame"])
         for c in changes
-        if c["op"] != STATE and scopes.covers(cameras, camera_of(c))
+        if c["op"] != STATE and (seen := seen_through(change_message(c), keeps)) is not None
     ]
     return frames, (changes[-1]["id"] if len(changes) == limit else None)

@@ -37,13 +37,15 @@ SHELF_COLUMN = ",\n       sh.shelved IS NOT NULL"
 
 # Changes of a source (a call of realtime_changes() or realtime_changes_after()), in id
 # order, each with when its log row was written, for an UPDATE or a STATE event the
-# violation's state as the product has it now (realtime_acknowledgement), and whether a
-# shelf covers the violation. See logged().
+# violation's state as the product has it now (realtime_acknowledgement), whether a
+# shelf covers the violation, and the row as it was before an UPDATE moved it to another
+# camera (sql/009). See logged().
 def _with_state(source: str) -> str:
     return f"""
 SELECT c.id, c.table_name, c.op, c.data, extract(epoch FROM c.created_at)::float8,
        s.acknowledged_by, s.acknowledged_at, c.xid::text,
-       s.note, s.noted_by, s.noted_at{SHELF_COLUMN}
+       s.note, s.noted_by, s.noted_at{SHELF_COLUMN},
+       c.old_data
 FROM {source} c
 LEFT JOIN LATERAL (
     SELECT a.acknowledged_by, a.acknowledged_at, a.note, a.noted_by, a.noted_at
@@ -119,6 +121,8 @@ def logged(row: Sequence[Any]) -> Logged:
     if row[2] in ("UPDATE", "STATE"):
         change["state"] = violation_state(row[5], row[6], row[8], row[9], row[10])
     change["shelved"] = bool(row[11])
+    if row[12] is not None:
+        change["old"] = row[12]
     return Logged(change, row[4], row[7])
 
 

@@ -21,10 +21,10 @@ from django_eventstream.event import Event as StreamEvent
 from django_eventstream.storage import EventDoesNotExist, StorageBase
 
 from realtime import eventlog, kinds, metrics, scopes
-from realtime.bridge import json_event
-from realtime.bus import change_message
-from realtime.changes import ChangeEvent, encode_frame
+from realtime.bridge import json_event, rows_keeper
+from realtime.bus import ChangeMessage, change_message
 from realtime.eventstream import JSON_STREAM
+from realtime.membership import seen_through
 from realtime.rows import InvalidFilter, RowFilter, render_change
 
 P = ParamSpec("P")
@@ -68,39 +68,43 @@ class EventLogStorage(StorageBase):
         if base == JSON_STREAM:
             tables, camera = None, None
             layout = None
+            keeps = scopes.keeper(scope)
         else:
             layout, row_filter = RowFilter.from_stream_name(base)
             tables = [kind.table for kind in row_filter.kinds(registry)]
             camera = row_filter.camera
+            keeps = rows_keeper(base, scope)
         events: list[StreamEvent] = []
-        # `limit` of the scope's changes, or all there are: a window of the log holding
+        # `limit` of the stream's changes, or all there are: a window of the log holding
         # fewer of them (other sites' changes left out) is not the end of the log.
         after = last_id
         while len(events) < limit:
             changes = eventlog.changes_after(after, limit, tables, camera)
             for change in changes:
-                if scopes.covers(scope, change["data"].get("camera_id")):
-                    event = self._event(channel, layout, change, registry)
+                # As the stream sees it: a row that left its cameras is a DELETE.
+                seen = seen_through(change_message(change), keeps)
+                if seen is not None:
+                    event = self._event(channel, layout, seen, registry)
                     if event is not None:
                         events.append(event)
-            if len(changes) < limit or scope is None:
+            if len(changes) < limit or (scope is None and camera is None):
                 break
             after = changes[-1]["id"]
         metrics.EVENTS_REPLAYED.labels("sse_replay").inc(len(events))
         return events[:limit]
 
     @staticmethod
-    def _event(channel: str, layout: Any, change: ChangeEvent, registry: kinds.Registry) -> Any:
+    def _event(channel: str, layout: Any, message: ChangeMessage, registry: kinds.Registry) -> Any:
         if layout is None:
-            return json_event(change_message(change), channel)
+            return json_event(message, channel)
         html = render_change(
-            encode_frame(change),
-            change.get("state"),
+            message["frame"],
+            message.get("state"),
             layout,
             registry,
-            change.get("shelved", False),
+            message.get("shelved", False),
         )
-        return None if html is None else StreamEvent(channel, "message", html, id=change["id"])
+        return None if html is None else StreamEvent(channel, "message", html, id=message["id"])
 
 
 class ViolationChannelManager(ChannelManagerBase):

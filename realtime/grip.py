@@ -13,8 +13,8 @@ from django.conf import settings
 from django_eventstream.utils import publish_event
 
 from realtime import kinds, scopes
-from realtime.bridge import Targets, json_event, row_fragments
-from realtime.bus import change_message, message_camera
+from realtime.bridge import Targets, in_scope, json_event, row_fragments
+from realtime.bus import change_message
 from realtime.changes import ChangeEvent
 from realtime.eventstream import JSON_STREAM
 
@@ -26,10 +26,9 @@ def publish_change(event: ChangeEvent, every_scope: Collection[scopes.Scope] = (
         return
     message = change_message(event)
     event_id = str(event["id"])
-    json_item = json_event(message)
-    camera = message_camera(message)
     for scope in every_scope:
-        if scopes.covers(scope, camera):
+        for seen in in_scope([message], scope):
+            json_item = json_event(seen)
             channel = scopes.channel(JSON_STREAM, scope)
             publish_event(channel, json_item.type, json_item.data, event_id, None)
     for channel, html in row_fragments(message, kinds.cached(), Targets.every(every_scope)):

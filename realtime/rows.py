@@ -142,6 +142,12 @@ class RowFilter:
         return {k: v for k, v in self.as_query().items() if k in ("kind", "camera")}
 
 
+def stream_camera(name: str) -> int | None:
+    """The camera a rows stream's base name keeps ("table/*/3": 3), None for every one."""
+    camera = name.rpartition("/")[2]
+    return int(camera) if CAMERA.fullmatch(camera) else None
+
+
 def streams_for(layout: Layout, kind: str, camera_id: Any) -> list[str]:
     """Every rows stream a row of this kind and camera belongs to (one per filter keeping it)."""
     cameras: list[int | None] = [None]

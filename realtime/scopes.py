@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeAlias
 
 from django.contrib.auth import get_user_model
@@ -80,6 +80,11 @@ def covers(scope: Scope, camera: Any) -> bool:
     if scope is None:
         return True
     return isinstance(camera, int) and not isinstance(camera, bool) and camera in scope
+
+
+def keeper(scope: Scope) -> Callable[[int | None], bool]:
+    """covers() of a scope, as a function of the camera."""
+    return lambda camera: covers(scope, camera)
 
 
 # --- stream names -------------------------------------------------------------------------
