@@ -62,12 +62,14 @@ def env_gc_thresholds(name: str, default: str) -> tuple[int, int, int] | None:
     return first, second, third
 
 
-def env_int(name: str, default: int, minimum: int = 0) -> int:
-    """A whole number (ASCII digits), at least `minimum`."""
+def env_int(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+    """A whole number (ASCII digits), at least `minimum` (and at most `maximum`)."""
     raw = (os.environ.get(name) or str(default)).strip()
-    if re.fullmatch(r"[0-9]{1,12}", raw) is None or int(raw) < minimum:
+    valid = re.fullmatch(r"[0-9]{1,12}", raw) is not None and int(raw) >= minimum
+    if not valid or (maximum is not None and int(raw) > maximum):
+        most = "" if maximum is None else f" and at most {maximum}"
         raise ImproperlyConfigured(
-            f"{name} must be a whole number of at least {minimum}, not {raw!r}."
+            f"{name} must be a whole number of at least {minimum}{most}, not {raw!r}."
         )
     return int(raw)
 

@@ -169,6 +169,12 @@ if GRIP_URL:
 REALTIME_CLIENT_MAX_BUFFER = env_int("REALTIME_CLIENT_MAX_BUFFER", 4 * 2**20, minimum=1)
 # ...after it has taken nothing for this many seconds (a slow reader is waited for).
 REALTIME_CLIENT_STALL_TIMEOUT = env_float("REALTIME_CLIENT_STALL_TIMEOUT", 30.0, minimum=0.1)
+# The longest JSON text of one change (a WebSocket frame, an SSE `data:`), in UTF-8 bytes: a
+# change whose text is longer travels in its reduced form (realtime.changes.reduced). At most
+# Daphne's --websocket_max_message_size (1 MiB by default), which drops a longer message.
+REALTIME_FRAME_MAX_BYTES = env_int(
+    "REALTIME_FRAME_MAX_BYTES", 256 * 2**10, minimum=16 * 2**10, maximum=2**20
+)
 # WebSocket and SSE streams one user (its tokens included) may hold open per server process.
 REALTIME_MAX_STREAMS_PER_USER = env_int("REALTIME_MAX_STREAMS_PER_USER", 50, minimum=1)
 

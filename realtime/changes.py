@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
+import time
 from datetime import datetime
 from typing import Any, Literal, NotRequired, TypedDict, TypeGuard, get_args
+
+from django.conf import settings
+from django.urls import NoReverseMatch, reverse
+
+from realtime import kinds, metrics
+
+logger = logging.getLogger(__name__)
 
 Op = Literal["INSERT", "UPDATE", "DELETE"]
 # A change of the product's own state of a violation (its acknowledgement, sql/006): in
@@ -159,12 +168,99 @@ def _positive_int(value: Any) -> TypeGuard[int]:
 
 
 def encode_frame(event: ChangeEvent) -> str:
-    """The one JSON text for an event: a WebSocket frame and an SSE `data:` line."""
-    return json.dumps(
-        {"id": event["id"], "table": event["table"], "op": event["op"], "data": event["data"]},
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    """The one JSON text for an event: a WebSocket frame and an SSE `data:` line; in its
+    reduced form when longer than REALTIME_FRAME_MAX_BYTES."""
+    frame = {"id": event["id"], "table": event["table"], "op": event["op"], "data": event["data"]}
+    text = to_json(frame)
+    return text if fits(text) else to_json(reduced(frame))
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def fits(text: str) -> bool:
+    """Whether a frame is at most REALTIME_FRAME_MAX_BYTES long in UTF-8 (what Daphne counts)."""
+    limit: int = settings.REALTIME_FRAME_MAX_BYTES
+    # At most 4 bytes a character: most frames are measured without being encoded.
+    return len(text) * 4 <= limit or len(text.encode()) <= limit
+
+
+# What a client needs to show a violation and find it: the last columns a reduced frame omits.
+KEY_COLUMNS = ("id", "camera_id", "violation_date", "violation_time")
+
+
+def reduced(frame: dict[str, Any]) -> dict[str, Any]:
+    """A frame too long to send: its longest columns left out, largest first, until it fits.
+
+    `{..., "data": {the columns kept}, "truncated": true, "omitted": [the columns left out,
+    in the table's order], "links": {"page": the violation's page}}` (README, "Changes too
+    big for a frame"). Everything else of the frame stays as it was.
+    """
+    data: dict[str, Any] = frame["data"]
+    out = {**frame, "data": {}, "truncated": True, "omitted": [], "links": full_row_links(frame)}
+    value_sizes = {name: _size(value) for name, value in data.items()}
+    # The whole reduced frame before any column is left out: `"name":value` per column, commas.
+    size = _size(out) + sum(_size(n) + 1 + v for n, v in value_sizes.items())
+    size += max(len(data) - 1, 0)
+    left_out: set[str] = set()
+    for name in sorted(data, key=lambda n: (n in KEY_COLUMNS, -value_sizes[n])):
+        if size <= settings.REALTIME_FRAME_MAX_BYTES:
+            break
+        left_out.add(name)
+        # Out goes `"name":value` (and maybe a comma), in comes `"name"` (and a comma).
+        size -= value_sizes[name]
+    out["data"] = {name: value for name, value in data.items() if name not in left_out}
+    out["omitted"] = [name for name in data if name in left_out]
+    _reduced_changes.add(frame, out["omitted"])
+    return out
+
+
+def full_row_links(frame: dict[str, Any]) -> dict[str, str]:
+    """Where a client reads the whole row: `page`, the violation's page (the JSON API, when
+    it comes, adds `api`). Empty for a DELETE (the row is gone) or a table that is no kind."""
+    kind = kinds.cached().by_table.get(frame["table"])
+    row_id = frame["data"].get("id")
+    if kind is None or frame["op"] == "DELETE" or not _positive_int(row_id):
+        return {}
+    try:
+        return {"page": reverse("violation-detail", args=[kind.slug, row_id])}
+    except NoReverseMatch:  # a slug the URL does not take
+        return {}
+
+
+def _size(value: Any) -> int:
+    return len(to_json(value).encode())
+
+
+class ReducedChanges:
+    """Counted, and told at most once a minute: one detector may write many such rows."""
+
+    LOG_INTERVAL = 60.0
+
+    def __init__(self) -> None:
+        self.since_told = 0
+        self.told_at: float | None = None
+
+    def add(self, frame: dict[str, Any], omitted: list[str]) -> None:
+        metrics.FRAMES_REDUCED.labels(frame["table"]).inc()
+        self.since_told += 1
+        now = time.monotonic()
+        if self.told_at is None or now - self.told_at >= self.LOG_INTERVAL:
+            logger.warning(
+                "changes too long for a frame were sent in their reduced form",
+                extra={
+                    "changes": self.since_told,
+                    "event_id": frame["id"],
+                    "table": frame["table"],
+                    "omitted": omitted,
+                    "limit": settings.REALTIME_FRAME_MAX_BYTES,
+                },
+            )
+            self.since_told, self.told_at = 0, now
+
+
+_reduced_changes = ReducedChanges()
 
 
 def acknowledgement_frame(event: ChangeEvent) -> str:

@@ -61,6 +61,12 @@ STREAMS_CLOSED = Counter(
     " deactivated).",
     ["reason"],
 )
+FRAMES_REDUCED = Counter(
+    "realtime_frames_reduced",
+    "Changes whose JSON text was longer than REALTIME_FRAME_MAX_BYTES, sent in their reduced"
+    " form (counted each time one is encoded: forwarded, replayed or healed).",
+    ["table"],
+)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 

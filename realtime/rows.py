@@ -179,6 +179,8 @@ class ViolationRow:
     noted_at: datetime | None = None
     # A shelf of its camera covers it (realtime.shelves): listed, but no sound, not counted.
     shelved: bool = False
+    # Columns a change too long to send left out (realtime.changes.reduced): not shown live.
+    omitted: tuple[str, ...] = ()
 
     @classmethod
     def from_data(
@@ -190,6 +192,7 @@ class ViolationRow:
         op: str = "INSERT",
         event_id: int | None = None,
         shelved: bool = False,
+        omitted: tuple[str, ...] = (),
     ) -> ViolationRow:
         """A row from `row_to_json` of the violation, and the product's state of it."""
         raw_date, raw_time = _text(data.get("violation_date")), _text(data.get("violation_time"))
@@ -214,6 +217,7 @@ class ViolationRow:
             state.get("noted_by", "") if state else "",
             _timestamp(state["noted_at"]) if state and "noted_at" in state else None,
             shelved,
+            omitted,
         )
 
     @classmethod
@@ -230,7 +234,12 @@ class ViolationRow:
             op=change["op"],
             event_id=change["id"],
             shelved=bool(change.get("shelved")),
+            omitted=tuple(change.get("omitted") or ()),
         )
+
+    @property
+    def image_omitted(self) -> bool:
+        return "violation_image" in self.omitted
 
     @property
     def acknowledged(self) -> bool:

@@ -34,10 +34,11 @@ READY_TIMEOUT = 10.0
 
 
 async def forward(events: list[ChangeEvent]) -> None:
+    # The kinds name a too-long change's page (realtime.changes.reduced), and Pushpin's rows.
+    known = kinds.cached().by_table
+    await kinds.arefresh(next((e["table"] for e in events if e["table"] not in known), None))
     await bus.publish(events)
     if settings.GRIP_URL:
-        known = kinds.cached().by_table
-        await kinds.arefresh(next((e["table"] for e in events if e["table"] not in known), None))
         every_scope = await scopes.every_scope()
         for event in events:
             grip.publish_change(event, every_scope)  # never blocks (a publisher thread)

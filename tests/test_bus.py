@@ -70,3 +70,21 @@ async def test_bridge_takes_batches_and_drops_what_it_dispatched_already() -> No
     assert [m["id"] - first for m in got] == [0, 1, 2, 3, 4]
     # Each batch reaches a subscriber in one call.
     assert calls == [4, 1]
+
+
+def test_no_bus_message_is_longer_than_a_batch_with_rows_too_long_for_a_frame(redis_url) -> None:
+    """A change too long for a frame is reduced before it is batched: no message on Redis
+    carries more than a batch's 512 KiB of frames (Redis takes 512 MB a message, and drops
+    a subscriber whose output buffer passes 32 MB, or 8 MB for a minute: `CONFIG GET
+    client-output-buffer-limit`)."""
+    import msgpack
+    import redis
+
+    huge = "/media/" + "h" * 1_100_000
+    out = batches([change(1, huge), change(2, huge), change(3), change(4, huge)])
+    assert [[m["id"] for m in b["changes"]] for b in out] == [[1, 2, 3, 4]]
+    sizes = [len(msgpack.packb(batch)) for batch in out]
+    assert max(sizes) <= bus.BATCH_MAX_BYTES
+    limits = redis.Redis.from_url(redis_url).config_get("client-output-buffer-limit")
+    pubsub = limits["client-output-buffer-limit"].split("pubsub ")[1].split()
+    assert max(sizes) < min(int(pubsub[0]), int(pubsub[1]))

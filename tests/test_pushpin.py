@@ -152,3 +152,16 @@ async def test_through_pushpin_a_user_gets_their_sites_changes_only(behind_pushp
         change = await events.next_change(timeout=15)
         assert change["data"]["id"] == north, f"not south's {south}"
         assert events.last_id == f"violations~1-3:{change['id']}"
+
+
+async def test_a_change_too_long_for_a_frame_reaches_pushpin_reduced(
+    behind_pushpin, pg, token
+) -> None:
+    """Published to Pushpin in the same reduced form as every other route (#22)."""
+    base, _ = behind_pushpin
+    async with sse(f"{base}/events/violations/", {"Authorization": f"Bearer {token}"}) as events:
+        big = insert_violation(pg, image="/media/" + "p" * 1_100_000)
+        change = await events.next_change(timeout=15)
+    assert change["data"]["id"] == big
+    assert (change["truncated"], change["omitted"]) == (True, ["violation_image"])
+    assert change["links"] == {"page": f"/violations/human/{big}/"}

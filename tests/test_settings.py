@@ -91,3 +91,12 @@ def test_gc_thresholds_default_to_fewer_collections(raw: str, thresholds: str) -
 def test_gc_thresholds_that_are_not_three_counts_are_refused(raw: str) -> None:
     out = settings_with(DJANGO_SECRET_KEY=GOOD_KEY, REALTIME_GC_THRESHOLDS=raw)
     assert out.returncode != 0 and "REALTIME_GC_THRESHOLDS must be three" in out.stderr
+
+
+@pytest.mark.parametrize("raw", ["1048577", "16383", "1MB"])
+def test_a_frame_limit_daphne_would_refuse_or_too_small_to_reduce_to_is_refused(raw: str) -> None:
+    out = settings_with(DJANGO_SECRET_KEY=GOOD_KEY, REALTIME_FRAME_MAX_BYTES=raw)
+    assert out.returncode != 0
+    assert "REALTIME_FRAME_MAX_BYTES must be a whole number of at least 16384 and at most" in (
+        out.stderr
+    )
