@@ -165,7 +165,7 @@ class ViolationAdmin(ReadOnlyAdmin):
         kind = self._kind()
         context = {
             "live_kind": kind.slug if kind else None,
-            "live_last_event_id": eventlog.newest_id(),
+            "live_last_event_id": str(eventlog.current_position()),
             "heartbeat_seconds": settings.REALTIME_HEARTBEAT_SECONDS,
             **(extra_context or {}),
         }

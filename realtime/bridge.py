@@ -33,11 +33,13 @@ from realtime.bus import (
     change_message,
     channel_layer,
     message_camera,
+    message_position,
     ours,
 )
 from realtime.changes import STATE, ChangeEvent, acknowledgement_frame
 from realtime.eventstream import JSON_STREAM
 from realtime.membership import Keeps, seen_through
+from realtime.positions import after_change
 from realtime.retry import backoff_delay
 from realtime.rows import LAYOUTS, render_change, stream_camera, streams_for
 
@@ -151,7 +153,7 @@ class Bridge:
                         self.dispatch(message["changes"])
                     elif message.get("type") == HEARTBEAT_TYPE:
                         pipeline.watch.heard_from_listener()
-                        await self._heal(int(message["newest_id"]))
+                        await self._heal(int(message["newest_id"]), message.get("horizon"))
                     elif message.get("type") == SHELVES_TYPE:
                         eventstream.shelves_changed()
             except asyncio.CancelledError:
@@ -186,13 +188,15 @@ class Bridge:
                 return
         await kinds.arefresh()
 
-    async def _heal(self, forwarded_up_to: int) -> None:
+    async def _heal(self, forwarded_up_to: int, horizon: str | None = None) -> None:
+        """Read what the bus lost of the changes up to `forwarded_up_to` from the log; the
+        listener has forwarded every change of a transaction below `horizon`."""
         if forwarded_up_to <= self.checked_up_to:
             return
         logged = await event_ids_between(self.checked_up_to, forwarded_up_to)
         missed = [event_id for event_id in logged if not self._dispatched(event_id)]
         for start in range(0, len(missed), HEAL_BATCH):
-            messages = await events_by_id(missed[start : start + HEAL_BATCH])
+            messages = await events_by_id(missed[start : start + HEAL_BATCH], horizon or None)
             await self._know_kinds(messages)
             logger.warning(
                 "bridge missed events on the bus, reading them from the log",
@@ -215,8 +219,11 @@ event_ids_between = database_sync_to_async(eventlog.change_ids_between)
 
 
 @database_sync_to_async
-def events_by_id(ids: list[int]) -> list[ChangeMessage]:
-    return [change_message(change) for change in eventlog.changes_by_id(ids)]
+def events_by_id(ids: list[int], horizon: str | None = None) -> list[ChangeMessage]:
+    changes = eventlog.changes_by_id(ids)
+    for change in changes:
+        change["resume"] = after_change(change["id"], horizon)
+    return [change_message(change) for change in changes]
 
 
 def in_scope(messages: list[ChangeMessage], scope: scopes.Scope) -> list[ChangeMessage]:
@@ -241,7 +248,7 @@ def wake_sse_streams(messages: list[ChangeMessage]) -> None:
             text = texts.get(id(seen))
             if text is None:
                 text = texts[id(seen)] = json_text(seen)
-            events.append(eventstream.event(channel, text[0], text[1], seen["id"]))
+            events.append(eventstream.event(channel, text[0], text[1], message_position(seen)))
         if events:
             eventstream.queue_for_streams(channel, events)
 
@@ -258,7 +265,7 @@ def json_text(message: ChangeMessage) -> tuple[str, str]:
 def json_event(message: ChangeMessage, channel: str = JSON_STREAM) -> eventstream.StreamEvent:
     """A change's event on a /events/violations/ stream (json_text)."""
     event_type, data = json_text(message)
-    return eventstream.event(channel, event_type, data, message["id"])
+    return eventstream.event(channel, event_type, data, message_position(message))
 
 
 def wake_row_streams(messages: list[ChangeMessage]) -> None:
@@ -280,7 +287,7 @@ def wake_row_streams(messages: list[ChangeMessage]) -> None:
             continue
         for channel, html in fragments:
             by_channel.setdefault(channel, []).append(
-                eventstream.event(channel, "message", html, message["id"])
+                eventstream.event(channel, "message", html, message_position(message))
             )
     for channel, events in by_channel.items():
         eventstream.queue_for_streams(channel, events)

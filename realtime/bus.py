@@ -50,11 +50,19 @@ class ChangeMessage(TypedDict):
     shelved: NotRequired[bool]
     # The violation's camera_id (an int, or None): who may see it (realtime.scopes).
     camera: NotRequired[int | None]
+    # Where a client is once it has this change (realtime.positions): the `id:` of its SSE
+    # events. The bare event id in a message of an older listener.
+    resume: NotRequired[str]
     # An UPDATE that moved the row to another camera: the change as a stream that kept
     # the old camera only sees it (a DELETE of the row as it was), and as one that keeps
     # the new camera only sees it (an INSERT). Chosen by realtime.membership.
     left: NotRequired[ChangeMessage]
     entered: NotRequired[ChangeMessage]
+
+
+def message_position(message: ChangeMessage) -> str:
+    """The `id:` of a change's SSE events: its position (the bare id from an older listener)."""
+    return message.get("resume") or str(message["id"])
 
 
 def message_camera(message: ChangeMessage) -> int | None:
@@ -80,11 +88,19 @@ def change_message(event: ChangeEvent) -> ChangeMessage:
         "shelved": event.get("shelved", False),
         "camera": camera_of(event),
     }
+    if "resume" in event:
+        message["resume"] = event["resume"]
     old = event.get("old")
     if old is not None:
-        message["left"] = change_message(
-            {"id": event["id"], "table": event["table"], "op": "DELETE", "data": old}
-        )
+        left: ChangeEvent = {
+            "id": event["id"],
+            "table": event["table"],
+            "op": "DELETE",
+            "data": old,
+        }
+        if "resume" in event:
+            left["resume"] = event["resume"]
+        message["left"] = change_message(left)
         entered: ChangeEvent = {**event, "op": "INSERT"}
         del entered["old"]
         message["entered"] = change_message(entered)
@@ -182,9 +198,17 @@ async def publish(events: list[ChangeEvent], layer: Any = None) -> None:
         await layer.group_send(GROUP, batch)
 
 
-async def publish_heartbeat(newest_id: int, layer: Any = None) -> None:
+async def publish_heartbeat(newest_id: int, horizon: str = "", layer: Any = None) -> None:
+    """Everything up to `newest_id` is forwarded, and every change of a transaction below
+    `horizon` (the listener's catch-up horizon: the heal's positions, realtime.positions)."""
     await (layer or channel_layer()).group_send(
-        GROUP, {"type": HEARTBEAT_TYPE, "newest_id": newest_id, "deployment": deployment()}
+        GROUP,
+        {
+            "type": HEARTBEAT_TYPE,
+            "newest_id": newest_id,
+            "horizon": horizon,
+            "deployment": deployment(),
+        },
     )
 
 

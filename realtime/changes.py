@@ -79,6 +79,9 @@ class ChangeEvent(TypedDict):
     # Read from the log: the row as it was, when this UPDATE moved it to another camera
     # (sql/009): streams that kept the old camera are told it left (realtime.membership).
     old: NotRequired[dict[str, Any]]
+    # Where a client is once it has handled this change (realtime.positions): what it
+    # sends back as Last-Event-ID or ?lastEventId= to resume.
+    resume: NotRequired[str]
 
 
 class NotifyPayload(TypedDict):
@@ -171,6 +174,8 @@ def encode_frame(event: ChangeEvent) -> str:
     """The one JSON text for an event: a WebSocket frame and an SSE `data:` line; in its
     reduced form when longer than REALTIME_FRAME_MAX_BYTES."""
     frame = {"id": event["id"], "table": event["table"], "op": event["op"], "data": event["data"]}
+    if "resume" in event:
+        frame["resume"] = event["resume"]
     text = to_json(frame)
     return text if fits(text) else to_json(reduced(frame))
 

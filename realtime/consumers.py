@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-import re
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -10,14 +10,14 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from realtime import metrics, scopes, server_internals
+from realtime import eventlog, metrics, scopes, server_internals
 from realtime.auth import TOKEN_ID_ATTR
 from realtime.bridge import Bridge
 from realtime.bus import ChangeMessage, change_message
 from realtime.changes import STATE
 from realtime.credentials import Holder, TooManyStreams, open_streams
-from realtime.eventlog import changes_after
 from realtime.membership import seen_through
+from realtime.positions import BadPosition, Position, parse_stream_position
 from realtime.runtime import SERVER_SEND_KEY, runtime
 
 logger = logging.getLogger(__name__)
@@ -31,14 +31,16 @@ CLOSE_CREDENTIALS_ENDED = 4401
 # Its user's sites changed: reconnect (with ?lastEventId=) to get the new scope's changes.
 CLOSE_SCOPE_CHANGED = 4409
 REPLAY_BATCH = 1000
-EVENT_ID = re.compile(r"[0-9]{1,18}")
 
 
 class ViolationConsumer(AsyncWebsocketConsumer):
     """/ws/violations/ and /ws/table/: one JSON text frame per change, nothing to receive.
 
-    `?lastEventId=N` (the `id` of the last frame a client handled) first replays, from the
-    event log, what came after it: a client that was dropped or went away resumes by id.
+    `?lastEventId=` (the `resume` of the last frame a client handled, realtime.positions)
+    first replays, from the event log, what it lacks: a client that was dropped or went
+    away resumes. A position the log cannot serve (its successors pruned, or ahead of the
+    log) gets a `stream-reset` frame first, as SSE streams get a `stream-reset` event: the
+    client should reload what it shows.
     """
 
     # Changes come from this process's bridge, not from a channel-layer channel per socket.
@@ -130,10 +132,15 @@ class ViolationConsumer(AsyncWebsocketConsumer):
                 self.bridge.unsubscribe(self.violation_changed)
             self.closing = asyncio.ensure_future(self.close(code=CLOSE_TOO_SLOW))
 
-    async def _pump(self, resume_after: int | None) -> None:
+    async def _pump(self, resume_from: Position | None) -> None:
         replayed = self.replayed
-        while resume_after is not None:
-            batch, resume_after = await events_after(resume_after, REPLAY_BATCH, self.cameras)
+        if resume_from is not None:
+            reset = await reset_frame(resume_from)
+            if reset is not None:
+                await self.send(text_data=reset)
+                resume_from = None
+        while resume_from is not None:
+            batch, resume_from = await events_after(resume_from, REPLAY_BATCH, self.cameras)
             for event_id, frame in batch:
                 await self.send(text_data=frame)
                 replayed.add(event_id)
@@ -164,15 +171,15 @@ class ViolationConsumer(AsyncWebsocketConsumer):
             await send({"type": "websocket.send", "text": frame})
 
 
-def resume_point(query_string: bytes) -> tuple[int | None, bool]:
+def resume_point(query_string: bytes) -> tuple[Position | None, bool]:
+    """`?lastEventId=`: a frame's `resume`, or an SSE event's id (realtime.positions)."""
     values = parse_qs(query_string.decode("latin-1")).get("lastEventId")
     if not values:
         return None, True
-    raw = values[-1].strip()
-    # ASCII digits only: "²".isdigit() is true, and int("²") raises.
-    if EVENT_ID.fullmatch(raw) is None:
+    try:
+        return parse_stream_position(values[-1])[1], True
+    except BadPosition:
         return None, False
-    return int(raw), True
 
 
 class RefusedConsumer(AsyncWebsocketConsumer):
@@ -183,17 +190,28 @@ class RefusedConsumer(AsyncWebsocketConsumer):
 
 
 @database_sync_to_async
+def reset_frame(position: Position) -> str | None:
+    """The `stream-reset` frame for a position the log cannot serve (None: it can)."""
+    if eventlog.servable(position):
+        return None
+    metrics.STREAM_RESETS.labels("websocket").inc()
+    now = eventlog.current_position()
+    return json.dumps({"type": "stream-reset", "resume": str(now)}, separators=(",", ":"))
+
+
+@database_sync_to_async
 def events_after(
-    event_id: int, limit: int, cameras: scopes.Scope = scopes.EVERYTHING
-) -> tuple[list[tuple[int, str]], int | None]:
-    """Frames after `event_id` of the cameras, and where to read on from (None: caught up)."""
+    position: Position, limit: int, cameras: scopes.Scope = scopes.EVERYTHING
+) -> tuple[list[tuple[int, str]], Position | None]:
+    """Frames a client at `position` lacks, of the cameras, and where to read on from
+    (None: caught up)."""
     # Acknowledgements and other sites' changes are skipped here too; a batch may then hold
-    # fewer than `limit` frames, so the replay goes on from the last id read, not sent.
-    changes = changes_after(event_id, limit)
+    # fewer than `limit` frames, so the replay goes on from where the read ended.
+    read = eventlog.replay(position, limit)
     keeps = scopes.keeper(cameras)
     frames = [
         (seen["id"], seen["frame"])
-        for c in changes
+        for c in read.changes
         if c["op"] != STATE and (seen := seen_through(change_message(c), keeps)) is not None
     ]
-    return frames, (changes[-1]["id"] if len(changes) == limit else None)
+    return frames, (read.position if read.more else None)

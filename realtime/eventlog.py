@@ -9,12 +9,14 @@ functions on Django's connection (servers), and the async ones on the listener's
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import psycopg
 from django.db import connection
 
 from realtime.changes import ChangeEvent, violation_state
+from realtime.positions import Position, after_change
 
 # Whether a shelf covers a change's violation (sql/008's realtime_shelves_covering, the
 # rule every reader uses). The change's JSON is parsed once (json_to_record), and not at
@@ -38,14 +40,15 @@ SHELF_COLUMN = ",\n       sh.shelved IS NOT NULL"
 # Changes of a source (a call of realtime_changes() or realtime_changes_after()), in id
 # order, each with when its log row was written, for an UPDATE or a STATE event the
 # violation's state as the product has it now (realtime_acknowledgement), whether a
-# shelf covers the violation, and the row as it was before an UPDATE moved it to another
-# camera (sql/009). See logged().
+# shelf covers the violation, the row as it was before an UPDATE moved it to another
+# camera (sql/009), and the oldest transaction running when it was read (the horizon of
+# a position, realtime.positions). See logged().
 def _with_state(source: str) -> str:
     return f"""
 SELECT c.id, c.table_name, c.op, c.data, extract(epoch FROM c.created_at)::float8,
        s.acknowledged_by, s.acknowledged_at, c.xid::text,
        s.note, s.noted_by, s.noted_at{SHELF_COLUMN},
-       c.old_data
+       c.old_data, pg_snapshot_xmin(pg_current_snapshot())::text
 FROM {source} c
 LEFT JOIN LATERAL (
     SELECT a.acknowledged_by, a.acknowledged_at, a.note, a.noted_by, a.noted_at
@@ -107,12 +110,13 @@ SELECT least(
 
 
 class Logged(NamedTuple):
-    """A change read from the log, when its log row was written (epoch seconds), and by
-    which transaction."""
+    """A change read from the log, when its log row was written (epoch seconds), by which
+    transaction, and the oldest transaction still running when it was read."""
 
     change: ChangeEvent
     written_at: float | None
     xid: str = ""
+    horizon: str = ""
 
 
 def logged(row: Sequence[Any]) -> Logged:
@@ -123,14 +127,14 @@ def logged(row: Sequence[Any]) -> Logged:
     change["shelved"] = bool(row[11])
     if row[12] is not None:
         change["old"] = row[12]
-    return Logged(change, row[4], row[7])
+    return Logged(change, row[4], row[7], row[13])
 
 
 def by_id_params(ids: Sequence[int]) -> list[Any]:
     return [min(ids) - 1, max(ids), list(ids)]
 
 
-def _fetch(query: str, params: list[Any]) -> list[tuple[Any, ...]]:
+def _fetch(query: str, params: list[Any] | dict[str, Any]) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(query, params)
         rows: list[tuple[Any, ...]] = cursor.fetchall()
@@ -153,6 +157,95 @@ def changes_after(
     """The first `limit` changes above `after_id`, in id order, of these tables and camera."""
     params = [after_id, limit, tables, None if camera is None else str(camera)]
     return [logged(row).change for row in _fetch(AFTER_SQL, params)]
+
+
+# What a client at a position lacks (realtime.positions), in one statement (one snapshot):
+# the changes at or below its id written by transactions at or above its horizon (committed
+# late: it may have some of them), then the first %(limit)s above its id. Both of these
+# tables and this camera (text), or NULL for all.
+REPLAY_SQL = _with_state(
+    """(
+    SELECT * FROM realtime_changes(
+        coalesce((SELECT min(coalesce(e.first_id, e.id)) - 1 FROM realtime_event e
+                  WHERE e.xid >= %(horizon)s::xid8), %(after)s),
+        %(after)s)
+    WHERE xid >= %(horizon)s::xid8
+      AND (%(tables)s::text[] IS NULL OR table_name = ANY(%(tables)s::text[]))
+      AND (%(camera)s::text IS NULL OR data->>'camera_id' = %(camera)s::text
+           OR old_data->>'camera_id' = %(camera)s::text)
+    UNION ALL
+    SELECT * FROM realtime_changes_after(%(after)s, %(limit)s, %(tables)s, %(camera)s)
+)"""
+)
+
+POSITION_SQL = f"SELECT ({NEWEST_ID_SQL}), pg_snapshot_xmin(pg_current_snapshot())::text"
+
+
+@dataclass
+class Replay:
+    """What a replay read: changes in the order to send them, each with the position a
+    client is at once it has handled it (`resume`); where to read on from; and whether
+    there may be more above it now (`limit` changes were read)."""
+
+    changes: list[ChangeEvent]
+    position: Position
+    more: bool
+
+
+def replay(
+    position: Position, limit: int, tables: list[str] | None = None, camera: int | None = None
+) -> Replay:
+    """What a client at `position` lacks: every change above its id (the first `limit`),
+    and those at or below it that committed after its horizon; of these tables and camera."""
+    params = {
+        "after": position.after,
+        "horizon": position.horizon,
+        "limit": limit,
+        "tables": tables,
+        "camera": None if camera is None else str(camera),
+    }
+    if position.horizon is None:
+        rows = _fetch(AFTER_SQL, [position.after, limit, params["tables"], params["camera"]])
+    else:
+        rows = _fetch(REPLAY_SQL, params)
+    if not rows:
+        return Replay([], position, False)
+    found = [logged(row) for row in rows]
+    read_at = found[0].horizon
+    changes = []
+    newest = position.after
+    for item in found:
+        change = item.change
+        if change["id"] <= position.after:
+            # Committed late, below the client's id: its own horizon holds until the
+            # late ones are all sent (they come first).
+            change["resume"] = after_change(change["id"], position.horizon)
+        else:
+            change["resume"] = after_change(change["id"], read_at)
+            newest = change["id"]
+        changes.append(change)
+    above = sum(1 for item in found if item.change["id"] > position.after)
+    return Replay(changes, Position(newest, read_at), above >= limit)
+
+
+# How far the log is pruned (sql/010), and the newest id.
+PRUNED_SQL = f"""
+SELECT coalesce((SELECT max(through) FROM realtime_log_pruned), 0), ({NEWEST_ID_SQL})
+"""
+
+
+def servable(position: Position) -> bool:
+    """Whether the log can say what a client at `position` lacks: not if changes after it
+    were pruned, nor if it is ahead of the log (another database's, a restored one's)."""
+    pruned_through, newest = _fetch(PRUNED_SQL, [])[0]
+    return int(pruned_through) <= position.after <= int(newest)
+
+
+def current_position() -> Position:
+    """Where a client that starts now is: the newest id, and the oldest transaction
+    running (read before whatever the client is then shown of the tables)."""
+    newest, horizon = _fetch(POSITION_SQL, [])[0]
+    return Position(int(newest), str(horizon))
 
 
 def changes_by_id(ids: Sequence[int]) -> list[ChangeEvent]:

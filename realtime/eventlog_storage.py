@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from django.db import connection as db_connection
@@ -22,9 +24,10 @@ from django_eventstream.storage import EventDoesNotExist, StorageBase
 
 from realtime import eventlog, kinds, metrics, scopes
 from realtime.bridge import json_event, rows_keeper
-from realtime.bus import ChangeMessage, change_message
+from realtime.bus import ChangeMessage, change_message, message_position
 from realtime.eventstream import JSON_STREAM
 from realtime.membership import seen_through
+from realtime.positions import Position
 from realtime.rows import InvalidFilter, RowFilter, render_change
 
 P = ParamSpec("P")
@@ -49,20 +52,45 @@ def releases_connection(method: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+# The horizons of the positions a request resumes from, by stream name, for the reads
+# django-eventstream makes itself (Pushpin's requests), which pass the storage an int.
+resume_horizons: ContextVar[dict[str, str | None] | None] = ContextVar(
+    "resume_horizons", default=None
+)
+
+
+@dataclass
+class Read:
+    """A stream's read of the log: its events (their ids are positions), where the stream
+    is once it has sent them, and whether more may be read at once."""
+
+    events: list[StreamEvent]
+    position: Position
+    more: bool
+
+
 class EventLogStorage(StorageBase):
     def append_event(self, channel: str, event_type: str, data: Any) -> StreamEvent:
         raise NotImplementedError("Events are appended by the PostgreSQL trigger, not by Django.")
 
     @releases_connection
-    def get_current_id(self, channel: str) -> int:
-        return eventlog.newest_id()
+    def get_current_id(self, channel: str) -> str:
+        return str(eventlog.current_position())
 
     @releases_connection
     def get_events(self, channel: str, last_id: int, limit: int = 100) -> list[StreamEvent]:
-        first, last = eventlog.bounds()
-        if last_id > last or (first is not None and last_id < first - 1):
-            # Unknown to this log, or pruned since: the client gets a stream-reset.
-            raise EventDoesNotExist(f"No event {last_id} in the log", last)
+        position = Position(last_id, (resume_horizons.get() or {}).get(channel))
+        return self.read(channel, position, limit).events
+
+    def read(self, channel: str, position: Position, limit: int) -> Read:
+        """What a stream at `position` lacks: about `limit` of its changes, as it sees them
+        (realtime.membership). EventDoesNotExist (a stream-reset) when the log cannot say:
+        the position is ahead of the log (another database's), or its successors are pruned."""
+        if not eventlog.servable(position):
+            metrics.STREAM_RESETS.labels("sse").inc()
+            raise EventDoesNotExist(
+                f"No event {position.after} in the log", str(eventlog.current_position())
+            )
         base, scope = scopes.split_channel(channel)
         registry = kinds.registry()
         if base == JSON_STREAM:
@@ -77,24 +105,25 @@ class EventLogStorage(StorageBase):
         events: list[StreamEvent] = []
         # `limit` of the stream's changes, or all there are: a window of the log holding
         # fewer of them (other sites' changes left out) is not the end of the log.
-        after = last_id
-        while len(events) < limit:
-            changes = eventlog.changes_after(after, limit, tables, camera)
-            for change in changes:
+        while True:
+            read = eventlog.replay(position, limit, tables, camera)
+            for change in read.changes:
                 # As the stream sees it: a row that left its cameras is a DELETE.
                 seen = seen_through(change_message(change), keeps)
                 if seen is not None:
                     event = self._event(channel, layout, seen, registry)
                     if event is not None:
                         events.append(event)
-            if len(changes) < limit or (scope is None and camera is None):
+            position = read.position
+            if not read.more or len(events) >= limit:
                 break
-            after = changes[-1]["id"]
         metrics.EVENTS_REPLAYED.labels("sse_replay").inc(len(events))
-        return events[:limit]
+        return Read(events, position, read.more)
 
     @staticmethod
-    def _event(channel: str, layout: Any, message: ChangeMessage, registry: kinds.Registry) -> Any:
+    def _event(
+        channel: str, layout: Any, message: ChangeMessage, registry: kinds.Registry
+    ) -> StreamEvent | None:
         if layout is None:
             return json_event(message, channel)
         html = render_change(
@@ -104,7 +133,10 @@ class EventLogStorage(StorageBase):
             registry,
             message.get("shelved", False),
         )
-        return None if html is None else StreamEvent(channel, "message", html, id=message["id"])
+        if html is None:
+            return None
+        made: StreamEvent = StreamEvent(channel, "message", html, id=message_position(message))
+        return made
 
 
 class ViolationChannelManager(ChannelManagerBase):

@@ -23,17 +23,21 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import quote
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connection as db_connection
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django_eventstream.event import Event as _StreamEvent
 from django_eventstream.eventrequest import EventRequest
-from django_eventstream.eventstream import EventPermissionError, get_events
+from django_eventstream.eventstream import EventPermissionError
+from django_eventstream.storage import EventDoesNotExist
 from django_eventstream.utils import (
     add_default_headers,
+    get_channelmanager,
     make_id,
     sse_encode_error,
     sse_encode_event,
@@ -43,6 +47,10 @@ from django_eventstream.views import Listener, events, get_listener_manager
 from realtime import metrics, pipeline, scopes, server_internals
 from realtime.auth import TOKEN_ID_ATTR
 from realtime.credentials import Holder, TooManyStreams, open_streams
+from realtime.positions import BadPosition, Position, parse_stream_position
+
+if TYPE_CHECKING:
+    from realtime.eventlog_storage import Read
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +67,15 @@ JSON_STREAM = "violations"
 # rows should not send every stream to the database.
 STREAM_PENDING_MAX = 1000
 
-read_log = sync_to_async(get_events)
 # Events per read of the log (django-eventstream's default is 100): a stream that fell
 # behind inside a big statement unpacks its log row once per read (sql/005).
 LOG_READ_LIMIT = 1000
 
 
-def stream_response(request: HttpRequest, channel: str) -> HttpResponseBase:
-    """A stream of `channel` from the log position the request asks for."""
+def stream_response(
+    request: HttpRequest, channel: str, position: Position | None
+) -> HttpResponseBase:
+    """A stream of `channel` from `position` (realtime.positions), or from now."""
     try:
         event_request = EventRequest(request, view_kwargs={"channels": [channel]})
     except (EventRequest.Error, EventPermissionError):
@@ -86,10 +95,48 @@ def stream_response(request: HttpRequest, channel: str) -> HttpResponseBase:
     listener.channels = event_request.channels
     pending = getattr(request, "scope", {}).get(server_internals.SCOPE_KEY)
     response = StreamingHttpResponse(
-        stream(event_request, listener, pending, holder), content_type="text/event-stream"
+        stream(event_request.user, channel, position, listener, pending, holder),
+        content_type="text/event-stream",
     )
     add_default_headers(response, request=request)
     return response
+
+
+def grip_response(
+    request: HttpRequest, channel: str, position: Position | None = None
+) -> HttpResponseBase:
+    """django-eventstream's own view, for the requests Pushpin makes (GRIP). It reads the
+    storage with an int id: the position's horizon travels beside it
+    (eventlog_storage.resume_horizons), here for the position the client resumes from, the
+    `lastEventId` of a continuation, or the ids Pushpin recovers from."""
+    from realtime.eventlog_storage import resume_horizons
+
+    if position is None:
+        raw = next((v for v in reversed(request.GET.getlist("lastEventId")) if v), None)
+        if raw:
+            try:
+                position = parse_stream_position(raw)[1]
+            except BadPosition:
+                position = None  # django-eventstream answers it
+    horizons: dict[str, str | None] = {}
+    if position is not None:
+        # The header wins over ?lastEventId= in django-eventstream's request.
+        request.META["HTTP_LAST_EVENT_ID"] = f"{quote(channel)}:{position.after}"
+        horizons[channel] = position.horizon
+    last: dict[str, Any] = getattr(getattr(request, "grip", None), "last", None) or {}
+    for name, value in list(last.items()):
+        try:
+            recovered = Position.parse(str(value))
+        except BadPosition:
+            continue
+        last[name] = str(recovered.after)
+        if name == f"events-{quote(channel)}":
+            horizons[channel] = recovered.horizon
+    reset = resume_horizons.set(horizons)
+    try:
+        return events(request, channels=[channel])  # type: ignore[no-any-return]
+    finally:
+        resume_horizons.reset(reset)
 
 
 def _ended(listener: Listener, scope_changed: bool) -> None:
@@ -108,7 +155,9 @@ def _ended(listener: Listener, scope_changed: bool) -> None:
 
 
 async def stream(
-    event_request: EventRequest,
+    user: Any,
+    channel: str,
+    position: Position | None,
     listener: Listener,
     pending: server_internals.PendingBytes | None,
     holder: Holder | None = None,
@@ -118,7 +167,7 @@ async def stream(
     handle = None
     if holder is not None:
         try:
-            scope = scopes.split_channel(next(iter(listener.channels)))[1]
+            scope = scopes.split_channel(channel)[1]
             handle = open_streams.open(holder, lambda moved: _ended(listener, moved), "sse", scope)
         except TooManyStreams:
             return
@@ -130,11 +179,12 @@ async def stream(
         while True:
             # From the log: at the start, and again whenever the stream fell behind.
             try:
-                read = await _read_from_log(event_request, listener)
+                read = await _read_from_log(user, channel, position, listener)
             except EventPermissionError as exc:
                 yield _error("forbidden", str(exc), {"channels": exc.channels})
                 return
             body.extend(read.chunks)
+            position = read.position
             if body:
                 if not await drained(pending):
                     return
@@ -143,12 +193,16 @@ async def stream(
             if read.again:
                 continue
             # Caught up: what the bridge queues from now on, until the stream overflows.
-            live = _Live()
-            async for chunk in _live(listener, read.last_ids, pending, live):
+            live = _Live(last_ids={channel: str(position)})
+            async for chunk in _live(listener, pending, live):
                 yield chunk
             if live.ended:
                 return
-            event_request.channel_last_ids = read.last_ids
+            if live.sent:
+                # Read on from the last change sent (its id is its position), with the
+                # horizon of the read that caught up if that is later: every change below
+                # it was visible to that read, which sent all it saw.
+                position = tighter(Position.parse(live.last_ids[channel]), position)
     finally:
         gauge.dec()
         if handle is not None:
@@ -157,60 +211,96 @@ async def stream(
         manager.remove_listener(listener)
 
 
+def tighter(sent: Position, caught_up: Position) -> Position:
+    """The position of a stream that sent `sent` live after a read of the whole log that
+    ended at `caught_up` (realtime.positions)."""
+    if sent.horizon is None or caught_up.horizon is None:
+        return sent
+    return Position(sent.after, str(max(int(sent.horizon), int(caught_up.horizon))))
+
+
 @dataclass
 class _Read:
     chunks: list[bytes]
-    last_ids: dict[str, Any]
+    position: Position
     again: bool  # read the log again at once
 
 
-async def _read_from_log(event_request: EventRequest, listener: Listener) -> _Read:
+def _read_log(user: Any, channel: str, position: Position | None) -> tuple[Read, bool]:
+    """The storage's read for a stream (in a thread); whether it is a reset."""
+    # Here, not at the top: the storage's module draws events with the bridge's help.
+    from realtime.eventlog_storage import EventLogStorage, Read
+
     try:
-        response = await read_log(event_request, limit=LOG_READ_LIMIT)
+        if not get_channelmanager().can_read_channel(user, channel):
+            raise EventPermissionError(f"Permission denied to channels: {channel}", [channel])
+        storage = EventLogStorage()
+        if position is None:
+            return Read([], Position.parse(storage.get_current_id(channel)), False), False
+        try:
+            return storage.read(channel, position, LOG_READ_LIMIT), False
+        except EventDoesNotExist as exc:
+            return Read([], Position.parse(exc.current_id), False), True
+    finally:
+        # A stream lives for days: its thread must not keep a database connection.
+        db_connection.close()
+
+
+read_log = sync_to_async(_read_log)
+
+
+async def _read_from_log(
+    user: Any, channel: str, position: Position | None, listener: Listener
+) -> _Read:
+    try:
+        read, reset = await read_log(user, channel, position)
     finally:
         server_internals.release_request_thread()
-    last_ids = dict(response.channel_last_ids)
     chunks = []
-    if response.channel_reset:
-        channels = {"channels": list(response.channel_reset)}
-        reset = sse_encode_event(
-            "stream-reset", channels, event_id=make_id(last_ids), json_encode=True
+    if reset:
+        # The log cannot say what the client lacks: it should reload what it shows.
+        chunks.append(
+            sse_encode_event(
+                "stream-reset",
+                {"channels": [channel]},
+                event_id=make_id({channel: str(read.position)}),
+                json_encode=True,
+            ).encode()
         )
-        chunks.append(reset.encode())
-    for channel, items in response.channel_items.items():
-        for item in items:
-            last_ids[channel] = item.id
-            text = sse_encode_event(item.type, item.data, event_id=make_id(last_ids))
-            chunks.append(text.encode())
-    if response.channel_more:
-        return _Read(chunks, last_ids, again=True)  # get_events moved the request on
+    for item in read.events:
+        chunks.append(
+            sse_encode_event(item.type, item.data, event_id=make_id({channel: item.id})).encode()
+        )
+    if read.more:
+        return _Read(chunks, read.position, again=True)
     with get_listener_manager().lock:
         behind = bool(listener.channel_items)
         if behind:
-            # Queued while the log was read: read the log again instead, from the last
-            # event sent (django-eventstream's stream() reads from the start again, and
-            # sends what it had sent twice).
+            # Queued while the log was read: read the log again instead, from where the read
+            # ended (django-eventstream's stream() reads from the start again, and sends
+            # what it had sent twice).
             listener.aevent.clear()
             listener.channel_items = {}
-    if behind:
-        event_request.channel_last_ids = last_ids
-    return _Read(chunks, last_ids, again=behind)
+    return _Read(chunks, read.position, again=behind)
 
 
 @dataclass
 class _Live:
+    # The stream's last id, by stream name (one name per stream).
+    last_ids: dict[str, Any]
     ended: bool = False  # the stream is over (an error, a client that stopped reading)
+    sent: bool = False  # a change was sent
 
 
 async def _live(
     listener: Listener,
-    last_ids: dict[str, Any],
     pending: server_internals.PendingBytes | None,
     outcome: _Live,
 ) -> AsyncIterator[bytes]:
     """Chunks of what the bridge queues; returns when the stream overflowed (the rest is
     in the log) or is over (outcome.ended)."""
     manager = get_listener_manager()
+    last_ids = outcome.last_ids
     told = pipeline.watch.generation  # the pipeline's state the client has
     shelves_told = _shelves.generation  # the shelves the client was told of
     # `shelves` is for the row streams, not the JSON ones (whatever their scope).
@@ -241,6 +331,7 @@ async def _live(
             for channel, items in channel_items.items()
             for item in items
         ]
+        outcome.sent = outcome.sent or bool(body)
         if told != pipeline.watch.generation:
             told = pipeline.watch.generation
             body.append(heartbeat())
@@ -374,6 +465,7 @@ def listened() -> Collection[str]:
     return names
 
 
-def event(stream_name: str, event_type: str, data: str, event_id: int) -> StreamEvent:
+def event(stream_name: str, event_type: str, data: str, event_id: str) -> StreamEvent:
+    """An event of a stream; its id is a position (realtime.positions)."""
     made: StreamEvent = _StreamEvent(stream_name, event_type, data, id=event_id)
     return made

@@ -14,7 +14,7 @@ from django_eventstream.utils import publish_event
 
 from realtime import kinds, scopes
 from realtime.bridge import Targets, in_scope, json_event, row_fragments
-from realtime.bus import change_message
+from realtime.bus import change_message, message_position
 from realtime.changes import ChangeEvent
 from realtime.eventstream import JSON_STREAM
 
@@ -25,7 +25,7 @@ def publish_change(event: ChangeEvent, every_scope: Collection[scopes.Scope] = (
     if not settings.GRIP_URL:
         return
     message = change_message(event)
-    event_id = str(event["id"])
+    event_id = message_position(message)
     for scope in every_scope:
         for seen in in_scope([message], scope):
             json_item = json_event(seen)

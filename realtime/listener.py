@@ -50,6 +50,7 @@ from realtime.changes import (
     parse_notify_payload,
 )
 from realtime.eventlog import Logged
+from realtime.positions import after_change
 from realtime.retention import prune_periodically
 from realtime.retry import backoff_delay
 
@@ -57,7 +58,8 @@ logger = logging.getLogger(__name__)
 
 # Given the changes in order; awaited before they count as forwarded.
 Forward = Callable[[list[ChangeEvent]], Awaitable[None]]
-Heartbeat = Callable[[int], Awaitable[None]]
+# The newest id forwarded, and the catch-up horizon (realtime.positions).
+Heartbeat = Callable[[int, str], Awaitable[None]]
 State = Literal["starting", "standby", "active", "down"]
 
 # pg_advisory_lock key shared by every listener of this database ("realtime" in ASCII).
@@ -72,7 +74,8 @@ SKIPPED_LOG_INTERVAL = 60.0
 @dataclass
 class LogListenerSettings:
     conninfo: str
-    catch_up_interval: float = 5.0
+    # Also the age of the horizon of the positions clients resume from (realtime.positions).
+    catch_up_interval: float = 1.0
     standby_poll_interval: float = 1.0
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
@@ -224,6 +227,7 @@ class LogListener:
             self._forwarded = set(ids)
             self._high_water = newest
             await eventlog.save_scan_from(conn, scan_from, self.settings.holder, newest)
+        self._scan_from = scan_from  # the horizon of positions until this catch-up ends
         self._scan_from = await self._catch_up(conn, scan_from)
         self._set_state("active")  # caught up, and listening
         pruning = start_pruning(self.settings)
@@ -293,6 +297,9 @@ class LogListener:
     async def _send(self, items: list[Logged]) -> None:
         if not items:
             return
+        for item in items:
+            # Every change of a transaction below the catch-up horizon is forwarded by now.
+            item.change["resume"] = after_change(item.change["id"], self._scan_from)
         await self.forward([item.change for item in items])
         now = time.time()
         self._forwarded.update(item.change["id"] for item in items)
@@ -322,5 +329,5 @@ class LogListener:
         if self.heartbeat is not None:
             # Everything visible at the scan is forwarded: servers that missed some of it
             # on the bus read it from the log.
-            await self.heartbeat(newest)
+            await self.heartbeat(newest, next_from)
         return next_from

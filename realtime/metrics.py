@@ -61,6 +61,12 @@ STREAMS_CLOSED = Counter(
     " deactivated).",
     ["reason"],
 )
+STREAM_RESETS = Counter(
+    "realtime_stream_resets",
+    "Resume points the event log could not serve (pruned, or ahead of the log): the client"
+    " was sent stream-reset.",
+    ["transport"],
+)
 FRAMES_REDUCED = Counter(
     "realtime_frames_reduced",
     "Changes whose JSON text was longer than REALTIME_FRAME_MAX_BYTES, sent in their reduced"

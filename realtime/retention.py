@@ -18,20 +18,31 @@ BATCH = 10_000
 # Between two batches of the listener's pruning: a backlog of millions is pruned in steps.
 STEP_PAUSE = 0.05
 
+# A batch, and how far the log is pruned now (sql/010: a client below it is reset).
 PRUNE_BATCH_SQL = """
-DELETE FROM realtime_event
-WHERE id IN (
-    SELECT id FROM realtime_event
-    WHERE created_at < now() - make_interval(secs => %s)
-    LIMIT %s
+WITH deleted AS (
+    DELETE FROM realtime_event
+    WHERE id IN (
+        SELECT id FROM realtime_event
+        WHERE created_at < now() - make_interval(secs => %s)
+        LIMIT %s
+    )
+    RETURNING id
+), marked AS (
+    INSERT INTO realtime_log_pruned (through)
+    SELECT max(id) FROM deleted HAVING count(*) > 0
+    ON CONFLICT (only_row) DO UPDATE
+    SET through = greatest(realtime_log_pruned.through, EXCLUDED.through)
 )
+SELECT count(*) FROM deleted
 """
 
 
 def prune_events(conn: psycopg.Connection[Any], older_than: timedelta) -> int:
     deleted = 0
     while True:
-        count = conn.execute(PRUNE_BATCH_SQL, [older_than.total_seconds(), BATCH]).rowcount
+        row = conn.execute(PRUNE_BATCH_SQL, [older_than.total_seconds(), BATCH]).fetchone()
+        count = int(row[0]) if row else 0
         deleted += count
         if count < BATCH:
             return deleted
@@ -43,8 +54,10 @@ async def aprune_events(
     deleted = 0
     while True:
         cur = await conn.execute(PRUNE_BATCH_SQL, [older_than.total_seconds(), BATCH])
-        deleted += cur.rowcount
-        if cur.rowcount < BATCH:
+        row = await cur.fetchone()
+        count = int(row[0]) if row else 0
+        deleted += count
+        if count < BATCH:
             return deleted
         await asyncio.sleep(pause)
 

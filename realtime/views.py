@@ -21,7 +21,6 @@ from django.shortcuts import render
 from django.templatetags.static import static
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_eventstream.views import events
 
 from realtime import (
     eventlog,
@@ -31,6 +30,7 @@ from realtime import (
     kinds,
     metrics,
     operator_actions,
+    positions,
     scopes,
     shelves,
     violations,
@@ -39,6 +39,7 @@ from realtime.auth import accepts_token
 from realtime.eventstream import JSON_STREAM
 from realtime.kinds import Kind
 from realtime.models import Acknowledgement, Shelf
+from realtime.positions import Position
 from realtime.rows import (
     CAMERA,
     LAYOUTS,
@@ -59,10 +60,6 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 ANY_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 MINUTES = re.compile(r"[0-9]{1,6}")
 
-# What django-eventstream sends as `id:` ("violations:42", the channel URL-quoted), or the
-# bare event id ("42").
-LAST_EVENT_ID = re.compile(r"(?:([\w/%*.~-]+):)?([0-9]{1,18})", re.ASCII)
-
 
 def _bad_request(message: str) -> HttpResponse:
     return HttpResponse(message, status=400, content_type="text/plain")
@@ -79,8 +76,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     registry = kinds.registry()
     scope = scopes.of_user(request.user)
     # Taken before the rows are read: the stream resumes from here, so nothing committed
-    # in between is missed.
-    last_event_id = eventlog.newest_id()
+    # in between (or committed later with a lower id) is missed (realtime.positions).
+    last_event_id = str(eventlog.current_position())
     first = violations.page(registry, row_filter, scope=scope)
     context = {
         "rows": first.rows,
@@ -358,22 +355,22 @@ def _stream(request: HttpRequest, base: str) -> HttpResponseBase:
     if _proxied_continuation(request):
         # Pushpin asking for the next part of a stream it holds: the signed es-meta it
         # carries was issued to an authenticated request (checked by django-eventstream).
-        return events(request, channels=[channel])  # type: ignore[no-any-return]
+        return eventstream.grip_response(request, channel)
     if not request.user.is_authenticated:
         refused = JsonResponse({"error": "authentication required"}, status=401)
         refused["WWW-Authenticate"] = 'Bearer realm="violations"'
         return refused
-    last_event_id, error = _resume_point(request, channel)
+    position, error = _resume_point(request, channel)
     if error:
         return JsonResponse({"error": error}, status=400)
-    if last_event_id is not None:
-        # django-eventstream reads the header; normalise whichever form the client used.
-        request.META["HTTP_LAST_EVENT_ID"] = f"{quote(channel)}:{last_event_id}"
+    if position is not None:
+        # django-eventstream's request reads the header too: one form, whichever was sent.
+        request.META["HTTP_LAST_EVENT_ID"] = f"{quote(channel)}:{position}"
     grip = getattr(request, "grip", None)
     if grip is not None and grip.proxied:
         # Pushpin holds the stream; django-eventstream answers it with GRIP instructions.
-        return events(request, channels=[channel])  # type: ignore[no-any-return]
-    response = eventstream.stream_response(request, channel)
+        return eventstream.grip_response(request, channel, position)
+    response = eventstream.stream_response(request, channel, position)
     if isinstance(response, StreamingHttpResponse):
         # The stream may last for days: do not hold a database connection (opened for the
         # login) for all that time. Django opens a new one when it needs one.
@@ -392,18 +389,25 @@ def _proxied_continuation(request: HttpRequest) -> bool:
     return True
 
 
-def _resume_point(request: HttpRequest, channel: str) -> tuple[int | None, str | None]:
+def _resume_point(request: HttpRequest, channel: str) -> tuple[Position | None, str | None]:
+    """The position the client resumes from (`Last-Event-ID`, or `?lastEventId=` when an
+    EventSource had to be made anew), if any; or what is wrong with it."""
     raw = request.headers.get("Last-Event-ID") or next(
         (value for value in reversed(request.GET.getlist("lastEventId")) if value), None
     )
     if raw is None:
         return None, None
-    match = LAST_EVENT_ID.fullmatch(raw.strip())
+    try:
+        stream, position = positions.parse_stream_position(raw)
+    except positions.BadPosition:
+        stream, position = "", None
     # A stream of the same name in another scope is fine: the user's scope changed since
     # (their grants), and they resume with the new one.
-    if match is None or (
-        match.group(1) is not None
-        and scopes.base_of(unquote(match.group(1))) != scopes.base_of(channel)
+    if position is None or (
+        stream is not None and scopes.base_of(unquote(stream)) != scopes.base_of(channel)
     ):
-        return None, f"Last-Event-ID must be an event id such as 42 or {quote(channel)}:42"
-    return int(match.group(2)), None
+        return None, (
+            f"Last-Event-ID must be an event id such as 42, {quote(channel)}:42 or "
+            f"{quote(channel)}:42.7733"
+        )
+    return position, None

@@ -97,6 +97,22 @@ def newest_event(pg: psycopg.Connection[Any]) -> int:
     return int(row[0])
 
 
+def prune_log(pg: psycopg.Connection[Any], through: int) -> None:
+    """What the product's pruning does (realtime.retention), up to an id: the changes
+    deleted, and how far the log is pruned raised (sql/010)."""
+    pg.execute("DELETE FROM realtime_event WHERE id <= %s", [through])
+    pg.execute(
+        "INSERT INTO realtime_log_pruned (through) VALUES (%s) ON CONFLICT (only_row)"
+        " DO UPDATE SET through = greatest(realtime_log_pruned.through, EXCLUDED.through)",
+        [through],
+    )
+
+
+def event_number(event_id: str) -> int:
+    """The change id in an SSE `id:` or a frame's `resume` ("violations:812.7733": 812)."""
+    return int(event_id.rpartition(":")[2].partition(".")[0])
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -18,7 +18,15 @@ import pytest
 from playwright.sync_api import expect
 
 from tests import browsing
-from tests.helpers import Stack, insert_violation, newest_event, next_frame, sse, websocket
+from tests.helpers import (
+    Stack,
+    event_number,
+    insert_violation,
+    newest_event,
+    next_frame,
+    sse,
+    websocket,
+)
 from tests.test_metrics import sample
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -106,7 +114,7 @@ async def next_row(rows: Any) -> tuple[int, str]:
     while True:
         event = await rows.next_event(10)
         if event.event == "message":
-            return int(event.id.rpartition(":")[2]), event.data
+            return event_number(event.id), event.data
 
 
 async def test_a_change_too_big_for_a_frame_reaches_every_live_stream_reduced(

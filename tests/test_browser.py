@@ -14,7 +14,7 @@ from playwright.sync_api import ConsoleMessage, Page, expect
 
 from tests import browsing
 from tests.browsing import SCREENSHOTS, SPY_ON_PLAY, expect_live
-from tests.helpers import Stack, insert_violation
+from tests.helpers import Stack, insert_violation, newest_event, prune_log
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 PASSWORD = browsing.PASSWORD
@@ -214,7 +214,7 @@ def test_a_reset_after_pruning_reloads_the_rows(stack, operator, page, pg) -> No
         insert_violation(pg, image="/media/pruned-while-away.jpg")
         insert_violation(pg, image="/media/kept-while-away.jpg")
         # The event the page would resume after is gone from the log.
-        pg.execute("DELETE FROM realtime_event WHERE id < (SELECT max(id) FROM realtime_event)")
+        prune_log(pg, newest_event(pg) - 1)
 
     stack.restart_server(down=while_down)
     # The page cannot be told what it missed, so it draws itself anew from the tables.
@@ -248,3 +248,29 @@ def test_acknowledging_shows_on_every_screen_and_can_hide(stack, operator, brows
         screens[0].screenshot(path=SCREENSHOTS / "acknowledged.png")
     finally:
         context.close()
+
+
+def test_the_legacy_page_resumes_after_a_restart_and_reloads_on_a_reset(
+    stack, operator, page, pg
+) -> None:
+    messages: list[str] = []
+    page.on("console", lambda message: messages.append(message.text))
+    log_in(page, stack, "/legacy/")
+    page.wait_for_function("() => ws.readyState === WebSocket.OPEN")
+    insert_violation(pg, image="/media/legacy-before.jpg")
+    page.wait_for_function("() => resume !== ''")
+    # Away while a row is written: it comes back from where it was, and logs the row once.
+    stack.restart_server(down=lambda: insert_violation(pg, image="/media/legacy-missed.jpg"))
+    page.wait_for_function("() => seen.size === 2", timeout=15_000)
+    assert len([m for m in messages if m.startswith("Violation from")]) == 2
+
+    # Away while the log is pruned past it: it draws itself anew (a fresh page, no seen ids).
+    def pruned() -> None:
+        insert_violation(pg, image="/media/legacy-pruned.jpg")
+        insert_violation(pg, image="/media/legacy-kept.jpg")
+        prune_log(pg, newest_event(pg) - 1)
+
+    with page.expect_event("load", timeout=15_000):
+        stack.restart_server(down=pruned)
+    page.wait_for_function("() => ws.readyState === WebSocket.OPEN")
+    assert page.evaluate("seen.size") == 0

@@ -14,7 +14,7 @@ from django_eventstream.storage import EventDoesNotExist
 
 from realtime import eventlog
 from realtime.eventlog_storage import EventLogStorage
-from tests.helpers import insert_violation, newest_event
+from tests.helpers import insert_violation, newest_event, prune_log
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -129,7 +129,7 @@ def test_the_oldest_id_is_a_statement_rows_first_change(pg, marker) -> None:
     before = newest_event(pg)
     insert_statement(pg, 150, marker)
     [(_, first_id, _)] = statement_rows(pg, before)
-    pg.execute("DELETE FROM realtime_event WHERE id < %s", [first_id])  # pruned
+    prune_log(pg, first_id - 1)
     assert eventlog.bounds()[0] == first_id
     storage = EventLogStorage()
     assert len(storage.get_events("violations", first_id - 1, limit=1000)) == 150

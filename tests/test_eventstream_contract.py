@@ -17,7 +17,7 @@ from realtime.bus import change_message
 from realtime.eventlog_storage import EventLogStorage
 from realtime.eventstream import JSON_STREAM as SSE_CHANNEL
 from realtime.eventstream import STREAM_PENDING_MAX
-from tests.helpers import insert_violation
+from tests.helpers import event_number, insert_violation
 
 
 def test_installed_version_is_the_pinned_one() -> None:
@@ -47,7 +47,8 @@ async def test_listener_manager_queues_and_wakes_a_stream(stream) -> None:
     wake_sse_streams([message])
     await asyncio.wait_for(stream.aevent.wait(), 1)
     [event] = stream.channel_items[SSE_CHANNEL]
-    assert (event.type, event.id, event.data) == ("message", 5, message["frame"])
+    # Its id is the change's position: the bare id from a message without one.
+    assert (event.type, event.id, event.data) == ("message", "5", message["frame"])
 
 
 async def test_a_stream_is_woken_once_per_batch_and_told_when_it_overflows(stream) -> None:
@@ -57,22 +58,24 @@ async def test_a_stream_is_woken_once_per_batch_and_told_when_it_overflows(strea
     ]
     wake_sse_streams(messages[:5])
     assert stream.aevent.is_set()
-    assert [e.id for e in stream.channel_items[SSE_CHANNEL]] == [1, 2, 3, 4, 5]
+    assert [e.id for e in stream.channel_items[SSE_CHANNEL]] == ["1", "2", "3", "4", "5"]
     assert not stream.overflow
     wake_sse_streams(messages[5:])
     # Full: the stream keeps the first ones and re-reads the rest from the log (storage).
     assert len(stream.channel_items[SSE_CHANNEL]) == STREAM_PENDING_MAX
-    assert stream.channel_items[SSE_CHANNEL][-1].id == STREAM_PENDING_MAX
+    assert stream.channel_items[SSE_CHANNEL][-1].id == str(STREAM_PENDING_MAX)
     assert stream.overflow
 
 
 def test_storage_replays_after_an_id_and_resets_unknown_ones(pg) -> None:
     storage = EventLogStorage()
-    before = storage.get_current_id(SSE_CHANNEL)
+    # A position (realtime.positions): the newest id, and the oldest running transaction.
+    current = storage.get_current_id(SSE_CHANNEL)
+    before = event_number(current)
     insert_violation(pg, image="/media/a.jpg")
     insert_violation(pg, image="/media/b.jpg")
     events = storage.get_events(SSE_CHANNEL, before)
-    assert [e.id for e in events] == [before + 1, before + 2]
+    assert [event_number(e.id) for e in events] == [before + 1, before + 2]
     assert '"violation_image":"/media/b.jpg"' in events[1].data
     assert storage.get_events(SSE_CHANNEL, before + 2) == []
     with pytest.raises(EventDoesNotExist):

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests import browsing
-from tests.helpers import Stack, newest_event, next_frame, sse, websocket
+from tests.helpers import Stack, event_number, newest_event, next_frame, sse, websocket
 from tests.test_sites_live import insert, sites
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -56,11 +56,6 @@ def tokens() -> dict[str, str]:
     return {name: ApiToken.issue(user) for name, user in made.items()}
 
 
-def event_id(raw: str) -> int:
-    """The change id of an SSE `id:` (channel:ID, or channel:ID.HORIZON)."""
-    return int(raw.rpartition(":")[2].partition(".")[0])
-
-
 async def ws_changes(ws: Any, last: int) -> list[tuple[int, str, dict[str, Any]]]:
     """(id, op, data) of every frame up to the one of event `last`."""
     got: list[tuple[int, str, dict[str, Any]]] = []
@@ -80,11 +75,11 @@ async def sse_changes(stream: Any, last: int) -> list[tuple[int, str, Any]]:
             continue
         if event.data.startswith("{"):
             change = json.loads(event.data)
-            got.append((event_id(event.id), change["op"], change["data"]))
+            got.append((event_number(event.id), change["op"], change["data"]))
         else:
             op, row = OP.search(event.data), ROW.search(event.data)
             assert op and row, event.data
-            got.append((event_id(event.id), op[1], int(row[1])))
+            got.append((event_number(event.id), op[1], int(row[1])))
     return got
 
 

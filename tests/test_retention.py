@@ -28,6 +28,11 @@ def test_prune_events_deletes_only_what_is_older_than_the_retention(pg) -> None:
     assert out.getvalue().startswith("pruned ")
     images = [row[0] for row in pg.execute("SELECT data->>'violation_image' FROM realtime_event")]
     assert images == ["/media/new.jpg"]
+    # How far the log is pruned (sql/010): a client resuming below it gets a stream-reset.
+    [(through, kept)] = pg.execute(
+        "SELECT through, (SELECT min(id) FROM realtime_event) FROM realtime_log_pruned"
+    ).fetchall()
+    assert through == kept - 1
 
 
 def test_prune_events_takes_an_age_and_names_a_bad_one(pg) -> None:

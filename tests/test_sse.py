@@ -10,9 +10,7 @@ from urllib.parse import quote
 
 import pytest
 from channels.db import database_sync_to_async
-from django.test import RequestFactory
 from django_eventstream.event import Event as DjangoEvent
-from django_eventstream.eventrequest import EventRequest
 from django_eventstream.utils import sse_encode_event
 from django_eventstream.views import Listener, get_listener_manager
 
@@ -25,7 +23,8 @@ from realtime.eventstream import JSON_STREAM as SSE_CHANNEL
 from realtime.eventstream import queue_for_streams
 from realtime.models import EventLogRow
 from realtime.pipeline import PipelineWatch
-from tests.helpers import insert_violation, newest_event
+from realtime.positions import Position
+from tests.helpers import event_number, insert_violation, newest_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,14 +39,11 @@ def user() -> Any:
 def open_stream(
     user: Any, last_id: int | None = None, channel: str = SSE_CHANNEL
 ) -> tuple[AsyncIterator[bytes], Listener]:
-    headers = {} if last_id is None else {"Last-Event-ID": f"{channel}:{last_id}"}
-    http_request = RequestFactory().get("/events/violations/", headers=headers)
-    http_request.user = user
-    request = EventRequest(http_request, view_kwargs={"channels": [channel]})
     listener = Listener()
     listener.user_id = user.pk
-    listener.channels = request.channels
-    return sse.stream(request, listener, None), listener
+    listener.channels = {channel}
+    position = None if last_id is None else Position(last_id)
+    return sse.stream(user, channel, position, listener, None), listener
 
 
 async def next_chunk(body: AsyncIterator[bytes]) -> str:
@@ -70,7 +66,7 @@ def newest_logged(count: int) -> list[ChangeEvent]:
 
 
 def ids_in(chunk: str) -> list[int]:
-    return [int(line.rsplit(":", 1)[1]) for line in chunk.splitlines() if line.startswith("id: ")]
+    return [event_number(line[4:]) for line in chunk.splitlines() if line.startswith("id: ")]
 
 
 async def test_each_change_is_sent_to_every_stream_as_django_eventstream_encodes_it(user) -> None:
@@ -194,9 +190,9 @@ async def test_events_queued_while_the_log_is_read_are_not_sent_twice(
     real_read = sse.read_log
     reads = 0
 
-    async def read_while_the_bridge_queues(event_request: Any, limit: int) -> Any:
+    async def read_while_the_bridge_queues(*args: Any) -> Any:
         nonlocal reads
-        response = await real_read(event_request, limit=limit)
+        response = await real_read(*args)
         reads += 1
         if reads == 1:
             # The newest row reaches the bridge live while the replay is being read.

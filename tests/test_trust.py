@@ -151,7 +151,7 @@ async def test_a_row_that_cannot_be_drawn_does_not_keep_the_others_off_the_table
     )
     wake_row_streams([broken, good])
     [event] = row_stream.channel_items["table/*/*"]
-    assert event.id == 8 and "/media/drawn.jpg" in event.data
+    assert event.id == "8" and "/media/drawn.jpg" in event.data
 
 
 # --- a neighbour on the same Redis ----------------------------------------------------------
