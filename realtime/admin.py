@@ -15,6 +15,7 @@ from django.template.loader import render_to_string
 from django.utils.html import format_html, format_html_join
 
 from realtime import eventlog, kinds, media, scopes
+from realtime.admin_scope import ByCamera, ByViolation, SharedAdmin
 from realtime.adoption import SORT_DATE, SORT_TIME
 from realtime.models import (
     Acknowledgement,
@@ -63,9 +64,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(HumanDetection, LotoDetection, PpeDetection)
-class ViolationAdmin(ReadOnlyAdmin):
-    """The detectors' rows, to look at: the product does not own them, so no add, change
-    or delete. The acknowledgement comes from the product's own table."""
+class ViolationAdmin(ByCamera, ReadOnlyAdmin):
+    """The detectors' rows of the user's cameras, to look at: the product does not own
+    them, so no add, change or delete. The acknowledgement comes from the product's own
+    table."""
 
     list_display = [
         "violation",
@@ -105,10 +107,6 @@ class ViolationAdmin(ReadOnlyAdmin):
                 row_data=RawSQL(f"row_to_json({connection.ops.quote_name(table)}.*)", []),
             )
         )
-        # Staff see the violations of their sites too (the change page as well: a 404).
-        scope = scopes.of_user(request.user)
-        if scope is not None:
-            queryset = queryset.filter(camera_id__in=sorted(scope))
         return queryset
 
     def _kind(self) -> kinds.Kind | None:
@@ -173,9 +171,12 @@ class ViolationAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ViolationKind)
-class ViolationKindAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Labels, colours, sounds and order are edited here; `manage.py add_kind` adds and
-    removes kinds, since that attaches or detaches the trigger on the table."""
+class ViolationKindAdmin(SharedAdmin):
+    """Labels, colours, sounds and order are edited here, by those who may manage sites
+    (every site's screens show them); `manage.py add_kind` adds and removes kinds, since
+    that attaches or detaches the trigger on the table."""
+
+    managed = frozenset({"change"})
 
     list_display = ["label", "slug", "table_name", "schema_name", "colour", "sound", "position"]
     list_editable = ["position"]
@@ -190,8 +191,9 @@ class ViolationKindAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Acknowledgement)
-class AcknowledgementAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Deleting one un-acknowledges the violation, on every screen."""
+class AcknowledgementAdmin(ByViolation):
+    """Those of the user's violations. Deleting one un-acknowledges the violation, on every
+    screen."""
 
     list_display = ["table_name", "violation_id", "acknowledged_by", "acknowledged_at", "note"]
     list_filter = ["table_name"]
@@ -211,8 +213,8 @@ class AcknowledgementAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(OperatorAction)
-class OperatorActionAdmin(ReadOnlyAdmin):
-    """The operators' history: read-only, it is what happened."""
+class OperatorActionAdmin(ByViolation, ReadOnlyAdmin):
+    """The operators' history of the user's violations: read-only, it is what happened."""
 
     list_display = ["at", "actor", "action", "table_name", "violation_id", "text"]
     list_filter = ["action", "table_name"]
@@ -221,18 +223,28 @@ class OperatorActionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ["user", "created_at", "last_used_at"]
-    readonly_fields = ["key_hash", "created_at", "last_used_at"]
+class ApiTokenAdmin(SharedAdmin):
+    """Every token, to those who may manage sites (a token acts with its user's scope);
+    anyone else with the permissions sees and may revoke (delete) only their own."""
+
+    list_display = ["user", "key_prefix", "created_at", "last_used_at", "expires_at"]
+    readonly_fields = ["user", "key_prefix", "key_hash", "created_at", "last_used_at"]
+    managed = frozenset({"change"})
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset: QuerySet[Any] = super().get_queryset(request)
+        if scopes.manages_sites(request.user):
+            return queryset
+        return queryset.filter(user_id=request.user.pk)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # tokens are issued by `manage.py issue_token`, which shows the key once
 
 
 @admin.register(Shelf)
-class ShelfAdmin(ReadOnlyAdmin):
-    """Who shelved which camera, and when: read-only here. Operators shelve and unshelve on
-    the live table, which tells every open screen."""
+class ShelfAdmin(ByCamera, ReadOnlyAdmin):
+    """Who shelved which of the user's cameras, and when: read-only here. Operators shelve
+    and unshelve on the live table, which tells every open screen."""
 
     list_display = [
         "camera_id",
@@ -278,9 +290,9 @@ class SiteForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(Site)
-class SiteAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Sites group cameras; users and groups are given sites (realtime.scopes has the rule).
-    Open streams follow a change within seconds."""
+class SiteAdmin(SharedAdmin):
+    """Sites group cameras; users and groups are given sites (realtime.scopes has the rule),
+    by those who may manage sites only. Open streams follow a change within seconds."""
 
     form = SiteForm
     list_display = ["name", "camera_ranges", "granted_to"]

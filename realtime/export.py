@@ -13,12 +13,21 @@ LibreOffice, Google Sheets, Python's `csv` (with `encoding="utf-8-sig"`) and pan
 it either way. RFC 4180 (the csv module: CRLF line ends, quotes where needed). Dates and
 times are ISO, as the detectors wrote them (fractions of a second kept; plant local
 time); `acknowledged_at` is ISO with its offset, in the plant's time zone.
+
+A cell a spreadsheet program would run as a formula (text starting with =, +, -, @, a tab
+or a carriage return; OWASP's "CSV injection") gets a leading ' so that it is read as
+text: the detectors' columns hold whatever a detector wrote. A plain number (-3, -2.5,
+1e-06) is data and is written as it is, whatever its column. `?formulas=raw` writes every
+value as it is, for a program that asks with its token in the Authorization header: a link
+can carry a session cookie or `?token=`, never a header, so no link makes a person's
+spreadsheet download formulas from the product's own address.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -32,7 +41,7 @@ from django.views.decorators.http import require_GET
 
 from realtime import kinds, scopes, server_internals, violations
 from realtime.adoption import REQUIRED_COLUMNS
-from realtime.auth import accepts_token
+from realtime.auth import TOKEN_ID_ATTR, accepts_token
 from realtime.history import history_filter
 from realtime.kinds import Kind, Registry
 from realtime.rows import Cursor, InvalidFilter, RowFilter, ViolationRow
@@ -52,6 +61,17 @@ COLUMNS = (
 )
 BATCH_ROWS = 2000
 BOM = "\ufeff"
+# OWASP's list: what a spreadsheet program may read as the start of a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def as_text(value: str) -> str:
+    """`value` as a cell no spreadsheet program runs: a leading ' if it could start a formula
+    and is not a plain number."""
+    if value.startswith(FORMULA_STARTS) and PLAIN_NUMBER.fullmatch(value) is None:
+        return "'" + value
+    return value
 
 
 class _Line:
@@ -77,12 +97,12 @@ def extra_columns(chosen: list[Kind]) -> list[str]:
     return list(dict.fromkeys(name for name in names if name not in REQUIRED_COLUMNS))
 
 
-def csv_values(row: ViolationRow, extra: list[str]) -> list[str]:
+def csv_values(row: ViolationRow, extra: list[str], *, raw: bool = False) -> list[str]:
     acknowledged_at = (
         timezone.localtime(row.acknowledged_at).isoformat() if row.acknowledged_at else ""
     )
     own = dict(row.extra)
-    return [
+    values = [
         row.kind.slug,
         row.kind.table,
         "" if row.id is None else str(row.id),
@@ -94,6 +114,7 @@ def csv_values(row: ViolationRow, extra: list[str]) -> list[str]:
         acknowledged_at,
         *(own.get(name, "") for name in extra),
     ]
+    return values if raw else [as_text(value) for value in values]
 
 
 @sync_to_async
@@ -103,6 +124,7 @@ def _next_batch(
     cursor: Cursor | None,
     extra: list[str],
     scope: scopes.Scope,
+    raw: bool,
 ) -> tuple[bytes, Cursor | None]:
     """A batch read and written as CSV in a thread (off the event loop: 2,000 rows take tens
     of milliseconds to format), and where the next one starts. The database connection
@@ -110,7 +132,7 @@ def _next_batch(
     writer = csv.writer(_Line())
     try:
         batch = violations.page(registry, row_filter, cursor, BATCH_ROWS, scope=scope)
-        text = "".join(writer.writerow(csv_values(row, extra)) for row in batch.rows)
+        text = "".join(writer.writerow(csv_values(row, extra, raw=raw)) for row in batch.rows)
         return text.encode(), batch.next_cursor
     finally:
         connection.close()
@@ -123,14 +145,16 @@ async def csv_chunks(
     *,
     scope: scopes.Scope,
     bom: bool,
+    raw: bool = False,
     pending: server_internals.PendingBytes | None = None,
 ) -> AsyncIterator[bytes]:
     """The header, then one chunk per batch of rows; stops early if the client stops reading."""
     writer = csv.writer(_Line())
-    yield ((BOM if bom else "") + writer.writerow([*COLUMNS, *extra])).encode()
+    header = [*COLUMNS, *(name if raw else as_text(name) for name in extra)]
+    yield ((BOM if bom else "") + writer.writerow(header)).encode()
     cursor: Cursor | None = None
     while True:
-        chunk, cursor = await _next_batch(registry, row_filter, cursor, extra, scope)
+        chunk, cursor = await _next_batch(registry, row_filter, cursor, extra, scope, raw)
         yield chunk
         if cursor is None:
             return
@@ -152,6 +176,18 @@ def export_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     raw_bom = request.GET.get("bom") or "1"
     if raw_bom not in ("0", "1"):
         return HttpResponse("bom must be 0 or 1\n", status=400, content_type="text/plain")
+    formulas = request.GET.get("formulas") or "escape"
+    if formulas not in ("escape", "raw"):
+        return HttpResponse(
+            "formulas must be escape or raw\n", status=400, content_type="text/plain"
+        )
+    if formulas == "raw" and not _token_in_header(request):
+        return HttpResponse(
+            "formulas=raw needs a token in the Authorization header (Bearer): a link must"
+            " not make a spreadsheet download cells it would run\n",
+            status=400,
+            content_type="text/plain",
+        )
     registry = kinds.registry()
     extra = extra_columns(row_filter.kinds(registry))
     pending = getattr(request, "scope", {}).get(server_internals.SCOPE_KEY)
@@ -162,6 +198,7 @@ def export_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
             extra,
             scope=scopes.of_user(request.user),
             bom=raw_bom == "1",
+            raw=formulas == "raw",
             pending=pending,
         ),
         content_type="text/csv; charset=utf-8",
@@ -169,6 +206,13 @@ def export_csv(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     response["Content-Disposition"] = f'attachment; filename="{filename(row_filter)}"'
     response["Cache-Control"] = "no-store"
     return response
+
+
+def _token_in_header(request: HttpRequest) -> bool:
+    """Whether a valid token authenticated the request from its Authorization header (which
+    realtime.auth prefers to `?token=`)."""
+    scheme = request.headers.get("Authorization", "").partition(" ")[0]
+    return scheme.lower() == "bearer" and getattr(request, TOKEN_ID_ATTR, None) is not None
 
 
 def filename(row_filter: RowFilter) -> str:

