@@ -142,6 +142,8 @@ async def test_with_an_acl_user_per_deployment_the_product_works_and_a_neighbour
         # The product was refused nothing: the ACL grants all it uses.
         denied = [entry for entry in admin.acl_log(1000) if entry["username"] == "violations"]
         assert denied == [], denied
+        for process in [stack.server, *stack.listeners]:
+            assert shared_redis.passwords["violations"] not in process.log()
     finally:
         stack.stop()
 
