@@ -34,6 +34,8 @@ _INSECURE_OK = env_flag("DJANGO_ALLOW_INSECURE", default=False)
 
 _DEV_SECRET_KEY = "insecure-dev-only-key-set-DJANGO_SECRET_KEY-in-production"
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+# Former keys, still accepted while a new one is rolled out (sessions, the bus's signatures).
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS", [])
 if not SECRET_KEY and (DEBUG or _INSECURE_OK):
     SECRET_KEY = _DEV_SECRET_KEY
 elif not DEBUG and not _INSECURE_OK:
@@ -156,6 +158,10 @@ else:
 # The prefix of this deployment's channels on Redis; by default one derived from the
 # database's identity (realtime.bus.bus_prefix), so deployments sharing a Redis are apart.
 REALTIME_BUS_PREFIX = os.environ.get("REALTIME_BUS_PREFIX", "")
+# Seconds a message on the Redis bus is accepted after it was signed (by the receiver's
+# clock, either way): longer than the clocks of the deployment's machines are apart, short
+# enough that a sniffed message cannot be replayed later (realtime/bus_signing.py).
+REALTIME_BUS_MAX_AGE = env_float("REALTIME_BUS_MAX_AGE", 30.0, minimum=1.0)
 
 # Without Redis the channel layer lives in one process, so the listener must too.
 REALTIME_EMBEDDED_LISTENER = env_flag("REALTIME_EMBEDDED_LISTENER", default=not REDIS_URL)

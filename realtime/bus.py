@@ -20,6 +20,7 @@ from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 from django.db import connections
 
+from realtime import bus_signing
 from realtime.changes import ChangeEvent, ViolationState, encode_frame
 
 GROUP = "violations"
@@ -154,10 +155,14 @@ def bus_prefix() -> str:
 
 
 class DeploymentChannelLayer(RedisPubSubChannelLayer):
-    """channels-redis' pub/sub layer, its channels named after this deployment.
+    """channels-redis' pub/sub layer, its channels named after this deployment and every
+    message signed by it (realtime.bus_signing: what it did not sign never reaches a bridge).
 
     The prefix is found on first use (a query), not when settings are read.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **{**kwargs, "serializer_format": bus_signing.FORMAT})
 
     def _get_layer(self) -> Any:
         if "prefix" not in self._kwargs:

@@ -73,6 +73,12 @@ FRAMES_REDUCED = Counter(
     " form (counted each time one is encoded: forwarded, replayed or healed).",
     ["table"],
 )
+BUS_MESSAGES_REFUSED = Counter(
+    "realtime_bus_messages_refused",
+    "Messages on the Redis bus this deployment did not sign, refused by a bridge (unsigned,"
+    " forged, expired: outside REALTIME_BUS_MAX_AGE, replayed: a nonce seen before).",
+    ["reason"],
+)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
