@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+import logging
 import time
 from collections.abc import Iterator
-from contextlib import redirect_stderr
+from contextlib import contextmanager, redirect_stderr
+from typing import Any
 
 import jwt
 import pytest
@@ -298,3 +300,46 @@ def test_an_es_meta_that_does_not_verify_is_a_400_behind_pushpin_too(
     assert response.status_code == 400, response.content
     assert "es-meta" in response.json()["error"]
     assert not [r for r in caplog.records if r.levelname == "ERROR"], "no traceback"
+
+
+@pytest.mark.parametrize(
+    "headers", [{"Host": "testserver,"}, {"Host": "evil.example"}, {"Host": "a b"}]
+)
+def test_a_bad_host_header_is_a_400_logged_in_one_line_without_a_traceback(headers) -> None:
+    # Any client can send one: a traceback each would flood the log (Django's own logs it
+    # with one, at ERROR, on django.security.DisallowedHost).
+    with configured_log_output("django.security.DisallowedHost") as written:
+        response = Client().get("/accounts/login/", headers=headers)
+    assert response.status_code == 400
+    lines = written.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    assert "WARNING django.security.DisallowedHost Invalid HTTP_HOST header" in lines[0]
+
+
+def test_a_body_that_cannot_be_parsed_is_a_400_logged_in_one_line_without_a_traceback() -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.cookies["csrftoken"] = "a" * 32  # the check reads the body for the form's token
+    with configured_log_output("django.request") as written:
+        response = client.post("/accounts/login/", b"x", content_type="multipart/form-data")
+    assert response.status_code == 400
+    lines = written.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    assert "WARNING django.request Bad request (Unable to parse request body)" in lines[0]
+
+
+@contextmanager
+def configured_log_output(name: str) -> Iterator[io.StringIO]:
+    """What the settings' LOGGING writes for records of logger `name` (its stream handlers
+    and its parents', as far as records propagate), written here instead."""
+    handlers: list[logging.StreamHandler[Any]] = []
+    logger: logging.Logger | None = logging.getLogger(name)
+    while logger is not None:
+        handlers += [h for h in logger.handlers if type(h) is logging.StreamHandler]
+        logger = logger.parent if logger.propagate else None
+    written = io.StringIO()
+    previous = [handler.setStream(written) for handler in handlers]
+    try:
+        yield written
+    finally:
+        for handler, stream in zip(handlers, previous, strict=True):
+            handler.setStream(stream)
