@@ -327,6 +327,19 @@ def test_a_body_that_cannot_be_parsed_is_a_400_logged_in_one_line_without_a_trac
     assert "WARNING django.request Bad request (Unable to parse request body)" in lines[0]
 
 
+@pytest.mark.parametrize(
+    ("path", "headers", "status"),
+    [("/nowhere/", {}, 404), ("/accounts/login/", {"Host": "bad host"}, 400)],
+)
+def test_an_unparsable_body_does_not_turn_an_error_page_into_a_500(path, headers, status) -> None:
+    # Django's error views (requires_csrf_token) read a POST's body when nothing did before:
+    # a URL that does not resolve, a Host header refused before the CSRF check.
+    client = Client(enforce_csrf_checks=True, raise_request_exception=False)
+    client.cookies["csrftoken"] = "a" * 32
+    response = client.post(path, b"x", content_type="multipart/form-data", headers=headers)
+    assert response.status_code == status
+
+
 @contextmanager
 def configured_log_output(name: str) -> Iterator[io.StringIO]:
     """What the settings' LOGGING writes for records of logger `name` (its stream handlers
