@@ -272,7 +272,7 @@ def test_pushpins_parameters_from_a_client_are_a_400(token, path, parameters, ca
     assert not [r for r in caplog.records if r.levelname == "ERROR"], "no traceback"
 
 
-GRIP_KEY = "grip-test-key"
+GRIP_KEY = "grip-test-key-0123456789abcdefghijklmn"  # 32 bytes or more, as PyJWT wants
 
 
 @pytest.fixture
