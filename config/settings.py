@@ -306,7 +306,15 @@ LOGGING = {
             "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
         },
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # A client's fault (a 4xx, a bad Host header) in one line, without a traceback.
+    "filters": {"client_fault": {"()": "realtime.log_format.ClientFault"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["client_fault"],
+        },
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "realtime": {"level": os.environ.get("REALTIME_LOG_LEVEL", "INFO")},

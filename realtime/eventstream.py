@@ -20,12 +20,14 @@ fragments (realtime.rows).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import quote
 
+import jwt
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection as db_connection
@@ -70,6 +72,57 @@ STREAM_PENDING_MAX = 1000
 # Events per read of the log (django-eventstream's default is 100): a stream that fell
 # behind inside a big statement unpacks its log row once per read (sql/005).
 LOG_READ_LIMIT = 1000
+
+
+# Pushpin's next links carry `es-meta` (claims this server signed, see
+# django_eventstream.eventresponse), and `recover` to resume from Pushpin's Grip-Last.
+PUSHPIN_PARAMETERS_ONLY = "es-meta and recover are parameters of Pushpin's requests only"
+UNREADABLE_ES_META = "es-meta is not a link this server signed, or it has expired"
+# django-eventstream checks the expiry again a moment later, and fails on an expired one.
+ES_META_LEEWAY = -5  # seconds: refuse what expires within them too
+
+
+def pushpin_parameters_problem(request: HttpRequest) -> str | None:
+    """Why django-eventstream could not read the request's `es-meta` or `recover`, or None.
+
+    Its EventRequest reads them before anything else and raises on what it cannot read
+    (a JWT that does not verify, `recover` without django-grip's middleware): a 500.
+    """
+    grip = getattr(request, "grip", None)
+    es_meta = request.GET.get("es-meta")
+    if grip is None or not grip.proxied:
+        # From a client they mean nothing, and es-meta's claims would name the channels.
+        if es_meta or request.GET.get("recover") == "true":
+            return PUSHPIN_PARAMETERS_ONLY
+        return None
+    if es_meta:
+        try:
+            jwt.decode(
+                es_meta,
+                settings.SECRET_KEY.encode(),
+                algorithms=["HS256"],
+                options={"require": ["exp"]},
+                leeway=ES_META_LEEWAY,
+            )
+        except jwt.InvalidTokenError:
+            return UNREADABLE_ES_META
+    return None
+
+
+View: TypeAlias = Callable[..., HttpResponseBase]
+
+
+def pushpin_parameters_checked(view: View) -> View:
+    """A stream's view that answers 400 to Pushpin's parameters it could not read."""
+
+    @functools.wraps(view)
+    def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        problem = pushpin_parameters_problem(request)
+        if problem is not None:
+            return JsonResponse({"error": problem}, status=400)
+        return view(request, *args, **kwargs)
+
+    return checked
 
 
 def stream_response(

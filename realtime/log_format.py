@@ -27,3 +27,18 @@ def _shown(value: Any) -> str:
     if isinstance(method, str) and isinstance(path, str):
         return repr(f"{method} {path}")
     return repr(value)
+
+
+class ClientFault(logging.Filter):
+    """A request that failed by the client's fault (a 4xx: a bad Host header, a body that
+    cannot be parsed, Django's django.security records) in one WARNING line. Any client can
+    cause one, and Django logs some with a traceback (DisallowedHost at ERROR): that would
+    flood the log. A 5xx keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        status = getattr(record, "status_code", None)
+        if isinstance(status, int) and 400 <= status < 500:
+            record.exc_info = record.exc_text = record.stack_info = None
+            if record.levelno > logging.WARNING:
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True

@@ -7,6 +7,7 @@ constructor, so live, reloaded and admin rows look the same.
 
 from __future__ import annotations
 
+import calendar
 import json
 import re
 from dataclasses import dataclass
@@ -60,8 +61,8 @@ class Cursor:
         if match is None or match["kind"] not in kinds.knowing(slug=match["kind"]).by_slug:
             raise InvalidFilter("before must be a cursor from the page's Load older button")
         try:
-            if "infinity" not in match["date"] and len(match["date"]) == 10:
-                date.fromisoformat(match["date"])
+            if "infinity" not in match["date"]:
+                _calendar_date(match["date"])
             if match["time"] != "24:00:00":  # PostgreSQL's end of day
                 time.fromisoformat(match["time"])
         except ValueError as exc:
@@ -69,6 +70,17 @@ class Cursor:
                 "before must be a cursor from the page's Load older button"
             ) from exc
         return cls(match["date"], match["time"], match["kind"], int(match["id"]))
+
+
+def _calendar_date(text: str) -> None:
+    """Raises ValueError unless `text` (YYYY-MM-DD or YYYYY-MM-DD) is a day of the calendar.
+
+    PostgreSQL's dates run far past Python's year 9999 (a detector may write 10000-03-01),
+    so `calendar` checks a five-digit year; PostgreSQL would refuse 12345-99-99 with an error.
+    """
+    year, month, day = (int(part) for part in text.split("-"))
+    if year < 1 or not 1 <= month <= 12 or not 1 <= day <= calendar.monthrange(year, month)[1]:
+        raise ValueError(f"no such day: {text}")
 
 
 @dataclass(frozen=True)

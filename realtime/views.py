@@ -326,6 +326,7 @@ def legacy(request: HttpRequest) -> HttpResponse:
 
 @accepts_token
 @require_GET
+@eventstream.pushpin_parameters_checked
 def violation_events(request: HttpRequest) -> HttpResponseBase:
     """/events/violations/: each change as JSON, for EventSource clients."""
     return _stream(request, JSON_STREAM)
@@ -333,6 +334,7 @@ def violation_events(request: HttpRequest) -> HttpResponseBase:
 
 @accepts_token
 @require_GET
+@eventstream.pushpin_parameters_checked
 def violation_row_events(request: HttpRequest) -> HttpResponseBase:
     """/events/violations/rows/: each violation as a `<tr>`, for the HTMX table.
 

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import io
-from contextlib import redirect_stderr
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr
+from typing import Any
 
+import jwt
 import pytest
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.test import Client
+from django.test import Client, override_settings
 
 from config.asgi import application
 from realtime.auth import token_from_parts
@@ -189,3 +195,164 @@ def test_very_long_query_strings_get_a_4xx(token) -> None:
     ]:
         assert 400 <= Client().get(path, headers=auth).status_code < 500, path[:60]
     assert Client().get(f"/events/violations/?token={long}").status_code == 401
+
+
+# --- finding 6 of issue #22: bad input that was a 500 -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "day", ["00000-00-00", "12345-99-99", "99999-02-30", "10001-02-29", "2025-02-29", "0000-01-01"]
+)
+def test_a_cursor_of_a_date_that_does_not_exist_is_a_400(operator, day) -> None:
+    client = Client(raise_request_exception=False)
+    client.force_login(operator)
+    for path in ("/rows/", "/history/"):
+        response = client.get(path, {"before": f"{day},00:00:00,human,1"})
+        assert response.status_code == 400, (path, day)
+        assert "before must be a cursor" in response.content.decode()
+
+
+def test_a_cursor_after_the_year_9999_pages_on(operator, pg) -> None:
+    # PostgreSQL's dates go far past Python's: a detector may write 10000-03-01.
+    for day in ("10000-03-01", "2025-01-01"):
+        pg.execute(
+            "INSERT INTO violation_humandetections"
+            " (camera_id, violation_date, violation_time, violation_image)"
+            " VALUES (1, %s, '08:00', %s)",
+            [day, f"/media/{day}.jpg"],
+        )
+    client = Client()
+    client.force_login(operator)
+    for path in ("/rows/", "/history/"):
+        html = client.get(path, {"before": "10000-02-29,12:00:00,human,1"}).content.decode()
+        assert "/media/2025-01-01.jpg" in html and "/media/10000-03-01.jpg" not in html, path
+
+
+def unsigned_es_meta() -> str:
+    """What django-eventstream signs for Pushpin, with the signature left off (alg none)."""
+    claims = {"iss": "es", "exp": int(time.time()) + 3600, "channels": ["violations"], "user": "1"}
+    return jwt.encode(claims, key=None, algorithm="none")
+
+
+PUSHPIN_PARAMETERS = [
+    {"recover": "true"},
+    {"es-meta": "abc"},
+    {"es-meta": "alg-none"},  # unsigned_es_meta(), made per test
+    {"es-meta": "no-exp"},  # signed with the server's key, without an expiry
+    {"es-meta": "expired"},  # signed with the server's key, an hour old
+]
+
+
+def pushpin_query(parameters: dict[str, str]) -> dict[str, str]:
+    made = {
+        "alg-none": unsigned_es_meta(),
+        "no-exp": jwt.encode(
+            {"iss": "es", "channels": ["violations"], "user": "1"},
+            settings.SECRET_KEY.encode(),
+            algorithm="HS256",
+        ),
+        "expired": jwt.encode(
+            {"iss": "es", "exp": int(time.time()) - 1, "channels": ["violations"], "user": "1"},
+            settings.SECRET_KEY.encode(),
+            algorithm="HS256",
+        ),
+    }
+    return {name: made.get(value, value) for name, value in parameters.items()}
+
+
+@pytest.mark.parametrize("path", ["/events/violations/", "/events/violations/rows/"])
+@pytest.mark.parametrize("parameters", PUSHPIN_PARAMETERS)
+def test_pushpins_parameters_from_a_client_are_a_400(token, path, parameters, caplog) -> None:
+    response = Client(raise_request_exception=False).get(
+        path, pushpin_query(parameters), headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 400, response.content
+    assert not response.streaming
+    assert "Pushpin" in response.json()["error"]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], "no traceback"
+
+
+GRIP_KEY = "grip-test-key-0123456789abcdefghijklmn"  # 32 bytes or more, as PyJWT wants
+
+
+@pytest.fixture
+def behind_grip() -> Iterator[dict[str, str]]:
+    """django-grip's middleware as GRIP_URL sets it up, and the header by which Pushpin
+    proves a request came through it (a JWT signed with the shared key)."""
+    middleware = [*settings.MIDDLEWARE]
+    middleware.insert(1, "django_grip.GripMiddleware")
+    grip_url = f"http://127.0.0.1:1?iss=pushpin&key={GRIP_KEY}"
+    signature = jwt.encode({"iss": "pushpin", "exp": int(time.time()) + 600}, GRIP_KEY)
+    with override_settings(MIDDLEWARE=middleware, GRIP_URL=grip_url):
+        yield {"Grip-Sig": signature}
+
+
+@pytest.mark.parametrize("path", ["/events/violations/", "/events/violations/rows/"])
+@pytest.mark.parametrize("parameters", PUSHPIN_PARAMETERS[1:])
+def test_an_es_meta_that_does_not_verify_is_a_400_behind_pushpin_too(
+    token, behind_grip, path, parameters, caplog
+) -> None:
+    response = Client(raise_request_exception=False).get(
+        path,
+        pushpin_query(parameters),
+        headers={"Authorization": f"Bearer {token}", **behind_grip},
+    )
+    assert response.status_code == 400, response.content
+    assert "es-meta" in response.json()["error"]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], "no traceback"
+
+
+@pytest.mark.parametrize(
+    "headers", [{"Host": "testserver,"}, {"Host": "evil.example"}, {"Host": "a b"}]
+)
+def test_a_bad_host_header_is_a_400_logged_in_one_line_without_a_traceback(headers) -> None:
+    # Any client can send one: a traceback each would flood the log (Django's own logs it
+    # with one, at ERROR, on django.security.DisallowedHost).
+    with configured_log_output("django.security.DisallowedHost") as written:
+        response = Client().get("/accounts/login/", headers=headers)
+    assert response.status_code == 400
+    lines = written.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    assert "WARNING django.security.DisallowedHost Invalid HTTP_HOST header" in lines[0]
+
+
+def test_a_body_that_cannot_be_parsed_is_a_400_logged_in_one_line_without_a_traceback() -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.cookies["csrftoken"] = "a" * 32  # the check reads the body for the form's token
+    with configured_log_output("django.request") as written:
+        response = client.post("/accounts/login/", b"x", content_type="multipart/form-data")
+    assert response.status_code == 400
+    lines = written.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    assert "WARNING django.request Bad request (Unable to parse request body)" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status"),
+    [("/nowhere/", {}, 404), ("/accounts/login/", {"Host": "bad host"}, 400)],
+)
+def test_an_unparsable_body_does_not_turn_an_error_page_into_a_500(path, headers, status) -> None:
+    # Django's error views (requires_csrf_token) read a POST's body when nothing did before:
+    # a URL that does not resolve, a Host header refused before the CSRF check.
+    client = Client(enforce_csrf_checks=True, raise_request_exception=False)
+    client.cookies["csrftoken"] = "a" * 32
+    response = client.post(path, b"x", content_type="multipart/form-data", headers=headers)
+    assert response.status_code == status
+
+
+@contextmanager
+def configured_log_output(name: str) -> Iterator[io.StringIO]:
+    """What the settings' LOGGING writes for records of logger `name` (its stream handlers
+    and its parents', as far as records propagate), written here instead."""
+    handlers: list[logging.StreamHandler[Any]] = []
+    logger: logging.Logger | None = logging.getLogger(name)
+    while logger is not None:
+        handlers += [h for h in logger.handlers if type(h) is logging.StreamHandler]
+        logger = logger.parent if logger.propagate else None
+    written = io.StringIO()
+    previous = [handler.setStream(written) for handler in handlers]
+    try:
+        yield written
+    finally:
+        for handler, stream in zip(handlers, previous, strict=True):
+            handler.setStream(stream)

@@ -13,6 +13,7 @@ from django.test import Client
 
 from realtime import kinds
 from realtime.models import ViolationKind
+from tests.helpers import run_manage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -234,3 +235,16 @@ def test_a_kind_whose_table_is_gone_leaves_every_page_to_the_other_kinds(
         assert b"still-here.jpg" in body or path in ("/counters/", "/trend/"), path
     pg.execute(FIRE)
     add_kind("--remove", "fire")
+
+
+@pytest.mark.parametrize(
+    "name", ["x; DROP TABLE y", "a.b.c.d", "otherdb.public.violation_ppedetections", '"open']
+)
+def test_add_kind_of_a_table_name_that_is_no_name_says_so_without_a_traceback(
+    database_url, pg, name
+) -> None:
+    refused = run_manage(database_url, "add_kind", "fire", name)
+    assert refused.returncode != 0
+    assert "Traceback" not in refused.stderr, refused.stderr
+    assert f"{name!r} is not a table name" in refused.stderr, refused.stderr
+    assert not ViolationKind.objects.filter(slug="fire").exists()

@@ -49,7 +49,13 @@ class Command(BaseCommand):
         if ViolationKind.objects.filter(slug=slug).exists():
             raise CommandError(f"There is a kind {slug!r} already.")
         with connection.cursor() as cursor:
-            table = adoption.find_table(cursor, name)
+            try:
+                table = adoption.find_table(cursor, name)
+            except DatabaseError as exc:  # to_regclass() refuses what is no name at all
+                raise CommandError(
+                    f"{name!r} is not a table name ({str(exc).strip()}): name it as TABLE or "
+                    "SCHEMA.TABLE, quoted as in SQL where it needs quotes."
+                ) from exc
             if table is None:
                 raise CommandError(f"There is no table {name!r}.")
             problems = adoption.table_problems(cursor, table)
