@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from channels.db import database_sync_to_async
+from django.db import DatabaseError
 
 from realtime import eventlog, eventstream, kinds, metrics, pipeline, scopes
 from realtime.bus import (
@@ -39,7 +40,7 @@ from realtime.bus import (
 from realtime.changes import STATE, ChangeEvent, acknowledgement_frame
 from realtime.eventstream import JSON_STREAM
 from realtime.membership import Keeps, seen_through
-from realtime.positions import after_change
+from realtime.positions import BadPosition, Position, after_change
 from realtime.retry import backoff_delay
 from realtime.rows import LAYOUTS, render_change, stream_camera, streams_for
 
@@ -73,6 +74,8 @@ class Bridge:
         self._recent: deque[int] = deque()
         self._recent_set: set[int] = set()
         self._above_checked: set[int] = set()
+        # The number of the last batch seen of each publisher (realtime.bus.sequence).
+        self._sequences: dict[str, int] = {}
 
     def subscribe(self, subscriber: Subscriber, scope: scopes.Scope = scopes.EVERYTHING) -> None:
         """`subscriber` gets the changes of the scope's cameras."""
@@ -149,10 +152,15 @@ class Bridge:
                         self._note_foreign(message)
                     elif message.get("type") == BATCH_TYPE:
                         pipeline.watch.heard_from_listener()
-                        await self._know_kinds(message["changes"])
-                        self.dispatch(message["changes"])
+                        changes = message["changes"]
+                        if self._batches_lost(message):
+                            # Nothing newer goes out before what the bus lost: commit order.
+                            changes = [*await self._lost_before(changes), *changes]
+                        await self._know_kinds(changes)
+                        self.dispatch(changes)
                     elif message.get("type") == HEARTBEAT_TYPE:
                         pipeline.watch.heard_from_listener()
+                        self._batches_lost(message)
                         await self._heal(int(message["newest_id"]), message.get("horizon"))
                     elif message.get("type") == SHELVES_TYPE:
                         eventstream.shelves_changed()
@@ -179,20 +187,84 @@ class Bridge:
                 extra={"from": str(message.get("deployment"))[:100], "dropped": self.foreign},
             )
 
+    def _batches_lost(self, message: dict[str, Any]) -> bool:
+        """Whether the bus lost batches of this message's publisher before it (the numbers
+        of its batches skip); a message of an older listener has none."""
+        publisher, seq = message.get("publisher"), message.get("seq")
+        if not isinstance(publisher, str) or not isinstance(seq, int):
+            return False
+        last = self._sequences.get(publisher)
+        if len(self._sequences) > 16:
+            self._sequences.clear()  # listeners come and go; only the active one counts
+        self._sequences[publisher] = max(seq, last or 0)
+        return last is not None and seq > last + 1
+
+    async def _lost_before(self, changes: list[ChangeMessage]) -> list[ChangeMessage]:
+        """What the bus lost before these changes, read from the log, in id order. Waits
+        (and so holds everything newer) until the database answers."""
+        up_to = max(message["id"] for message in changes)
+        arriving = {message["id"] for message in changes}
+        horizon = position_horizon(changes[0])
+        attempt = 0
+        while True:
+            try:
+                logged = await event_ids_between(self.checked_up_to, up_to)
+                missed = [
+                    event_id
+                    for event_id in logged
+                    if event_id not in arriving and not self._dispatched(event_id)
+                ]
+                found = await events_by_id(missed, horizon) if missed else []
+                break
+            except DatabaseError as exc:
+                delay = backoff_delay(attempt, 0.2, 5.0)
+                attempt += 1
+                logger.warning(
+                    "bridge could not read what the bus lost from the log, holding newer changes",
+                    extra={"error": repr(exc), "retry_in": round(delay, 2)},
+                )
+                await asyncio.sleep(delay)
+        if found:
+            logger.warning(
+                "bridge missed events on the bus, reading them from the log",
+                extra={"events": len(found), "after_id": self.checked_up_to},
+            )
+            metrics.EVENTS_REPLAYED.labels("bridge_heal").inc(len(found))
+            self.healed += len(found)
+        return found
+
     @staticmethod
     async def _know_kinds(messages: list[ChangeMessage]) -> None:
-        """Read the kinds again when they are stale or a table is new to them (add_kind)."""
-        for message in messages:
-            if message["table"] not in kinds.cached().by_table:
-                await kinds.arefresh(message["table"])
-                return
-        await kinds.arefresh()
+        """Read the kinds again when they are stale or a table is new to them (add_kind).
+        Without the database, the changes go out with the kinds known: a change is never
+        held back, nor dropped, for them."""
+        try:
+            for message in messages:
+                if message["table"] not in kinds.cached().by_table:
+                    await kinds.arefresh(message["table"])
+                    return
+            await kinds.arefresh()
+        except DatabaseError as exc:
+            logger.warning(
+                "bridge could not read the kinds again, going on with those it knows",
+                extra={"error": repr(exc)},
+            )
 
     async def _heal(self, forwarded_up_to: int, horizon: str | None = None) -> None:
         """Read what the bus lost of the changes up to `forwarded_up_to` from the log; the
-        listener has forwarded every change of a transaction below `horizon`."""
+        listener has forwarded every change of a transaction below `horizon`. Without the
+        database, at the next heartbeat."""
         if forwarded_up_to <= self.checked_up_to:
             return
+        try:
+            await self._heal_from_log(forwarded_up_to, horizon)
+        except DatabaseError as exc:
+            logger.warning(
+                "bridge could not read the log to heal, trying at the next heartbeat",
+                extra={"error": repr(exc)},
+            )
+
+    async def _heal_from_log(self, forwarded_up_to: int, horizon: str | None) -> None:
         logged = await event_ids_between(self.checked_up_to, forwarded_up_to)
         missed = [event_id for event_id in logged if not self._dispatched(event_id)]
         for start in range(0, len(missed), HEAL_BATCH):
@@ -224,6 +296,14 @@ def events_by_id(ids: list[int], horizon: str | None = None) -> list[ChangeMessa
     for change in changes:
         change["resume"] = after_change(change["id"], horizon)
     return [change_message(change) for change in changes]
+
+
+def position_horizon(message: ChangeMessage) -> str | None:
+    """The horizon of a change's position (None for a bare id)."""
+    try:
+        return Position.parse(message_position(message)).horizon
+    except BadPosition:
+        return None
 
 
 def in_scope(messages: list[ChangeMessage], scope: scopes.Scope) -> list[ChangeMessage]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import uuid
 from typing import Any, NotRequired, TypedDict
 
 import psycopg
@@ -130,6 +131,9 @@ class ChangeBatch(TypedDict):
     changes: list[ChangeMessage]
     # The deployment that sent it (deployment()); bridges drop other deployments' batches.
     deployment: NotRequired[str]
+    # Who published it (one run of a listener), and its number in that run (`sequence`).
+    publisher: NotRequired[str]
+    seq: NotRequired[int]
 
 
 @functools.cache
@@ -193,8 +197,31 @@ def batches(events: list[ChangeEvent]) -> list[ChangeBatch]:
     return out
 
 
+class _Sequence:
+    """This process's run of publishing, and the number of its last batch: a bridge that
+    sees a number skipped knows the bus lost a batch, and reads it from the log before it
+    sends on anything newer (realtime.bridge)."""
+
+    def __init__(self) -> None:
+        self.publisher = uuid.uuid4().hex
+        self.last = 0
+
+    def next(self) -> int:
+        self.last += 1
+        return self.last
+
+
+sequence = _Sequence()
+
+
 def _batch(changes: list[ChangeMessage]) -> ChangeBatch:
-    return {"type": BATCH_TYPE, "changes": changes, "deployment": deployment()}
+    return {
+        "type": BATCH_TYPE,
+        "changes": changes,
+        "deployment": deployment(),
+        "publisher": sequence.publisher,
+        "seq": sequence.next(),
+    }
 
 
 async def publish(events: list[ChangeEvent], layer: Any = None) -> None:
@@ -213,6 +240,8 @@ async def publish_heartbeat(newest_id: int, horizon: str = "", layer: Any = None
             "newest_id": newest_id,
             "horizon": horizon,
             "deployment": deployment(),
+            "publisher": sequence.publisher,
+            "seq": sequence.last,
         },
     )
 
