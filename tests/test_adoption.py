@@ -75,7 +75,8 @@ def catalog(url: str, table: str) -> dict[str, Any]:
 
 
 def without_product_triggers(snapshot: dict[str, Any]) -> dict[str, Any]:
-    triggers = [t for t in snapshot["triggers"] if t[0] not in PRODUCT_TRIGGERS]
+    """The catalog without the product's triggers, of any version."""
+    triggers = [t for t in snapshot["triggers"] if not t[0].startswith("realtime_notify_v")]
     return {**snapshot, "triggers": triggers}
 
 
@@ -246,7 +247,10 @@ def test_a_role_that_may_not_attach_triggers_is_told_what_to_grant(db_url, roles
                     )
                 )
         granted = {t: catalog(url, t) for t in TABLES}
-        manage(as_role(url, product), "migrate", "--noinput")
+        migrated = manage(as_role(url, product), "migrate", "--noinput")
+        # Migration 0013 attached v4; replacing it with v5 (0019) needs the owner: the
+        # tables stay on v4 (its search path pinned, as every version's) until then.
+        assert "Ask the table's owner to run: SELECT realtime_watch_v5(" in migrated
         for table in TABLES:
             after = catalog(url, table)
             assert without_product_triggers(after) == granted[table]

@@ -98,13 +98,13 @@ async def test_a_websocket_resume_gets_a_change_that_committed_late(
     ],
 )
 async def test_an_sse_resume_gets_a_change_that_committed_late(
-    stack, pg, db_url, token, path, how
+    stack, pg, db_url, token, path, how, marker
 ) -> None:
     auth = {"Authorization": f"Bearer {token}"}
     url = f"{stack.http}{path}"
-    async with open_transaction(db_url, "/media/late-sse.jpg") as (slow, late_row):
+    async with open_transaction(db_url, f"{marker}-late") as (slow, late_row):
         async with sse(url, auth) as events:
-            early = insert_violation(pg, image="/media/early-sse.jpg")
+            early = insert_violation(pg, image=f"{marker}-early")
             event = await events.next_event(15)
             while event.event != "message":
                 event = await events.next_event(15)
@@ -112,18 +112,23 @@ async def test_an_sse_resume_gets_a_change_that_committed_late(
             last_id = events.last_id
         slow.commit()
     assert last_id is not None and event_number(last_id) > event_id_of(pg, late_row)
-    insert_violation(pg, image="/media/after-sse.jpg")
+    insert_violation(pg, image=f"{marker}-after")
     if how == "header":
         resume = sse(url, {**auth, "Last-Event-ID": last_id})
     else:
         resume = sse(f"{url}?lastEventId={last_id}", auth)
     seen: list[str] = []
+    ids: list[str | None] = []
     async with resume as events:
-        while not any("/media/after-sse.jpg" in data for data in seen):
+        while not any(f"{marker}-after" in data for data in seen):
             event = await events.next_event(15)
             if event.event == "message":
                 seen.append(event.data)
-    assert any("/media/late-sse.jpg" in data for data in seen), "the late violation is replayed"
+                ids.append(event.id)
+    late_event = event_id_of(pg, late_row)
+    assert any(f"{marker}-late" in data for data in seen), (
+        f"the late violation (event {late_event}) is replayed after {last_id}: {ids}"
+    )
 
 
 async def test_a_page_drawn_before_a_late_commit_streams_it(stack, pg, db_url) -> None:
