@@ -1,3 +1,5 @@
+from __future__ import annotations
+
 import secrets
 from pathlib import Path
 from typing import Any
@@ -9,8 +11,9 @@ from django.core.management.base import BaseCommand, CommandParser
 
 class Command(BaseCommand):
     help = (
-        "For `make run`: make sure a superuser exists for local use and print its login. "
-        "The password is kept in .data/dev-login.txt."
+        "For `make run`: create a superuser for local use where none of that name exists, "
+        "and print its login (the password is kept in .data/dev-login.txt). An existing "
+        "user is never changed: the database may be someone else's (DATABASE_URL)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -21,15 +24,20 @@ class Command(BaseCommand):
         login_file = Path(settings.BASE_DIR) / ".data" / "dev-login.txt"
         User = get_user_model()
         user = User.objects.filter(username=username).first()
-        saved = login_file.read_text().strip() if login_file.exists() else ""
-        if user is None or not saved or not user.check_password(saved):
-            saved = secrets.token_urlsafe(12)
-            if user is None:
-                user = User.objects.create_superuser(username, f"{username}@localhost", saved)
-            else:
-                user.set_password(saved)
-                user.save(update_fields=["password"])
+        if user is None:
+            password = secrets.token_urlsafe(12)
+            User.objects.create_superuser(username, f"{username}@localhost", password)
             login_file.parent.mkdir(parents=True, exist_ok=True)
-            login_file.write_text(saved + "\n")
+            login_file.write_text(password + "\n")
             login_file.chmod(0o600)
-        self.stdout.write(f"Log in as  user: {username}  password: {saved}")
+            self.stdout.write(f"Log in as  user: {username}  password: {password}")
+            return
+        saved = login_file.read_text().strip() if login_file.exists() else ""
+        if saved and user.check_password(saved):
+            self.stdout.write(f"Log in as  user: {username}  password: {saved}")
+            return
+        # Someone's user (another database, or a password changed since): theirs to keep.
+        self.stdout.write(
+            f"User {username} exists already: its password was not changed. Log in with it, "
+            f"or set one: .venv/bin/python manage.py changepassword {username}"
+        )
