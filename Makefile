@@ -8,7 +8,7 @@ TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
-.PHONY: install run demo test lint schema psql clean
+.PHONY: install local-env run demo test lint schema psql clean
 
 install: $(VENV)/.installed
 
@@ -18,22 +18,27 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-# DJANGO_DEBUG=1: a local run over plain http (no secure cookies, a development secret key).
-run: install
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py migrate --noinput
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py dev_login
+# .env (config/local_env.py): DJANGO_DEBUG=1, a local run over plain http (no secure cookies,
+# a development secret key), and the DATABASE_URL and REDIS_URL make run was given, so that
+# commands in another terminal (.venv/bin/python manage.py ...) reach the same database.
+local-env: install
+	@$(BIN)/python -m config.local_env
+
+run: local-env
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py dev_login
 	@echo "Open http://$(HOST):$(PORT)/  (Ctrl-C stops the server; 'make demo' adds simulated violations)"
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/daphne -b $(HOST) -p $(PORT) config.asgi:application
+	$(BIN)/daphne -b $(HOST) -p $(PORT) config.asgi:application
 
 # The server, plus a simulated detector writing RATE violations a second into it.
 RATE ?= 0.5
-demo: install
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py migrate --noinput
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py dev_login
+demo: local-env
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py dev_login
 	@echo "Open http://$(HOST):$(PORT)/  (Ctrl-C stops the server and the simulator)"
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/daphne -b $(HOST) -p $(PORT) config.asgi:application & \
+	$(BIN)/daphne -b $(HOST) -p $(PORT) config.asgi:application & \
 	server=$$!; trap 'kill $$server 2>/dev/null' EXIT INT TERM; sleep 3; \
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py simulate_violations --rate $(RATE)
+	$(BIN)/python manage.py simulate_violations --rate $(RATE)
 
 test: lint
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
@@ -52,8 +57,10 @@ schema: install
 	DATABASE_URL=$(dir $(SCHEMA_DB))realtime_schema_make DJANGO_SECRET_KEY=make-schema-0123456789abcdefghijklmnop $(BIN)/python manage.py schema_sql > sql/schema.sql
 	$(BIN)/python -c 'import psycopg; c = psycopg.connect("$(SCHEMA_DB)", autocommit=True); c.execute("DROP DATABASE realtime_schema_make WITH (FORCE)")'
 
-# A psql shell on the embedded database of `make run` (its own psql binary).
+# A psql shell on the embedded database of `make run` (its own psql binary), in the plant's
+# time (DJANGO_TIME_ZONE), as the detectors write it: `localtime` is what the page shows.
 psql: install
+	PGTZ="$$($(BIN)/python -c 'from config import local_env; local_env.load(); import os; print(os.environ.get("DJANGO_TIME_ZONE") or "UTC")')" \
 	"$$($(BIN)/python -W ignore -c 'import pgserver, pathlib; print(pathlib.Path(pgserver.__file__).parent / "pginstall/bin/psql")')" \
 		"postgresql://postgres:@/violations?host=$(CURDIR)/.data/postgres"
 

@@ -68,6 +68,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/unused")
     os.environ.setdefault("DJANGO_SECRET_KEY", "bench-secret-key-0123456789abcdefghijkl")
+    os.environ.setdefault("REALTIME_ENV_FILE", "")  # not the checkout's .env (make run's)
     import django
 
     django.setup()

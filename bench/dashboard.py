@@ -92,6 +92,7 @@ def stack_env(args: argparse.Namespace) -> dict[str, str]:
         REALTIME_EMBEDDED_LISTENER="0",
         REALTIME_LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
+        REALTIME_ENV_FILE="",  # production's settings, not the checkout's .env (make run's)
     )
     return env
 

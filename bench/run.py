@@ -106,6 +106,7 @@ def stack_env(args: argparse.Namespace) -> dict[str, str]:
         # Every client of a scenario uses one token: one user holding thousands of streams.
         REALTIME_MAX_STREAMS_PER_USER="100000",
         PYTHONUNBUFFERED="1",
+        REALTIME_ENV_FILE="",  # production's settings, not the checkout's .env (make run's)
     )
     return env
 

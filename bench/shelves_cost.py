@@ -40,6 +40,7 @@ def main() -> None:
         **os.environ,
         "DATABASE_URL": args.database_url,
         "DJANGO_SECRET_KEY": "bench-secret-key-0123456789abcdefghijkl",
+        "REALTIME_ENV_FILE": "",  # production's settings, not the checkout's .env (make run's)
     }
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True

@@ -11,6 +11,7 @@ import dj_database_url
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from config import local_env
 from config.env import (
     env_base_url,
     env_duration,
@@ -24,7 +25,8 @@ from config.env import (
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-
+# The checkout's .env, which `make run` writes, fills in what the environment leaves unset.
+local_env.load()
 
 DEBUG = env_flag("DJANGO_DEBUG", default=False)
 LOCAL_HOSTS = ["localhost", "127.0.0.1", "[::1]"]

@@ -5,6 +5,7 @@
 #   DAPHNE_PROCESSES     Daphne processes sharing that socket     (2)
 #   SUPERVISE_REDIS      also run redis-server here (true/false)  (false)
 #   REALTIME_RUN_DIR     logs, pid file, supervisor socket        (.data/run)
+#   REALTIME_ENV_FILE    a settings file to read                  (none)
 # supervisorctl -c deploy/supervisord.conf status   (with the same environment) controls it.
 set -euo pipefail
 app_dir="$(cd "$(dirname "$0")/.." && pwd)"
@@ -15,6 +16,9 @@ export DAPHNE_PROCESSES="${DAPHNE_PROCESSES:-2}"
 export SUPERVISE_REDIS="${SUPERVISE_REDIS:-false}"
 export SUPERVISED_REDIS_PORT="${SUPERVISED_REDIS_PORT:-6379}"
 export REALTIME_RUN_DIR="${REALTIME_RUN_DIR:-$app_dir/.data/run}"
+# A deployment is set by its environment, not by a .env that `make run` left in the checkout
+# (DJANGO_DEBUG=1); REALTIME_ENV_FILE=/path/to/file names one on purpose.
+export REALTIME_ENV_FILE="${REALTIME_ENV_FILE-}"
 : "${REDIS_URL:?REDIS_URL must be set: several processes share the channel layer through Redis}"
 : "${DATABASE_URL:?DATABASE_URL must be set}"
 mkdir -p "$REALTIME_RUN_DIR"

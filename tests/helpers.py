@@ -56,6 +56,7 @@ def run_manage(database_url: str, *argv: str, **env: str) -> subprocess.Complete
             "DATABASE_URL": database_url,
             "DJANGO_SECRET_KEY": "x" * 40,
             "PATH": "/usr/bin:/bin",
+            "REALTIME_ENV_FILE": "",  # not the checkout's .env (make run's)
             **env,
         },
         capture_output=True,
@@ -186,6 +187,7 @@ def server_env(database_url: str, redis_url: str | None, **extra: str) -> dict[s
         DJANGO_DEBUG="0",
         DJANGO_SECURE_COOKIES="0",
         PYTHONUNBUFFERED="1",
+        REALTIME_ENV_FILE="",  # not the checkout's .env (make run's)
     )
     if redis_url:
         env["REDIS_URL"] = redis_url

@@ -5,6 +5,8 @@ import os
 os.environ.setdefault("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-0123456789abcdef")
 os.environ["REALTIME_EMBEDDED_LISTENER"] = "0"  # tests start their own listeners
+# Never the checkout's .env (make run's): the processes tests start inherit this too.
+os.environ["REALTIME_ENV_FILE"] = ""
 # In-process tests use the in-memory layer; the e2e tests hand Redis to the servers they start.
 TEST_REDIS_URL = os.environ.pop("REDIS_URL", "") or "redis://127.0.0.1:6379/15"
 

@@ -384,6 +384,7 @@ def media_settings_with(**env: str) -> subprocess.CompletedProcess[str]:
         "PATH": "/usr/bin:/bin",
         "DATABASE_URL": "postgresql://u@127.0.0.1:5432/nowhere",
         "DJANGO_SECRET_KEY": "k" * 50,
+        "REALTIME_ENV_FILE": "",  # not the checkout's .env (make run's)
     }
     return subprocess.run(
         [sys.executable, "-c", SHOW_MEDIA_SETTINGS],

@@ -20,7 +20,11 @@ SHOW = (
 
 
 def settings_with(**env: str) -> subprocess.CompletedProcess[str]:
-    base = {"PATH": "/usr/bin:/bin", "DATABASE_URL": "postgresql://u@127.0.0.1:5432/nowhere"}
+    base = {
+        "PATH": "/usr/bin:/bin",
+        "DATABASE_URL": "postgresql://u@127.0.0.1:5432/nowhere",
+        "REALTIME_ENV_FILE": "",  # not the checkout's .env (make run's)
+    }
     return subprocess.run(
         [sys.executable, "-c", SHOW], cwd=ROOT, env={**base, **env}, capture_output=True, text=True
     )
