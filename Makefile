@@ -2,13 +2,18 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+# The docs' tools live apart: MkDocs brings click, and with click importable Daphne's
+# autobahn formats a debug string for every frame (docs/performance.md), so not in .venv.
+DOCS_VENV := .venv-docs
+DOCS_BIN := $(DOCS_VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+DOCS_PORT ?= 8001
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
-.PHONY: install local-env run demo test lint schema psql clean
+.PHONY: install local-env run demo test lint docs schema psql clean
 
 install: $(VENV)/.installed
 
@@ -43,11 +48,23 @@ demo: local-env
 test: lint
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
 
-# ruff, ruff-format and mypy (django-stubs) on config/ and realtime/, as pre-commit runs them.
-lint: install
+# ruff, ruff-format and mypy (django-stubs) on config/ and realtime/, as pre-commit runs them;
+# then the docs (README.md included) built with every link and anchor checked.
+lint: install $(DOCS_VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	NO_MKDOCS_2_WARNING=1 $(DOCS_BIN)/mkdocs build --strict --quiet
+
+$(DOCS_VENV)/.installed: requirements-docs.txt
+	$(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_BIN)/pip install --quiet --upgrade pip
+	$(DOCS_BIN)/pip install --quiet -r requirements-docs.txt
+	touch $@
+
+# The docs as a site at http://$(HOST):$(DOCS_PORT)/, rebuilt on every save.
+docs: $(DOCS_VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(DOCS_BIN)/mkdocs serve --strict --dev-addr $(HOST):$(DOCS_PORT)
 
 # sql/schema.sql, the product's schema as the migrations leave it (tests/test_schema.py).
 SCHEMA_DB ?= postgresql://postgres@127.0.0.1:5432/postgres
@@ -65,4 +82,4 @@ psql: install
 		"postgresql://postgres:@/violations?host=$(CURDIR)/.data/postgres"
 
 clean:
-	rm -rf $(VENV) .pytest_cache artifacts
+	rm -rf $(VENV) $(DOCS_VENV) site .pytest_cache artifacts

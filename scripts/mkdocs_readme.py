@@ -1,0 +1,21 @@
+"""MkDocs hook: the README is the site's home page, so `mkdocs build --strict` checks its
+links and anchors as it checks the docs'. The README links into docs/ as GitHub shows it
+(`docs/tutorial.md`); on the site those pages sit at the root (`tutorial.md`)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from mkdocs.structure.files import File, Files
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+# A Markdown link or image target that starts with docs/: ](docs/...) or ]: docs/...
+INTO_DOCS = re.compile(r"(\]\(|\]:\s*)docs/")
+
+
+def on_files(files: Files, config: Any) -> Files:
+    home = INTO_DOCS.sub(r"\1", README.read_text(encoding="utf-8"))
+    files.append(File.generated(config, "index.md", content=home))
+    return files
