@@ -17,5 +17,6 @@ INTO_DOCS = re.compile(r"(\]\(|\]:\s*)docs/")
 
 def on_files(files: Files, config: Any) -> Files:
     home = INTO_DOCS.sub(r"\1", README.read_text(encoding="utf-8"))
-    files.append(File.generated(config, "index.md", content=home))
+    # As README.md: a broken link is reported as the README's; MkDocs makes it the home page.
+    files.append(File.generated(config, "README.md", content=home))
     return files
