@@ -1,6 +1,6 @@
 """Driving Debian's Chromium with Playwright: the browser and page fixtures, logging in.
 
-Screenshots of every page test are saved under artifacts/screenshots/ (see README).
+Screenshots of every page test are saved under artifacts/screenshots/ (docs/how-to/develop.md).
 """
 
 from __future__ import annotations

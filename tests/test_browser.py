@@ -1,6 +1,6 @@
 """The live table in a real browser: Chromium (Debian's) driven by Playwright, real Daphne.
 
-Screenshots are saved under artifacts/screenshots/ (see README).
+Screenshots are saved under artifacts/screenshots/ (docs/how-to/develop.md).
 """
 
 from __future__ import annotations

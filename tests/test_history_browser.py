@@ -51,7 +51,7 @@ def adopted(db_url: str, tmp_path_factory: Any) -> Iterator[Adopted]:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(SCHEMA)
         manage(url, "migrate", "--noinput")
-        manage(url, "create_indexes")  # as the README asks of a plant's tables
+        manage(url, "create_indexes")  # docs/how-to/detectors-database.md
         manage(
             url,
             "createsuperuser",

@@ -1,6 +1,7 @@
-"""The README's recipe for a shared Redis (issue #22): an ACL user per deployment, limited to
-its channel prefix, and TLS. A redis-server of the test's own (Debian's, which has TLS),
-the real Daphne and listen_notify through it, and a neighbour who may use the same server.
+"""The recipe for a shared Redis (docs/how-to/shared-redis.md, issue #22): an ACL user per
+deployment, limited to its channel prefix, and TLS. A redis-server of the test's own
+(Debian's, which has TLS), the real Daphne and listen_notify through it, and a neighbour
+who may use the same server.
 """
 
 from __future__ import annotations

@@ -317,7 +317,7 @@ def operator_token_user() -> Any:
 
 @pytest.mark.e2e
 async def test_no_token_reaches_a_log_line_or_a_redirect(database_url, tmp_path) -> None:
-    """Daphne started as the README says: its access log prints every path it serves."""
+    """Daphne started as docs/how-to/deploy.md says: its access log prints every path it serves."""
     import httpx
 
     from tests.helpers import Stack, manage, websocket
