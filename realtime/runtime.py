@@ -8,6 +8,7 @@ connection (or on lifespan startup where a server sends it). Never from
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import gc
 import logging
 import signal
@@ -31,6 +32,12 @@ logger = logging.getLogger(__name__)
 SERVER_SEND_KEY = "realtime.server_send"
 # A server that cannot reach its channel layer still answers, but says so in the log.
 READY_TIMEOUT = 10.0
+# From SIGTERM to the exit of listen_notify, whatever holds it (a thread, a C call, a
+# database that does not answer a cancel): past it, it prints every thread's stack and
+# exits with status 1. A clean stop takes milliseconds (tests/test_failover.py).
+LISTENER_EXIT_TIMEOUT = 4.0
+# How long a server's runtime waits for its tasks when the server shuts down.
+STOP_TIMEOUT = 3.0
 
 
 async def forward(events: list[ChangeEvent]) -> None:
@@ -107,9 +114,18 @@ class ProcessRuntime:
         )
 
     async def stop(self) -> None:
+        if self.listener is not None:
+            self.listener.stop()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        pending: set[asyncio.Task[None]] = set()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT)
+        if pending:
+            logger.warning(
+                "realtime runtime stopped without waiting for every task",
+                extra={"tasks": sorted(task.get_name() for task in pending)},
+            )
         self._tasks = []
         self._loop = None
 
@@ -155,9 +171,16 @@ async def serve_listener() -> None:
     """`manage.py listen_notify`: run one listener until SIGTERM or SIGINT."""
     listener = make_listener()
     task = asyncio.create_task(listener.run(), name="listen_notify")
+
+    def on_signal() -> None:
+        if not listener.stopping:
+            # Bounded whatever happens next, even in a C call that holds the GIL.
+            faulthandler.dump_traceback_later(LISTENER_EXIT_TIMEOUT, exit=True)
+        listener.stop()
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, task.cancel)
+        loop.add_signal_handler(signum, on_signal)
     logger.info("listen_notify started", extra={"holder": listener.settings.holder})
     try:
         await task
