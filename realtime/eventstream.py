@@ -23,7 +23,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import quote
 
@@ -72,6 +72,21 @@ STREAM_PENDING_MAX = 1000
 # Events per read of the log (django-eventstream's default is 100): a stream that fell
 # behind inside a big statement unpacks its log row once per read (sql/005).
 LOG_READ_LIMIT = 1000
+
+
+def _no_bridge(event_id: int) -> bool:
+    return False
+
+
+# Whether this process's bridge may still bring an event (realtime.runtime sets it). A read
+# of the log can run ahead of the bus (a listener behind, or none during a failover): what
+# a stream sent from there, it skips when the bridge brings it.
+_bridge_may_bring: Callable[[int], bool] = _no_bridge
+
+
+def follow_bridge(may_bring: Callable[[int], bool]) -> None:
+    global _bridge_may_bring
+    _bridge_may_bring = may_bring
 
 
 # Pushpin's next links carry `es-meta` (claims this server signed, see
@@ -229,6 +244,7 @@ async def stream(
     gauge.inc()
     try:
         body = [OPENING, heartbeat()]
+        ahead: set[int] = set()  # sent from the log, and the bridge may still bring them
         while True:
             # From the log: at the start, and again whenever the stream fell behind.
             try:
@@ -237,6 +253,7 @@ async def stream(
                 yield _error("forbidden", str(exc), {"channels": exc.channels})
                 return
             body.extend(read.chunks)
+            ahead |= read.ahead
             position = read.position
             if body:
                 if not await drained(pending):
@@ -246,7 +263,7 @@ async def stream(
             if read.again:
                 continue
             # Caught up: what the bridge queues from now on, until the stream overflows.
-            live = _Live(last_ids={channel: str(position)})
+            live = _Live(last_ids={channel: str(position)}, ahead=ahead)
             async for chunk in _live(listener, pending, live):
                 yield chunk
             if live.ended:
@@ -277,6 +294,7 @@ class _Read:
     chunks: list[bytes]
     position: Position
     again: bool  # read the log again at once
+    ahead: set[int]  # ids read that the bridge may still bring
 
 
 def _read_log(user: Any, channel: str, position: Position | None) -> tuple[Read, bool]:
@@ -324,8 +342,14 @@ async def _read_from_log(
         chunks.append(
             sse_encode_event(item.type, item.data, event_id=make_id({channel: item.id})).encode()
         )
+    # On the loop, as the bridge's dispatch: exact (queued before now, or to come).
+    ahead = {
+        event_id
+        for event_id in (_event_id(item) for item in read.events)
+        if event_id is not None and _bridge_may_bring(event_id)
+    }
     if read.more:
-        return _Read(chunks, read.position, again=True)
+        return _Read(chunks, read.position, True, ahead)
     with get_listener_manager().lock:
         behind = bool(listener.channel_items)
         if behind:
@@ -334,7 +358,15 @@ async def _read_from_log(
             # what it had sent twice).
             listener.aevent.clear()
             listener.channel_items = {}
-    return _Read(chunks, read.position, again=behind)
+    return _Read(chunks, read.position, behind, ahead)
+
+
+def _event_id(item: StreamEvent) -> int | None:
+    """The log id of a stream's event (its id is its position, realtime.positions)."""
+    try:
+        return Position.parse(str(item.id)).after if item.id is not None else None
+    except BadPosition:
+        return None
 
 
 @dataclass
@@ -343,6 +375,8 @@ class _Live:
     last_ids: dict[str, Any]
     ended: bool = False  # the stream is over (an error, a client that stopped reading)
     sent: bool = False  # a change was sent
+    # Sent from the log before the bridge brought them: skipped when it does.
+    ahead: set[int] = field(default_factory=set)
 
 
 async def _live(
@@ -350,10 +384,10 @@ async def _live(
     pending: server_internals.PendingBytes | None,
     outcome: _Live,
 ) -> AsyncIterator[bytes]:
-    """Chunks of what the bridge queues; returns when the stream overflowed (the rest is
-    in the log) or is over (outcome.ended)."""
+    """Chunks of what the bridge queues, but those in `outcome.ahead`; returns when the
+    stream overflowed (the rest is in the log) or is over (outcome.ended)."""
     manager = get_listener_manager()
-    last_ids = outcome.last_ids
+    last_ids, ahead = outcome.last_ids, outcome.ahead
     told = pipeline.watch.generation  # the pipeline's state the client has
     shelves_told = _shelves.generation  # the shelves the client was told of
     # `shelves` is for the row streams, not the JSON ones (whatever their scope).
@@ -379,6 +413,13 @@ async def _live(
         if getattr(listener, "scope_changed", False):
             outcome.ended = True  # the client comes back, to its new scope's stream
             return
+        if ahead:
+            channel_items = {
+                channel: [item for item in items if _event_id(item) not in ahead]
+                for channel, items in channel_items.items()
+            }
+            # Brought by now: skipped just now, or not for this stream at all.
+            ahead.difference_update([i for i in ahead if not _bridge_may_bring(i)])
         body = [
             _encoded(item, channel, last_ids)
             for channel, items in channel_items.items()

@@ -233,6 +233,55 @@ async def test_sigterm_under_load_stops_listen_notify_at_once_and_loses_nothing(
     await under_steady_writes(stack, pg, token, "/media/sigterm-", rounds)
 
 
+async def test_twenty_kills_of_the_active_listener_reach_each_client_once_in_order(
+    stack, pg, token
+) -> None:
+    for _ in range(2):
+        stack.start_listener()
+    for process in stack.listeners[1:]:
+        process.wait_for_log("listener standby")
+    rng = random.Random()
+
+    def rounds() -> None:
+        for _ in range(ROUNDS):
+            active = wait_for_active(stack)
+            time.sleep(rng.uniform(0.0, 1.5))  # a random moment of its work
+            active.kill()  # SIGKILL: PostgreSQL ends its session and releases its lock
+            stack.start_listener()  # a new standby in its place
+        wait_for_active(stack)
+
+    # A burst every 3 s or so: the SSE stream overflows and reads the log meanwhile.
+    await under_steady_writes(stack, pg, token, "/media/failover-", rounds, burst_every=750)
+
+
+async def test_an_sse_stream_that_read_the_log_ahead_of_the_bus_sends_nothing_twice(
+    stack, pg, token
+) -> None:
+    """A stream reads the log when it (re)starts and after it overflowed; the log can be
+    ahead of the bus (no listener active yet after a failover, or one that is behind): what
+    the stream sent from the log must not be sent again when the bus brings it."""
+    auth = {"Authorization": f"Bearer {token}"}
+    before = insert_violation(pg, image="/media/ahead-before.jpg")
+    [listener] = stack.running_listeners()
+    listener.kill()  # no listener forwards now
+    ahead = [insert_violation(pg, image=f"/media/ahead-{n}.jpg") for n in range(5)]
+    received = Received("the SSE stream")
+    resume = {**auth, "Last-Event-ID": str(before)}
+    async with sse(f"{stack.http}/events/violations/", resume) as events:
+        reader = asyncio.create_task(read_sse(events, received, "/media/ahead-"))
+        try:
+            await received.wait_for(set(ahead))  # from the log
+            # It catches up: the bus brings what the stream sent from the log.
+            await asyncio.to_thread(stack.start_listener().wait_for_log, "listener active")
+            last = insert_violation(pg, image="/media/ahead-last.jpg")
+            await received.wait_for({last})
+            assert not reader.done(), reader.exception()
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+    received.check_once_and_in_order([*ahead, last])
+
+
 # --- in one process: a cancellation swallowed below the listener ---------------------------
 
 
