@@ -23,6 +23,7 @@ from realtime.bridge import Bridge
 from realtime.changes import ChangeEvent
 from realtime.credentials import open_streams
 from realtime.database import conninfo_from_django
+from realtime.held_streams import held_streams
 from realtime.listener import LISTENER_APPLICATION_NAME, LogListener, LogListenerSettings
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,13 @@ async def forward(events: list[ChangeEvent]) -> None:
             grip.publish_change(event, every_scope)  # never blocks (a publisher thread)
 
 
+async def after_catch_up(newest_id: int, horizon: str) -> None:
+    """The active listener's after each catch-up: the heartbeat, and Pushpin's streams."""
+    await bus.publish_heartbeat(newest_id, horizon)
+    if settings.GRIP_URL:
+        await held_streams.check()
+
+
 def make_listener() -> LogListener:
     conninfo = conninfo_from_django(
         connections["default"].settings_dict, application_name=LISTENER_APPLICATION_NAME
@@ -58,7 +66,7 @@ def make_listener() -> LogListener:
     return LogListener(
         LogListenerSettings(conninfo=conninfo, retention=settings.REALTIME_EVENT_RETENTION),
         forward=forward,
-        heartbeat=bus.publish_heartbeat,
+        heartbeat=after_catch_up,
     )
 
 
