@@ -108,11 +108,6 @@ class Bridge:
                         extra={"first_id": kept[0]["id"], "events": len(kept)},
                     )
 
-    def may_bring(self, event_id: int) -> bool:
-        """Whether the event is above the last heal and not dispatched yet: a stream that
-        read it from the log skips it when it comes (realtime.eventstream.follow_bridge)."""
-        return event_id > self.checked_up_to and event_id not in self._above_checked
-
     def _dispatched(self, event_id: int) -> bool:
         return event_id in self._above_checked or event_id in self._recent_set
 

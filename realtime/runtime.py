@@ -108,7 +108,6 @@ class ProcessRuntime:
         self._loop = loop
         self._ready = False
         self.bridge = Bridge()
-        eventstream.follow_bridge(self.bridge.may_bring)
         self._tasks = [
             loop.create_task(self.bridge.run(), name="realtime-bridge"),
             loop.create_task(open_streams.watch(), name="realtime-credentials"),

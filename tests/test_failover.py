@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from realtime.listener import LogListener, LogListenerSettings
-from tests.helpers import Process, Stack, insert_violation, sse, websocket
+from tests.helpers import Process, Stack, insert_violation, newest_event, sse, websocket
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -280,6 +280,36 @@ async def test_an_sse_stream_that_read_the_log_ahead_of_the_bus_sends_nothing_tw
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
     received.check_once_and_in_order([*ahead, last])
+
+
+async def test_an_sse_stream_that_reads_the_log_twice_sends_each_change_once(
+    stack, pg, db_url, token
+) -> None:
+    """A read of the log from a position repeats what committed above its horizon
+    (realtime.positions). With a transaction still open (a slow detector's), the horizon
+    stays below a statement of 2,500 rows, and the read that follows the first (which
+    stops at 1,000) would send the first one's again; so would a read after the stream
+    overflowed, of what it had sent live."""
+    import psycopg
+
+    auth = {"Authorization": f"Bearer {token}"}
+    received = Received("the SSE stream")
+    resume = {**auth, "Last-Event-ID": str(newest_event(pg))}
+    with psycopg.connect(db_url) as slow:
+        late = insert_violation(slow, image="/media/twice-slow.jpg")  # open: holds the horizon
+        written = SteadyWriter(pg, 1, "/media/twice-")._burst()
+        async with sse(f"{stack.http}/events/violations/", resume) as events:
+            reader = asyncio.create_task(read_sse(events, received, "/media/twice-"))
+            try:
+                await received.wait_for(set(written))
+                slow.commit()
+                last = insert_violation(pg, image="/media/twice-last.jpg")
+                await received.wait_for({late, last})
+                assert not reader.done(), reader.exception()
+            finally:
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
+    received.check_once_and_in_order([*written, late, last])
 
 
 # --- in one process: a cancellation swallowed below the listener ---------------------------
