@@ -20,10 +20,11 @@ fragments (realtime.rows).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import quote
 
@@ -72,6 +73,79 @@ STREAM_PENDING_MAX = 1000
 # Events per read of the log (django-eventstream's default is 100): a stream that fell
 # behind inside a big statement unpacks its log row once per read (sql/005).
 LOG_READ_LIMIT = 1000
+# Runs of consecutive ids a stream remembers having sent (SentIds): a few KB.
+SENT_RUNS = 1000
+
+
+class SentIds:
+    """The event ids one stream sent, as runs of consecutive ids (one run for a stream that
+    gets every change), the lowest forgotten past SENT_RUNS runs.
+
+    A stream sends an event at most once (docs/guarantees.md, promise 2), but two sources
+    can bring the same one: a read of the log and the bridge. A read can run ahead of the
+    bus (the listener behind, or none during a failover: the bridge brings those later),
+    and a read from a position repeats what committed above its horizon
+    (realtime.positions), which includes changes the stream sent live when a transaction
+    still ran as it took the position (a 2,500-row statement, say) or a read that follows
+    another (more to read, or more queued meanwhile).
+    """
+
+    def __init__(self) -> None:
+        self._low: list[int] = []  # each run's first id, ascending
+        self._high: list[int] = []  # each run's last id
+
+    def __contains__(self, event_id: int) -> bool:
+        if not self._high or event_id > self._high[-1]:
+            return False  # the usual case: a new change
+        at = bisect.bisect_right(self._low, event_id) - 1
+        return at >= 0 and event_id <= self._high[at]
+
+    def add(self, event_id: int) -> None:
+        if self._high and self._high[-1] + 1 == event_id:
+            self._high[-1] = event_id  # the usual case
+            return
+        at = bisect.bisect_right(self._low, event_id)
+        if at and event_id <= self._high[at - 1] + 1:
+            self._high[at - 1] = max(self._high[at - 1], event_id)
+        elif at < len(self._low) and event_id == self._low[at] - 1:
+            self._low[at] = event_id
+        else:
+            self._low.insert(at, event_id)
+            self._high.insert(at, event_id)
+            if len(self._low) > SENT_RUNS:
+                del self._low[0], self._high[0]
+            return
+        # Two runs that now touch become one.
+        at = max(at - 1, 0)
+        if at + 1 < len(self._low) and self._high[at] + 1 >= self._low[at + 1]:
+            self._high[at] = max(self._high[at], self._high[at + 1])
+            del self._low[at + 1], self._high[at + 1]
+
+    def fresh(self, items: list[StreamEvent]) -> list[StreamEvent]:
+        """The items not sent yet, now counted as sent."""
+        out = []
+        for item in items:
+            event_id = event_number(item)
+            if event_id is None:
+                out.append(item)
+            elif event_id not in self:
+                self.add(event_id)
+                out.append(item)
+        return out
+
+
+def event_number(item: StreamEvent) -> int | None:
+    """The log id of a stream's event (its id is its position, realtime.positions); read
+    once per event, whatever the number of streams it is queued on."""
+    number: int | str | None = getattr(item, "event_number", "unread")
+    if number == "unread":
+        try:
+            number = Position.parse(str(item.id)).after if item.id is not None else None
+        except BadPosition:
+            number = None
+        item.event_number = number
+    assert not isinstance(number, str)
+    return number
 
 
 # Pushpin's next links carry `es-meta` (claims this server signed, see
@@ -229,10 +303,11 @@ async def stream(
     gauge.inc()
     try:
         body = [OPENING, heartbeat()]
+        sent = SentIds()
         while True:
             # From the log: at the start, and again whenever the stream fell behind.
             try:
-                read = await _read_from_log(user, channel, position, listener)
+                read = await _read_from_log(user, channel, position, listener, sent)
             except EventPermissionError as exc:
                 yield _error("forbidden", str(exc), {"channels": exc.channels})
                 return
@@ -246,12 +321,12 @@ async def stream(
             if read.again:
                 continue
             # Caught up: what the bridge queues from now on, until the stream overflows.
-            live = _Live(last_ids={channel: str(position)})
+            live = _Live(last_ids={channel: str(position)}, sent=sent)
             async for chunk in _live(listener, pending, live):
                 yield chunk
             if live.ended:
                 return
-            if live.sent:
+            if live.changed:
                 # Read on from the last change sent (its id is its position), with the
                 # horizon of the read that caught up if that is later: every change below
                 # it was visible to that read, which sent all it saw.
@@ -303,7 +378,7 @@ read_log = sync_to_async(_read_log)
 
 
 async def _read_from_log(
-    user: Any, channel: str, position: Position | None, listener: Listener
+    user: Any, channel: str, position: Position | None, listener: Listener, sent: SentIds
 ) -> _Read:
     try:
         read, reset = await read_log(user, channel, position)
@@ -320,7 +395,7 @@ async def _read_from_log(
                 json_encode=True,
             ).encode()
         )
-    for item in read.events:
+    for item in sent.fresh(read.events):
         chunks.append(
             sse_encode_event(item.type, item.data, event_id=make_id({channel: item.id})).encode()
         )
@@ -342,7 +417,8 @@ class _Live:
     # The stream's last id, by stream name (one name per stream).
     last_ids: dict[str, Any]
     ended: bool = False  # the stream is over (an error, a client that stopped reading)
-    sent: bool = False  # a change was sent
+    changed: bool = False  # a change was sent
+    sent: SentIds = field(default_factory=SentIds)  # what the stream sent, live or not
 
 
 async def _live(
@@ -382,9 +458,9 @@ async def _live(
         body = [
             _encoded(item, channel, last_ids)
             for channel, items in channel_items.items()
-            for item in items
+            for item in outcome.sent.fresh(items)
         ]
-        outcome.sent = outcome.sent or bool(body)
+        outcome.changed = outcome.changed or bool(body)
         if told != pipeline.watch.generation:
             told = pipeline.watch.generation
             body.append(heartbeat())

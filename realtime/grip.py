@@ -3,6 +3,7 @@
 The active listener publishes, so each change goes to Pushpin once, whatever the number
 of Daphne processes. Items carry the event id and no previous id: ids are not contiguous
 per channel, and a client that misses something resumes with Last-Event-ID through Django.
+It also ends the streams Pushpin holds for a user (realtime.held_streams).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from django.conf import settings
-from django_eventstream.utils import publish_event
+from django_eventstream.utils import publish_event, sse_encode_error
+from django_grip import publish
+from gripcontrol import HttpStreamFormat
 
 from realtime import kinds, scopes
 from realtime.bridge import Targets, in_scope, json_event, row_fragments
@@ -33,3 +36,21 @@ def publish_change(event: ChangeEvent, every_scope: Collection[scopes.Scope] = (
             publish_event(channel, json_item.type, json_item.data, event_id, None)
     for channel, html in row_fragments(message, kinds.cached(), Targets.every(every_scope)):
         publish_event(channel, "message", html, event_id, None)
+
+
+def end_user_streams(user_id: int, *, forbidden: bool) -> None:
+    """End every stream Pushpin holds for the user, and no one else's: django-eventstream
+    subscribes each held stream to its user's channel, `user-<id>`. With a stream-error
+    when the user's right ended (as realtime.credentials ends a direct stream); plainly
+    when a token of theirs ended or their sites changed: the EventSource reconnects,
+    through Django's checks, and resumes from its Last-Event-ID in its new scope."""
+    if not settings.GRIP_URL:
+        return
+    channel = f"user-{user_id}"
+    # The subscription's filter (require-sub) passes what names a channel it holds.
+    meta = {"require_sub": channel}
+    if forbidden:
+        error = sse_encode_error("forbidden", "The token or user is no longer valid.")
+        publish(channel, HttpStreamFormat(error), meta=meta)
+    # Queued after the error on the same publisher thread, so sent after it.
+    publish(channel, HttpStreamFormat(close=True), meta=meta)

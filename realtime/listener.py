@@ -23,6 +23,12 @@ scan no longer returns them, so nothing is sent twice by one listener. The scan 
 is stored in realtime_listener_state so a standby resumes from it.
 
 Pruning runs beside the loop, as its own task on its own connection (realtime.retention).
+
+Stopping (`stop()`) cancels the loop and also marks it stopping, checked at each step:
+on Python 3.11 `asyncio.wait_for` can swallow a cancellation that arrives as the awaited
+call completes (CPython #86296), and redis-py wraps every command sent to Redis in one
+when a socket timeout is set, so a single cancel of a busy listener was sometimes lost
+and `listen_notify` ran on after SIGTERM.
 """
 
 from __future__ import annotations
@@ -69,6 +75,9 @@ LISTENER_APPLICATION_NAME = "realtime listen_notify"
 FETCH_CHUNK = 1000
 # At most one line a minute about notifications that named nothing the log holds.
 SKIPPED_LOG_INTERVAL = 60.0
+# How long a stopping listener waits for its pruning task: a DELETE being cancelled waits
+# for the server's answer (psycopg allows it up to 10 s), and stopping must stay bounded.
+PRUNE_STOP_TIMEOUT = 1.0
 
 
 @dataclass
@@ -121,6 +130,13 @@ def start_pruning(settings: LogListenerSettings) -> asyncio.Task[None] | None:
     )
 
 
+async def stop_pruning(pruning: asyncio.Task[None]) -> None:
+    pruning.cancel()
+    await asyncio.wait({pruning}, timeout=PRUNE_STOP_TIMEOUT)
+    if not pruning.done():
+        logger.warning("pruning still stopping; the listener goes on stopping without it")
+
+
 class SkippedNotifications:
     """Counted, and told at most once a minute: anyone may NOTIFY, as often as they like."""
 
@@ -158,6 +174,8 @@ class LogListener:
         self._skipped = SkippedNotifications()
         self._active = asyncio.Event()
         self._settled = asyncio.Event()
+        self._task: asyncio.Task[Any] | None = None
+        self._stopping = False
 
     async def wait_active(self) -> None:
         await self._active.wait()
@@ -166,11 +184,28 @@ class LogListener:
         """Until this listener first knows its role: forwarding, or standing by."""
         await self._settled.wait()
 
+    def stop(self) -> None:
+        """End run(): at once, or at its next step if a library swallowed the cancellation."""
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def _go_on(self) -> None:
+        """Raise CancelledError once stop() was called (see the module's text)."""
+        if self._stopping:
+            raise asyncio.CancelledError
+
     async def run(self) -> None:
-        """Run until cancelled."""
+        """Run until cancelled, or until stop()."""
+        self._task = asyncio.current_task()
         attempt = 0
         while True:
             try:
+                self._go_on()
                 async with await psycopg.AsyncConnection.connect(
                     self.settings.conninfo, autocommit=True
                 ) as conn:
@@ -182,6 +217,7 @@ class LogListener:
                 raise
             except Exception as exc:  # the database or the channel layer went away
                 self._set_state("down")
+                self._go_on()  # stopping: psycopg closes a connection it could not cancel on
                 delay = backoff_delay(
                     attempt, self.settings.backoff_initial, self.settings.backoff_max
                 )
@@ -216,6 +252,7 @@ class LogListener:
                 return
             self._set_state("standby")
             await asyncio.sleep(self.settings.standby_poll_interval)
+            self._go_on()
 
     async def _forward_changes(self, conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL)))
@@ -235,6 +272,7 @@ class LogListener:
             loop = asyncio.get_running_loop()
             next_catch_up = loop.time() + self.settings.catch_up_interval
             while True:
+                self._go_on()
                 remaining = max(0.0, next_catch_up - loop.time())
                 # Everything that arrived in the same packet comes at once: one read for it.
                 batch = [n async for n in conn.notifies(timeout=remaining, stop_after=1)]
@@ -245,8 +283,7 @@ class LogListener:
                     next_catch_up = loop.time() + self.settings.catch_up_interval
         finally:
             if pruning is not None:
-                pruning.cancel()
-                await asyncio.gather(pruning, return_exceptions=True)
+                await stop_pruning(pruning)
 
     async def _wake(self, conn: psycopg.AsyncConnection[Any], raws: list[str]) -> None:
         """Forward what the log holds that these notifications may be about, in id order."""
@@ -295,6 +332,7 @@ class LogListener:
         return found
 
     async def _send(self, items: list[Logged]) -> None:
+        self._go_on()
         if not items:
             return
         for item in items:

@@ -8,6 +8,7 @@ connection (or on lifespan startup where a server sends it). Never from
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import gc
 import logging
 import signal
@@ -22,6 +23,7 @@ from realtime.bridge import Bridge
 from realtime.changes import ChangeEvent
 from realtime.credentials import open_streams
 from realtime.database import conninfo_from_django
+from realtime.held_streams import held_streams
 from realtime.listener import LISTENER_APPLICATION_NAME, LogListener, LogListenerSettings
 
 logger = logging.getLogger(__name__)
@@ -31,6 +33,12 @@ logger = logging.getLogger(__name__)
 SERVER_SEND_KEY = "realtime.server_send"
 # A server that cannot reach its channel layer still answers, but says so in the log.
 READY_TIMEOUT = 10.0
+# From SIGTERM to the exit of listen_notify, whatever holds it (a thread, a C call, a
+# database that does not answer a cancel): past it, it prints every thread's stack and
+# exits with status 1. A clean stop takes milliseconds (tests/test_failover.py).
+LISTENER_EXIT_TIMEOUT = 4.0
+# How long a server's runtime waits for its tasks when the server shuts down.
+STOP_TIMEOUT = 3.0
 
 
 async def forward(events: list[ChangeEvent]) -> None:
@@ -44,6 +52,13 @@ async def forward(events: list[ChangeEvent]) -> None:
             grip.publish_change(event, every_scope)  # never blocks (a publisher thread)
 
 
+async def after_catch_up(newest_id: int, horizon: str) -> None:
+    """The active listener's after each catch-up: the heartbeat, and Pushpin's streams."""
+    await bus.publish_heartbeat(newest_id, horizon)
+    if settings.GRIP_URL:
+        await held_streams.check()
+
+
 def make_listener() -> LogListener:
     conninfo = conninfo_from_django(
         connections["default"].settings_dict, application_name=LISTENER_APPLICATION_NAME
@@ -51,7 +66,7 @@ def make_listener() -> LogListener:
     return LogListener(
         LogListenerSettings(conninfo=conninfo, retention=settings.REALTIME_EVENT_RETENTION),
         forward=forward,
-        heartbeat=bus.publish_heartbeat,
+        heartbeat=after_catch_up,
     )
 
 
@@ -107,9 +122,18 @@ class ProcessRuntime:
         )
 
     async def stop(self) -> None:
+        if self.listener is not None:
+            self.listener.stop()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        pending: set[asyncio.Task[None]] = set()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT)
+        if pending:
+            logger.warning(
+                "realtime runtime stopped without waiting for every task",
+                extra={"tasks": sorted(task.get_name() for task in pending)},
+            )
         self._tasks = []
         self._loop = None
 
@@ -155,9 +179,16 @@ async def serve_listener() -> None:
     """`manage.py listen_notify`: run one listener until SIGTERM or SIGINT."""
     listener = make_listener()
     task = asyncio.create_task(listener.run(), name="listen_notify")
+
+    def on_signal() -> None:
+        if not listener.stopping:
+            # Bounded whatever happens next, even in a C call that holds the GIL.
+            faulthandler.dump_traceback_later(LISTENER_EXIT_TIMEOUT, exit=True)
+        listener.stop()
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, task.cancel)
+        loop.add_signal_handler(signum, on_signal)
     logger.info("listen_notify started", extra={"holder": listener.settings.holder})
     try:
         await task

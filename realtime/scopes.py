@@ -266,6 +266,9 @@ class _EveryScope:
             self.read_at = time.monotonic()
         return self.value
 
+    def forget(self) -> None:
+        self.read_at = -1e9
+
 
 every_scope = _EveryScope()
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 import shutil
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -201,3 +204,162 @@ async def test_a_resume_through_pushpin_gets_a_change_that_committed_late(
         while "/media/pushpin-after.jpg" not in images:
             images.append((await events.next_change(timeout=15))["data"]["violation_image"])
     assert "/media/pushpin-late.jpg" in images, f"row {late} committed late"
+
+
+# --- streams Pushpin holds end when their right ends, as the direct ones ----------------------
+
+
+def two_operators() -> dict[str, str]:
+    """alice (North and South) and bob (South), each with a token."""
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from realtime import scopes
+    from realtime.models import ApiToken
+
+    tokens = {}
+    for name in ("alice", "bob"):
+        user = get_user_model().objects.create_user(name, password="a-long-password-1")
+        tokens[name] = ApiToken.issue(user)
+    for args in (
+        ("set", "North", "--cameras", "1-3"),
+        ("set", "South", "--cameras", "4-6"),
+        ("grant", "North", "alice"),
+        ("grant", "South", "alice"),
+        ("grant", "South", "bob"),
+    ):
+        call_command("sites", *args, stdout=io.StringIO())
+    scopes.forget()
+    return tokens
+
+
+async def operators_behind(base: str) -> dict[str, str]:
+    from channels.db import database_sync_to_async
+
+    from realtime import scopes
+
+    tokens = await database_sync_to_async(two_operators)()
+    await asyncio.sleep(scopes.every_scope.CACHE_SECONDS + 1)  # the listener's scopes
+    # Pushpin's handler takes held streams some time after it answers plain requests.
+    await asyncio.to_thread(wait_for_held_streams, base, tokens["bob"])
+    return tokens
+
+
+async def ended_within(events: Any, seconds: float) -> list[str]:
+    """The events a held stream sends until Pushpin closes it; fails after `seconds`."""
+    sent: list[str] = []
+    deadline = asyncio.get_running_loop().time() + seconds
+    with pytest.raises(EOFError):
+        while True:
+            remaining = deadline - asyncio.get_running_loop().time()
+            try:
+                event = await events.next_event(timeout=max(remaining, 0.001))
+            except TimeoutError:
+                raise AssertionError(f"still open after {seconds} s; sent {sent}") from None
+            sent.append(f"{event.event}: {event.data}")
+    return sent
+
+
+def recovered(pushpin_log: Path, since: int, streams: int, timeout: float = 10.0) -> None:
+    """Until Pushpin asked Django for what each of the held streams opened since `since`
+    (bytes of its log) may have missed: about a second after it subscribes a stream, it asks
+    on the stream's behalf (link=next&recover=true, with es-meta), and Django's answer to
+    that would end a deactivated user's stream by itself, hiding what is tested here."""
+    deadline = time.monotonic() + timeout
+    while pushpin_log.read_bytes()[since:].count(b"[handler] GET ") < streams:
+        assert time.monotonic() < deadline, "Pushpin did not ask to recover"
+        time.sleep(0.05)
+
+
+async def still_open(events: Any, pg: Any, camera_id: int) -> None:
+    """The stream still gets a change of its cameras."""
+    row_id = insert_violation(pg, camera_id=camera_id, image="/media/pushpin-still-open.jpg")
+    while (await events.next_change(timeout=15))["data"]["id"] != row_id:
+        pass  # one it had before
+
+
+def refused(base: str, token: str) -> int:
+    response = httpx.get(
+        f"{base}/events/violations/", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    return response.status_code
+
+
+@asynccontextmanager
+async def alice_and_bob(base: str, pushpin_log: Path) -> AsyncIterator[tuple[Any, Any, str]]:
+    """alice's and bob's held streams, settled (recovered), and alice's token."""
+    tokens = await operators_behind(base)
+    url = f"{base}/events/violations/"
+    since = await asyncio.to_thread(lambda: pushpin_log.stat().st_size)
+    async with (
+        sse(url, {"Authorization": f"Bearer {tokens['alice']}"}) as alice,
+        sse(url, {"Authorization": f"Bearer {tokens['bob']}"}) as bob,
+    ):
+        await asyncio.to_thread(recovered, pushpin_log, since, streams=2)
+        yield alice, bob, tokens["alice"]
+
+
+async def test_revoking_a_token_ends_its_held_stream_and_no_one_elses(
+    behind_pushpin, pg, tmp_path
+) -> None:
+    from channels.db import database_sync_to_async
+    from django.core.management import call_command
+
+    base, _ = behind_pushpin
+    async with alice_and_bob(base, tmp_path / "pushpin.out") as (alice, bob, token):
+        await database_sync_to_async(call_command)(
+            "issue_token",
+            f"--revoke={token[:8]}",
+            stdout=io.StringIO(),  # it may begin with -
+        )
+        await ended_within(alice, 10)
+        await still_open(bob, pg, camera_id=5)
+    assert await asyncio.to_thread(refused, base, token) == 401
+
+
+async def test_deactivating_a_user_ends_their_held_stream_and_no_one_elses(
+    behind_pushpin, pg, tmp_path
+) -> None:
+    from channels.db import database_sync_to_async
+    from django.contrib.auth import get_user_model
+
+    base, _ = behind_pushpin
+    async with alice_and_bob(base, tmp_path / "pushpin.out") as (alice, bob, token):
+        # As an administrator's script would: no signal, no save().
+        await database_sync_to_async(get_user_model().objects.filter(username="alice").update)(
+            is_active=False
+        )
+        sent = await ended_within(alice, 10)
+        assert [e for e in sent if e.startswith("stream-error")], sent
+        await still_open(bob, pg, camera_id=5)
+    assert await asyncio.to_thread(refused, base, token) == 401
+
+
+async def test_changing_a_users_sites_ends_their_held_stream_and_it_resumes_with_the_new(
+    behind_pushpin, pg, tmp_path
+) -> None:
+    from channels.db import database_sync_to_async
+    from django.core.management import call_command
+
+    base, _ = behind_pushpin
+    async with alice_and_bob(base, tmp_path / "pushpin.out") as (alice, bob, token):
+        south_before = insert_violation(pg, camera_id=4, image="/media/pushpin-south-before.jpg")
+        assert (await alice.next_change(timeout=15))["data"]["id"] == south_before
+        await database_sync_to_async(call_command)(
+            "sites", "revoke", "South", "alice", stdout=io.StringIO()
+        )
+        sent = await ended_within(alice, 10)
+        assert not [e for e in sent if e.startswith("stream-error")], sent
+        last_id = alice.last_id
+        await still_open(bob, pg, camera_id=5)
+    # Meanwhile: one of each site's. Resumed: North's (still hers), not South's (committed
+    # first, so it would come first); then live, the same.
+    insert_violation(pg, camera_id=6, image="/media/pushpin-south-after.jpg")
+    north_after = insert_violation(pg, camera_id=2, image="/media/pushpin-north-after.jpg")
+    auth = {"Authorization": f"Bearer {token}", "Last-Event-ID": last_id}
+    async with sse(f"{base}/events/violations/", auth) as again:
+        assert (await again.next_change(timeout=15))["data"]["id"] == north_after
+        assert again.last_id.startswith("violations~1-3:")
+        insert_violation(pg, camera_id=4, image="/media/pushpin-south-live.jpg")
+        north_live = insert_violation(pg, camera_id=1, image="/media/pushpin-north-live.jpg")
+        assert (await again.next_change(timeout=15))["data"]["id"] == north_live

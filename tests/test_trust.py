@@ -304,7 +304,7 @@ def test_tokens_expire_and_are_listed_and_revoked(operator_token_user) -> None:
     )
     ok = client.get("/counters/", headers={"Authorization": f"Bearer {kept}"})
     assert ok.status_code == 200
-    assert "revoked" in issue("--revoke", kept[:8])
+    assert "revoked" in issue(f"--revoke={kept[:8]}")
     assert client.get("/counters/", headers={"Authorization": f"Bearer {kept}"}).status_code == 302
 
 
@@ -357,7 +357,7 @@ async def test_revoking_a_token_or_deactivating_its_user_closes_its_streams(
             websocket(f"{stack.ws}/ws/violations/?token={token}") as ws,
             sse(f"{stack.http}/events/violations/", auth) as events,
         ):
-            manage(database_url, "issue_token", "--revoke", token[:8])
+            manage(database_url, "issue_token", f"--revoke={token[:8]}")
             started = asyncio.get_running_loop().time()
             closed = await asyncio.wait_for(ws.wait_closed(), 12)
             assert closed is None and ws.close_code == 4401
