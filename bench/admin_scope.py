@@ -2,7 +2,7 @@
 beside a superuser's.
 
 An acknowledgement or operator action is its violation's, so a scoped changelist asks the
-kind's table for the camera of each of its rows (realtime.admin_scope). This fills two
+kind's table for the camera of each of its rows (realtime.access.admin_scope). This fills two
 kinds' tables with --rows rows each (cameras 1-10; plain SQL, triggers off), acknowledges
 --acks of them (an operator action each), makes North (cameras 1-5) and South (6-10) and
 times the acknowledgements' and operator actions' changelists (and a search) through
@@ -90,7 +90,7 @@ def main() -> None:
     from django.contrib.auth.models import Permission
     from django.test import Client
 
-    from realtime import scopes
+    from realtime.access import scopes
     from realtime.models import Site
 
     users = get_user_model().objects

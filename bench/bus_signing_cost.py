@@ -1,7 +1,7 @@
 """What signing the bus costs (realtime/bus_signing.py, issue #22): the listener's serialize
 and one bridge's deserialize of a batch, channels-redis' plain msgpack beside the signed one.
 
-Batches as the listener makes them (realtime.bus.change_message over rows shaped like the
+Batches as the listener makes them (realtime.pipeline.bus.change_message over rows shaped like the
 detectors'), of 1, 10, 100 and 500 changes, and one of 512 KiB (BATCH_MAX_BYTES). No
 services: the channel layer's serializer only.
 
@@ -39,7 +39,7 @@ def change(event_id: int, image: str) -> Any:
 
 
 def batch(changes: list[Any]) -> dict[str, Any]:
-    from realtime.bus import BATCH_TYPE, change_message
+    from realtime.pipeline.bus import BATCH_TYPE, change_message
 
     return {
         "type": BATCH_TYPE,
@@ -74,7 +74,7 @@ def main() -> None:
     django.setup()
     from channels_redis.serializers import MsgPackSerializer
 
-    from realtime.bus_signing import SignedSerializer
+    from realtime.pipeline.signing import SignedSerializer
 
     batches = {
         f"{n} change{'s' if n > 1 else ''}": batch(

@@ -13,7 +13,7 @@ a day acknowledged), then measures the reads of the live table:
 
 each as server time (a real Daphne, production settings, a bearer token, timed over
 loopback with httpx: median and p95 of --requests after --warmup) and as SQL time (the
-product's own queries, captured from realtime.violations in this process: timed, then
+product's own queries, captured from realtime.violations.queries in this process: timed, then
 EXPLAIN ANALYZE'd), first without the product's indexes, then after
 `manage.py create_indexes` (which ANALYZEs the tables since 7dba1f5; before, it did not),
 then after one more ANALYZE of the kinds' tables (--no-analyze-phase skips it: the
@@ -54,7 +54,7 @@ BIN = Path(PYTHON).parent
 SECRET_KEY = "bench-dashboard-secret-key-0123456789abcdef"
 TARGET = "<= 100 ms server time"
 ROW_ID = re.compile(r'<tr id="(violation-[^"]+)"')
-PAGE_SIZE = 50  # realtime.rows.PAGE_SIZE
+PAGE_SIZE = 50  # realtime.console.rows.PAGE_SIZE
 COUNT_MARK = re.compile(r'data-kind="([^"]+)">(\d+)<')
 
 
@@ -206,8 +206,8 @@ def _hours(n: int) -> Any:
 
 
 def drop_product_indexes(url: str) -> list[str]:
-    """Drop the indexes of realtime.adoption.INDEXES from every kind's table."""
-    from realtime.adoption import INDEXES
+    """Drop the indexes of realtime.violations.adoption.INDEXES from every kind's table."""
+    from realtime.violations.adoption import INDEXES
 
     dropped = []
     with psycopg.connect(url, autocommit=True) as conn:
@@ -336,7 +336,7 @@ def setup_django(env: dict[str, str]) -> None:
 
 
 class Capture:
-    """The SQL that realtime.violations sends, with its parameters and time."""
+    """The SQL that realtime.violations.queries sends, with its parameters and time."""
 
     def __init__(self) -> None:
         self.queries: list[tuple[str, Any, float]] = []
@@ -350,9 +350,10 @@ class Capture:
 
 
 def product_reads(camera: int | None, cursor: str | None) -> dict[str, Callable[[], None]]:
-    """What each endpoint reads through realtime.violations (the views' own calls)."""
-    from realtime import kinds, violations
-    from realtime.rows import Cursor, RowFilter
+    """What each endpoint reads through realtime.violations.queries (the views' own calls)."""
+    from realtime.console.rows import Cursor, RowFilter
+    from realtime.violations import kinds
+    from realtime.violations import queries as violations
 
     registry = kinds.registry()
     row_filter = RowFilter(camera=camera)

@@ -1,6 +1,7 @@
 """What "shelved" costs the listener: its read of the log with and without the shelf rule.
 
-The listener reads each batch of changes with one query (realtime.eventlog); since #15 that
+The listener reads each batch of changes with one query (realtime.pipeline.event_log);
+since #15 that
 query asks sql/008's rule (realtime_shelves_covering) of every change. This times the query over
 10,000 logged INSERTs, in a database of its own, as it was before (no shelf column), and
 with it: no shelf at all, shelves of other cameras, and shelves of the rows' own cameras.
@@ -50,7 +51,8 @@ def main() -> None:
     import django
 
     django.setup()
-    from realtime import eventlog, violations
+    from realtime.pipeline import event_log as eventlog
+    from realtime.violations import queries as violations
 
     with psycopg.connect(args.database_url, autocommit=True) as conn:
         conn.execute(

@@ -9,8 +9,8 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
 
-from realtime.auth import SameOriginValidator, WebSocketTokenMiddleware
-from realtime.redaction import redact_daphne_access_log
+from realtime.access.auth import SameOriginValidator, WebSocketTokenMiddleware
+from realtime.access.redaction import redact_daphne_access_log
 from realtime.routing import websocket_urlpatterns
 from realtime.runtime import RuntimeMiddleware
 

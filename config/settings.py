@@ -75,7 +75,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "realtime.auth.BearerTokenMiddleware",
+    "realtime.access.auth.BearerTokenMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes wants: turns a lockout into its response.
@@ -133,7 +133,7 @@ if REDIS_URL:
             # it missed from the event log after the listener's next heartbeat.
             # channels_redis.pubsub.RedisPubSubChannelLayer, with names of this deployment
             # (realtime/bus.py): Redis pub/sub ignores the database number.
-            "BACKEND": "realtime.bus.DeploymentChannelLayer",
+            "BACKEND": "realtime.pipeline.bus.DeploymentChannelLayer",
             "CONFIG": {
                 # redis-py 8 times sockets out after 5 s by default. Bounded, so a command
                 # on a connection that died with a Redis restart fails instead of hanging.
@@ -158,7 +158,7 @@ else:
     }
 
 # The prefix of this deployment's channels on Redis; by default one derived from the
-# database's identity (realtime.bus.bus_prefix), so deployments sharing a Redis are apart.
+# database's identity (realtime.pipeline.bus.bus_prefix), so deployments sharing a Redis are apart.
 REALTIME_BUS_PREFIX = os.environ.get("REALTIME_BUS_PREFIX", "")
 # Seconds a message on the Redis bus is accepted after it was signed (by the receiver's
 # clock, either way): longer than the clocks of the deployment's machines are apart, short
@@ -178,7 +178,8 @@ REALTIME_CLIENT_MAX_BUFFER = env_int("REALTIME_CLIENT_MAX_BUFFER", 4 * 2**20, mi
 # ...after it has taken nothing for this many seconds (a slow reader is waited for).
 REALTIME_CLIENT_STALL_TIMEOUT = env_float("REALTIME_CLIENT_STALL_TIMEOUT", 30.0, minimum=0.1)
 # The longest JSON text of one change (a WebSocket frame, an SSE `data:`), in UTF-8 bytes: a
-# change whose text is longer travels in its reduced form (realtime.changes.reduced). At most
+# change whose text is longer travels in its reduced form
+# (realtime.pipeline.changes.reduced). At most
 # Daphne's --websocket_max_message_size (1 MiB by default), which drops a longer message.
 REALTIME_FRAME_MAX_BYTES = env_int(
     "REALTIME_FRAME_MAX_BYTES", 256 * 2**10, minimum=16 * 2**10, maximum=2**20
@@ -190,12 +191,12 @@ REALTIME_MAX_STREAMS_PER_USER = env_int("REALTIME_MAX_STREAMS_PER_USER", 50, min
 # have sent nothing for this many seconds; the live table says "Stale" after 2.5 of them.
 REALTIME_HEARTBEAT_SECONDS = env_float("REALTIME_HEARTBEAT_SECONDS", 10.0, minimum=0.5)
 # The pipeline is not live while the listener is further behind than this (/healthz's
-# listener lag_seconds), or unheard of for longer than realtime.health.LISTENER_STALE_AFTER.
+# listener lag_seconds), or unheard of for longer than realtime.streams.health.LISTENER_STALE_AFTER.
 REALTIME_PIPELINE_LAG_LIMIT = env_float("REALTIME_PIPELINE_LAG_LIMIT", 30.0, minimum=0.1)
 # The page plays its sound again, every this many minutes, while a violation older than
 # that is unacknowledged (and not shelved); 0: never (the default). Fractions allowed.
 REALTIME_REMINDER_MINUTES = env_float("REALTIME_REMINDER_MINUTES", 0.0, minimum=0.0)
-# The longest an operator may shelve a camera for, in minutes (realtime.shelves).
+# The longest an operator may shelve a camera for, in minutes (realtime.console.shelves).
 REALTIME_SHELF_MAX_MINUTES = env_int("REALTIME_SHELF_MAX_MINUTES", 720, minimum=1)
 
 # The server process's garbage collector (gc.set_threshold), or "python" for Python's own
@@ -264,9 +265,9 @@ WHITENOISE_MIMETYPES = {".wav": "audio/wav", ".oga": "audio/ogg", ".webm": "audi
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# django-eventstream: replay and ids come from our event log (realtime.eventlog_storage).
-EVENTSTREAM_STORAGE_CLASS = "realtime.eventlog_storage.EventLogStorage"
-EVENTSTREAM_CHANNELMANAGER_CLASS = "realtime.eventlog_storage.ViolationChannelManager"
+# django-eventstream: replay and ids come from our event log (realtime.streams.storage).
+EVENTSTREAM_STORAGE_CLASS = "realtime.streams.storage.EventLogStorage"
+EVENTSTREAM_CHANNELMANAGER_CLASS = "realtime.streams.storage.ViolationChannelManager"
 
 # A strict Content-Security-Policy (django-csp): the page's own scripts and styles and the
 # vendored htmx only; the tutorial's inline WebSocket client (/legacy/) runs by its nonce.

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views import defaults
 
-from realtime import export, history, media, views
+from realtime.console import export, history, media, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),

@@ -14,9 +14,10 @@ from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from django.utils.html import format_html, format_html_join
 
-from realtime import eventlog, kinds, media, scopes
-from realtime.admin_scope import ByCamera, ByViolation, SharedAdmin
-from realtime.adoption import SORT_DATE, SORT_TIME
+from realtime.access import scopes
+from realtime.access.admin_scope import ByCamera, ByViolation, SharedAdmin
+from realtime.console import media
+from realtime.console.rows import ViolationRow
 from realtime.models import (
     Acknowledgement,
     ApiToken,
@@ -28,7 +29,9 @@ from realtime.models import (
     Site,
     ViolationKind,
 )
-from realtime.rows import ViolationRow
+from realtime.pipeline import event_log as eventlog
+from realtime.violations import kinds
+from realtime.violations.adoption import SORT_DATE, SORT_TIME
 
 
 class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
@@ -291,7 +294,7 @@ class SiteForm(forms.ModelForm):  # type: ignore[type-arg]
 
 @admin.register(Site)
 class SiteAdmin(SharedAdmin):
-    """Sites group cameras; users and groups are given sites (realtime.scopes has the rule),
+    """Sites group cameras; users and groups are given sites (realtime.access.scopes has the rule),
     by those who may manage sites only. Open streams follow a change within seconds."""
 
     form = SiteForm

@@ -9,7 +9,7 @@ from typing import Any
 from django.core import checks
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
-from realtime import adoption
+from realtime.violations import adoption
 
 
 @checks.register(checks.Tags.database)

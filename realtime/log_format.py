@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from realtime.redaction import redact
+from realtime.access.redaction import redact
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 

@@ -208,7 +208,7 @@ class Site(models.Model):
     While no site exists everyone who may log in sees every violation. Once one exists, a
     user sees the violations of the cameras of the sites given to them or their groups;
     superusers and holders of `realtime.view_all_sites` see everything, and a camera in no
-    site only they see (realtime.scopes).
+    site only they see (realtime.access.scopes).
     """
 
     name = models.CharField(max_length=100, unique=True)
@@ -244,7 +244,7 @@ class EventLogRow(models.Model):
     """A row of the event log, written by the trigger in sql/ (not by Django).
 
     A row is one change, or the changes of a big statement packed together (sql/005:
-    `ids` and `first_id` set, `data` an array): read changes through realtime.eventlog,
+    `ids` and `first_id` set, `data` an array): read changes through realtime.pipeline.event_log,
     which unpacks them.
     """
 

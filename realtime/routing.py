@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from realtime.consumers import RefusedConsumer, ViolationConsumer
+from realtime.streams.websocket import RefusedConsumer, ViolationConsumer
 
 websocket_urlpatterns = [
     path("ws/violations/", ViolationConsumer.as_asgi()),

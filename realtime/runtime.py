@@ -18,13 +18,18 @@ from typing import Any
 from django.conf import settings
 from django.db import connections
 
-from realtime import bus, eventstream, grip, kinds, pipeline, scopes, server_internals
-from realtime.bridge import Bridge
-from realtime.changes import ChangeEvent
-from realtime.credentials import open_streams
-from realtime.database import conninfo_from_django
-from realtime.held_streams import held_streams
-from realtime.listener import LISTENER_APPLICATION_NAME, LogListener, LogListenerSettings
+from realtime.access import scopes
+from realtime.access.held_streams import held_streams
+from realtime.access.open_streams import open_streams
+from realtime.pipeline import bus
+from realtime.pipeline.changes import ChangeEvent
+from realtime.pipeline.database import conninfo_from_django
+from realtime.pipeline.listener import LISTENER_APPLICATION_NAME, LogListener, LogListenerSettings
+from realtime.streams import grip, server_internals
+from realtime.streams import liveness as pipeline
+from realtime.streams import sse as eventstream
+from realtime.streams.bridge import Bridge
+from realtime.violations import kinds
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +47,8 @@ STOP_TIMEOUT = 3.0
 
 
 async def forward(events: list[ChangeEvent]) -> None:
-    # The kinds name a too-long change's page (realtime.changes.reduced), and Pushpin's rows.
+    # The kinds name a too-long change's page (realtime.pipeline.changes.reduced), and
+    # Pushpin's rows.
     known = kinds.cached().by_table
     await kinds.arefresh(next((e["table"] for e in events if e["table"] not in known), None))
     await bus.publish(events)

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from psycopg import sql
 
-from realtime.kinds import Kind
+from realtime.violations.kinds import Kind
 
 CAMERAS = range(1, 13)
 # Not every kind is as common on the floor (kinds added by a plant: 1).

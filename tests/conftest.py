@@ -57,8 +57,8 @@ def built_in_kinds(request: pytest.FixtureRequest) -> Iterator[None]:
     request.getfixturevalue("transactional_db" if transactional else "db")
     from django.db import connection
 
-    from realtime import kinds
     from realtime.models import ViolationKind
+    from realtime.violations import kinds
 
     migration = importlib.import_module("realtime.migrations.0008_pre_product_state")
     # In one transaction: a server of the test reads all three or none.

@@ -21,8 +21,8 @@ import psycopg
 from psycopg import sql
 from websockets.asyncio.client import ClientConnection, connect
 
-from realtime.changes import ChangeEvent
-from realtime.listener import LogListener, LogListenerSettings
+from realtime.pipeline.changes import ChangeEvent
+from realtime.pipeline.listener import LogListener, LogListenerSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -99,7 +99,7 @@ def newest_event(pg: psycopg.Connection[Any]) -> int:
 
 
 def prune_log(pg: psycopg.Connection[Any], through: int) -> None:
-    """What the product's pruning does (realtime.retention), up to an id: the changes
+    """What the product's pruning does (realtime.pipeline.retention), up to an id: the changes
     deleted, and how far the log is pruned raised (sql/010)."""
     pg.execute("DELETE FROM realtime_event WHERE id <= %s", [through])
     pg.execute(

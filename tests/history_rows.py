@@ -12,8 +12,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from realtime import kinds
 from realtime.models import ViolationKind
+from realtime.violations import kinds
 
 ROW = re.compile(r'<tr id="violation-([\w-]+)-(\d+)"')
 TABLES = {

@@ -18,7 +18,7 @@ from django.core.management import call_command
 from django.test import Client, override_settings
 
 from config.asgi import application
-from realtime.auth import token_from_parts
+from realtime.access.auth import token_from_parts
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

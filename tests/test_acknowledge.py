@@ -10,8 +10,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from realtime import eventlog
-from realtime.changes import acknowledgement_frame
+from realtime.pipeline import event_log as eventlog
+from realtime.pipeline.changes import acknowledgement_frame
 from tests.helpers import insert_violation, newest_event
 
 pytestmark = pytest.mark.django_db(transaction=True)

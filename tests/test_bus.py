@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from realtime import bus
-from realtime.bridge import Bridge
-from realtime.bus import BATCH_MAX_CHANGES, BATCH_TYPE, ChangeMessage, batches
+from realtime.pipeline import bus
+from realtime.pipeline.bus import BATCH_MAX_CHANGES, BATCH_TYPE, ChangeMessage, batches
+from realtime.streams.bridge import Bridge
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -125,6 +125,6 @@ async def test_a_batch_the_bus_lost_is_read_from_the_log_before_anything_newer(p
 async def changes_of(after: int, up_to: int) -> list[Any]:
     from channels.db import database_sync_to_async
 
-    from realtime import eventlog
+    from realtime.pipeline import event_log as eventlog
 
     return await database_sync_to_async(eventlog.changes_by_id)(list(range(after, up_to + 1)))

@@ -23,7 +23,8 @@ import pytest
 import redis.asyncio as aioredis
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
-from realtime import bus, bus_signing
+from realtime.pipeline import bus
+from realtime.pipeline import signing as bus_signing
 from tests.helpers import (
     SSEStream,
     Stack,

@@ -1,4 +1,4 @@
-"""The bus's seal (realtime.bus_signing): pure logic, no services (tests/test_bus_neighbour.py
+"""The bus's seal (realtime.pipeline.signing): pure logic, no services (tests/test_bus_neighbour.py
 runs it against real Redis, Daphne and listen_notify)."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import pytest
 from channels_redis.serializers import MsgPackSerializer
 from django.core.exceptions import ImproperlyConfigured
 
-from realtime import bus_signing
-from realtime.bus import DeploymentChannelLayer
-from realtime.bus_signing import REFUSED_TYPE, Nonces, SignedSerializer, seal
+from realtime.pipeline import signing as bus_signing
+from realtime.pipeline.bus import DeploymentChannelLayer
+from realtime.pipeline.signing import REFUSED_TYPE, Nonces, SignedSerializer, seal
 
 HEARTBEAT = {"type": "violation.heartbeat", "newest_id": 41, "deployment": "7/plant"}
 
@@ -103,11 +103,11 @@ def test_refusals_are_counted_and_told_once_a_minute(caplog) -> None:
 
     before = metrics.BUS_MESSAGES_REFUSED.labels("unsigned")._value.get()
     bridge = SignedSerializer()
-    with caplog.at_level(logging.WARNING, logger="realtime.bus_signing"):
+    with caplog.at_level(logging.WARNING, logger="realtime.pipeline.signing"):
         for _ in range(5):
             bridge.deserialize(b"anyone may publish")
     assert metrics.BUS_MESSAGES_REFUSED.labels("unsigned")._value.get() == before + 5
-    [told] = [r for r in caplog.records if r.name == "realtime.bus_signing"]
+    [told] = [r for r in caplog.records if r.name == "realtime.pipeline.signing"]
     assert told.unsigned == 1, "the first at once; the next ones a minute later, added up"
 
 

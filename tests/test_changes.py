@@ -7,14 +7,15 @@ from typing import Any
 
 import pytest
 
-from realtime import changes, kinds
-from realtime.changes import (
+from realtime.pipeline import changes
+from realtime.pipeline.changes import (
     InvalidPayload,
     acknowledgement_frame,
     encode_frame,
     parse_notify_payload,
 )
-from realtime.retry import backoff_delay
+from realtime.pipeline.retry import backoff_delay
+from realtime.violations import kinds
 
 
 def test_full_payload_is_accepted() -> None:
@@ -164,7 +165,7 @@ def test_reduced_frames_are_counted_and_told_once_a_minute(settings, caplog, mon
     labels = {"table": "violation_humandetections"}
     before = REGISTRY.get_sample_value("realtime_frames_reduced_total", labels) or 0.0
     big = human({**ROW, "violation_image": "z" * 20_000})
-    with caplog.at_level("WARNING", logger="realtime.changes"):
+    with caplog.at_level("WARNING", logger="realtime.pipeline.changes"):
         for _ in range(3):
             encode_frame(big)
         encode_frame(human(ROW))

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from daphne.server import Server
 
-from realtime import server_internals
-from realtime.bus import change_message
-from realtime.consumers import ViolationConsumer
+from realtime.pipeline.bus import change_message
+from realtime.streams import server_internals
+from realtime.streams.websocket import ViolationConsumer
 
 
 def message(event_id: int) -> Any:

@@ -62,7 +62,7 @@ async def test_insert_update_delete_reach_websocket_and_sse(stack, pg, token, au
         assert frame["data"]["camera_id"] == 7
         assert frame["data"]["violation_image"] == marker
         assert set(frame) == {"id", "table", "op", "data", "resume"}
-        # Where to resume from after it (realtime.positions): the SSE event's id, too.
+        # Where to resume from after it (realtime.pipeline.positions): the SSE event's id, too.
         assert event_number(frame["resume"]) == frame["id"]
         assert await events.next_change() == frame
         assert events.last_id == f"violations:{frame['resume']}"
@@ -117,7 +117,7 @@ async def test_sse_resume_replays_exactly_what_was_missed(stack, pg, auth, how) 
         insert_violation(pg, image="/media/live.jpg")
         live = await events.next_change()
     # Every change above the resume point, in order; before them, at most changes of the
-    # last moments at or below it (its horizon, realtime.positions), which a client drops
+    # last moments at or below it (its horizon, realtime.pipeline.positions), which a client drops
     # by id (promise 2).
     after = [c for c in replayed if c["id"] > seen["id"]]
     assert [c["data"]["id"] for c in after] == missed
@@ -330,7 +330,7 @@ async def test_an_acknowledgement_is_its_own_sse_event_live_and_replayed(
         assert ack["table"] == "violation_lotodetections" and ack["row_id"] == row_id
         assert ack["acknowledged"] is True and ack["acknowledged_by"] == "anna"
         assert second.id.startswith("violations:") and event_number(second.id) == ack["id"]
-    # The same, but for where to resume from after each (realtime.positions).
+    # The same, but for where to resume from after each (realtime.pipeline.positions).
     assert [without_resume(e.data) for e in live] == [without_resume(e.data) for e in replayed]
 
 

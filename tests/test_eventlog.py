@@ -1,4 +1,4 @@
-"""The log's two row formats, read through realtime.eventlog on the real database.
+"""The log's two row formats, read through realtime.pipeline.event_log on the real database.
 
 A statement of more than 100 rows is logged in one row per 10,000 changes (trigger v3,
 sql/005); every reader must see its changes one by one, with their own ids.
@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from django_eventstream.storage import EventDoesNotExist
 
-from realtime import eventlog
-from realtime.eventlog_storage import EventLogStorage
+from realtime.pipeline import event_log as eventlog
+from realtime.streams.storage import EventLogStorage
 from tests.helpers import insert_violation, newest_event, prune_log
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -12,11 +12,11 @@ import pytest
 from django_eventstream.storage import EventDoesNotExist
 from django_eventstream.views import Listener, get_listener_manager
 
-from realtime.bridge import wake_sse_streams
-from realtime.bus import change_message
-from realtime.eventlog_storage import EventLogStorage
-from realtime.eventstream import JSON_STREAM as SSE_CHANNEL
-from realtime.eventstream import STREAM_PENDING_MAX
+from realtime.pipeline.bus import change_message
+from realtime.streams.bridge import wake_sse_streams
+from realtime.streams.sse import JSON_STREAM as SSE_CHANNEL
+from realtime.streams.sse import STREAM_PENDING_MAX
+from realtime.streams.storage import EventLogStorage
 from tests.helpers import event_number, insert_violation
 
 
@@ -69,7 +69,7 @@ async def test_a_stream_is_woken_once_per_batch_and_told_when_it_overflows(strea
 
 def test_storage_replays_after_an_id_and_resets_unknown_ones(pg) -> None:
     storage = EventLogStorage()
-    # A position (realtime.positions): the newest id, and the oldest running transaction.
+    # A position (realtime.pipeline.positions): the newest id, and the oldest running transaction.
     current = storage.get_current_id(SSE_CHANNEL)
     before = event_number(current)
     insert_violation(pg, image="/media/a.jpg")

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from realtime.listener import LogListener, LogListenerSettings
+from realtime.pipeline.listener import LogListener, LogListenerSettings
 from tests.helpers import Process, Stack, insert_violation, newest_event, sse, websocket
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -286,7 +286,7 @@ async def test_an_sse_stream_that_reads_the_log_twice_sends_each_change_once(
     stack, pg, db_url, token
 ) -> None:
     """A read of the log from a position repeats what committed above its horizon
-    (realtime.positions). With a transaction still open (a slow detector's), the horizon
+    (realtime.pipeline.positions). With a transaction still open (a slow detector's), the horizon
     stays below a statement of 2,500 rows, and the read that follows the first (which
     stops at 1,000) would send the first one's again; so would a read after the stream
     overflowed, of what it had sent live."""

@@ -15,10 +15,10 @@ import psycopg
 import pytest
 from channels.db import database_sync_to_async
 
-from realtime import eventlog
-from realtime.bridge import Bridge
-from realtime.bus import ChangeMessage, change_message, publish_heartbeat
-from realtime.listener import LogListener, LogListenerSettings
+from realtime.pipeline import event_log as eventlog
+from realtime.pipeline.bus import ChangeMessage, change_message, publish_heartbeat
+from realtime.pipeline.listener import LogListener, LogListenerSettings
+from realtime.streams.bridge import Bridge
 from tests.helpers import (
     Stack,
     insert_violation,
@@ -101,7 +101,7 @@ async def test_a_heal_across_more_events_than_the_bridge_remembers_resends_none(
     db_url, pg, monkeypatch
 ) -> None:
     """Ids above the last heal are remembered however many: the heal must not resend them."""
-    monkeypatch.setattr("realtime.bridge.RECENT_IDS", 10)
+    monkeypatch.setattr("realtime.streams.bridge.RECENT_IDS", 10)
     async with running_bridge() as (bridge, got):
         pg.execute(
             "INSERT INTO violation_humandetections (camera_id, violation_image)"
@@ -177,7 +177,7 @@ async def test_notification_for_an_unwatched_table_is_skipped(db_url, pg, caplog
     async def forward(events: list[Any]) -> None:
         got.extend(events)
 
-    caplog.set_level(logging.WARNING, logger="realtime.listener")
+    caplog.set_level(logging.WARNING, logger="realtime.pipeline.listener")
     listener = LogListener(LogListenerSettings(conninfo=db_url), forward)
     task = asyncio.create_task(listener.run())
     try:

@@ -1,8 +1,9 @@
-"""Whose streams Pushpin holds are ended, from two reads of the rights (realtime.held_streams)."""
+"""Whose streams Pushpin holds are ended, from two reads of the rights
+(realtime.access.held_streams)."""
 
 from __future__ import annotations
 
-from realtime.held_streams import Rights, ending
+from realtime.access.held_streams import Rights, ending
 
 NORTH = frozenset({1, 2, 3})
 SOUTH = frozenset({4, 5, 6})

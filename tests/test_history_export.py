@@ -104,8 +104,9 @@ async def test_an_export_holds_no_database_connection_while_it_waits(pg, monkeyp
     from asgiref.sync import sync_to_async
     from django.db import connection
 
-    from realtime import export, kinds
-    from realtime.rows import RowFilter
+    from realtime.console import export
+    from realtime.console.rows import RowFilter
+    from realtime.violations import kinds
 
     monkeypatch.setattr(export, "BATCH_ROWS", 2)
     for n in range(5):
@@ -200,8 +201,8 @@ def test_raw_formulas_are_for_programs_that_ask_with_a_token(
 
 
 def test_a_column_named_like_a_formula_is_a_text_header(pg, historian) -> None:
-    from realtime import kinds
     from realtime.models import ViolationKind
+    from realtime.violations import kinds
 
     pg.execute(
         "CREATE TABLE violation_formuladetections (id bigserial PRIMARY KEY, camera_id int,"

@@ -40,8 +40,9 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from realtime import kinds, scopes
+from realtime.access import scopes
 from realtime.models import Acknowledgement, ApiToken, OperatorAction, Shelf, Site
+from realtime.violations import kinds
 from tests.helpers import ROOT, insert_violation
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

@@ -11,8 +11,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError, SystemCheckError
 from django.test import Client
 
-from realtime import kinds
 from realtime.models import ViolationKind
+from realtime.violations import kinds
 from tests.helpers import run_manage
 
 pytestmark = pytest.mark.django_db(transaction=True)

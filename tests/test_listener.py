@@ -8,7 +8,7 @@ import logging
 import psycopg
 import pytest
 
-from realtime.changes import ChangeEvent
+from realtime.pipeline.changes import ChangeEvent
 from tests.helpers import Collector, insert_violation, listener_under_test, running
 
 make = listener_under_test
@@ -65,7 +65,7 @@ async def test_a_statement_of_25000_rows_is_forwarded_whole_and_in_order(
 
 async def test_a_forged_statement_notice_forwards_nothing(db_url, pg, marker, caplog) -> None:
     listener, got = make(db_url)
-    caplog.set_level(logging.WARNING, logger="realtime.listener")
+    caplog.set_level(logging.WARNING, logger="realtime.pipeline.listener")
     async with running(listener):
         before = len(got.events)
         pg.execute(
@@ -106,7 +106,7 @@ async def test_big_row_is_read_from_the_log_and_delivered_whole(db_url, pg) -> N
 
 async def test_unreadable_notification_is_logged_and_skipped(db_url, pg, marker, caplog) -> None:
     listener, got = make(db_url)
-    caplog.set_level(logging.WARNING, logger="realtime.listener")
+    caplog.set_level(logging.WARNING, logger="realtime.pipeline.listener")
     async with running(listener) as task:
         # In one transaction: delivered together, so the good one shares a batch with them.
         pg.execute("BEGIN")

@@ -18,8 +18,9 @@ from django.test import Client
 from PIL import Image
 from prometheus_client import REGISTRY
 
-from realtime import kinds, media
-from realtime.rows import ViolationRow, render_change, render_row
+from realtime.console import media
+from realtime.console.rows import ViolationRow, render_change, render_row
+from realtime.violations import kinds
 from tests.helpers import ROOT, insert_violation
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -327,7 +328,7 @@ def test_images_on_another_server_are_linked_there(pg, client, media_root, setti
 
 
 def one_row(kind: str, row_id: int) -> ViolationRow:
-    from realtime import violations
+    from realtime.violations import queries as violations
 
     row = violations.one(kinds.registry().by_slug[kind], row_id, scope=None)
     assert row is not None

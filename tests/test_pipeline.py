@@ -1,10 +1,10 @@
-"""realtime.pipeline: what the heartbeats say about the pipeline behind a server."""
+"""realtime.streams.liveness: what the heartbeats say about the pipeline behind a server."""
 
 from __future__ import annotations
 
 import pytest
 
-from realtime.pipeline import PipelineState, PipelineWatch, judge
+from realtime.streams.liveness import PipelineState, PipelineWatch, judge
 
 ACTIVE = {"state": "active", "lag_seconds": 0.4}
 

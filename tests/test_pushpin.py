@@ -136,7 +136,7 @@ async def test_pushpin_refuses_without_credentials(behind_pushpin) -> None:
 
 
 async def test_through_pushpin_a_user_gets_their_sites_changes_only(behind_pushpin, pg) -> None:
-    """Pushpin holds the streams of each scope (realtime.scopes): the listener publishes a
+    """Pushpin holds the streams of each scope (realtime.access.scopes): the listener publishes a
     change to each scope some user has that keeps it."""
     import io
 
@@ -144,7 +144,7 @@ async def test_through_pushpin_a_user_gets_their_sites_changes_only(behind_pushp
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from realtime import scopes
+    from realtime.access import scopes
     from realtime.models import ApiToken
 
     def north_for_alice() -> str:
@@ -214,7 +214,7 @@ def two_operators() -> dict[str, str]:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from realtime import scopes
+    from realtime.access import scopes
     from realtime.models import ApiToken
 
     tokens = {}
@@ -236,7 +236,7 @@ def two_operators() -> dict[str, str]:
 async def operators_behind(base: str) -> dict[str, str]:
     from channels.db import database_sync_to_async
 
-    from realtime import scopes
+    from realtime.access import scopes
 
     tokens = await database_sync_to_async(two_operators)()
     await asyncio.sleep(scopes.every_scope.CACHE_SECONDS + 1)  # the listener's scopes

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.core.management import CommandError, call_command
 
-from realtime.listener import LogListener, LogListenerSettings
+from realtime.pipeline.listener import LogListener, LogListenerSettings
 from tests.helpers import insert_violation, listener_under_test, running
 
 

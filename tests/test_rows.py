@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from django.http import QueryDict
 
-from realtime import kinds
-from realtime.rows import InvalidFilter, RowFilter, ViolationRow, render_row, streams_for
+from realtime.console.rows import InvalidFilter, RowFilter, ViolationRow, render_row, streams_for
+from realtime.violations import kinds
 
 # Filters and rows know the kinds from the database (realtime_kind).
 pytestmark = pytest.mark.django_db
@@ -95,7 +95,7 @@ def test_only_plain_paths_on_this_origin_become_links(image: str, href: str | No
     assert row is not None and row.image_href == href
     if href is None:
         # No link is made of the value itself: a row links only to the violation's own URLs
-        # (its page, its image and thumbnail, realtime.media), never to what the detector
+        # (its page, its image and thumbnail, realtime.console.media), never to what the detector
         # wrote.
         links = re.findall(r'(?:href|src)="([^"]*)"', render_row(row))
         assert all(link.startswith("/violations/ppe/7/") for link in links), links

@@ -1,11 +1,11 @@
-"""What an SSE stream remembers having sent (realtime.eventstream.SentIds): pure logic."""
+"""What an SSE stream remembers having sent (realtime.streams.sse.SentIds): pure logic."""
 
 from __future__ import annotations
 
 import random
 
-from realtime import eventstream
-from realtime.eventstream import SentIds, StreamEvent, event
+from realtime.streams import sse as eventstream
+from realtime.streams.sse import SentIds, StreamEvent, event
 
 
 def test_ids_in_order_make_one_run_and_each_is_fresh_once() -> None:

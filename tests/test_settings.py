@@ -45,7 +45,7 @@ def test_production_defaults_are_secure() -> None:
 
 def test_redis_url_switches_layer_and_listener() -> None:
     out = settings_with(DJANGO_SECRET_KEY=GOOD_KEY, REDIS_URL="redis://127.0.0.1:6379/3")
-    # channels-redis' pub/sub layer, named after the deployment (realtime.bus).
+    # channels-redis' pub/sub layer, named after the deployment (realtime.pipeline.bus).
     assert out.stdout.split()[3:5] == ["DeploymentChannelLayer", "False"]
     out = settings_with(
         DJANGO_SECRET_KEY=GOOD_KEY,

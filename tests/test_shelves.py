@@ -17,10 +17,11 @@ from django.contrib.auth import get_user_model
 from django.test import Client, override_settings
 from django.utils import timezone
 
-from realtime import eventlog, kinds
-from realtime.bridge import row_fragments
-from realtime.bus import change_message
 from realtime.models import Shelf
+from realtime.pipeline import event_log as eventlog
+from realtime.pipeline.bus import change_message
+from realtime.streams.bridge import row_fragments
+from realtime.violations import kinds
 from tests.helpers import insert_violation, newest_event
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
-from realtime import scopes
+from realtime.access import scopes
 from realtime.models import ApiToken, Shelf, Site
 from tests.helpers import insert_violation
 

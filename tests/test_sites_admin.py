@@ -16,7 +16,7 @@ from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.test import Client
 
-from realtime import scopes
+from realtime.access import scopes
 from realtime.models import Acknowledgement, ApiToken, OperatorAction, Shelf, Site, ViolationKind
 from tests.helpers import insert_violation
 

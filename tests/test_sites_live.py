@@ -21,7 +21,7 @@ from django.core.management import call_command
 from playwright.sync_api import expect
 from websockets.exceptions import ConnectionClosed
 
-from realtime import scopes
+from realtime.access import scopes
 from realtime.models import ApiToken
 from tests import browsing
 from tests.helpers import Stack, event_number, newest_event, next_frame, sse, websocket
@@ -238,7 +238,7 @@ async def test_a_shelf_tells_a_users_row_stream_and_not_their_json_stream(
     carries changes only, whatever the user's scope."""
     import httpx
 
-    from realtime.eventstream import SHELVES_EVENT
+    from realtime.streams.sse import SHELVES_EVENT
 
     auth = {"Authorization": f"Bearer {tokens['alice']}"}
     async with (

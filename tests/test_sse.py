@@ -1,4 +1,4 @@
-"""The SSE stream loop (realtime.eventstream) against the real event log, driven in-process."""
+"""The SSE stream loop (realtime.streams.sse) against the real event log, driven in-process."""
 
 from __future__ import annotations
 
@@ -14,16 +14,16 @@ from django_eventstream.event import Event as DjangoEvent
 from django_eventstream.utils import sse_encode_event
 from django_eventstream.views import Listener, get_listener_manager
 
-from realtime import eventlog
-from realtime import eventstream as sse
-from realtime.bridge import wake_sse_streams
-from realtime.bus import change_message
-from realtime.changes import ChangeEvent
-from realtime.eventstream import JSON_STREAM as SSE_CHANNEL
-from realtime.eventstream import queue_for_streams
 from realtime.models import EventLogRow
-from realtime.pipeline import PipelineWatch
-from realtime.positions import Position
+from realtime.pipeline import event_log as eventlog
+from realtime.pipeline.bus import change_message
+from realtime.pipeline.changes import ChangeEvent
+from realtime.pipeline.positions import Position
+from realtime.streams import sse
+from realtime.streams.bridge import wake_sse_streams
+from realtime.streams.liveness import PipelineWatch
+from realtime.streams.sse import JSON_STREAM as SSE_CHANNEL
+from realtime.streams.sse import queue_for_streams
 from tests.helpers import event_number, insert_violation, newest_event
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -20,9 +20,9 @@ from django_eventstream.views import get_listener_manager
 from psycopg import sql
 from websockets.exceptions import InvalidStatus
 
-from realtime import kinds
-from realtime.bridge import wake_row_streams
-from realtime.bus import change_message
+from realtime.pipeline.bus import change_message
+from realtime.streams.bridge import wake_row_streams
+from realtime.violations import kinds
 from tests.helpers import insert_violation, listener_under_test, running
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -212,8 +212,8 @@ ISSUE_TOKEN = (
 
 async def test_a_batch_of_another_deployment_is_dropped_even_under_the_same_prefix(pg) -> None:
     """REALTIME_BUS_PREFIX set alike on two deployments: their batches still do not mix."""
-    from realtime import bus
-    from realtime.bridge import Bridge
+    from realtime.pipeline import bus
+    from realtime.streams.bridge import Bridge
 
     bridge = Bridge()
     got: list[Any] = []
@@ -612,7 +612,7 @@ async def test_an_unknown_websocket_path_is_refused_cleanly(path, caplog) -> Non
 def test_links_from_row_data_stay_on_the_products_origin(image) -> None:
     from urllib.parse import urljoin
 
-    from realtime.rows import ViolationRow
+    from realtime.console.rows import ViolationRow
 
     row = ViolationRow.from_data(
         kinds.registry().by_slug["ppe"], {"id": 1, "violation_image": image}
@@ -627,7 +627,7 @@ def test_links_from_row_data_stay_on_the_products_origin(image) -> None:
 
 
 def test_plain_paths_are_still_links() -> None:
-    from realtime.rows import ViolationRow
+    from realtime.console.rows import ViolationRow
 
     row = ViolationRow.from_data(
         kinds.registry().by_slug["ppe"], {"id": 1, "violation_image": "/media/cam07/0001.jpg"}

@@ -4,7 +4,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-import realtime.adoption
+import realtime.violations.adoption
 import realtime.models
 
 
@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
     # product's own in realtime_created_table (realtime/adoption.py).
     operations = [
         migrations.RunSQL(
-            realtime.adoption.CREATED_TABLES_SQL,
+            realtime.violations.adoption.CREATED_TABLES_SQL,
             reverse_sql="DROP TABLE IF EXISTS realtime_created_table",
         ),
         migrations.CreateModel(
@@ -38,7 +38,7 @@ class Migration(migrations.Migration):
                 "managed": False,
             },
         ),
-        realtime.adoption.AdoptOrCreateModel(
+        realtime.violations.adoption.AdoptOrCreateModel(
             name="HumanDetection",
             fields=[
                 (
@@ -59,7 +59,7 @@ class Migration(migrations.Migration):
                 "abstract": False,
             },
         ),
-        realtime.adoption.AdoptOrCreateModel(
+        realtime.violations.adoption.AdoptOrCreateModel(
             name="LotoDetection",
             fields=[
                 (
@@ -80,7 +80,7 @@ class Migration(migrations.Migration):
                 "abstract": False,
             },
         ),
-        realtime.adoption.AdoptOrCreateModel(
+        realtime.violations.adoption.AdoptOrCreateModel(
             name="PpeDetection",
             fields=[
                 (

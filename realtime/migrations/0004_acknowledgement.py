@@ -2,7 +2,7 @@
 
 from django.db import migrations, models
 
-from realtime.adoption import AddFieldToCreatedTable
+from realtime.violations.adoption import AddFieldToCreatedTable
 
 
 class Migration(migrations.Migration):

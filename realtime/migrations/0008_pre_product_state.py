@@ -18,7 +18,7 @@ import django.core.validators
 from django.core.management.base import CommandError
 from django.db import migrations, models
 
-import realtime.adoption
+import realtime.violations.adoption
 from realtime.sql_files import RunSQLFile
 
 BUILT_IN_KINDS = [
@@ -42,7 +42,7 @@ def add_built_in_kinds(apps, schema_editor):
     ViolationKind = apps.get_model("realtime", "ViolationKind")
     with schema_editor.connection.cursor() as cursor:
         for slug, label, table_name, colour, position in BUILT_IN_KINDS:
-            table = realtime.adoption.find_table(cursor, table_name)
+            table = realtime.violations.adoption.find_table(cursor, table_name)
             if table is not None:
                 ViolationKind.objects.create(
                     slug=slug,
@@ -57,7 +57,7 @@ def add_built_in_kinds(apps, schema_editor):
 def copy_acknowledgements(apps, schema_editor):
     """From the columns of older versions, on the tables the product created."""
     with schema_editor.connection.cursor() as cursor:
-        for table_name in sorted(realtime.adoption.created_tables(cursor)):
+        for table_name in sorted(realtime.violations.adoption.created_tables(cursor)):
             cursor.execute(
                 "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s)"
                 " AND attname = 'acknowledged_at' AND NOT attisdropped)",
@@ -79,7 +79,7 @@ def copy_acknowledgements(apps, schema_editor):
 def refuse_to_lose_acknowledgements(apps, schema_editor):
     """Backwards: acknowledgements of adopted tables have nowhere to go in older versions."""
     with schema_editor.connection.cursor() as cursor:
-        created = sorted(realtime.adoption.created_tables(cursor))
+        created = sorted(realtime.violations.adoption.created_tables(cursor))
         cursor.execute(
             "SELECT table_name, count(*) FROM realtime_acknowledgement"
             " WHERE NOT table_name = ANY(%s) GROUP BY table_name ORDER BY table_name",

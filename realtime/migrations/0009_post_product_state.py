@@ -10,8 +10,8 @@ import importlib
 
 from django.db import migrations
 
-import realtime.adoption
-from realtime.adoption import RemoveFieldFromCreatedTable
+import realtime.violations.adoption
+from realtime.violations.adoption import RemoveFieldFromCreatedTable
 
 MODELS = ["humandetection", "lotodetection", "ppedetection"]
 OPTIONS = {
@@ -29,7 +29,7 @@ def copy_acknowledgements(apps, schema_editor):
 
 def copy_back(apps, schema_editor):
     with schema_editor.connection.cursor() as cursor:
-        for table_name in sorted(realtime.adoption.created_tables(cursor)):
+        for table_name in sorted(realtime.violations.adoption.created_tables(cursor)):
             table = schema_editor.quote_name(table_name)
             cursor.execute(
                 f"UPDATE {table} v SET acknowledged_by = a.acknowledged_by,"
@@ -43,25 +43,25 @@ def index_empty_created_tables(apps, schema_editor):
     """The indexes of `create_indexes`, at once on a table the product has just created
     (empty, so building them locks nobody out); for the others it is an opt-in step."""
     with schema_editor.connection.cursor() as cursor:
-        for table_name in sorted(realtime.adoption.created_tables(cursor)):
-            table = realtime.adoption.find_table(cursor, table_name)
+        for table_name in sorted(realtime.violations.adoption.created_tables(cursor)):
+            table = realtime.violations.adoption.find_table(cursor, table_name)
             if table is None:
                 continue
             cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table.qualified})")
             if cursor.fetchone()[0]:
                 continue
-            for spec in realtime.adoption.INDEXES:
+            for spec in realtime.violations.adoption.INDEXES:
                 statement = spec.create_sql(table).replace(" CONCURRENTLY ", " IF NOT EXISTS ")
                 cursor.execute(statement)
 
 
 def drop_product_indexes(apps, schema_editor):
     with schema_editor.connection.cursor() as cursor:
-        for table_name in sorted(realtime.adoption.created_tables(cursor)):
-            table = realtime.adoption.find_table(cursor, table_name)
+        for table_name in sorted(realtime.violations.adoption.created_tables(cursor)):
+            table = realtime.violations.adoption.find_table(cursor, table_name)
             if table is None:
                 continue
-            for spec in realtime.adoption.INDEXES:
+            for spec in realtime.violations.adoption.INDEXES:
                 name = schema_editor.quote_name(spec.name(table.name))
                 cursor.execute(f"DROP INDEX IF EXISTS {schema_editor.quote_name(table.schema)}.{name}")
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from django import template
 
-from realtime import media
-from realtime.rows import ViolationRow
+from realtime.console import media
+from realtime.console.rows import ViolationRow
 
 register = template.Library()
 

@@ -5,8 +5,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, connection, transaction
 from psycopg import sql
 
-from realtime import adoption, kinds
 from realtime.models import ViolationKind
+from realtime.violations import adoption, kinds
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, connection
 from psycopg import sql
 
-from realtime import adoption, kinds
+from realtime.violations import adoption, kinds
 
 
 class Command(BaseCommand):

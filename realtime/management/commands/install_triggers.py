@@ -3,7 +3,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, connection, transaction
 
-from realtime import adoption
+from realtime.violations import adoption
 
 
 class Command(BaseCommand):

@@ -6,8 +6,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
 from config.env import parse_duration
-from realtime.database import conninfo_from_django
-from realtime.retention import prune_events
+from realtime.pipeline.database import conninfo_from_django
+from realtime.pipeline.retention import prune_events
 
 
 class Command(BaseCommand):

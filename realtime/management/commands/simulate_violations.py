@@ -8,9 +8,9 @@ import psycopg
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
-from realtime import kinds
-from realtime.database import conninfo_from_django
+from realtime.pipeline.database import conninfo_from_django
 from realtime.simulation import insert_statement, simulated_violation
+from realtime.violations import kinds
 
 
 class Command(BaseCommand):

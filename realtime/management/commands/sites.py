@@ -6,7 +6,8 @@
     sites delete NAME
     sites list
 
-Open streams follow within seconds (realtime.credentials). The rule is realtime.scopes'.
+Open streams follow within seconds (realtime.access.open_streams). The rule is
+realtime.access.scopes'.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from realtime import scopes
+from realtime.access import scopes
 from realtime.models import Site
 
 

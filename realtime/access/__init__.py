@@ -1,0 +1,1 @@
+"""Who may open what: logins, tokens, sites and scopes, open streams."""

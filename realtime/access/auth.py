@@ -1,0 +1,190 @@
+"""Who may see the stream: a logged-in user, or a bearer token (header or ?token=).
+
+Browsers cannot set headers on EventSource or WebSocket, hence the query parameter. A
+token is narrower than a login: it opens the streams, /metrics and the pages and
+fragments that only show (GET views marked with `accepts_token`), never the admin, the
+login and password pages or anything that changes something. A request that presents a
+token to such a view is judged by that token alone: a wrong, expired or revoked one is
+anonymous even when a session cookie would have let it in.
+
+The token never goes further than this module: it is taken out of the query string
+before anything can put it in a redirect or a log line (realtime.access.redaction covers the
+server's own access log).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from channels.db import database_sync_to_async
+from channels.middleware import BaseMiddleware
+from channels.security.websocket import WebsocketDenier
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.http.request import split_domain_port, validate_host
+from django.utils import timezone
+
+from realtime.models import ApiToken
+
+TOKEN_PARAM = "token"
+LAST_USED_PRECISION = timedelta(minutes=1)
+# Set on a request (HTTP) or scope (WebSocket) that a token authenticated: which one.
+TOKEN_ID_ATTR = "auth_token_id"
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def accepts_token(view: View) -> View:
+    """Mark a view that a bearer token may open (it must only show, on GET)."""
+    view.accepts_token = True  # type: ignore[attr-defined]
+    return view
+
+
+def token_from_parts(authorization: str | None, query: dict[str, list[str]]) -> str | None:
+    if authorization:
+        scheme, _, key = authorization.partition(" ")
+        if scheme.lower() == "bearer" and key.strip():
+            return key.strip()
+        return ""  # present but not a bearer token: judged (and refused) as a wrong token
+    values = query.get(TOKEN_PARAM)
+    if values:
+        return values[-1]
+    return None
+
+
+def token_holder(key: str) -> tuple[Any, int | None]:
+    """The user a token stands for and the token's id; anonymous for a wrong, expired or
+    revoked token, or one of an inactive user."""
+    if not key:
+        return AnonymousUser(), None
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(key_hash=ApiToken.hash_key(key), user__is_active=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+        .first()
+    )
+    if token is None:
+        return AnonymousUser(), None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
+        # Not a write per request: to the minute is enough to tell a token in use.
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token.user, token.pk
+
+
+def without_token(query_string: str) -> str:
+    pairs = parse_qsl(query_string, keep_blank_values=True)
+    return urlencode([(k, v) for k, v in pairs if k != TOKEN_PARAM])
+
+
+class BearerTokenMiddleware:
+    """HTTP: takes a token out of the request, and sets request.user from it for the views
+    that accept one (after AuthenticationMiddleware)."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
+        self._take_token(request)
+        return self.get_response(request)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        self._take_token(request)
+        response: HttpResponse = await self.get_response(request)
+        return response
+
+    @staticmethod
+    def _take_token(request: HttpRequest) -> None:
+        key = token_from_parts(request.headers.get("Authorization"), dict(request.GET.lists()))
+        request._bearer_token = key  # type: ignore[attr-defined]
+        if TOKEN_PARAM in request.GET:
+            query = request.GET.copy()
+            del query[TOKEN_PARAM]
+            request.GET = query  # type: ignore[assignment]  # (a mutable copy)
+            request.META["QUERY_STRING"] = without_token(request.META.get("QUERY_STRING", ""))
+
+    def process_view(
+        self, request: HttpRequest, view: Any, args: Any, kwargs: Any
+    ) -> HttpResponse | None:
+        key = getattr(request, "_bearer_token", None)
+        if key is None:
+            return None
+        if not getattr(view, "accepts_token", False) or request.method not in ("GET", "HEAD"):
+            return None  # not a credential here: the session, if any, decides
+        request.user, token_id = token_holder(key)
+        setattr(request, TOKEN_ID_ATTR, token_id)
+        return None
+
+
+class WebSocketTokenMiddleware(BaseMiddleware):
+    """WebSocket: sets scope["user"] from a token, and takes it out of the query string;
+    inside AuthMiddlewareStack."""
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        headers = dict(scope.get("headers") or [])
+        authorization = headers.get(b"authorization", b"").decode("latin-1") or None
+        raw_query = scope.get("query_string", b"").decode("latin-1")
+        query: dict[str, list[str]] = {}
+        for name, value in parse_qsl(raw_query, keep_blank_values=True):
+            query.setdefault(name, []).append(value)
+        key = token_from_parts(authorization, query)
+        if key is not None:
+            user, token_id = await database_sync_to_async(token_holder)(key)
+            scope = dict(
+                scope,
+                user=user,
+                query_string=without_token(raw_query).encode("latin-1"),
+                **{TOKEN_ID_ATTR: token_id},
+            )
+        return await super().__call__(scope, receive, send)
+
+
+class SameOriginValidator:
+    """WebSocket: refuse a handshake from a page of another origin (scheme, host and port).
+
+    A browser always sends the page's Origin, and its cookie with it: a page of any other
+    origin (another port on the same host included) could otherwise read the stream as
+    the victim. Accepted: the request's own origin (its Host, if one of ALLOWED_HOSTS, and
+    the scheme the client used, X-Forwarded-Proto behind a TLS proxy), the origins of
+    CSRF_TRUSTED_ORIGINS, and no Origin at all (scripts, which authenticate by token).
+    """
+
+    def __init__(self, application: Any) -> None:
+        self.application = application
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        if scope["type"] == "websocket" and not allowed_origin(scope):
+            return await WebsocketDenier()(scope, receive, send)
+        return await self.application(scope, receive, send)
+
+
+def allowed_origin(scope: dict[str, Any]) -> bool:
+    headers = {name.lower(): value for name, value in scope.get("headers") or []}
+    if b"origin" not in headers:
+        return True
+    origin = headers[b"origin"].decode("latin-1").strip().lower()
+    if origin in {o.lower() for o in settings.CSRF_TRUSTED_ORIGINS}:
+        return True
+    host = headers.get(b"host", b"").decode("latin-1").strip().lower()
+    domain, _ = split_domain_port(host)
+    if not domain or not validate_host(domain, settings.ALLOWED_HOSTS):
+        return False
+    secure = scope.get("scheme") == "wss" or (
+        settings.SECURE_PROXY_SSL_HEADER is not None
+        and headers.get(b"x-forwarded-proto", b"").decode("latin-1").strip().lower() == "https"
+    )
+    return bool(origin == f"{'https' if secure else 'http'}://{host}")

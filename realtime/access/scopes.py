@@ -1,0 +1,286 @@
+"""Who sees what: the cameras a user's violations may come from (sites, `realtime.Site`).
+
+The rule:
+
+- while no site exists, everyone who may log in sees everything (so `make run` stays
+  simple);
+- once one exists, a user sees the violations of the cameras of the sites given to them
+  or to their groups; superusers and holders of `realtime.view_all_sites` see everything,
+  and a camera in no site is seen only by them;
+- a token acts with its user's scope;
+- what every site shares (the sites, other users' tokens, the kinds' labels, colours and
+  sounds) is managed only by superusers and holders of `realtime.view_all_sites`, whether
+  sites exist or not (`manages_sites`).
+
+A scope is None (every camera) or the frozenset of cameras. Every path asks for it: the
+readers of the kinds' tables take it as a required argument (realtime.violations.queries), the
+streams are named after it (`channel()`: one stream name per scope, so a change is
+filtered once per scope where it is fanned out, realtime.streams.bridge), and the open streams
+whose user's scope changed are closed within seconds (realtime.access.open_streams); the client
+resumes from its last event, with its new scope.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeAlias
+
+from django.contrib.auth import get_user_model
+
+Scope: TypeAlias = frozenset[int] | None
+EVERYTHING: Scope = None
+NOTHING: Scope = frozenset()
+
+PERMISSION = "realtime.view_all_sites"
+MAX_CAMERA = 2**31 - 1
+# A site of more cameras than this is a typo ("1-2000000000").
+MAX_CAMERAS = 100_000
+CAMERA_SPEC = re.compile(r"\s*[0-9]{1,10}(\s*-\s*[0-9]{1,10})?\s*")
+# Between the base stream name and its scope: "table/*/*~1-3,7".
+SEPARATOR = "~"
+
+
+class BadCameras(ValueError):
+    pass
+
+
+def parse_cameras(spec: str) -> list[int]:
+    """ "1,2,5-9" as [1, 2, 5, 6, 7, 8, 9]; "" as []."""
+    cameras: set[int] = set()
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        if CAMERA_SPEC.fullmatch(part) is None:
+            raise BadCameras(f"not a camera or a range of cameras: {part[:40]!r} (as 1,2,5-9)")
+        low, _, high = (x.strip() for x in part.partition("-"))
+        first, last = int(low), int(high or low)
+        if last < first or last > MAX_CAMERA:
+            raise BadCameras(f"not a range of cameras: {part!r}")
+        if len(cameras) + (last - first + 1) > MAX_CAMERAS:
+            raise BadCameras(f"more than {MAX_CAMERAS} cameras in one site")
+        cameras.update(range(first, last + 1))
+    return sorted(cameras)
+
+
+def format_cameras(cameras: Iterable[int]) -> str:
+    """[1, 2, 3, 7] as "1-3,7"."""
+    ordered = sorted(set(cameras))
+    runs: list[str] = []
+    start = previous = None
+    for camera in ordered:
+        if previous is not None and camera == previous + 1:
+            previous = camera
+            continue
+        if start is not None:
+            runs.append(str(start) if start == previous else f"{start}-{previous}")
+        start = previous = camera
+    if start is not None:
+        runs.append(str(start) if start == previous else f"{start}-{previous}")
+    return ",".join(runs)
+
+
+def covers(scope: Scope, camera: Any) -> bool:
+    if scope is None:
+        return True
+    return isinstance(camera, int) and not isinstance(camera, bool) and camera in scope
+
+
+def keeper(scope: Scope) -> Callable[[int | None], bool]:
+    """covers() of a scope, as a function of the camera."""
+    return lambda camera: covers(scope, camera)
+
+
+# --- stream names -------------------------------------------------------------------------
+
+
+def channel(base: str, scope: Scope) -> str:
+    """The stream name of `base` ("violations", "table/*/3") for a scope."""
+    if scope is None:
+        return base
+    return f"{base}{SEPARATOR}{format_cameras(scope) or 'none'}"
+
+
+def base_of(name: str) -> str:
+    """The base name of a stream name, whatever follows it (a client's resume point)."""
+    return name.partition(SEPARATOR)[0]
+
+
+_split_cache: dict[str, tuple[str, Scope]] = {}
+
+
+def split_channel(name: str) -> tuple[str, Scope]:
+    """The base name and the scope of a stream name (BadCameras if the scope is not one)."""
+    found = _split_cache.get(name)
+    if found is not None:
+        return found
+    base, separator, spec = name.partition(SEPARATOR)
+    scope: Scope = None
+    if separator:
+        scope = frozenset() if spec == "none" else frozenset(parse_cameras(spec))
+        if spec != "none" and (not scope or format_cameras(scope) != spec):
+            raise BadCameras(f"not a stream's scope: {spec[:40]!r}")
+    if len(_split_cache) > 10_000:
+        _split_cache.clear()
+    _split_cache[name] = (base, scope)
+    return base, scope
+
+
+def within(scope: Scope, allowed: Scope) -> bool:
+    """Whether a stream of `scope` shows nothing `allowed` does not."""
+    if allowed is None:
+        return True
+    return scope is not None and scope <= allowed
+
+
+# --- whose scope ----------------------------------------------------------------------------
+
+
+class _SitesExist:
+    """Whether any site exists, read at most every CACHE_SECONDS (one query)."""
+
+    CACHE_SECONDS = 2.0
+
+    def __init__(self) -> None:
+        self.value = False
+        self.read_at = -1e9
+
+    def __call__(self) -> bool:
+        from realtime.models import Site
+
+        now = time.monotonic()
+        if now - self.read_at > self.CACHE_SECONDS:
+            self.value = Site.objects.exists()
+            self.read_at = now
+        return self.value
+
+    def forget(self) -> None:
+        self.read_at = -1e9
+
+
+sites_exist = _SitesExist()
+
+
+# A user's scope is kept this long per process: thousands of clients connecting at once
+# ask it once per user, not once each. The open streams' check (realtime.access.open_streams)
+# reads every holder's afresh each time and keeps what it read, so a grant taken back
+# reaches new connections as soon as it reaches the open ones.
+USER_CACHE_SECONDS = 2.0
+_recent: dict[int, tuple[float, Scope]] = {}
+
+
+def of_user(user: Any) -> Scope:
+    """The cameras `user` may see (None: all of them)."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return NOTHING
+    if not sites_exist():
+        return EVERYTHING
+    pk = int(user.pk)
+    known = _recent.get(pk)
+    if known is not None and time.monotonic() - known[0] <= USER_CACHE_SECONDS:
+        return known[1]
+    return of_users([pk])[pk]
+
+
+def manages_sites(user: Any) -> bool:
+    """Whether `user` may manage what every site shares (sites, others' tokens, the kinds'
+    looks): those who see every site, since whoever edits sites can give themselves any."""
+    return bool(user is not None and user.is_active and user.has_perm(PERMISSION))
+
+
+def remember(found: dict[int, Scope]) -> None:
+    now = time.monotonic()
+    if len(_recent) > 10_000:
+        _recent.clear()
+    for pk, scope in found.items():
+        _recent[pk] = (now, scope)
+
+
+def forget() -> None:
+    _recent.clear()
+    sites_exist.forget()
+
+
+def _site_table(field: str) -> str:
+    from realtime.models import Site
+
+    return str(getattr(Site, field).through._meta.db_table)
+
+
+def of_users(user_ids: Iterable[int]) -> dict[int, Scope]:
+    """Each user's scope, in one query whatever their number (the open streams' check)."""
+    from django.db import connection
+
+    ids = sorted(set(user_ids))
+    if not ids:
+        return {}
+    user_model = get_user_model()
+    users = user_model._meta.db_table
+    groups = user_model.groups.through._meta.db_table
+    user_permissions = user_model.user_permissions.through._meta.db_table
+    app_label, codename = PERMISSION.split(".")
+    query = f"""
+WITH permission AS (
+    SELECT p.id FROM auth_permission p JOIN django_content_type c ON c.id = p.content_type_id
+    WHERE c.app_label = %(app)s AND p.codename = %(codename)s
+)
+SELECT u.id,
+       NOT EXISTS (SELECT 1 FROM realtime_site)
+       OR u.is_superuser
+       OR EXISTS (SELECT 1 FROM {user_permissions} up
+                  WHERE up.user_id = u.id AND up.permission_id IN (SELECT id FROM permission))
+       OR EXISTS (SELECT 1 FROM {groups} ug JOIN auth_group_permissions gp USING (group_id)
+                  WHERE ug.user_id = u.id AND gp.permission_id IN (SELECT id FROM permission)),
+       ARRAY(
+           SELECT DISTINCT camera FROM realtime_site s, unnest(s.cameras) AS camera
+           WHERE s.id IN (SELECT site_id FROM {_site_table("users")} su WHERE su.user_id = u.id)
+              OR s.id IN (SELECT sg.site_id FROM {_site_table("groups")} sg
+                          JOIN {groups} ug USING (group_id) WHERE ug.user_id = u.id)
+       )
+FROM {users} u
+WHERE u.id = ANY(%(ids)s) AND u.is_active
+"""
+    with connection.cursor() as cursor:
+        cursor.execute(query, {"app": app_label, "codename": codename, "ids": ids})
+        rows = cursor.fetchall()
+    found: dict[int, Scope] = dict.fromkeys(ids, NOTHING)  # inactive or gone: nothing
+    for pk, everything, cameras in rows:
+        found[pk] = EVERYTHING if everything else frozenset(cameras)
+    remember(found)
+    return found
+
+
+class _EveryScope:
+    """all_scopes(), read again when it is CACHE_SECONDS old (once per batch at most)."""
+
+    CACHE_SECONDS = 5.0
+
+    def __init__(self) -> None:
+        self.value: set[Scope] = {EVERYTHING}
+        self.read_at = -1e9
+
+    async def __call__(self) -> set[Scope]:
+        from channels.db import database_sync_to_async
+
+        if time.monotonic() - self.read_at > self.CACHE_SECONDS:
+            self.value = await database_sync_to_async(all_scopes)()
+            self.read_at = time.monotonic()
+        return self.value
+
+    def forget(self) -> None:
+        self.read_at = -1e9
+
+
+every_scope = _EveryScope()
+
+
+def all_scopes() -> set[Scope]:
+    """Every scope some user has now (publishing to Pushpin, which holds streams of each)."""
+    from realtime.models import Site
+
+    if not Site.objects.exists():
+        return {EVERYTHING}
+    granted = set(Site.objects.values_list("users", flat=True)) | set(
+        Site.objects.values_list("groups__user", flat=True)
+    )
+    granted.discard(None)
+    return {EVERYTHING, *of_users(granted).values()}

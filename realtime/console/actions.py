@@ -1,0 +1,74 @@
+"""What operators do to violations: acknowledge them, add notes. Each action is kept with
+who and when (OperatorAction, the row's history); the acknowledgement's row changes, and
+its trigger (sql/007, realtime_state_v2) tells every screen through the event log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from realtime.console.rows import ViolationRow
+from realtime.models import Acknowledgement, OperatorAction
+
+# Only the first acknowledgement counts: who saw it first, and when.
+ACKNOWLEDGE_SQL = """
+INSERT INTO realtime_acknowledgement (table_name, violation_id, acknowledged_by, acknowledged_at)
+SELECT t, v, %(by)s, %(at)s FROM unnest(%(tables)s::text[], %(ids)s::bigint[]) AS w (t, v)
+ON CONFLICT (table_name, violation_id) DO NOTHING
+RETURNING table_name, violation_id
+"""
+
+
+def acknowledge(username: str, rows: Iterable[ViolationRow], now: datetime | None = None) -> int:
+    """Acknowledges those of `rows` nobody has; returns how many that was."""
+    wanted = [(row.kind.table, int(row.id)) for row in rows if not row.acknowledged]
+    if not wanted:
+        return 0
+    now = now or timezone.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            ACKNOWLEDGE_SQL,
+            {
+                "by": username,
+                "at": now,
+                "tables": [table for table, _ in wanted],
+                "ids": [pk for _, pk in wanted],
+            },
+        )
+        done = cursor.fetchall()
+        OperatorAction.objects.bulk_create(
+            OperatorAction(
+                table_name=table,
+                violation_id=pk,
+                action=OperatorAction.ACKNOWLEDGE,
+                actor=username,
+                at=now,
+            )
+            for table, pk in done
+        )
+    return len(done)
+
+
+def add_note(username: str, row: ViolationRow, text: str) -> None:
+    """A note on the violation's acknowledgement (acknowledging it first if nobody has)."""
+    now = timezone.now()
+    with transaction.atomic():
+        acknowledge(username, [row], now)
+        Acknowledgement.objects.filter(table_name=row.kind.table, violation_id=row.id).update(
+            note=text, noted_by=username, noted_at=now
+        )
+        OperatorAction.objects.create(
+            table_name=row.kind.table,
+            violation_id=row.id,
+            action=OperatorAction.NOTE,
+            actor=username,
+            at=now,
+            text=text,
+        )
+
+
+def history(row: ViolationRow) -> list[OperatorAction]:
+    return list(OperatorAction.objects.filter(table_name=row.kind.table, violation_id=row.id))

@@ -1,0 +1,1 @@
+"""From the database to the bus: the log, the listener, the bus."""

@@ -1,0 +1,1 @@
+"""From the bus to the clients: the bridge, SSE, WebSocket, Pushpin."""

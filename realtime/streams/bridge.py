@@ -1,0 +1,453 @@
+"""One member of the Channels group per server process, fanning each change out locally.
+
+Every WebSocket and SSE connection of the process subscribes here instead of joining the
+group itself: one channel-layer receiver per process (not one Redis connection and one
+bounded channel per socket), and each message is decoded once per process.
+
+The bridge also heals its own gaps. The listener's heartbeat names the newest event it
+has forwarded; the bridge compares the ids in the log since its previous check with the
+ids it dispatched, and reads any it never got (Redis restarted and forgot the group, a
+channel overflowed) from the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any, cast
+
+from channels.db import database_sync_to_async
+from django.db import DatabaseError
+
+from realtime import metrics
+from realtime.access import scopes
+from realtime.console.rows import LAYOUTS, render_change, stream_camera, streams_for
+from realtime.pipeline import event_log as eventlog
+from realtime.pipeline.bus import (
+    BATCH_TYPE,
+    BRIDGE_CHANNEL_PREFIX,
+    GROUP,
+    HEARTBEAT_TYPE,
+    SHELVES_TYPE,
+    ChangeMessage,
+    change_message,
+    channel_layer,
+    message_camera,
+    message_position,
+    ours,
+)
+from realtime.pipeline.changes import STATE, ChangeEvent, acknowledgement_frame
+from realtime.pipeline.positions import BadPosition, Position, after_change
+from realtime.pipeline.retry import backoff_delay
+from realtime.streams import liveness as pipeline
+from realtime.streams import sse as eventstream
+from realtime.streams.membership import Keeps, seen_through
+from realtime.streams.sse import JSON_STREAM
+from realtime.violations import kinds
+
+logger = logging.getLogger(__name__)
+
+# Called with the changes that arrived together, in order, each id once.
+Subscriber = Callable[[list[ChangeMessage]], None]
+
+# Its event type for an acknowledgement (onmessage clients, which take changes, skip it).
+ACKNOWLEDGEMENT_EVENT = "acknowledgement"
+# Re-adding is cheap; a Redis that restarted has forgotten the group until then.
+GROUP_REFRESH_SECONDS = 10.0
+# Ids at or below the last heal remembered to drop a message that arrives twice (a
+# listener's replay after a failover, a heal racing a late delivery). Ids above it are all
+# remembered until the next heal: the heal must know every one it need not read again.
+RECENT_IDS = 100_000
+HEAL_BATCH = 1000
+
+
+class Bridge:
+    def __init__(self) -> None:
+        # By scope (realtime.access.scopes): each change is filtered once per scope, not per client.
+        self._subscribers: dict[scopes.Scope, set[Subscriber]] = {}
+        self.ready = asyncio.Event()
+        self.subscribe(wake_sse_streams)
+        self.subscribe(wake_row_streams)
+        # Every event up to this id was dispatched (or was there before the bridge began).
+        self.checked_up_to = 0
+        self.healed = 0  # events read from the log because the bus lost them
+        self.foreign = 0  # messages of another deployment, dropped
+        self._recent: deque[int] = deque()
+        self._recent_set: set[int] = set()
+        self._above_checked: set[int] = set()
+        # The number of the last batch seen of each publisher (realtime.pipeline.bus.sequence).
+        self._sequences: dict[str, int] = {}
+
+    def subscribe(self, subscriber: Subscriber, scope: scopes.Scope = scopes.EVERYTHING) -> None:
+        """`subscriber` gets the changes of the scope's cameras."""
+        self._subscribers.setdefault(scope, set()).add(subscriber)
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        for scope, subscribers in list(self._subscribers.items()):
+            subscribers.discard(subscriber)
+            if not subscribers:
+                del self._subscribers[scope]
+
+    def dispatch(self, messages: list[ChangeMessage]) -> None:
+        fresh = []
+        for message in messages:
+            if not self._dispatched(message["id"]):
+                self._remember(message["id"])
+                fresh.append(message)
+        if not fresh:
+            return
+        for scope, subscribers in list(self._subscribers.items()):
+            kept = fresh if scope is None else in_scope(fresh, scope)
+            if not kept:
+                continue
+            for subscriber in list(subscribers):
+                try:
+                    subscriber(kept)
+                except Exception:
+                    logger.exception(
+                        "bridge subscriber failed",
+                        extra={"first_id": kept[0]["id"], "events": len(kept)},
+                    )
+
+    def _dispatched(self, event_id: int) -> bool:
+        return event_id in self._above_checked or event_id in self._recent_set
+
+    def _remember(self, event_id: int) -> None:
+        if event_id > self.checked_up_to:
+            self._above_checked.add(event_id)
+        else:
+            self._keep_recent([event_id])
+
+    def _keep_recent(self, event_ids: list[int]) -> None:
+        self._recent.extend(event_ids)
+        self._recent_set.update(event_ids)
+        while len(self._recent) > RECENT_IDS:
+            self._recent_set.discard(self._recent.popleft())
+
+    def _checked(self, up_to: int) -> None:
+        """Everything up to `up_to` is dispatched: its ids move to the bounded memory."""
+        self.checked_up_to = up_to
+        done = sorted(i for i in self._above_checked if i <= up_to)
+        self._above_checked.difference_update(done)
+        self._keep_recent(done)
+
+    async def run(self) -> None:
+        """Receive from the group until cancelled; rejoin after channel-layer errors."""
+        layer = channel_layer()
+        inbox: str | None = None  # this bridge's channel of the channel layer
+        attempt = 0
+        while True:
+            refresher: asyncio.Task[None] | None = None
+            try:
+                if inbox is None:
+                    inbox = await layer.new_channel(BRIDGE_CHANNEL_PREFIX)
+                    self.checked_up_to = await newest_event_id()
+                    await kinds.arefresh()
+                await layer.group_add(GROUP, inbox)
+                refresher = asyncio.create_task(self._refresh_membership(inbox))
+                self.ready.set()
+                attempt = 0
+                while True:
+                    message = await layer.receive(inbox)
+                    if not ours(message):
+                        self._note_foreign(message)
+                    elif message.get("type") == BATCH_TYPE:
+                        pipeline.watch.heard_from_listener()
+                        changes = message["changes"]
+                        if self._batches_lost(message):
+                            # Nothing newer goes out before what the bus lost: commit order.
+                            changes = [*await self._lost_before(changes), *changes]
+                        await self._know_kinds(changes)
+                        self.dispatch(changes)
+                    elif message.get("type") == HEARTBEAT_TYPE:
+                        pipeline.watch.heard_from_listener()
+                        self._batches_lost(message)
+                        await self._heal(int(message["newest_id"]), message.get("horizon"))
+                    elif message.get("type") == SHELVES_TYPE:
+                        eventstream.shelves_changed()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                delay = backoff_delay(attempt, 0.5, 10.0)
+                attempt += 1
+                logger.warning(
+                    "bridge lost the channel layer, rejoining",
+                    extra={"error": repr(exc), "retry_in": round(delay, 2)},
+                )
+                await asyncio.sleep(delay)
+            finally:
+                if refresher is not None:
+                    refresher.cancel()
+
+    def _note_foreign(self, message: dict[str, Any]) -> None:
+        self.foreign += 1
+        if self.foreign == 1 or self.foreign % 1000 == 0:
+            logger.error(
+                "bridge got messages of another deployment on its bus, and dropped them: two "
+                "deployments share a Redis and REALTIME_BUS_PREFIX",
+                extra={"from": str(message.get("deployment"))[:100], "dropped": self.foreign},
+            )
+
+    def _batches_lost(self, message: dict[str, Any]) -> bool:
+        """Whether the bus lost batches of this message's publisher before it (the numbers
+        of its batches skip); a message of an older listener has none."""
+        publisher, seq = message.get("publisher"), message.get("seq")
+        if not isinstance(publisher, str) or not isinstance(seq, int):
+            return False
+        last = self._sequences.get(publisher)
+        if len(self._sequences) > 16:
+            self._sequences.clear()  # listeners come and go; only the active one counts
+        self._sequences[publisher] = max(seq, last or 0)
+        return last is not None and seq > last + 1
+
+    async def _lost_before(self, changes: list[ChangeMessage]) -> list[ChangeMessage]:
+        """What the bus lost before these changes, read from the log, in id order. Waits
+        (and so holds everything newer) until the database answers."""
+        up_to = max(message["id"] for message in changes)
+        arriving = {message["id"] for message in changes}
+        horizon = position_horizon(changes[0])
+        attempt = 0
+        while True:
+            try:
+                logged = await event_ids_between(self.checked_up_to, up_to)
+                missed = [
+                    event_id
+                    for event_id in logged
+                    if event_id not in arriving and not self._dispatched(event_id)
+                ]
+                found = await events_by_id(missed, horizon) if missed else []
+                break
+            except DatabaseError as exc:
+                delay = backoff_delay(attempt, 0.2, 5.0)
+                attempt += 1
+                logger.warning(
+                    "bridge could not read what the bus lost from the log, holding newer changes",
+                    extra={"error": repr(exc), "retry_in": round(delay, 2)},
+                )
+                await asyncio.sleep(delay)
+        if found:
+            logger.warning(
+                "bridge missed events on the bus, reading them from the log",
+                extra={"events": len(found), "after_id": self.checked_up_to},
+            )
+            metrics.EVENTS_REPLAYED.labels("bridge_heal").inc(len(found))
+            self.healed += len(found)
+        return found
+
+    @staticmethod
+    async def _know_kinds(messages: list[ChangeMessage]) -> None:
+        """Read the kinds again when they are stale or a table is new to them (add_kind).
+        Without the database, the changes go out with the kinds known: a change is never
+        held back, nor dropped, for them."""
+        try:
+            for message in messages:
+                if message["table"] not in kinds.cached().by_table:
+                    await kinds.arefresh(message["table"])
+                    return
+            await kinds.arefresh()
+        except DatabaseError as exc:
+            logger.warning(
+                "bridge could not read the kinds again, going on with those it knows",
+                extra={"error": repr(exc)},
+            )
+
+    async def _heal(self, forwarded_up_to: int, horizon: str | None = None) -> None:
+        """Read what the bus lost of the changes up to `forwarded_up_to` from the log; the
+        listener has forwarded every change of a transaction below `horizon`. Without the
+        database, at the next heartbeat."""
+        if forwarded_up_to <= self.checked_up_to:
+            return
+        try:
+            await self._heal_from_log(forwarded_up_to, horizon)
+        except DatabaseError as exc:
+            logger.warning(
+                "bridge could not read the log to heal, trying at the next heartbeat",
+                extra={"error": repr(exc)},
+            )
+
+    async def _heal_from_log(self, forwarded_up_to: int, horizon: str | None) -> None:
+        logged = await event_ids_between(self.checked_up_to, forwarded_up_to)
+        missed = [event_id for event_id in logged if not self._dispatched(event_id)]
+        for start in range(0, len(missed), HEAL_BATCH):
+            messages = await events_by_id(missed[start : start + HEAL_BATCH], horizon or None)
+            await self._know_kinds(messages)
+            logger.warning(
+                "bridge missed events on the bus, reading them from the log",
+                extra={"events": len(messages), "after_id": self.checked_up_to},
+            )
+            metrics.EVENTS_REPLAYED.labels("bridge_heal").inc(len(messages))
+            self.healed += len(messages)
+            self.dispatch(messages)
+        self._checked(forwarded_up_to)
+
+    async def _refresh_membership(self, inbox: str) -> None:
+        layer = channel_layer()
+        while True:
+            await asyncio.sleep(GROUP_REFRESH_SECONDS)
+            await layer.group_add(GROUP, inbox)
+
+
+newest_event_id = database_sync_to_async(eventlog.newest_id)
+event_ids_between = database_sync_to_async(eventlog.change_ids_between)
+
+
+@database_sync_to_async
+def events_by_id(ids: list[int], horizon: str | None = None) -> list[ChangeMessage]:
+    changes = eventlog.changes_by_id(ids)
+    for change in changes:
+        change["resume"] = after_change(change["id"], horizon)
+    return [change_message(change) for change in changes]
+
+
+def position_horizon(message: ChangeMessage) -> str | None:
+    """The horizon of a change's position (None for a bare id)."""
+    try:
+        return Position.parse(message_position(message)).horizon
+    except BadPosition:
+        return None
+
+
+def in_scope(messages: list[ChangeMessage], scope: scopes.Scope) -> list[ChangeMessage]:
+    """The changes as a stream of the scope sees them (realtime.streams.membership)."""
+    if scope is None:
+        return messages
+    keeps = scopes.keeper(scope)
+    return [seen for m in messages if (seen := seen_through(m, keeps)) is not None]
+
+
+def wake_sse_streams(messages: list[ChangeMessage]) -> None:
+    # One stream name per scope (realtime.access.scopes): each change filtered once per scope,
+    # and its event's text made once per form (realtime.streams.membership), whatever the
+    # number of scopes.
+    channels = [c for c in eventstream.listened() if scopes.split_channel(c)[0] == JSON_STREAM]
+    if not channels:
+        return
+    texts: dict[int, tuple[str, str]] = {}
+    for channel in channels:
+        events = []
+        for seen in in_scope(messages, scopes.split_channel(channel)[1]):
+            text = texts.get(id(seen))
+            if text is None:
+                text = texts[id(seen)] = json_text(seen)
+            events.append(eventstream.event(channel, text[0], text[1], message_position(seen)))
+        if events:
+            eventstream.queue_for_streams(channel, events)
+
+
+def json_text(message: ChangeMessage) -> tuple[str, str]:
+    """/events/violations/: (event type, data) of a change: `message` and the change's
+    frame, or an acknowledgement as its own event."""
+    if message["op"] == STATE:
+        change = cast(ChangeEvent, {**json.loads(message["frame"]), "state": message.get("state")})
+        return ACKNOWLEDGEMENT_EVENT, acknowledgement_frame(change)
+    return "message", message["frame"]
+
+
+def json_event(message: ChangeMessage, channel: str = JSON_STREAM) -> eventstream.StreamEvent:
+    """A change's event on a /events/violations/ stream (json_text)."""
+    event_type, data = json_text(message)
+    return eventstream.event(channel, event_type, data, message_position(message))
+
+
+def wake_row_streams(messages: list[ChangeMessage]) -> None:
+    # /events/violations/rows/: each change rendered once per layout, then queued on
+    # every channel (one per filter) that keeps it; not rendered at all where no stream
+    # of this process would take it.
+    listened = eventstream.listened()
+    targets = Targets.of(listened)
+    if not targets.by_base:
+        return
+    registry = kinds.cached()
+    by_channel: dict[str, list[eventstream.StreamEvent]] = {}
+    for message in messages:
+        try:
+            fragments = row_fragments(message, registry, targets)
+        except Exception:
+            # One row that cannot be drawn keeps no other off the table.
+            logger.exception("could not draw a row", extra={"event_id": message["id"]})
+            continue
+        for channel, html in fragments:
+            by_channel.setdefault(channel, []).append(
+                eventstream.event(channel, "message", html, message_position(message))
+            )
+    for channel, events in by_channel.items():
+        eventstream.queue_for_streams(channel, events)
+
+
+@dataclass
+class Targets:
+    """The rows streams to fan out to, by base name: each (stream name, its scope)."""
+
+    by_base: dict[str, list[tuple[str, scopes.Scope]]]
+    # Instead: every base, in each of these scopes.
+    every_scope: Collection[scopes.Scope] | None = None
+
+    @classmethod
+    def of(cls, names: Collection[str]) -> Targets:
+        """The rows streams among `names` (the ones this process's streams listen to)."""
+        by_base: dict[str, list[tuple[str, scopes.Scope]]] = {}
+        for name in names:
+            base, scope = scopes.split_channel(name)
+            if base != JSON_STREAM:
+                by_base.setdefault(base, []).append((name, scope))
+        return cls(by_base)
+
+    @classmethod
+    def every(cls, every_scope: Collection[scopes.Scope]) -> Targets:
+        """Every rows stream in each of these scopes (Pushpin, which may hold any)."""
+        return cls({}, every_scope)
+
+    def named(self, base: str) -> list[tuple[str, scopes.Scope]]:
+        """The streams of a base name: (stream name, its scope)."""
+        if self.every_scope is not None:
+            return [(scopes.channel(base, scope), scope) for scope in self.every_scope]
+        return self.by_base.get(base, [])
+
+
+def row_fragments(
+    message: ChangeMessage, registry: kinds.Registry, targets: Targets | None = None
+) -> list[tuple[str, str]]:
+    """(rows stream, `<tr>`) for every rows stream of `targets` (every unscoped one if not
+    given) that keeps this change, as it sees it (realtime.streams.membership): drawn once per
+    layout and form, and not at all for a layout no stream wants."""
+    kind = registry.by_table.get(message["table"])
+    if kind is None:
+        return []
+    cameras = [message_camera(message)]
+    if "left" in message:
+        cameras.append(message_camera(message["left"]))
+    out: list[tuple[str, str]] = []
+    for layout in LAYOUTS:
+        drawn: dict[int, str | None] = {}
+        bases = dict.fromkeys(b for c in cameras for b in streams_for(layout, kind.slug, c))
+        for base in bases:
+            named = [(base, scopes.EVERYTHING)] if targets is None else targets.named(base)
+            for channel, scope in named:
+                seen = seen_through(message, rows_keeper(base, scope))
+                if seen is None:
+                    continue
+                if id(seen) not in drawn:
+                    drawn[id(seen)] = render_change(
+                        seen["frame"],
+                        seen.get("state"),
+                        layout,
+                        registry,
+                        seen.get("shelved", False),
+                    )
+                html = drawn[id(seen)]
+                if html is not None:
+                    out.append((channel, html))
+    return out
+
+
+def rows_keeper(base: str, scope: scopes.Scope) -> Keeps:
+    """What a rows stream keeps: its camera (or every one), within its scope."""
+    camera = stream_camera(base)
+    in_scope = scopes.keeper(scope)
+    if camera is None:
+        return in_scope
+    return lambda c: c == camera and in_scope(c)

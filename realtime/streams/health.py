@@ -1,0 +1,77 @@
+"""/healthz: can this deployment deliver violations right now?"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import DatabaseError, connection
+
+from realtime.pipeline.event_log import STATE_NAME
+from realtime.pipeline.listener import LISTENER_APPLICATION_NAME
+from realtime.streams import server_internals
+
+# The active listener writes a heartbeat every catch-up (5 s); older than this, it is down.
+LISTENER_STALE_AFTER = 20.0
+
+LISTENER_SQL = """
+SELECT extract(epoch FROM now() - s.heartbeat_at),
+       s.heartbeat_at,
+       (SELECT extract(epoch FROM now() - min(e.created_at))
+          FROM realtime_event e WHERE e.id > s.forwarded_id),
+       (SELECT count(*) FROM pg_stat_activity
+         WHERE application_name = %s AND datname = current_database())
+FROM realtime_listener_state s WHERE s.name = %s
+"""
+
+
+def check() -> tuple[bool, dict[str, Any]]:
+    report: dict[str, Any] = {"database": {"ok": False}, "listener": {"state": "down"}}
+    try:
+        report["notify_queue_usage"], report["listener"] = database_report()
+        report["database"]["ok"] = True
+    except DatabaseError:
+        pass
+    if settings.REDIS_URL:
+        report["redis"] = {"ok": _redis_ok(settings.REDIS_URL)}
+    # The private-API probes of this process (realtime.streams.server_internals): a "failed" one is
+    # a safeguard that is off, such as the bound on clients that stopped reading.
+    report["server_internals"] = dict(server_internals.probes)
+    healthy = (
+        report["database"]["ok"]
+        and report["listener"]["state"] == "active"
+        and report.get("redis", {"ok": True})["ok"]
+    )
+    return healthy, {"status": "ok" if healthy else "fail", **report}
+
+
+def database_report() -> tuple[float, dict[str, Any]]:
+    """The NOTIFY queue's usage and the listener's state, as the database knows them."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notification_queue_usage()")
+        usage = float(cursor.fetchone()[0])
+        cursor.execute(LISTENER_SQL, [LISTENER_APPLICATION_NAME, STATE_NAME])
+        row = cursor.fetchone()
+    if row is None:
+        return usage, {"state": "down"}
+    age, heartbeat_at, lag, connected = row
+    alive = float(age) < LISTENER_STALE_AFTER
+    return usage, {
+        "state": "active" if alive else "down",
+        "last_heartbeat": heartbeat_at.isoformat(),
+        "heartbeat_age_seconds": round(float(age), 3),
+        # Committed events it had not yet forwarded at its last heartbeat, oldest first.
+        "lag_seconds": round(float(lag), 3) if lag is not None else 0.0,
+        "standby": max(0, int(connected) - (1 if alive else 0)),
+    }
+
+
+def _redis_ok(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()

@@ -1,0 +1,166 @@
+"""django-eventstream over our event log: its ids and its replay are the log's.
+
+Nothing is appended through django-eventstream (the trigger writes the log); live events
+reach the streams through the bridge, and this storage serves reconnects
+(Last-Event-ID) and the catch-up django-eventstream does when a stream falls behind.
+
+Channels: "violations" carries the JSON frames; "table/<kind>/<camera>" and
+"admin/<kind>/<camera>" ("*" for any) carry rendered `<tr>` fragments (realtime.console.rows).
+Each may end in a scope ("~1-3,7", realtime.access.scopes): only those cameras' changes.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+from django.db import connection as db_connection
+from django_eventstream.channelmanager import ChannelManagerBase
+from django_eventstream.event import Event as StreamEvent
+from django_eventstream.storage import EventDoesNotExist, StorageBase
+
+from realtime import metrics
+from realtime.access import scopes
+from realtime.console.rows import InvalidFilter, RowFilter, render_change
+from realtime.pipeline import event_log as eventlog
+from realtime.pipeline.bus import ChangeMessage, change_message, message_position
+from realtime.pipeline.positions import Position
+from realtime.streams.bridge import json_event, rows_keeper
+from realtime.streams.membership import seen_through
+from realtime.streams.sse import JSON_STREAM
+from realtime.violations import kinds
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def releases_connection(method: Callable[P, R]) -> Callable[P, R]:
+    """Close this thread's database connection afterwards.
+
+    django-eventstream calls the storage from the thread of a long-lived stream; Django
+    would keep that thread's connection open until the stream ends: one PostgreSQL
+    connection per SSE client. Reads here are rare (stream start, resume, overflow).
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        finally:
+            db_connection.close()
+
+    return wrapper
+
+
+# The horizons of the positions a request resumes from, by stream name, for the reads
+# django-eventstream makes itself (Pushpin's requests), which pass the storage an int.
+resume_horizons: ContextVar[dict[str, str | None] | None] = ContextVar(
+    "resume_horizons", default=None
+)
+
+
+@dataclass
+class Read:
+    """A stream's read of the log: its events (their ids are positions), where the stream
+    is once it has sent them, and whether more may be read at once."""
+
+    events: list[StreamEvent]
+    position: Position
+    more: bool
+
+
+class EventLogStorage(StorageBase):
+    def append_event(self, channel: str, event_type: str, data: Any) -> StreamEvent:
+        raise NotImplementedError("Events are appended by the PostgreSQL trigger, not by Django.")
+
+    @releases_connection
+    def get_current_id(self, channel: str) -> str:
+        return str(eventlog.current_position())
+
+    @releases_connection
+    def get_events(self, channel: str, last_id: int, limit: int = 100) -> list[StreamEvent]:
+        position = Position(last_id, (resume_horizons.get() or {}).get(channel))
+        return self.read(channel, position, limit).events
+
+    def read(self, channel: str, position: Position, limit: int) -> Read:
+        """What a stream at `position` lacks: about `limit` of its changes, as it sees them
+        (realtime.streams.membership). EventDoesNotExist (a stream-reset) when the log cannot say:
+        the position is ahead of the log (another database's), or its successors are pruned."""
+        if not eventlog.servable(position):
+            metrics.STREAM_RESETS.labels("sse").inc()
+            raise EventDoesNotExist(
+                f"No event {position.after} in the log", str(eventlog.current_position())
+            )
+        base, scope = scopes.split_channel(channel)
+        registry = kinds.registry()
+        if base == JSON_STREAM:
+            tables, camera = None, None
+            layout = None
+            keeps = scopes.keeper(scope)
+        else:
+            layout, row_filter = RowFilter.from_stream_name(base)
+            tables = [kind.table for kind in row_filter.kinds(registry)]
+            camera = row_filter.camera
+            keeps = rows_keeper(base, scope)
+        events: list[StreamEvent] = []
+        # `limit` of the stream's changes, or all there are: a window of the log holding
+        # fewer of them (other sites' changes left out) is not the end of the log.
+        while True:
+            read = eventlog.replay(position, limit, tables, camera)
+            for change in read.changes:
+                # As the stream sees it: a row that left its cameras is a DELETE.
+                seen = seen_through(change_message(change), keeps)
+                if seen is not None:
+                    event = self._event(channel, layout, seen, registry)
+                    if event is not None:
+                        events.append(event)
+            position = read.position
+            if not read.more or len(events) >= limit:
+                break
+        metrics.EVENTS_REPLAYED.labels("sse_replay").inc(len(events))
+        return Read(events, position, read.more)
+
+    @staticmethod
+    def _event(
+        channel: str, layout: Any, message: ChangeMessage, registry: kinds.Registry
+    ) -> StreamEvent | None:
+        if layout is None:
+            return json_event(message, channel)
+        html = render_change(
+            message["frame"],
+            message.get("state"),
+            layout,
+            registry,
+            message.get("shelved", False),
+        )
+        if html is None:
+            return None
+        made: StreamEvent = StreamEvent(channel, "message", html, id=message_position(message))
+        return made
+
+
+class ViolationChannelManager(ChannelManagerBase):
+    def get_channels_for_request(self, request: Any, view_kwargs: dict[str, Any]) -> set[str]:
+        return set(view_kwargs.get("channels", [JSON_STREAM]))
+
+    def can_read_channel(self, user: Any, channel: str) -> bool:
+        if user is None or not user.is_active or not is_known_channel(channel):
+            return False
+        # A stream of fewer cameras than the user's is theirs too; of more, not.
+        return scopes.within(scopes.split_channel(channel)[1], scopes.of_user(user))
+
+    def is_channel_reliable(self, channel: str) -> bool:
+        return True
+
+
+def is_known_channel(channel: str) -> bool:
+    try:
+        base, _ = scopes.split_channel(channel)
+        if base != JSON_STREAM:
+            RowFilter.from_stream_name(base)
+    except (InvalidFilter, scopes.BadCameras):
+        return False
+    return True

@@ -1,0 +1,1 @@
+"""The detectors' tables: kinds, their contract, the queries over them."""
