@@ -51,8 +51,8 @@ def main() -> None:
     import django
 
     django.setup()
-    from realtime.pipeline import event_log as eventlog
-    from realtime.violations import queries as violations
+    from realtime.pipeline import event_log
+    from realtime.violations import queries
 
     with psycopg.connect(args.database_url, autocommit=True) as conn:
         conn.execute(
@@ -71,8 +71,10 @@ def main() -> None:
             " FROM violation_ppedetections t ORDER BY id"
         )
         first = conn.execute("SELECT min(id) - 1 FROM realtime_event").fetchone()[0]
-        with_shelf = eventlog.AFTER_SQL
-        without = with_shelf.replace(eventlog.SHELF_COLUMN, "").replace(eventlog.SHELF_LATERAL, "")
+        with_shelf = event_log.AFTER_SQL
+        without = with_shelf.replace(event_log.SHELF_COLUMN, "").replace(
+            event_log.SHELF_LATERAL, ""
+        )
         assert without != with_shelf
 
         def timed(query: str) -> float:
@@ -98,7 +100,7 @@ def main() -> None:
             " now() + interval '1 hour', 'UTC', '', '' FROM generate_series(0, 7) AS n"
         )
         shelved = conn.execute(
-            "SELECT count(*) FROM violation_ppedetections t WHERE " + violations.SHELVED
+            "SELECT count(*) FROM violation_ppedetections t WHERE " + queries.SHELVED
         ).fetchone()[0]
         results[f"shelves of half the rows' cameras ({shelved} shelved)"] = timed(with_shelf)
     print(f"The listener's read of {args.rows} logged INSERTs (median of {args.repeats}):")

@@ -29,7 +29,7 @@ from realtime.models import (
     Site,
     ViolationKind,
 )
-from realtime.pipeline import event_log as eventlog
+from realtime.pipeline import event_log
 from realtime.violations import kinds
 from realtime.violations.adoption import SORT_DATE, SORT_TIME
 
@@ -166,7 +166,7 @@ class ViolationAdmin(ByCamera, ReadOnlyAdmin):
         kind = self._kind()
         context = {
             "live_kind": kind.slug if kind else None,
-            "live_last_event_id": str(eventlog.current_position()),
+            "live_last_event_id": str(event_log.current_position()),
             "heartbeat_seconds": settings.REALTIME_HEARTBEAT_SECONDS,
             **(extra_context or {}),
         }

@@ -25,9 +25,7 @@ from realtime.pipeline import bus
 from realtime.pipeline.changes import ChangeEvent
 from realtime.pipeline.database import conninfo_from_django
 from realtime.pipeline.listener import LISTENER_APPLICATION_NAME, LogListener, LogListenerSettings
-from realtime.streams import grip, server_internals
-from realtime.streams import liveness as pipeline
-from realtime.streams import sse as eventstream
+from realtime.streams import grip, liveness, server_internals, sse
 from realtime.streams.bridge import Bridge
 from realtime.violations import kinds
 
@@ -117,7 +115,7 @@ class ProcessRuntime:
         self._tasks = [
             loop.create_task(self.bridge.run(), name="realtime-bridge"),
             loop.create_task(open_streams.watch(), name="realtime-credentials"),
-            loop.create_task(pipeline.watch.run(), name="realtime-pipeline"),
+            loop.create_task(liveness.watch.run(), name="realtime-pipeline"),
         ]
         if settings.REALTIME_EMBEDDED_LISTENER:
             self.listener = make_listener()
@@ -145,7 +143,7 @@ class ProcessRuntime:
 
 
 runtime = ProcessRuntime()
-pipeline.watch.on_change(eventstream.wake_every_stream)
+liveness.watch.on_change(sse.wake_every_stream)
 
 
 class RuntimeMiddleware:

@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from realtime.pipeline import event_log as eventlog
+from realtime.pipeline import event_log
 from realtime.pipeline.changes import acknowledgement_frame
 from tests.helpers import insert_violation, newest_event
 
@@ -169,7 +169,7 @@ def test_a_note_follows_an_acknowledgement_and_is_kept_in_the_history(pg, client
         " WHERE violation_id = %s",
         [row_id],
     ).fetchone() == ("anna", "Forklift cleared.", "bert")
-    [state] = eventlog.changes_after(before, 10)
+    [state] = event_log.changes_after(before, 10)
     assert state["op"] == "STATE" and state["data"]["id"] == row_id
     assert state["state"] is not None
     assert (state["state"]["note"], state["state"]["noted_by"]) == ("Forklift cleared.", "bert")

@@ -125,6 +125,6 @@ async def test_a_batch_the_bus_lost_is_read_from_the_log_before_anything_newer(p
 async def changes_of(after: int, up_to: int) -> list[Any]:
     from channels.db import database_sync_to_async
 
-    from realtime.pipeline import event_log as eventlog
+    from realtime.pipeline import event_log
 
-    return await database_sync_to_async(eventlog.changes_by_id)(list(range(after, up_to + 1)))
+    return await database_sync_to_async(event_log.changes_by_id)(list(range(after, up_to + 1)))

@@ -23,8 +23,7 @@ import pytest
 import redis.asyncio as aioredis
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
-from realtime.pipeline import bus
-from realtime.pipeline import signing as bus_signing
+from realtime.pipeline import bus, signing
 from tests.helpers import (
     SSEStream,
     Stack,
@@ -124,9 +123,7 @@ async def test_a_neighbour_forging_a_batch_reaches_no_client(
             group = await sniffed_group(redis_url, prefix)
             await neighbour_sends(redis_url, prefix, forged)
             # One that knows the format but not the key; and bytes that are no message.
-            sealed = bus_signing.seal(
-                msgpack.packb(forged), uuid.uuid4().bytes, time.time(), "a" * 50
-            )
+            sealed = signing.seal(msgpack.packb(forged), uuid.uuid4().bytes, time.time(), "a" * 50)
             await publish_raw(redis_url, group, sealed, b"\xc1 not msgpack")
             # Then a real violation: the bus keeps the order, so a forged row would be first.
             insert_violation(pg, image=marker)

@@ -11,7 +11,7 @@ import pytest
 from channels_redis.serializers import MsgPackSerializer
 from django.core.exceptions import ImproperlyConfigured
 
-from realtime.pipeline import signing as bus_signing
+from realtime.pipeline import signing
 from realtime.pipeline.bus import DeploymentChannelLayer
 from realtime.pipeline.signing import REFUSED_TYPE, Nonces, SignedSerializer, seal
 
@@ -45,7 +45,7 @@ def test_a_message_sealed_with_another_key_is_forged(settings) -> None:
     assert SignedSerializer().deserialize(other) == refused("forged")
     # The time sent is signed too: moved within the window, it no longer verifies.
     wire = bytearray(SignedSerializer().serialize(HEARTBEAT))
-    wire[4:12] = bus_signing.HEADER.pack(bus_signing.MAGIC, time.time() - 1, b"n" * 16)[4:12]
+    wire[4:12] = signing.HEADER.pack(signing.MAGIC, time.time() - 1, b"n" * 16)[4:12]
     assert SignedSerializer().deserialize(bytes(wire)) == refused("forged")
 
 

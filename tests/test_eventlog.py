@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from django_eventstream.storage import EventDoesNotExist
 
-from realtime.pipeline import event_log as eventlog
+from realtime.pipeline import event_log
 from realtime.streams.storage import EventLogStorage
 from tests.helpers import insert_violation, newest_event, prune_log
 
@@ -49,15 +49,15 @@ def test_a_big_statement_is_one_log_row_and_reads_as_its_changes(pg, marker) -> 
     [(log_id, first_id, count)] = statement_rows(pg, before)
     assert count == 150 and log_id == newest_event(pg)
 
-    changes = eventlog.changes_after(before, 1000)
+    changes = event_log.changes_after(before, 1000)
     assert images(changes) == [f"{marker}{n}" for n in range(1, 151)]
     ids = [change["id"] for change in changes]
     assert ids == sorted(ids) and len(set(ids)) == 150
     assert (ids[0], ids[-1]) == (first_id, log_id)
     assert all(change["table"] == "violation_humandetections" for change in changes)
     assert all(change["op"] == "INSERT" for change in changes)
-    assert eventlog.change_ids_between(before, log_id) == ids
-    assert eventlog.changes_by_id([ids[10], ids[0], ids[-1]]) == [
+    assert event_log.change_ids_between(before, log_id) == ids
+    assert event_log.changes_by_id([ids[10], ids[0], ids[-1]]) == [
         changes[0],
         changes[10],
         changes[-1],
@@ -71,7 +71,7 @@ def test_a_statement_of_25000_rows_is_logged_in_rows_of_at_most_10000(pg, marker
     assert 3 <= len(packed) <= 4
     assert all(count <= 10_000 for _, _, count in packed)
     assert sum(count for _, _, count in packed) == 25_000
-    changes = eventlog.changes_after(before, 30_000)
+    changes = event_log.changes_after(before, 30_000)
     assert images(changes) == [f"{marker}{n}" for n in range(1, 25_001)]
 
 
@@ -80,15 +80,15 @@ def test_reads_start_inside_a_statement_and_interleave_single_rows(pg, marker) -
     insert_violation(pg, image=f"{marker}single-before")
     insert_statement(pg, 120, marker)
     insert_violation(pg, "violation_lotodetections", image=f"{marker}single-after")
-    everything = eventlog.changes_after(before, 1000)
+    everything = event_log.changes_after(before, 1000)
     assert len(everything) == 122
 
     # A resume point in the middle of the statement's row: exactly what came after.
     middle = everything[60]["id"]
-    rest = eventlog.changes_after(middle, 1000)
+    rest = event_log.changes_after(middle, 1000)
     assert rest == everything[61:]
-    assert eventlog.changes_after(middle, 5) == everything[61:66]
-    assert eventlog.change_ids_between(middle, everything[70]["id"]) == [
+    assert event_log.changes_after(middle, 5) == everything[61:66]
+    assert event_log.change_ids_between(middle, everything[70]["id"]) == [
         change["id"] for change in everything[61:71]
     ]
 
@@ -97,9 +97,9 @@ def test_replay_filters_tables_and_cameras_inside_a_statement(pg, marker) -> Non
     before = newest_event(pg)
     insert_statement(pg, 150, marker)
     insert_statement(pg, 150, marker, table="violation_ppedetections")
-    camera_1 = eventlog.changes_after(before, 1000, ["violation_humandetections"], 1)
+    camera_1 = event_log.changes_after(before, 1000, ["violation_humandetections"], 1)
     assert images(camera_1) == [f"{marker}{n}" for n in range(1, 151) if n % 3 == 1]
-    ppe = eventlog.changes_after(before, 1000, ["violation_ppedetections"])
+    ppe = event_log.changes_after(before, 1000, ["violation_ppedetections"])
     assert [change["table"] for change in ppe] == ["violation_ppedetections"] * 150
 
 
@@ -109,7 +109,7 @@ def test_replay_crosses_a_gap_of_ids_wider_than_its_window(pg, marker) -> None:
     # Ids taken and never used (rolled back transactions, a restored sequence).
     pg.execute("SELECT setval('realtime_event_id_seq', nextval('realtime_event_id_seq') + 50000)")
     after_gap = insert_violation(pg, image=f"{marker}after-gap")
-    changes = eventlog.changes_after(before, 1000)
+    changes = event_log.changes_after(before, 1000)
     assert len(changes) == 151
     assert changes[-1]["data"]["id"] == after_gap
     assert changes[-1]["id"] - changes[-2]["id"] > 50_000
@@ -130,7 +130,7 @@ def test_the_oldest_id_is_a_statement_rows_first_change(pg, marker) -> None:
     insert_statement(pg, 150, marker)
     [(_, first_id, _)] = statement_rows(pg, before)
     prune_log(pg, first_id - 1)
-    assert eventlog.bounds()[0] == first_id
+    assert event_log.bounds()[0] == first_id
     storage = EventLogStorage()
     assert len(storage.get_events("violations", first_id - 1, limit=1000)) == 150
     with pytest.raises(EventDoesNotExist):

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from channels.db import database_sync_to_async
 
-from realtime.pipeline import event_log as eventlog
+from realtime.pipeline import event_log
 from realtime.pipeline.bus import ChangeMessage, change_message, publish_heartbeat
 from realtime.pipeline.listener import LogListener, LogListenerSettings
 from realtime.streams.bridge import Bridge
@@ -120,7 +120,7 @@ async def test_a_heal_across_more_events_than_the_bridge_remembers_resends_none(
 
 @database_sync_to_async
 def changes_up_to(newest: int, count: int) -> list[Any]:
-    return eventlog.changes_after(newest - count, count)
+    return event_log.changes_after(newest - count, count)
 
 
 async def test_bridge_reads_a_lost_statement_from_the_log_change_by_change(db_url, pg) -> None:

@@ -328,9 +328,9 @@ def test_images_on_another_server_are_linked_there(pg, client, media_root, setti
 
 
 def one_row(kind: str, row_id: int) -> ViolationRow:
-    from realtime.violations import queries as violations
+    from realtime.violations import queries
 
-    row = violations.one(kinds.registry().by_slug[kind], row_id, scope=None)
+    row = queries.one(kinds.registry().by_slug[kind], row_id, scope=None)
     assert row is not None
     return row
 

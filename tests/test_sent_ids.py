@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from realtime.streams import sse as eventstream
+from realtime.streams import sse
 from realtime.streams.sse import SentIds, StreamEvent, event
 
 
@@ -39,7 +39,7 @@ def test_any_order_remembers_exactly_what_was_added() -> None:
 
 
 def test_past_its_runs_it_forgets_the_lowest(monkeypatch) -> None:
-    monkeypatch.setattr(eventstream, "SENT_RUNS", 3)
+    monkeypatch.setattr(sse, "SENT_RUNS", 3)
     sent = SentIds()
     for n in (10, 20, 30, 40):
         sent.add(n)

@@ -18,7 +18,7 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from realtime.models import Shelf
-from realtime.pipeline import event_log as eventlog
+from realtime.pipeline import event_log
 from realtime.pipeline.bus import change_message
 from realtime.streams.bridge import row_fragments
 from realtime.violations import kinds
@@ -77,7 +77,7 @@ def test_the_live_change_of_a_shelved_camera_is_drawn_shelved(pg, client_of) -> 
     start = newest_event(pg)
     shelved = insert_violation(pg, "violation_lotodetections", camera_id=3)
     unshelved = insert_violation(pg, "violation_lotodetections", camera_id=4)
-    changes = eventlog.changes_after(start, 10)
+    changes = event_log.changes_after(start, 10)
     assert [(c["data"]["id"], c.get("shelved")) for c in changes] == [
         (shelved, True),
         (unshelved, False),

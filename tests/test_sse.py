@@ -15,7 +15,7 @@ from django_eventstream.utils import sse_encode_event
 from django_eventstream.views import Listener, get_listener_manager
 
 from realtime.models import EventLogRow
-from realtime.pipeline import event_log as eventlog
+from realtime.pipeline import event_log
 from realtime.pipeline.bus import change_message
 from realtime.pipeline.changes import ChangeEvent
 from realtime.pipeline.positions import Position
@@ -62,7 +62,7 @@ async def waiting(body: AsyncIterator[bytes]) -> asyncio.Task[str]:
 def newest_logged(count: int) -> list[ChangeEvent]:
     """The newest events of the log, oldest first."""
     ids = EventLogRow.objects.order_by("-id").values_list("id", flat=True)[:count]
-    return eventlog.changes_by_id(sorted(ids))
+    return event_log.changes_by_id(sorted(ids))
 
 
 def ids_in(chunk: str) -> list[int]:

@@ -23,8 +23,7 @@ from django.db.models import BooleanField, Expression, F, Q, QuerySet
 from django.http import Http404, HttpRequest
 
 from realtime.access import scopes
-from realtime.violations import kinds
-from realtime.violations import queries as violations
+from realtime.violations import kinds, queries
 from realtime.violations.kinds import Kind
 
 
@@ -75,7 +74,7 @@ def of_violations(table: str, cameras: list[int]) -> Q:
     """The rows of the product's `table`, keyed by (table_name, violation_id), whose violation
     is of one of `cameras`: a probe of the kind's primary key per row."""
     condition = Q(pk__in=[])
-    for kind in violations.with_tables(list(kinds.registry())):
+    for kind in queries.with_tables(list(kinds.registry())):
         condition |= Q(Q(table_name=kind.table), OfCameras(kind, cameras))
     return condition
 

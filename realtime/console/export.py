@@ -44,8 +44,7 @@ from realtime.access.auth import TOKEN_ID_ATTR, accepts_token
 from realtime.console.history import history_filter
 from realtime.console.rows import Cursor, InvalidFilter, RowFilter, ViolationRow
 from realtime.streams import server_internals
-from realtime.violations import kinds
-from realtime.violations import queries as violations
+from realtime.violations import kinds, queries
 from realtime.violations.adoption import REQUIRED_COLUMNS
 from realtime.violations.kinds import Kind, Registry
 
@@ -134,7 +133,7 @@ def _next_batch(
     goes back to the pool after each batch: a slow download holds none while it waits."""
     writer = csv.writer(_Line())
     try:
-        batch = violations.page(registry, row_filter, cursor, BATCH_ROWS, scope=scope)
+        batch = queries.page(registry, row_filter, cursor, BATCH_ROWS, scope=scope)
         text = "".join(writer.writerow(csv_values(row, extra, raw=raw)) for row in batch.rows)
         return text.encode(), batch.next_cursor
     finally:

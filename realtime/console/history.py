@@ -30,8 +30,7 @@ from realtime.access.auth import accepts_token
 from realtime.console import actions as operator_actions
 from realtime.console import media, shelves, trend
 from realtime.console.rows import Cursor, InvalidFilter, RowFilter
-from realtime.violations import kinds
-from realtime.violations import queries as violations
+from realtime.violations import kinds, queries
 
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 DATE_TIME = re.compile(
@@ -114,7 +113,7 @@ def history(request: HttpRequest) -> HttpResponse:
             chart = trend.build(registry, row_filter, since, until, live=False, scope=scope)
         except trend.RangeTooLong:
             too_long = True
-    found = violations.page(registry, row_filter, cursor, scope=scope)
+    found = queries.page(registry, row_filter, cursor, scope=scope)
     # The range as typed (a `to` date stays a date), the rest as parsed.
     query = row_filter.as_query() | {
         key: request.GET[key] for key in ("from", "to") if request.GET.get(key)
@@ -168,7 +167,7 @@ def trend_context(chart: trend.Chart | None, page: str, query: dict[str, str]) -
 @require_GET
 def violation_detail(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     """One violation, every column of it and its acknowledgement: a page to share."""
-    row = violations.named(kind, pk, scope=scopes.of_user(request.user))
+    row = queries.named(kind, pk, scope=scopes.of_user(request.user))
     if row is None:
         raise Http404("No such violation")
     columns = [

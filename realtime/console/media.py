@@ -42,7 +42,7 @@ from realtime import metrics
 from realtime.access import scopes
 from realtime.access.auth import accepts_token
 from realtime.console.rows import ViolationRow
-from realtime.violations import queries as violations
+from realtime.violations import queries
 
 logger = logging.getLogger(__name__)
 
@@ -259,7 +259,7 @@ def placeholder(request: HttpRequest, reason: str) -> HttpResponse:
 
 
 def _violation_image(kind: str, pk: int, scope: scopes.Scope) -> str:
-    row = violations.named(kind, pk, scope=scope)
+    row = queries.named(kind, pk, scope=scope)
     if row is None:
         raise Unavailable("there is no such violation")
     return row.violation_image

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from realtime.access import scopes
 from realtime.console.rows import RowFilter
-from realtime.violations import queries as violations
+from realtime.violations import queries
 from realtime.violations.kinds import Kind, Registry
 
 LIVE_HOURS = 24
@@ -143,7 +143,7 @@ def build(
     unit = unit_for(since, until)
     starts = buckets(since, until, unit)
     ranged = replace(row_filter, since=since, until=until)
-    counted = violations.trend(registry, ranged, unit, scope=scope)
+    counted = queries.trend(registry, ranged, unit, scope=scope)
     kinds_ = [(kind, n % PATTERNS) for n, kind in enumerate(registry)]
     shown = [(kind, p) for kind, p in kinds_ if row_filter.kind in (None, kind.slug)]
     totals = [sum(counted.per_bucket.get((k.slug, s), 0) for k, _ in shown) for s in starts]

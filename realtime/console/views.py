@@ -25,8 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from realtime import metrics
 from realtime.access import scopes
 from realtime.access.auth import accepts_token
-from realtime.console import actions as operator_actions
-from realtime.console import history, shelves
+from realtime.console import actions, history, shelves
 from realtime.console.rows import (
     CAMERA,
     LAYOUTS,
@@ -38,14 +37,11 @@ from realtime.console.rows import (
     render_row,
 )
 from realtime.models import Acknowledgement, Shelf
-from realtime.pipeline import event_log as eventlog
-from realtime.pipeline import positions
+from realtime.pipeline import event_log, positions
 from realtime.pipeline.positions import Position
-from realtime.streams import health
-from realtime.streams import sse as eventstream
+from realtime.streams import health, sse
 from realtime.streams.sse import JSON_STREAM
-from realtime.violations import kinds
-from realtime.violations import queries as violations
+from realtime.violations import kinds, queries
 from realtime.violations.kinds import Kind
 
 logger = logging.getLogger(__name__)
@@ -74,8 +70,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     scope = scopes.of_user(request.user)
     # Taken before the rows are read: the stream resumes from here, so nothing committed
     # in between (or committed later with a lower id) is missed (realtime.pipeline.positions).
-    last_event_id = str(eventlog.current_position())
-    first = violations.page(registry, row_filter, scope=scope)
+    last_event_id = str(event_log.current_position())
+    first = queries.page(registry, row_filter, scope=scope)
     context = {
         "rows": first.rows,
         "kinds": list(registry),
@@ -121,9 +117,7 @@ def older_rows(request: HttpRequest) -> HttpResponse:
         cursor = Cursor.parse(before) if before else None
     except InvalidFilter as exc:
         return _bad_request(f"Bad filter: {exc}")
-    older = violations.page(
-        kinds.registry(), row_filter, cursor, scope=scopes.of_user(request.user)
-    )
+    older = queries.page(kinds.registry(), row_filter, cursor, scope=scopes.of_user(request.user))
     context = {"rows": older.rows, "filter": row_filter, "next_cursor": older.next_cursor}
     return render(request, "realtime/_older_rows.html", context)
 
@@ -145,11 +139,11 @@ def counters(request: HttpRequest) -> HttpResponse:
 def _counters(
     registry: kinds.Registry, row_filter: RowFilter, scope: scopes.Scope
 ) -> dict[str, Any]:
-    since = violations.window_start()
-    counts = violations.unacknowledged_counts(registry, row_filter.camera, since, scope=scope)
+    since = queries.window_start()
+    counts = queries.unacknowledged_counts(registry, row_filter.camera, since, scope=scope)
     return {
         "since": since.isoformat(timespec="seconds"),
-        "hours": int(violations.COUNTER_WINDOW.total_seconds() // 3600),
+        "hours": int(queries.COUNTER_WINDOW.total_seconds() // 3600),
         "kinds": [(kind, counts.get(kind.slug, 0)) for kind in registry],
     }
 
@@ -176,13 +170,13 @@ def kind_styles(request: HttpRequest) -> HttpResponse:
 def acknowledge(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     """An operator acknowledges a violation; every screen re-draws the row (a STATE event)."""
     row = _violation(request, kind, pk)
-    operator_actions.acknowledge(request.user.get_username(), [row])
+    actions.acknowledge(request.user.get_username(), [row])
     return HttpResponse(render_row(_violation(request, kind, pk)))
 
 
 def _violation(request: HttpRequest, kind: str, pk: int) -> ViolationRow:
     """The violation a URL names, or a 404 (also for one the user may not see)."""
-    row = violations.named(kind, pk, scope=scopes.of_user(request.user))
+    row = queries.named(kind, pk, scope=scopes.of_user(request.user))
     if row is None:
         raise Http404("No such violation")
     return row
@@ -203,7 +197,7 @@ def add_note(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
         )
     if len(text) > Acknowledgement.NOTE_MAX:
         return _bad_request(f"A note has at most {Acknowledgement.NOTE_MAX} characters.")
-    operator_actions.add_note(request.user.get_username(), row, text)
+    actions.add_note(request.user.get_username(), row, text)
     return HttpResponse(render_row(_violation(request, kind, pk)))
 
 
@@ -276,20 +270,16 @@ def acknowledge_many(request: HttpRequest) -> HttpResponse:
     for ref in refs:
         match = VIOLATION_REF.fullmatch(ref)
         kind = kinds.knowing(slug=match[1]).by_slug.get(match[1]) if match else None
-        if match is None or kind is None or int(match[2]) > violations.BIGINT_MAX:
+        if match is None or kind is None or int(match[2]) > queries.BIGINT_MAX:
             return _bad_request(f"Not a violation: {ref[:60]!r} (expected KIND:ID, as ppe:12).")
         wanted.setdefault(kind, set()).add(int(match[2]))
     scope = scopes.of_user(request.user)
     found = [
-        row
-        for kind, ids in wanted.items()
-        for row in violations.many(kind, sorted(ids), scope=scope)
+        row for kind, ids in wanted.items() for row in queries.many(kind, sorted(ids), scope=scope)
     ]
-    operator_actions.acknowledge(request.user.get_username(), found)
+    actions.acknowledge(request.user.get_username(), found)
     rows = [
-        row
-        for kind, ids in wanted.items()
-        for row in violations.many(kind, sorted(ids), scope=scope)
+        row for kind, ids in wanted.items() for row in queries.many(kind, sorted(ids), scope=scope)
     ]
     return HttpResponse("".join(render_row(row) for row in rows))
 
@@ -323,7 +313,7 @@ def legacy(request: HttpRequest) -> HttpResponse:
 
 @accepts_token
 @require_GET
-@eventstream.pushpin_parameters_checked
+@sse.pushpin_parameters_checked
 def violation_events(request: HttpRequest) -> HttpResponseBase:
     """/events/violations/: each change as JSON, for EventSource clients."""
     return _stream(request, JSON_STREAM)
@@ -331,7 +321,7 @@ def violation_events(request: HttpRequest) -> HttpResponseBase:
 
 @accepts_token
 @require_GET
-@eventstream.pushpin_parameters_checked
+@sse.pushpin_parameters_checked
 def violation_row_events(request: HttpRequest) -> HttpResponseBase:
     """/events/violations/rows/: each violation as a `<tr>`, for the HTMX table.
 
@@ -353,8 +343,8 @@ def _stream(request: HttpRequest, base: str) -> HttpResponseBase:
     channel = scopes.channel(base, scopes.of_user(request.user))
     if _proxied_continuation(request):
         # Pushpin asking for the next part of a stream it holds: the signed es-meta it
-        # carries was issued to an authenticated request (checked by django-eventstream).
-        return eventstream.grip_response(request, channel)
+        # carries was issued to an authenticated request (checked by django-sse).
+        return sse.grip_response(request, channel)
     if not request.user.is_authenticated:
         refused = JsonResponse({"error": "authentication required"}, status=401)
         refused["WWW-Authenticate"] = 'Bearer realm="violations"'
@@ -368,8 +358,8 @@ def _stream(request: HttpRequest, base: str) -> HttpResponseBase:
     grip = getattr(request, "grip", None)
     if grip is not None and grip.proxied:
         # Pushpin holds the stream; django-eventstream answers it with GRIP instructions.
-        return eventstream.grip_response(request, channel, position)
-    response = eventstream.stream_response(request, channel, position)
+        return sse.grip_response(request, channel, position)
+    response = sse.stream_response(request, channel, position)
     if isinstance(response, StreamingHttpResponse):
         # The stream may last for days: do not hold a database connection (opened for the
         # login) for all that time. Django opens a new one when it needs one.

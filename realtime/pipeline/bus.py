@@ -21,7 +21,7 @@ from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 from django.db import connections
 
-from realtime.pipeline import signing as bus_signing
+from realtime.pipeline import signing
 from realtime.pipeline.changes import ChangeEvent, ViolationState, encode_frame
 
 GROUP = "violations"
@@ -166,7 +166,7 @@ class DeploymentChannelLayer(RedisPubSubChannelLayer):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **{**kwargs, "serializer_format": bus_signing.FORMAT})
+        super().__init__(*args, **{**kwargs, "serializer_format": signing.FORMAT})
 
     def _get_layer(self) -> Any:
         if "prefix" not in self._kwargs:

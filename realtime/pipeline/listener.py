@@ -48,7 +48,7 @@ import psycopg
 from psycopg import sql
 
 from realtime import metrics
-from realtime.pipeline import event_log as eventlog
+from realtime.pipeline import event_log
 from realtime.pipeline.changes import (
     NOTIFY_CHANNEL,
     ChangeEvent,
@@ -258,14 +258,16 @@ class LogListener:
 
     async def _forward_changes(self, conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL)))
-        self._window = await eventlog.log_window(conn)
-        scan_from = await eventlog.load_scan_from(conn)
+        self._window = await event_log.log_window(conn)
+        scan_from = await event_log.load_scan_from(conn)
         if scan_from is None:
             # First listener ever on this database: start from now, do not replay history.
-            scan_from, ids, newest = await eventlog.scan(conn, await eventlog.current_horizon(conn))
+            scan_from, ids, newest = await event_log.scan(
+                conn, await event_log.current_horizon(conn)
+            )
             self._forwarded = set(ids)
             self._high_water = newest
-            await eventlog.save_scan_from(conn, scan_from, self.settings.holder, newest)
+            await event_log.save_scan_from(conn, scan_from, self.settings.holder, newest)
         self._scan_from = scan_from  # the horizon of positions until this catch-up ends
         self._scan_from = await self._catch_up(conn, scan_from)
         self._set_state("active")  # caught up, and listening
@@ -294,7 +296,7 @@ class LogListener:
         seen: set[int] = set()
         writers: set[str] = set()
         while True:
-            found = await eventlog.read_new(
+            found = await event_log.read_new(
                 conn, self._high_water, late, self._scan_from, self._window
             )
             above = sum(1 for item in found if item.change["id"] > self._high_water)
@@ -326,7 +328,7 @@ class LogListener:
         if int(notice["xid"]) < int(self._scan_from):
             return False  # finished before the last scan, which forwarded all of it
         found = False
-        async for window in eventlog.read_statement(
+        async for window in event_log.read_statement(
             conn, notice["xid"], notice["first_id"], notice["last_id"], self._window
         ):
             found = found or bool(window)
@@ -353,11 +355,11 @@ class LogListener:
                 metrics.COMMIT_TO_FORWARD.observe(max(0.0, now - item.written_at))
 
     async def _catch_up(self, conn: psycopg.AsyncConnection[Any], scan_from: str) -> str:
-        next_from, ids, newest = await eventlog.scan(conn, scan_from)
+        next_from, ids, newest = await event_log.scan(conn, scan_from)
         missed = [event_id for event_id in ids if event_id not in self._forwarded]
         for chunk_start in range(0, len(missed), FETCH_CHUNK):
             await self._send(
-                await eventlog.fetch(conn, missed[chunk_start : chunk_start + FETCH_CHUNK])
+                await event_log.fetch(conn, missed[chunk_start : chunk_start + FETCH_CHUNK])
             )
         if missed:
             metrics.EVENTS_REPLAYED.labels("listener_catch_up").inc(len(missed))
@@ -365,7 +367,7 @@ class LogListener:
         # Only ids a later scan can return again need remembering.
         self._forwarded = set(ids)
         self._high_water = max(self._high_water, newest)
-        await eventlog.save_scan_from(conn, next_from, self.settings.holder, newest)
+        await event_log.save_scan_from(conn, next_from, self.settings.holder, newest)
         if self.heartbeat is not None:
             # Everything visible at the scan is forwarded: servers that missed some of it
             # on the bus read it from the log.

@@ -26,7 +26,7 @@ from django.db import DatabaseError
 from realtime import metrics
 from realtime.access import scopes
 from realtime.console.rows import LAYOUTS, render_change, stream_camera, streams_for
-from realtime.pipeline import event_log as eventlog
+from realtime.pipeline import event_log
 from realtime.pipeline.bus import (
     BATCH_TYPE,
     BRIDGE_CHANNEL_PREFIX,
@@ -43,8 +43,7 @@ from realtime.pipeline.bus import (
 from realtime.pipeline.changes import STATE, ChangeEvent, acknowledgement_frame
 from realtime.pipeline.positions import BadPosition, Position, after_change
 from realtime.pipeline.retry import backoff_delay
-from realtime.streams import liveness as pipeline
-from realtime.streams import sse as eventstream
+from realtime.streams import liveness, sse
 from realtime.streams.membership import Keeps, seen_through
 from realtime.streams.sse import JSON_STREAM
 from realtime.violations import kinds
@@ -156,7 +155,7 @@ class Bridge:
                     if not ours(message):
                         self._note_foreign(message)
                     elif message.get("type") == BATCH_TYPE:
-                        pipeline.watch.heard_from_listener()
+                        liveness.watch.heard_from_listener()
                         changes = message["changes"]
                         if self._batches_lost(message):
                             # Nothing newer goes out before what the bus lost: commit order.
@@ -164,11 +163,11 @@ class Bridge:
                         await self._know_kinds(changes)
                         self.dispatch(changes)
                     elif message.get("type") == HEARTBEAT_TYPE:
-                        pipeline.watch.heard_from_listener()
+                        liveness.watch.heard_from_listener()
                         self._batches_lost(message)
                         await self._heal(int(message["newest_id"]), message.get("horizon"))
                     elif message.get("type") == SHELVES_TYPE:
-                        eventstream.shelves_changed()
+                        sse.shelves_changed()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -291,13 +290,13 @@ class Bridge:
             await layer.group_add(GROUP, inbox)
 
 
-newest_event_id = database_sync_to_async(eventlog.newest_id)
-event_ids_between = database_sync_to_async(eventlog.change_ids_between)
+newest_event_id = database_sync_to_async(event_log.newest_id)
+event_ids_between = database_sync_to_async(event_log.change_ids_between)
 
 
 @database_sync_to_async
 def events_by_id(ids: list[int], horizon: str | None = None) -> list[ChangeMessage]:
-    changes = eventlog.changes_by_id(ids)
+    changes = event_log.changes_by_id(ids)
     for change in changes:
         change["resume"] = after_change(change["id"], horizon)
     return [change_message(change) for change in changes]
@@ -323,7 +322,7 @@ def wake_sse_streams(messages: list[ChangeMessage]) -> None:
     # One stream name per scope (realtime.access.scopes): each change filtered once per scope,
     # and its event's text made once per form (realtime.streams.membership), whatever the
     # number of scopes.
-    channels = [c for c in eventstream.listened() if scopes.split_channel(c)[0] == JSON_STREAM]
+    channels = [c for c in sse.listened() if scopes.split_channel(c)[0] == JSON_STREAM]
     if not channels:
         return
     texts: dict[int, tuple[str, str]] = {}
@@ -333,9 +332,9 @@ def wake_sse_streams(messages: list[ChangeMessage]) -> None:
             text = texts.get(id(seen))
             if text is None:
                 text = texts[id(seen)] = json_text(seen)
-            events.append(eventstream.event(channel, text[0], text[1], message_position(seen)))
+            events.append(sse.event(channel, text[0], text[1], message_position(seen)))
         if events:
-            eventstream.queue_for_streams(channel, events)
+            sse.queue_for_streams(channel, events)
 
 
 def json_text(message: ChangeMessage) -> tuple[str, str]:
@@ -347,22 +346,22 @@ def json_text(message: ChangeMessage) -> tuple[str, str]:
     return "message", message["frame"]
 
 
-def json_event(message: ChangeMessage, channel: str = JSON_STREAM) -> eventstream.StreamEvent:
+def json_event(message: ChangeMessage, channel: str = JSON_STREAM) -> sse.StreamEvent:
     """A change's event on a /events/violations/ stream (json_text)."""
     event_type, data = json_text(message)
-    return eventstream.event(channel, event_type, data, message_position(message))
+    return sse.event(channel, event_type, data, message_position(message))
 
 
 def wake_row_streams(messages: list[ChangeMessage]) -> None:
     # /events/violations/rows/: each change rendered once per layout, then queued on
     # every channel (one per filter) that keeps it; not rendered at all where no stream
     # of this process would take it.
-    listened = eventstream.listened()
+    listened = sse.listened()
     targets = Targets.of(listened)
     if not targets.by_base:
         return
     registry = kinds.cached()
-    by_channel: dict[str, list[eventstream.StreamEvent]] = {}
+    by_channel: dict[str, list[sse.StreamEvent]] = {}
     for message in messages:
         try:
             fragments = row_fragments(message, registry, targets)
@@ -372,10 +371,10 @@ def wake_row_streams(messages: list[ChangeMessage]) -> None:
             continue
         for channel, html in fragments:
             by_channel.setdefault(channel, []).append(
-                eventstream.event(channel, "message", html, message_position(message))
+                sse.event(channel, "message", html, message_position(message))
             )
     for channel, events in by_channel.items():
-        eventstream.queue_for_streams(channel, events)
+        sse.queue_for_streams(channel, events)
 
 
 @dataclass

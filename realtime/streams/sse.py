@@ -52,8 +52,7 @@ from realtime.access import scopes
 from realtime.access.auth import TOKEN_ID_ATTR
 from realtime.access.open_streams import Holder, TooManyStreams, open_streams
 from realtime.pipeline.positions import BadPosition, Position, parse_stream_position
-from realtime.streams import liveness as pipeline
-from realtime.streams import server_internals
+from realtime.streams import liveness, server_internals
 
 if TYPE_CHECKING:
     from realtime.streams.storage import Read
@@ -433,7 +432,7 @@ async def _live(
     in the log) or is over (outcome.ended)."""
     manager = get_listener_manager()
     last_ids = outcome.last_ids
-    told = pipeline.watch.generation  # the pipeline's state the client has
+    told = liveness.watch.generation  # the pipeline's state the client has
     shelves_told = _shelves.generation  # the shelves the client was told of
     # `shelves` is for the row streams, not the JSON ones (whatever their scope).
     rows = all(scopes.split_channel(c)[0] != JSON_STREAM for c in listener.channels)
@@ -445,7 +444,7 @@ async def _live(
             if not await drained(pending):
                 outcome.ended = True
                 return
-            told = pipeline.watch.generation
+            told = liveness.watch.generation
             yield heartbeat()
             continue
         with manager.lock:
@@ -464,8 +463,8 @@ async def _live(
             for item in outcome.sent.fresh(items)
         ]
         outcome.changed = outcome.changed or bool(body)
-        if told != pipeline.watch.generation:
-            told = pipeline.watch.generation
+        if told != liveness.watch.generation:
+            told = liveness.watch.generation
             body.append(heartbeat())
         if shelves_told != _shelves.generation:
             shelves_told = _shelves.generation
@@ -509,14 +508,14 @@ def heartbeat() -> bytes:
     """The `heartbeat` event: sent when a stream has been quiet for
     REALTIME_HEARTBEAT_SECONDS, and at once when the pipeline's state changes. No `id:`,
     so a client's Last-Event-ID stays the last change's."""
-    state = pipeline.watch.state
+    state = liveness.watch.state
     cached = _heartbeats.get(state)
     if cached is None:
         cached = _heartbeats[state] = f"event: heartbeat\ndata: {state.as_json()}\n\n".encode()
     return cached
 
 
-_heartbeats: dict[pipeline.PipelineState, bytes] = {}
+_heartbeats: dict[liveness.PipelineState, bytes] = {}
 
 
 # Tells a page to read the shelves again (GET /shelves/, realtime.console.shelves). No `id:`.

@@ -25,7 +25,7 @@ from django_eventstream.storage import EventDoesNotExist, StorageBase
 from realtime import metrics
 from realtime.access import scopes
 from realtime.console.rows import InvalidFilter, RowFilter, render_change
-from realtime.pipeline import event_log as eventlog
+from realtime.pipeline import event_log
 from realtime.pipeline.bus import ChangeMessage, change_message, message_position
 from realtime.pipeline.positions import Position
 from realtime.streams.bridge import json_event, rows_keeper
@@ -78,7 +78,7 @@ class EventLogStorage(StorageBase):
 
     @releases_connection
     def get_current_id(self, channel: str) -> str:
-        return str(eventlog.current_position())
+        return str(event_log.current_position())
 
     @releases_connection
     def get_events(self, channel: str, last_id: int, limit: int = 100) -> list[StreamEvent]:
@@ -89,10 +89,10 @@ class EventLogStorage(StorageBase):
         """What a stream at `position` lacks: about `limit` of its changes, as it sees them
         (realtime.streams.membership). EventDoesNotExist (a stream-reset) when the log cannot say:
         the position is ahead of the log (another database's), or its successors are pruned."""
-        if not eventlog.servable(position):
+        if not event_log.servable(position):
             metrics.STREAM_RESETS.labels("sse").inc()
             raise EventDoesNotExist(
-                f"No event {position.after} in the log", str(eventlog.current_position())
+                f"No event {position.after} in the log", str(event_log.current_position())
             )
         base, scope = scopes.split_channel(channel)
         registry = kinds.registry()
@@ -109,7 +109,7 @@ class EventLogStorage(StorageBase):
         # `limit` of the stream's changes, or all there are: a window of the log holding
         # fewer of them (other sites' changes left out) is not the end of the log.
         while True:
-            read = eventlog.replay(position, limit, tables, camera)
+            read = event_log.replay(position, limit, tables, camera)
             for change in read.changes:
                 # As the stream sees it: a row that left its cameras is a DELETE.
                 seen = seen_through(change_message(change), keeps)

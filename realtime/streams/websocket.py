@@ -14,7 +14,7 @@ from realtime import metrics
 from realtime.access import scopes
 from realtime.access.auth import TOKEN_ID_ATTR
 from realtime.access.open_streams import Holder, TooManyStreams, open_streams
-from realtime.pipeline import event_log as eventlog
+from realtime.pipeline import event_log
 from realtime.pipeline.bus import ChangeMessage, change_message
 from realtime.pipeline.changes import STATE
 from realtime.pipeline.positions import BadPosition, Position, parse_stream_position
@@ -195,10 +195,10 @@ class RefusedConsumer(AsyncWebsocketConsumer):
 @database_sync_to_async
 def reset_frame(position: Position) -> str | None:
     """The `stream-reset` frame for a position the log cannot serve (None: it can)."""
-    if eventlog.servable(position):
+    if event_log.servable(position):
         return None
     metrics.STREAM_RESETS.labels("websocket").inc()
-    now = eventlog.current_position()
+    now = event_log.current_position()
     return json.dumps({"type": "stream-reset", "resume": str(now)}, separators=(",", ":"))
 
 
@@ -210,7 +210,7 @@ def events_after(
     (None: caught up)."""
     # Acknowledgements and other sites' changes are skipped here too; a batch may then hold
     # fewer than `limit` frames, so the replay goes on from where the read ended.
-    read = eventlog.replay(position, limit)
+    read = event_log.replay(position, limit)
     keeps = scopes.keeper(cameras)
     frames = [
         (seen["id"], seen["frame"])
