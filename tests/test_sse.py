@@ -124,7 +124,7 @@ async def test_a_change_of_the_pipeline_state_reaches_a_quiet_stream_at_once(
     """No listener: every stream of the process says so in a heartbeat, without waiting
     out its quiet interval (10 s)."""
     watch = PipelineWatch()
-    monkeypatch.setattr(sse.pipeline, "watch", watch)
+    monkeypatch.setattr(sse.liveness, "watch", watch)
     watch.on_change(sse.wake_every_stream)
     body, _ = open_stream(user)
     await next_chunk(body)
