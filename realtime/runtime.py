@@ -25,7 +25,7 @@ from realtime.pipeline import bus
 from realtime.pipeline.changes import ChangeEvent
 from realtime.pipeline.database import conninfo_from_django
 from realtime.pipeline.listener import LISTENER_APPLICATION_NAME, LogListener, LogListenerSettings
-from realtime.streams import grip, liveness, server_internals, sse
+from realtime.streams import liveness, pushpin, server_internals, sse_fanout
 from realtime.streams.bridge import Bridge
 from realtime.violations import kinds
 
@@ -53,7 +53,7 @@ async def forward(events: list[ChangeEvent]) -> None:
     if settings.GRIP_URL:
         every_scope = await scopes.every_scope()
         for event in events:
-            grip.publish_change(event, every_scope)  # never blocks (a publisher thread)
+            pushpin.publish_change(event, every_scope)  # never blocks (a publisher thread)
 
 
 async def after_catch_up(newest_id: int, horizon: str) -> None:
@@ -143,7 +143,7 @@ class ProcessRuntime:
 
 
 runtime = ProcessRuntime()
-liveness.watch.on_change(sse.wake_every_stream)
+liveness.watch.on_change(sse_fanout.wake_every_stream)
 
 
 class RuntimeMiddleware:

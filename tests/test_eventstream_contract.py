@@ -13,9 +13,8 @@ from django_eventstream.storage import EventDoesNotExist
 from django_eventstream.views import Listener, get_listener_manager
 
 from realtime.pipeline.bus import change_message
-from realtime.streams.bridge import wake_sse_streams
-from realtime.streams.sse import JSON_STREAM as SSE_CHANNEL
-from realtime.streams.sse import STREAM_PENDING_MAX
+from realtime.streams.names import JSON_STREAM as SSE_CHANNEL
+from realtime.streams.sse_fanout import STREAM_PENDING_MAX, wake_sse_streams
 from realtime.streams.storage import EventLogStorage
 from tests.helpers import event_number, insert_violation
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from django.http import QueryDict
 
-from realtime.console.rows import InvalidFilter, RowFilter, ViolationRow, render_row, streams_for
+from realtime.console.rows import InvalidFilter, RowFilter, ViolationRow, render_row
+from realtime.streams import names
 from realtime.violations import kinds
 
 # Filters and rows know the kinds from the database (realtime_kind).
@@ -53,15 +54,16 @@ def test_unknown_filters_are_refused(query: str) -> None:
 
 
 def test_a_row_belongs_to_every_channel_whose_filter_keeps_it() -> None:
-    assert sorted(streams_for("table", "ppe", 3)) == [
+    assert sorted(names.rows_streams_for("table", "ppe", 3)) == [
         "table/*/*",
         "table/*/3",
         "table/ppe/*",
         "table/ppe/3",
     ]
-    assert sorted(streams_for("admin", "ppe", None)) == ["admin/*/*", "admin/ppe/*"]
-    for channel in streams_for("table", "ppe", 3):
-        layout, row_filter = RowFilter.from_stream_name(channel)
+    assert sorted(names.rows_streams_for("admin", "ppe", None)) == ["admin/*/*", "admin/ppe/*"]
+    for channel in names.rows_streams_for("table", "ppe", 3):
+        layout, kind, camera = names.parse_rows(channel)
+        row_filter = RowFilter(kind, camera)
         assert layout == "table" and row_filter.stream_name("table") == channel
 
 

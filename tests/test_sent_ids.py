@@ -1,11 +1,12 @@
-"""What an SSE stream remembers having sent (realtime.streams.sse.SentIds): pure logic."""
+"""What an SSE stream remembers having sent (realtime.streams.sent_ids): pure logic."""
 
 from __future__ import annotations
 
 import random
 
-from realtime.streams import sse
-from realtime.streams.sse import SentIds, StreamEvent, event
+from realtime.streams import sent_ids
+from realtime.streams.sent_ids import SentIds
+from realtime.streams.sse_fanout import StreamEvent, event
 
 
 def test_ids_in_order_make_one_run_and_each_is_fresh_once() -> None:
@@ -39,7 +40,7 @@ def test_any_order_remembers_exactly_what_was_added() -> None:
 
 
 def test_past_its_runs_it_forgets_the_lowest(monkeypatch) -> None:
-    monkeypatch.setattr(sse, "SENT_RUNS", 3)
+    monkeypatch.setattr(sent_ids, "SENT_RUNS", 3)
     sent = SentIds()
     for n in (10, 20, 30, 40):
         sent.add(n)

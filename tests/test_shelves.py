@@ -20,7 +20,7 @@ from django.utils import timezone
 from realtime.models import Shelf
 from realtime.pipeline import event_log
 from realtime.pipeline.bus import change_message
-from realtime.streams.bridge import row_fragments
+from realtime.streams.formats import row_fragments
 from realtime.violations import kinds
 from tests.helpers import insert_violation, newest_event
 

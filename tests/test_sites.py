@@ -16,6 +16,7 @@ from django.test import Client
 
 from realtime.access import scopes
 from realtime.models import ApiToken, Shelf, Site
+from realtime.streams import names
 from tests.helpers import insert_violation
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -71,11 +72,11 @@ def test_cameras_are_written_as_ranges_and_read_back() -> None:
     for bad in ("1,x", "5-1", "1-2000000000", "99999999999", "1;2"):
         with pytest.raises(scopes.BadCameras):
             scopes.parse_cameras(bad)
-    assert scopes.split_channel("table/*/*~1-3,7") == ("table/*/*", frozenset({1, 2, 3, 7}))
-    assert scopes.split_channel("violations") == ("violations", None)
-    assert scopes.split_channel("violations~none") == ("violations", frozenset())
-    with pytest.raises(scopes.BadCameras):
-        scopes.split_channel("violations~3,1-2")  # not as the server writes it
+    assert names.split("table/*/*~1-3,7") == ("table/*/*", frozenset({1, 2, 3, 7}))
+    assert names.split("violations") == ("violations", None)
+    assert names.split("violations~none") == ("violations", frozenset())
+    with pytest.raises(names.BadStreamName):
+        names.split("violations~3,1-2")  # not as the server writes it
 
 
 def test_the_sites_command(plants) -> None:

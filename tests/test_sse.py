@@ -19,11 +19,10 @@ from realtime.pipeline import event_log
 from realtime.pipeline.bus import change_message
 from realtime.pipeline.changes import ChangeEvent
 from realtime.pipeline.positions import Position
-from realtime.streams import sse
-from realtime.streams.bridge import wake_sse_streams
+from realtime.streams import sse, sse_fanout
 from realtime.streams.liveness import PipelineWatch
-from realtime.streams.sse import JSON_STREAM as SSE_CHANNEL
-from realtime.streams.sse import queue_for_streams
+from realtime.streams.names import JSON_STREAM as SSE_CHANNEL
+from realtime.streams.sse_fanout import queue_for_streams, wake_sse_streams
 from tests.helpers import event_number, insert_violation, newest_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -125,7 +124,7 @@ async def test_a_change_of_the_pipeline_state_reaches_a_quiet_stream_at_once(
     out its quiet interval (10 s)."""
     watch = PipelineWatch()
     monkeypatch.setattr(sse.liveness, "watch", watch)
-    watch.on_change(sse.wake_every_stream)
+    watch.on_change(sse_fanout.wake_every_stream)
     body, _ = open_stream(user)
     await next_chunk(body)
     chunk = await waiting(body)

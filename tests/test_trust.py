@@ -21,7 +21,7 @@ from psycopg import sql
 from websockets.exceptions import InvalidStatus
 
 from realtime.pipeline.bus import change_message
-from realtime.streams.bridge import wake_row_streams
+from realtime.streams.sse_fanout import wake_row_streams
 from realtime.violations import kinds
 from tests.helpers import insert_violation, listener_under_test, running
 

@@ -2,7 +2,7 @@
 
 Pushpin holds those streams, not a server process: realtime.access.open_streams, which checks the
 streams of its own process, never sees them, and Pushpin cannot say which it holds. But
-each held stream is subscribed to its user's channel (realtime.streams.grip.end_user_streams). So
+each held stream is subscribed to its user's channel (realtime.streams.pushpin.end_user_streams). So
 the active listener reads, after a catch-up at most every CHECK_INTERVAL (5 s, as the
 direct streams' check), which users are active with which scope and which tokens are
 valid, and ends the held streams of every user for whom that changed since its previous
@@ -24,7 +24,7 @@ from channels.db import database_sync_to_async
 from realtime.access import scopes
 from realtime.access.open_streams import CHECK_INTERVAL
 from realtime.access.scopes import Scope
-from realtime.streams import grip
+from realtime.streams import pushpin
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class HeldStreams:
             if ended.moved:
                 scopes.every_scope.forget()  # the next change goes to the new scopes' streams
             for user_id in sorted(ended.forbidden | ended.moved):
-                grip.end_user_streams(user_id, forbidden=user_id in ended.forbidden)
+                pushpin.end_user_streams(user_id, forbidden=user_id in ended.forbidden)
         except Exception:
             logger.warning("could not end the streams Pushpin holds", exc_info=True)
             return Ending(set(), set())

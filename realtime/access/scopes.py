@@ -13,10 +13,10 @@ The rule:
   sites exist or not (`manages_sites`).
 
 A scope is None (every camera) or the frozenset of cameras. Every path asks for it: the
-readers of the kinds' tables take it as a required argument (realtime.violations.queries), the
-streams are named after it (`channel()`: one stream name per scope, so a change is
-filtered once per scope where it is fanned out, realtime.streams.bridge), and the open streams
-whose user's scope changed are closed within seconds (realtime.access.open_streams); the client
+readers of the kinds' tables take it as a required argument (realtime.violations.queries),
+the streams are named after it (realtime.streams.names: one stream name per scope, so a
+change is filtered once per scope where it is fanned out), and the open streams whose
+user's scope changed are closed within seconds (realtime.access.open_streams); the client
 resumes from its last event, with its new scope.
 """
 
@@ -29,17 +29,16 @@ from typing import Any, TypeAlias
 
 from django.contrib.auth import get_user_model
 
+from realtime.violations import cameras
+
 Scope: TypeAlias = frozenset[int] | None
 EVERYTHING: Scope = None
 NOTHING: Scope = frozenset()
 
 PERMISSION = "realtime.view_all_sites"
-MAX_CAMERA = 2**31 - 1
 # A site of more cameras than this is a typo ("1-2000000000").
 MAX_CAMERAS = 100_000
 CAMERA_SPEC = re.compile(r"\s*[0-9]{1,10}(\s*-\s*[0-9]{1,10})?\s*")
-# Between the base stream name and its scope: "table/*/*~1-3,7".
-SEPARATOR = "~"
 
 
 class BadCameras(ValueError):
@@ -48,18 +47,18 @@ class BadCameras(ValueError):
 
 def parse_cameras(spec: str) -> list[int]:
     """ "1,2,5-9" as [1, 2, 5, 6, 7, 8, 9]; "" as []."""
-    cameras: set[int] = set()
+    found: set[int] = set()
     for part in filter(None, (p.strip() for p in spec.split(","))):
         if CAMERA_SPEC.fullmatch(part) is None:
             raise BadCameras(f"not a camera or a range of cameras: {part[:40]!r} (as 1,2,5-9)")
         low, _, high = (x.strip() for x in part.partition("-"))
         first, last = int(low), int(high or low)
-        if last < first or last > MAX_CAMERA:
+        if last < first or last > cameras.MAX_CAMERA:
             raise BadCameras(f"not a range of cameras: {part!r}")
-        if len(cameras) + (last - first + 1) > MAX_CAMERAS:
+        if len(found) + (last - first + 1) > MAX_CAMERAS:
             raise BadCameras(f"more than {MAX_CAMERAS} cameras in one site")
-        cameras.update(range(first, last + 1))
-    return sorted(cameras)
+        found.update(range(first, last + 1))
+    return sorted(found)
 
 
 def format_cameras(cameras: Iterable[int]) -> str:
@@ -82,47 +81,12 @@ def format_cameras(cameras: Iterable[int]) -> str:
 def covers(scope: Scope, camera: Any) -> bool:
     if scope is None:
         return True
-    return isinstance(camera, int) and not isinstance(camera, bool) and camera in scope
+    return cameras.is_camera(camera) and camera in scope
 
 
 def keeper(scope: Scope) -> Callable[[int | None], bool]:
     """covers() of a scope, as a function of the camera."""
     return lambda camera: covers(scope, camera)
-
-
-# --- stream names -------------------------------------------------------------------------
-
-
-def channel(base: str, scope: Scope) -> str:
-    """The stream name of `base` ("violations", "table/*/3") for a scope."""
-    if scope is None:
-        return base
-    return f"{base}{SEPARATOR}{format_cameras(scope) or 'none'}"
-
-
-def base_of(name: str) -> str:
-    """The base name of a stream name, whatever follows it (a client's resume point)."""
-    return name.partition(SEPARATOR)[0]
-
-
-_split_cache: dict[str, tuple[str, Scope]] = {}
-
-
-def split_channel(name: str) -> tuple[str, Scope]:
-    """The base name and the scope of a stream name (BadCameras if the scope is not one)."""
-    found = _split_cache.get(name)
-    if found is not None:
-        return found
-    base, separator, spec = name.partition(SEPARATOR)
-    scope: Scope = None
-    if separator:
-        scope = frozenset() if spec == "none" else frozenset(parse_cameras(spec))
-        if spec != "none" and (not scope or format_cameras(scope) != spec):
-            raise BadCameras(f"not a stream's scope: {spec[:40]!r}")
-    if len(_split_cache) > 10_000:
-        _split_cache.clear()
-    _split_cache[name] = (base, scope)
-    return base, scope
 
 
 def within(scope: Scope, allowed: Scope) -> bool:
@@ -243,8 +207,8 @@ WHERE u.id = ANY(%(ids)s) AND u.is_active
         cursor.execute(query, {"app": app_label, "codename": codename, "ids": ids})
         rows = cursor.fetchall()
     found: dict[int, Scope] = dict.fromkeys(ids, NOTHING)  # inactive or gone: nothing
-    for pk, everything, cameras in rows:
-        found[pk] = EVERYTHING if everything else frozenset(cameras)
+    for pk, everything, of_sites in rows:
+        found[pk] = EVERYTHING if everything else frozenset(of_sites)
     remember(found)
     return found
 

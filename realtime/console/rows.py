@@ -13,22 +13,20 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 from django.http import QueryDict
 from django.template.loader import render_to_string
 from django.urls import reverse
 
 from realtime.pipeline.changes import ViolationState
-from realtime.violations import kinds
+from realtime.streams import names
+from realtime.streams.names import Layout
+from realtime.violations import cameras, kinds
 from realtime.violations.adoption import REQUIRED_COLUMNS
 from realtime.violations.kinds import Kind, Registry
 
-Layout = Literal["table", "admin"]
-LAYOUTS: tuple[Layout, ...] = ("table", "admin")
 PAGE_SIZE = 50
-MAX_CAMERA_ID = 2**31 - 1
-CAMERA = re.compile(r"[0-9]{1,10}")
 # A path on this origin: a slash, then no spaces, control characters or backslashes.
 SAFE_PATH = re.compile(r"/[^\s\\\x00-\x1f\x7f]*")
 # A page cursor: the sort key of the last row shown (see realtime.violations.queries).
@@ -105,30 +103,18 @@ class RowFilter:
         raw_camera = query.get("camera") or None
         camera = None
         if raw_camera is not None:
-            # ASCII digits only ("²".isdigit() is true), and the length first: int() of
-            # thousands of digits is an error of its own.
-            if CAMERA.fullmatch(raw_camera) is None or int(raw_camera) > MAX_CAMERA_ID:
-                raise InvalidFilter("camera must be a camera number")
-            camera = int(raw_camera)
+            try:
+                camera = cameras.parse(raw_camera)
+            except cameras.BadCamera as exc:
+                raise InvalidFilter("camera must be a camera number") from exc
         raw_ack = query.get("unacknowledged") or "0"
         if raw_ack not in ("0", "1"):
             raise InvalidFilter("unacknowledged must be 0 or 1")
         return cls(kind, camera, raw_ack == "1")
 
-    @classmethod
-    def from_stream_name(cls, name: str) -> tuple[Layout, RowFilter]:
-        layout, _, rest = name.partition("/")
-        kind, _, camera = rest.partition("/")
-        if layout not in LAYOUTS or (kind != "*" and kind not in kinds.knowing(slug=kind).by_slug):
-            raise InvalidFilter(f"not a rows stream: {name}")
-        if camera != "*" and CAMERA.fullmatch(camera) is None:
-            raise InvalidFilter(f"not a rows stream: {name}")
-        return layout, cls(None if kind == "*" else kind, None if camera == "*" else int(camera))
-
     def stream_name(self, layout: Layout) -> str:
-        """The name of the rows stream this filter lets through (realtime.streams.sse)."""
-        camera = "*" if self.camera is None else str(self.camera)
-        return f"{layout}/{self.kind or '*'}/{camera}"
+        """The name of the rows stream this filter lets through (realtime.streams.names)."""
+        return names.rows(layout, self.kind, self.camera)
 
     def kinds(self, registry: Registry) -> list[Kind]:
         return [registry.by_slug[self.kind]] if self.kind else list(registry)
@@ -152,20 +138,6 @@ class RowFilter:
     def stream_query(self) -> dict[str, str]:
         """What the rows stream filters on (hiding acknowledged rows is the page's job)."""
         return {k: v for k, v in self.as_query().items() if k in ("kind", "camera")}
-
-
-def stream_camera(name: str) -> int | None:
-    """The camera a rows stream's base name keeps ("table/*/3": 3), None for every one."""
-    camera = name.rpartition("/")[2]
-    return int(camera) if CAMERA.fullmatch(camera) else None
-
-
-def streams_for(layout: Layout, kind: str, camera_id: Any) -> list[str]:
-    """Every rows stream a row of this kind and camera belongs to (one per filter keeping it)."""
-    cameras: list[int | None] = [None]
-    if isinstance(camera_id, int) and not isinstance(camera_id, bool):
-        cameras.append(camera_id)
-    return [RowFilter(k, c).stream_name(layout) for k in (None, kind) for c in cameras]
 
 
 @dataclass(frozen=True)

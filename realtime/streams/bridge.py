@@ -13,19 +13,16 @@ channel overflowed) from the log.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import deque
-from collections.abc import Callable, Collection
-from dataclasses import dataclass
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any
 
 from channels.db import database_sync_to_async
 from django.db import DatabaseError
 
 from realtime import metrics
 from realtime.access import scopes
-from realtime.console.rows import LAYOUTS, render_change, stream_camera, streams_for
 from realtime.pipeline import event_log
 from realtime.pipeline.bus import (
     BATCH_TYPE,
@@ -36,31 +33,33 @@ from realtime.pipeline.bus import (
     ChangeMessage,
     change_message,
     channel_layer,
-    message_camera,
     message_position,
     ours,
 )
-from realtime.pipeline.changes import STATE, ChangeEvent, acknowledgement_frame
 from realtime.pipeline.positions import BadPosition, Position, after_change
 from realtime.pipeline.retry import backoff_delay
-from realtime.streams import liveness, sse
-from realtime.streams.membership import Keeps, seen_through
-from realtime.streams.sse import JSON_STREAM
+from realtime.streams import liveness, sse_fanout
+from realtime.streams.formats import in_scope
+from realtime.streams.sse_fanout import wake_row_streams, wake_sse_streams
 from realtime.violations import kinds
 
 logger = logging.getLogger(__name__)
 
+
 # Called with the changes that arrived together, in order, each id once.
 Subscriber = Callable[[list[ChangeMessage]], None]
 
-# Its event type for an acknowledgement (onmessage clients, which take changes, skip it).
-ACKNOWLEDGEMENT_EVENT = "acknowledgement"
+
 # Re-adding is cheap; a Redis that restarted has forgotten the group until then.
 GROUP_REFRESH_SECONDS = 10.0
+
+
 # Ids at or below the last heal remembered to drop a message that arrives twice (a
 # listener's replay after a failover, a heal racing a late delivery). Ids above it are all
 # remembered until the next heal: the heal must know every one it need not read again.
 RECENT_IDS = 100_000
+
+
 HEAL_BATCH = 1000
 
 
@@ -167,7 +166,7 @@ class Bridge:
                         self._batches_lost(message)
                         await self._heal(int(message["newest_id"]), message.get("horizon"))
                     elif message.get("type") == SHELVES_TYPE:
-                        sse.shelves_changed()
+                        sse_fanout.shelves_changed()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -291,6 +290,8 @@ class Bridge:
 
 
 newest_event_id = database_sync_to_async(event_log.newest_id)
+
+
 event_ids_between = database_sync_to_async(event_log.change_ids_between)
 
 
@@ -308,145 +309,3 @@ def position_horizon(message: ChangeMessage) -> str | None:
         return Position.parse(message_position(message)).horizon
     except BadPosition:
         return None
-
-
-def in_scope(messages: list[ChangeMessage], scope: scopes.Scope) -> list[ChangeMessage]:
-    """The changes as a stream of the scope sees them (realtime.streams.membership)."""
-    if scope is None:
-        return messages
-    keeps = scopes.keeper(scope)
-    return [seen for m in messages if (seen := seen_through(m, keeps)) is not None]
-
-
-def wake_sse_streams(messages: list[ChangeMessage]) -> None:
-    # One stream name per scope (realtime.access.scopes): each change filtered once per scope,
-    # and its event's text made once per form (realtime.streams.membership), whatever the
-    # number of scopes.
-    channels = [c for c in sse.listened() if scopes.split_channel(c)[0] == JSON_STREAM]
-    if not channels:
-        return
-    texts: dict[int, tuple[str, str]] = {}
-    for channel in channels:
-        events = []
-        for seen in in_scope(messages, scopes.split_channel(channel)[1]):
-            text = texts.get(id(seen))
-            if text is None:
-                text = texts[id(seen)] = json_text(seen)
-            events.append(sse.event(channel, text[0], text[1], message_position(seen)))
-        if events:
-            sse.queue_for_streams(channel, events)
-
-
-def json_text(message: ChangeMessage) -> tuple[str, str]:
-    """/events/violations/: (event type, data) of a change: `message` and the change's
-    frame, or an acknowledgement as its own event."""
-    if message["op"] == STATE:
-        change = cast(ChangeEvent, {**json.loads(message["frame"]), "state": message.get("state")})
-        return ACKNOWLEDGEMENT_EVENT, acknowledgement_frame(change)
-    return "message", message["frame"]
-
-
-def json_event(message: ChangeMessage, channel: str = JSON_STREAM) -> sse.StreamEvent:
-    """A change's event on a /events/violations/ stream (json_text)."""
-    event_type, data = json_text(message)
-    return sse.event(channel, event_type, data, message_position(message))
-
-
-def wake_row_streams(messages: list[ChangeMessage]) -> None:
-    # /events/violations/rows/: each change rendered once per layout, then queued on
-    # every channel (one per filter) that keeps it; not rendered at all where no stream
-    # of this process would take it.
-    listened = sse.listened()
-    targets = Targets.of(listened)
-    if not targets.by_base:
-        return
-    registry = kinds.cached()
-    by_channel: dict[str, list[sse.StreamEvent]] = {}
-    for message in messages:
-        try:
-            fragments = row_fragments(message, registry, targets)
-        except Exception:
-            # One row that cannot be drawn keeps no other off the table.
-            logger.exception("could not draw a row", extra={"event_id": message["id"]})
-            continue
-        for channel, html in fragments:
-            by_channel.setdefault(channel, []).append(
-                sse.event(channel, "message", html, message_position(message))
-            )
-    for channel, events in by_channel.items():
-        sse.queue_for_streams(channel, events)
-
-
-@dataclass
-class Targets:
-    """The rows streams to fan out to, by base name: each (stream name, its scope)."""
-
-    by_base: dict[str, list[tuple[str, scopes.Scope]]]
-    # Instead: every base, in each of these scopes.
-    every_scope: Collection[scopes.Scope] | None = None
-
-    @classmethod
-    def of(cls, names: Collection[str]) -> Targets:
-        """The rows streams among `names` (the ones this process's streams listen to)."""
-        by_base: dict[str, list[tuple[str, scopes.Scope]]] = {}
-        for name in names:
-            base, scope = scopes.split_channel(name)
-            if base != JSON_STREAM:
-                by_base.setdefault(base, []).append((name, scope))
-        return cls(by_base)
-
-    @classmethod
-    def every(cls, every_scope: Collection[scopes.Scope]) -> Targets:
-        """Every rows stream in each of these scopes (Pushpin, which may hold any)."""
-        return cls({}, every_scope)
-
-    def named(self, base: str) -> list[tuple[str, scopes.Scope]]:
-        """The streams of a base name: (stream name, its scope)."""
-        if self.every_scope is not None:
-            return [(scopes.channel(base, scope), scope) for scope in self.every_scope]
-        return self.by_base.get(base, [])
-
-
-def row_fragments(
-    message: ChangeMessage, registry: kinds.Registry, targets: Targets | None = None
-) -> list[tuple[str, str]]:
-    """(rows stream, `<tr>`) for every rows stream of `targets` (every unscoped one if not
-    given) that keeps this change, as it sees it (realtime.streams.membership): drawn once per
-    layout and form, and not at all for a layout no stream wants."""
-    kind = registry.by_table.get(message["table"])
-    if kind is None:
-        return []
-    cameras = [message_camera(message)]
-    if "left" in message:
-        cameras.append(message_camera(message["left"]))
-    out: list[tuple[str, str]] = []
-    for layout in LAYOUTS:
-        drawn: dict[int, str | None] = {}
-        bases = dict.fromkeys(b for c in cameras for b in streams_for(layout, kind.slug, c))
-        for base in bases:
-            named = [(base, scopes.EVERYTHING)] if targets is None else targets.named(base)
-            for channel, scope in named:
-                seen = seen_through(message, rows_keeper(base, scope))
-                if seen is None:
-                    continue
-                if id(seen) not in drawn:
-                    drawn[id(seen)] = render_change(
-                        seen["frame"],
-                        seen.get("state"),
-                        layout,
-                        registry,
-                        seen.get("shelved", False),
-                    )
-                html = drawn[id(seen)]
-                if html is not None:
-                    out.append((channel, html))
-    return out
-
-
-def rows_keeper(base: str, scope: scopes.Scope) -> Keeps:
-    """What a rows stream keeps: its camera (or every one), within its scope."""
-    camera = stream_camera(base)
-    in_scope = scopes.keeper(scope)
-    if camera is None:
-        return in_scope
-    return lambda c: c == camera and in_scope(c)

@@ -24,13 +24,13 @@ from django_eventstream.storage import EventDoesNotExist, StorageBase
 
 from realtime import metrics
 from realtime.access import scopes
-from realtime.console.rows import InvalidFilter, RowFilter, render_change
+from realtime.console.rows import render_change
 from realtime.pipeline import event_log
 from realtime.pipeline.bus import ChangeMessage, change_message, message_position
 from realtime.pipeline.positions import Position
-from realtime.streams.bridge import json_event, rows_keeper
+from realtime.streams import names
 from realtime.streams.membership import seen_through
-from realtime.streams.sse import JSON_STREAM
+from realtime.streams.sse_fanout import json_event
 from realtime.violations import kinds
 
 P = ParamSpec("P")
@@ -94,17 +94,14 @@ class EventLogStorage(StorageBase):
             raise EventDoesNotExist(
                 f"No event {position.after} in the log", str(event_log.current_position())
             )
-        base, scope = scopes.split_channel(channel)
+        base, scope = names.split(channel)
         registry = kinds.registry()
-        if base == JSON_STREAM:
-            tables, camera = None, None
-            layout = None
-            keeps = scopes.keeper(scope)
-        else:
-            layout, row_filter = RowFilter.from_stream_name(base)
-            tables = [kind.table for kind in row_filter.kinds(registry)]
-            camera = row_filter.camera
-            keeps = rows_keeper(base, scope)
+        keeps = names.keeper(base, scope)
+        layout: names.Layout | None = None
+        tables, camera = None, None
+        if base != names.JSON_STREAM:
+            layout, kind, camera = names.parse_rows(base)
+            tables = [k.table for k in registry if kind in (None, k.slug)]
         events: list[StreamEvent] = []
         # `limit` of the stream's changes, or all there are: a window of the log holding
         # fewer of them (other sites' changes left out) is not the end of the log.
@@ -125,7 +122,7 @@ class EventLogStorage(StorageBase):
 
     @staticmethod
     def _event(
-        channel: str, layout: Any, message: ChangeMessage, registry: kinds.Registry
+        channel: str, layout: names.Layout | None, message: ChangeMessage, registry: kinds.Registry
     ) -> StreamEvent | None:
         if layout is None:
             return json_event(message, channel)
@@ -144,23 +141,13 @@ class EventLogStorage(StorageBase):
 
 class ViolationChannelManager(ChannelManagerBase):
     def get_channels_for_request(self, request: Any, view_kwargs: dict[str, Any]) -> set[str]:
-        return set(view_kwargs.get("channels", [JSON_STREAM]))
+        return set(view_kwargs.get("channels", [names.JSON_STREAM]))
 
     def can_read_channel(self, user: Any, channel: str) -> bool:
-        if user is None or not user.is_active or not is_known_channel(channel):
+        if user is None or not user.is_active or not names.is_known(channel):
             return False
         # A stream of fewer cameras than the user's is theirs too; of more, not.
-        return scopes.within(scopes.split_channel(channel)[1], scopes.of_user(user))
+        return scopes.within(names.split(channel)[1], scopes.of_user(user))
 
     def is_channel_reliable(self, channel: str) -> bool:
         return True
-
-
-def is_known_channel(channel: str) -> bool:
-    try:
-        base, _ = scopes.split_channel(channel)
-        if base != JSON_STREAM:
-            RowFilter.from_stream_name(base)
-    except (InvalidFilter, scopes.BadCameras):
-        return False
-    return True

@@ -1,0 +1,164 @@
+"""Pushpin in front of the SSE streams (GRIP_URL set): what Django publishes to it, and
+how Django answers the requests it makes.
+
+The active listener publishes, so each change goes to Pushpin once, whatever the number
+of Daphne processes. Items carry the change's position as id and no previous id: ids are
+not contiguous per stream, and a client that misses something resumes with Last-Event-ID
+through Django. It also ends the streams Pushpin holds for a user
+(realtime.access.held_streams).
+
+Pushpin's own requests (a held stream's start, its continuations with a signed `es-meta`,
+`recover`) are answered by django-eventstream's view, which reads the storage with an int
+id: a position's horizon travels beside it (realtime.streams.storage.resume_horizons).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Collection
+from typing import Any, TypeAlias
+from urllib.parse import quote
+
+import jwt
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.http.response import HttpResponseBase
+from django_eventstream.utils import publish_event, sse_encode_error
+from django_eventstream.views import events
+from django_grip import publish
+from gripcontrol import HttpStreamFormat
+
+from realtime.access import scopes
+from realtime.pipeline.bus import change_message, message_position
+from realtime.pipeline.changes import ChangeEvent
+from realtime.pipeline.positions import BadPosition, Position, parse_stream_position
+from realtime.streams import names
+from realtime.streams.formats import Targets, in_scope, row_fragments
+from realtime.streams.sse_fanout import json_event
+from realtime.violations import kinds
+
+
+def publish_change(event: ChangeEvent, every_scope: Collection[scopes.Scope] = (None,)) -> None:
+    """To each stream name Pushpin may hold that keeps the change: one per scope some
+    user has (realtime.access.scopes.all_scopes), since Pushpin cannot say which it holds."""
+    if not settings.GRIP_URL:
+        return
+    message = change_message(event)
+    event_id = message_position(message)
+    for scope in every_scope:
+        for seen in in_scope([message], scope):
+            json_item = json_event(seen)
+            channel = names.scoped(names.JSON_STREAM, scope)
+            publish_event(channel, json_item.type, json_item.data, event_id, None)
+    for channel, html in row_fragments(message, kinds.cached(), Targets.every(every_scope)):
+        publish_event(channel, "message", html, event_id, None)
+
+
+def end_user_streams(user_id: int, *, forbidden: bool) -> None:
+    """End every stream Pushpin holds for the user, and no one else's: django-eventstream
+    subscribes each held stream to its user's channel, `user-<id>`. With a stream-error
+    when the user's right ended (as realtime.access.open_streams ends a direct stream); plainly
+    when a token of theirs ended or their sites changed: the EventSource reconnects,
+    through Django's checks, and resumes from its Last-Event-ID in its new scope."""
+    if not settings.GRIP_URL:
+        return
+    channel = f"user-{user_id}"
+    # The subscription's filter (require-sub) passes what names a channel it holds.
+    meta = {"require_sub": channel}
+    if forbidden:
+        error = sse_encode_error("forbidden", "The token or user is no longer valid.")
+        publish(channel, HttpStreamFormat(error), meta=meta)
+    # Queued after the error on the same publisher thread, so sent after it.
+    publish(channel, HttpStreamFormat(close=True), meta=meta)
+
+
+# Pushpin's next links carry `es-meta` (claims this server signed, see
+# django_eventstream.eventresponse), and `recover` to resume from Pushpin's Grip-Last.
+PUSHPIN_PARAMETERS_ONLY = "es-meta and recover are parameters of Pushpin's requests only"
+
+
+UNREADABLE_ES_META = "es-meta is not a link this server signed, or it has expired"
+
+
+# django-eventstream checks the expiry again a moment later, and fails on an expired one.
+ES_META_LEEWAY = -5  # seconds: refuse what expires within them too
+
+
+def pushpin_parameters_problem(request: HttpRequest) -> str | None:
+    """Why django-eventstream could not read the request's `es-meta` or `recover`, or None.
+
+    Its EventRequest reads them before anything else and raises on what it cannot read
+    (a JWT that does not verify, `recover` without django-grip's middleware): a 500.
+    """
+    grip = getattr(request, "grip", None)
+    es_meta = request.GET.get("es-meta")
+    if grip is None or not grip.proxied:
+        # From a client they mean nothing, and es-meta's claims would name the channels.
+        if es_meta or request.GET.get("recover") == "true":
+            return PUSHPIN_PARAMETERS_ONLY
+        return None
+    if es_meta:
+        try:
+            jwt.decode(
+                es_meta,
+                settings.SECRET_KEY.encode(),
+                algorithms=["HS256"],
+                options={"require": ["exp"]},
+                leeway=ES_META_LEEWAY,
+            )
+        except jwt.InvalidTokenError:
+            return UNREADABLE_ES_META
+    return None
+
+
+View: TypeAlias = Callable[..., HttpResponseBase]
+
+
+def pushpin_parameters_checked(view: View) -> View:
+    """A stream's view that answers 400 to Pushpin's parameters it could not read."""
+
+    @functools.wraps(view)
+    def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        problem = pushpin_parameters_problem(request)
+        if problem is not None:
+            return JsonResponse({"error": problem}, status=400)
+        return view(request, *args, **kwargs)
+
+    return checked
+
+
+def grip_response(
+    request: HttpRequest, channel: str, position: Position | None = None
+) -> HttpResponseBase:
+    """django-eventstream's own view, for the requests Pushpin makes (GRIP). It reads the
+    storage with an int id: the position's horizon travels beside it
+    (eventlog_storage.resume_horizons), here for the position the client resumes from, the
+    `lastEventId` of a continuation, or the ids Pushpin recovers from."""
+    from realtime.streams.storage import resume_horizons
+
+    if position is None:
+        raw = next((v for v in reversed(request.GET.getlist("lastEventId")) if v), None)
+        if raw:
+            try:
+                position = parse_stream_position(raw)[1]
+            except BadPosition:
+                position = None  # django-eventstream answers it
+    horizons: dict[str, str | None] = {}
+    if position is not None:
+        # The header wins over ?lastEventId= in django-eventstream's request.
+        request.META["HTTP_LAST_EVENT_ID"] = f"{quote(channel)}:{position.after}"
+        horizons[channel] = position.horizon
+    last: dict[str, Any] = getattr(getattr(request, "grip", None), "last", None) or {}
+    for name, value in list(last.items()):
+        try:
+            recovered = Position.parse(str(value))
+        except BadPosition:
+            continue
+        last[name] = str(recovered.after)
+        if name == f"events-{quote(channel)}":
+            horizons[channel] = recovered.horizon
+    reset = resume_horizons.set(horizons)
+    try:
+        return events(request, channels=[channel])  # type: ignore[no-any-return]
+    finally:
+        resume_horizons.reset(reset)
