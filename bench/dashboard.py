@@ -206,8 +206,8 @@ def _hours(n: int) -> Any:
 
 
 def drop_product_indexes(url: str) -> list[str]:
-    """Drop the indexes of realtime.violations.adoption.INDEXES from every kind's table."""
-    from realtime.violations.adoption import INDEXES
+    """Drop the indexes of realtime.violations.contract.INDEXES from every kind's table."""
+    from realtime.violations.contract import INDEXES
 
     dropped = []
     with psycopg.connect(url, autocommit=True) as conn:

@@ -31,7 +31,7 @@ from realtime.models import (
 )
 from realtime.pipeline import event_log
 from realtime.violations import kinds
-from realtime.violations.adoption import SORT_DATE, SORT_TIME
+from realtime.violations.contract import SORT_DATE, SORT_TIME
 
 
 class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]

@@ -9,7 +9,7 @@ from typing import Any
 from django.core import checks
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
-from realtime.violations import adoption
+from realtime.violations import adoption, contract
 
 
 @checks.register(checks.Tags.database)
@@ -143,7 +143,7 @@ def _kind_tables(cursor: Any) -> Iterator[tuple[str, adoption.Table | None]]:
         for slug, schema, name in cursor.fetchall():
             yield slug, adoption.find_table(cursor, name, schema)
         return
-    for name in adoption.BUILT_IN_TABLES:
+    for name in contract.BUILT_IN_TABLES:
         table = adoption.find_table(cursor, name)
         if table is not None:  # missing ones are created by migration 0001
             yield name, table

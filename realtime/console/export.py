@@ -45,7 +45,7 @@ from realtime.console.history import history_filter
 from realtime.console.rows import Cursor, InvalidFilter, RowFilter, ViolationRow
 from realtime.streams import server_internals
 from realtime.violations import kinds, queries
-from realtime.violations.adoption import REQUIRED_COLUMNS
+from realtime.violations.contract import REQUIRED_COLUMNS
 from realtime.violations.kinds import Kind, Registry
 
 logger = logging.getLogger(__name__)

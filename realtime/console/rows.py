@@ -23,7 +23,7 @@ from realtime.pipeline.changes import ViolationState
 from realtime.streams import names
 from realtime.streams.names import Layout
 from realtime.violations import cameras, kinds
-from realtime.violations.adoption import REQUIRED_COLUMNS
+from realtime.violations.contract import REQUIRED_COLUMNS
 from realtime.violations.kinds import Kind, Registry
 
 PAGE_SIZE = 50

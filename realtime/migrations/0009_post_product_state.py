@@ -11,6 +11,7 @@ import importlib
 from django.db import migrations
 
 import realtime.violations.adoption
+import realtime.violations.contract
 from realtime.violations.adoption import RemoveFieldFromCreatedTable
 
 MODELS = ["humandetection", "lotodetection", "ppedetection"]
@@ -50,7 +51,7 @@ def index_empty_created_tables(apps, schema_editor):
             cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table.qualified})")
             if cursor.fetchone()[0]:
                 continue
-            for spec in realtime.violations.adoption.INDEXES:
+            for spec in realtime.violations.contract.INDEXES:
                 statement = spec.create_sql(table).replace(" CONCURRENTLY ", " IF NOT EXISTS ")
                 cursor.execute(statement)
 
@@ -61,7 +62,7 @@ def drop_product_indexes(apps, schema_editor):
             table = realtime.violations.adoption.find_table(cursor, table_name)
             if table is None:
                 continue
-            for spec in realtime.violations.adoption.INDEXES:
+            for spec in realtime.violations.contract.INDEXES:
                 name = schema_editor.quote_name(spec.name(table.name))
                 cursor.execute(f"DROP INDEX IF EXISTS {schema_editor.quote_name(table.schema)}.{name}")
 

@@ -7,7 +7,6 @@ Used by the migrations (which create a table only where none exists), by `check`
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,34 +16,28 @@ from django.core.management.base import CommandError
 from django.db import migrations
 from psycopg import sql
 
-# What the product reads from every kind's table, and the types it reads them as.
-REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "id": ("int2", "int4", "int8"),
-    "camera_id": ("int2", "int4", "int8"),
-    "violation_date": ("date",),
-    "violation_time": ("time",),
-    "violation_image": ("text", "varchar", "bpchar"),
-}
-TYPE_NAMES = {
-    "id": "an integer (smallint, integer or bigint)",
-    "camera_id": "an integer (smallint, integer or bigint)",
-    "violation_date": "a date",
-    "violation_time": "a time without time zone",
-    "violation_image": "text (text, varchar or char)",
-}
-# The tables of the three built-in kinds: created by migration 0001 where they do not exist.
-BUILT_IN_TABLES = (
-    "violation_humandetections",
-    "violation_lotodetections",
-    "violation_ppedetections",
+from realtime.violations.contract import (
+    BUILT_IN_TABLES,
+    INDEXES,
+    REQUIRED_COLUMNS,
+    TYPE_NAMES,
 )
+
 # The product's trigger as the migrations attach it (sql/009), and the functions that
 # attach and detach it. The product's triggers of every version are told by the function
 # they run (realtime_notify_v1() ... v5()), not by their names.
 TRIGGER_FUNCTION = "realtime_notify_v5()"
+
+
 WATCH_FUNCTION = "realtime_watch_v5"
+
+
 UNWATCH_FUNCTION = "realtime_unwatch_v5"
+
+
 PRODUCT_TRIGGER_FUNCTION = re.compile(r"(?:.+\.)?realtime_notify_v[0-9]+\(\)")
+
+
 # Which detectors' tables the product created itself (migration 0001 where none existed):
 # only those may ever be altered or dropped by a migration.
 CREATED_TABLES_SQL = """
@@ -206,38 +199,6 @@ def older_trigger_functions(cursor: Any, table: Table) -> set[str]:
     return product - {TRIGGER_FUNCTION}
 
 
-# --- indexes ------------------------------------------------------------------------------
-# The sort key of every page: newest first by the detection's date and time (NULLs as
-# oldest), then id. The expressions here and in realtime.violations.queries are the same
-# text, so the planner uses the index for both.
-SORT_DATE = "coalesce(violation_date, '-infinity'::date)"
-SORT_TIME = "coalesce(violation_time, '00:00'::time)"
-
-
-@dataclass(frozen=True)
-class IndexSpec:
-    suffix: str
-    columns: str
-    purpose: str
-
-    def name(self, table: str) -> str:
-        full = f"{table}_realtime_{self.suffix}"
-        if len(full) <= 63:
-            return full
-        digest = hashlib.sha256(table.encode()).hexdigest()[:8]
-        return f"{table[: 63 - len(self.suffix) - 19]}_{digest}_realtime_{self.suffix}"
-
-    def create_sql(self, table: Table) -> str:
-        index = sql.Identifier(self.name(table.name)).as_string()
-        return f"CREATE INDEX CONCURRENTLY {index} ON {table.qualified} ({self.columns})"
-
-
-INDEXES = (
-    IndexSpec("recent", f"{SORT_DATE}, {SORT_TIME}, id", "the newest rows, counters, Load older"),
-    IndexSpec("camera", f"camera_id, {SORT_DATE}, {SORT_TIME}, id", "the same, for one camera"),
-)
-
-
 def index_states(cursor: Any, table: Table) -> dict[str, str]:
     """Each product index of the table: 'valid', 'invalid' (a failed build) or 'missing'."""
     cursor.execute(
@@ -251,9 +212,6 @@ def index_states(cursor: Any, table: Table) -> dict[str, str]:
         name = spec.name(table.name)
         states[name] = "missing" if name not in present else "valid" if present[name] else "invalid"
     return states
-
-
-# --- the tables the product created -------------------------------------------------------
 
 
 def created_tables(cursor: Any) -> set[str]:

@@ -3,7 +3,7 @@
 The tables may hold years of rows, so nothing here scans one: pages are keyset-paged by
 the sort key (date, time, kind, id; never OFFSET), and the counters count a recent
 window. The sort-key expressions are those of the indexes `manage.py create_indexes`
-makes (realtime.violations.adoption.INDEXES); without them each query still works, slower.
+makes (realtime.violations.contract.INDEXES); without them each query still works, slower.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from realtime.access.scopes import Scope
 from realtime.console.rows import PAGE_SIZE, Cursor, RowFilter, ViolationRow
 from realtime.pipeline.changes import violation_state
 from realtime.violations import kinds
-from realtime.violations.adoption import SORT_DATE, SORT_TIME
+from realtime.violations.contract import SORT_DATE, SORT_TIME
 from realtime.violations.kinds import Kind, Registry
 
 logger = logging.getLogger(__name__)

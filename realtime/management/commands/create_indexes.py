@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, connection
 from psycopg import sql
 
-from realtime.violations import adoption, kinds
+from realtime.violations import adoption, contract, kinds
 
 
 class Command(BaseCommand):
@@ -58,7 +58,7 @@ class Command(BaseCommand):
 
 
 def _statements(table: adoption.Table, index: str, state: str) -> list[str]:
-    spec = next(spec for spec in adoption.INDEXES if spec.name(table.name) == index)
+    spec = next(spec for spec in contract.INDEXES if spec.name(table.name) == index)
     drop = []
     if state == "invalid":  # an earlier build that failed half way
         drop = [f"DROP INDEX CONCURRENTLY {sql.Identifier(table.schema, index).as_string()}"]
