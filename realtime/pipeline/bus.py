@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import uuid
 from typing import Any, NotRequired, TypedDict
 
@@ -23,24 +22,22 @@ from django.db import connections
 
 from realtime.pipeline import signing
 from realtime.pipeline.changes import ChangeEvent, ViolationState, encode_frame
+from realtime.violations import cameras
 
 GROUP = "violations"
 # One group message carries every change the listener had at hand (up to a size): one
 # Redis round trip and one wake-up per process for a burst, instead of one per row.
 BATCH_TYPE = "violation.changes"
-# The type of each change in a batch.
-MESSAGE_TYPE = "violation.changed"
 # Sent by the active listener after each catch-up: the newest event id it has forwarded.
 HEARTBEAT_TYPE = "violation.heartbeat"
 # Sent after operators shelved or unshelved a camera: the screens read the shelves again
 # (realtime.console.shelves). It carries nothing else.
 SHELVES_TYPE = "violation.shelves"
 # channels-redis capacities match on this prefix (see CHANNEL_LAYERS in config/settings.py).
-BRIDGE_CHANNEL_PREFIX = "realtime.streams.bridge"
+BRIDGE_CHANNEL_PREFIX = "realtime.bridge"
 
 
 class ChangeMessage(TypedDict):
-    type: str
     id: int
     table: str
     op: str
@@ -52,8 +49,8 @@ class ChangeMessage(TypedDict):
     shelved: NotRequired[bool]
     # The violation's camera_id (an int, or None): who may see it (realtime.access.scopes).
     camera: NotRequired[int | None]
-    # Where a client is once it has this change (realtime.pipeline.positions): the `id:` of its SSE
-    # events. The bare event id in a message of an older listener.
+    # Where a client is once it has this change (realtime.pipeline.positions): the `id:`
+    # of its SSE events.
     resume: NotRequired[str]
     # An UPDATE that moved the row to another camera: the change as a stream that kept
     # the old camera only sees it (a DELETE of the row as it was), and as one that keeps
@@ -63,32 +60,25 @@ class ChangeMessage(TypedDict):
 
 
 def message_position(message: ChangeMessage) -> str:
-    """The `id:` of a change's SSE events: its position (the bare id from an older listener)."""
+    """The `id:` of a change's SSE events: its position (its bare id when it has none)."""
     return message.get("resume") or str(message["id"])
 
 
 def message_camera(message: ChangeMessage) -> int | None:
-    """The camera of a change (read from its frame for a message of an older listener)."""
-    camera = message["camera"] if "camera" in message else camera_of(json.loads(message["frame"]))
-    return camera
-
-
-def camera_of(event: Any) -> int | None:
-    camera = (event.get("data") or {}).get("camera_id")
-    return camera if isinstance(camera, int) and not isinstance(camera, bool) else None
+    """The camera of a change: who may see it (realtime.access.scopes)."""
+    return message.get("camera")
 
 
 def change_message(event: ChangeEvent) -> ChangeMessage:
     # Encoded once here, by the listener; every process and connection reuses the text.
     message: ChangeMessage = {
-        "type": MESSAGE_TYPE,
         "id": event["id"],
         "table": event["table"],
         "op": event["op"],
         "frame": encode_frame(event),
         "state": event.get("state"),
         "shelved": event.get("shelved", False),
-        "camera": camera_of(event),
+        "camera": cameras.of(event.get("data")),
     }
     if "resume" in event:
         message["resume"] = event["resume"]
@@ -254,6 +244,5 @@ async def publish_shelves_changed(layer: Any = None) -> None:
 
 
 def ours(message: dict[str, Any]) -> bool:
-    """Whether a bus message is this deployment's (one without a name: an older listener)."""
-    sender = message.get("deployment")
-    return sender is None or sender == deployment()
+    """Whether a bus message is this deployment's (every message names its sender)."""
+    return bool(message.get("deployment") == deployment())
