@@ -157,6 +157,39 @@ class SkippedNotifications:
             self.counts, self.told_at = Counter(), now
 
 
+def count_forwarded(items: list[Logged]) -> None:
+    """The metrics of forwarded changes: one counter update per table and operation in the
+    batch, not one per event; each change's time from its trigger to now."""
+    now = time.time()
+    counts = Counter((item.change["table"], item.change["op"]) for item in items)
+    for (table, op), count in counts.items():
+        metrics.EVENTS_FORWARDED.labels(table, op).inc(count)
+    for item in items:
+        if item.written_at is not None:
+            metrics.COMMIT_TO_FORWARD.observe(max(0.0, now - item.written_at))
+
+
+class Role:
+    """What a listener is doing (starting, standby, active, down), told to whoever waits."""
+
+    def __init__(self, holder: str) -> None:
+        self.holder = holder
+        self.state: State = "starting"
+        self.active = asyncio.Event()
+        self.settled = asyncio.Event()  # it first knew whether it forwards or stands by
+
+    def set(self, state: State) -> None:
+        if state != self.state:
+            logger.info("listener %s", state, extra={"holder": self.holder})
+        self.state = state
+        if state in ("active", "standby"):
+            self.settled.set()
+        if state == "active":
+            self.active.set()
+        else:
+            self.active.clear()
+
+
 class LogListener:
     def __init__(
         self, settings: LogListenerSettings, forward: Forward, heartbeat: Heartbeat | None = None
@@ -164,7 +197,7 @@ class LogListener:
         self.settings = settings
         self.forward = forward
         self.heartbeat = heartbeat
-        self.state: State = "starting"
+        self.role = Role(settings.holder)
         self.reconnects = 0
         # Ids forwarded that a later catch-up scan may return again.
         self._forwarded: set[int] = set()
@@ -174,17 +207,19 @@ class LogListener:
         # The oldest transaction still running at the last scan (see the module's text).
         self._scan_from = "0"
         self._skipped = SkippedNotifications()
-        self._active = asyncio.Event()
-        self._settled = asyncio.Event()
         self._task: asyncio.Task[Any] | None = None
         self._stopping = False
 
+    @property
+    def state(self) -> State:
+        return self.role.state
+
     async def wait_active(self) -> None:
-        await self._active.wait()
+        await self.role.active.wait()
 
     async def wait_settled(self) -> None:
         """Until this listener first knows its role: forwarding, or standing by."""
-        await self._settled.wait()
+        await self.role.settled.wait()
 
     def stop(self) -> None:
         """End run(): at once, or at its next step if a library swallowed the cancellation."""
@@ -215,10 +250,10 @@ class LogListener:
                     attempt = 0
                     await self._forward_changes(conn)
             except asyncio.CancelledError:
-                self._set_state("down")
+                self.role.set("down")
                 raise
             except Exception as exc:  # the database or the channel layer went away
-                self._set_state("down")
+                self.role.set("down")
                 self._go_on()  # stopping: psycopg closes a connection it could not cancel on
                 delay = backoff_delay(
                     attempt, self.settings.backoff_initial, self.settings.backoff_max
@@ -233,17 +268,6 @@ class LogListener:
                 )
                 await asyncio.sleep(delay)
 
-    def _set_state(self, state: State) -> None:
-        if state != self.state:
-            logger.info("listener %s", state, extra={"holder": self.settings.holder})
-        self.state = state
-        if state in ("active", "standby"):
-            self._settled.set()
-        if state == "active":
-            self._active.set()
-        else:
-            self._active.clear()
-
     async def _stand_by_until_locked(self, conn: psycopg.AsyncConnection[Any]) -> None:
         while True:
             cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY])
@@ -252,7 +276,7 @@ class LogListener:
                 if self.state == "standby":
                     metrics.LISTENER_FAILOVERS.inc()
                 return
-            self._set_state("standby")
+            self.role.set("standby")
             await asyncio.sleep(self.settings.standby_poll_interval)
             self._go_on()
 
@@ -270,7 +294,7 @@ class LogListener:
             await event_log.save_scan_from(conn, scan_from, self.settings.holder, newest)
         self._scan_from = scan_from  # the horizon of positions until this catch-up ends
         self._scan_from = await self._catch_up(conn, scan_from)
-        self._set_state("active")  # caught up, and listening
+        self.role.set("active")  # caught up, and listening
         pruning = start_pruning(self.settings)
         try:
             loop = asyncio.get_running_loop()
@@ -343,16 +367,9 @@ class LogListener:
             # Every change of a transaction below the catch-up horizon is forwarded by now.
             item.change["resume"] = after_change(item.change["id"], self._scan_from)
         await self.forward([item.change for item in items])
-        now = time.time()
         self._forwarded.update(item.change["id"] for item in items)
         self._high_water = max(self._high_water, max(item.change["id"] for item in items))
-        # One counter update per table and operation in the batch, not one per event.
-        counts = Counter((item.change["table"], item.change["op"]) for item in items)
-        for (table, op), count in counts.items():
-            metrics.EVENTS_FORWARDED.labels(table, op).inc(count)
-        for item in items:
-            if item.written_at is not None:
-                metrics.COMMIT_TO_FORWARD.observe(max(0.0, now - item.written_at))
+        count_forwarded(items)
 
     async def _catch_up(self, conn: psycopg.AsyncConnection[Any], scan_from: str) -> str:
         next_from, ids, newest = await event_log.scan(conn, scan_from)

@@ -63,6 +63,39 @@ RECENT_IDS = 100_000
 HEAL_BATCH = 1000
 
 
+class DispatchedIds:
+    """The ids a bridge dispatched: every one above its last heal (the heal must know each
+    it need not read again), and the last RECENT_IDS at or below it."""
+
+    def __init__(self) -> None:
+        self.checked_up_to = 0
+        self._recent: deque[int] = deque()
+        self._recent_set: set[int] = set()
+        self._above_checked: set[int] = set()
+
+    def __contains__(self, event_id: int) -> bool:
+        return event_id in self._above_checked or event_id in self._recent_set
+
+    def add(self, event_id: int) -> None:
+        if event_id > self.checked_up_to:
+            self._above_checked.add(event_id)
+        else:
+            self._keep_recent([event_id])
+
+    def checked(self, up_to: int) -> None:
+        """Everything up to `up_to` is dispatched: its ids move to the bounded memory."""
+        self.checked_up_to = up_to
+        done = sorted(i for i in self._above_checked if i <= up_to)
+        self._above_checked.difference_update(done)
+        self._keep_recent(done)
+
+    def _keep_recent(self, event_ids: list[int]) -> None:
+        self._recent.extend(event_ids)
+        self._recent_set.update(event_ids)
+        while len(self._recent) > RECENT_IDS:
+            self._recent_set.discard(self._recent.popleft())
+
+
 class Bridge:
     def __init__(self) -> None:
         # By scope (realtime.access.scopes): each change is filtered once per scope, not per client.
@@ -70,13 +103,9 @@ class Bridge:
         self.ready = asyncio.Event()
         self.subscribe(wake_sse_streams)
         self.subscribe(wake_row_streams)
-        # Every event up to this id was dispatched (or was there before the bridge began).
-        self.checked_up_to = 0
+        self._ids = DispatchedIds()
         self.healed = 0  # events read from the log because the bus lost them
         self.foreign = 0  # messages of another deployment, dropped
-        self._recent: deque[int] = deque()
-        self._recent_set: set[int] = set()
-        self._above_checked: set[int] = set()
         # The number of the last batch seen of each publisher (realtime.pipeline.bus.sequence).
         self._sequences: dict[str, int] = {}
 
@@ -90,11 +119,16 @@ class Bridge:
             if not subscribers:
                 del self._subscribers[scope]
 
+    @property
+    def checked_up_to(self) -> int:
+        """Every event up to this id was dispatched (or was there before the bridge began)."""
+        return self._ids.checked_up_to
+
     def dispatch(self, messages: list[ChangeMessage]) -> None:
         fresh = []
         for message in messages:
-            if not self._dispatched(message["id"]):
-                self._remember(message["id"])
+            if message["id"] not in self._ids:
+                self._ids.add(message["id"])
                 fresh.append(message)
         if not fresh:
             return
@@ -111,28 +145,6 @@ class Bridge:
                         extra={"first_id": kept[0]["id"], "events": len(kept)},
                     )
 
-    def _dispatched(self, event_id: int) -> bool:
-        return event_id in self._above_checked or event_id in self._recent_set
-
-    def _remember(self, event_id: int) -> None:
-        if event_id > self.checked_up_to:
-            self._above_checked.add(event_id)
-        else:
-            self._keep_recent([event_id])
-
-    def _keep_recent(self, event_ids: list[int]) -> None:
-        self._recent.extend(event_ids)
-        self._recent_set.update(event_ids)
-        while len(self._recent) > RECENT_IDS:
-            self._recent_set.discard(self._recent.popleft())
-
-    def _checked(self, up_to: int) -> None:
-        """Everything up to `up_to` is dispatched: its ids move to the bounded memory."""
-        self.checked_up_to = up_to
-        done = sorted(i for i in self._above_checked if i <= up_to)
-        self._above_checked.difference_update(done)
-        self._keep_recent(done)
-
     async def run(self) -> None:
         """Receive from the group until cancelled; rejoin after channel-layer errors."""
         layer = channel_layer()
@@ -143,7 +155,7 @@ class Bridge:
             try:
                 if inbox is None:
                     inbox = await layer.new_channel(BRIDGE_CHANNEL_PREFIX)
-                    self.checked_up_to = await newest_event_id()
+                    self._ids.checked_up_to = await newest_event_id()
                     await kinds.arefresh()
                 await layer.group_add(GROUP, inbox)
                 refresher = asyncio.create_task(self._refresh_membership(inbox))
@@ -159,7 +171,7 @@ class Bridge:
                         if self._batches_lost(message):
                             # Nothing newer goes out before what the bus lost: commit order.
                             changes = [*await self._lost_before(changes), *changes]
-                        await self._know_kinds(changes)
+                        await know_kinds(changes)
                         self.dispatch(changes)
                     elif message.get("type") == HEARTBEAT_TYPE:
                         liveness.watch.heard_from_listener()
@@ -215,7 +227,7 @@ class Bridge:
                 missed = [
                     event_id
                     for event_id in logged
-                    if event_id not in arriving and not self._dispatched(event_id)
+                    if event_id not in arriving and event_id not in self._ids
                 ]
                 found = await events_by_id(missed, horizon) if missed else []
                 break
@@ -236,23 +248,6 @@ class Bridge:
             self.healed += len(found)
         return found
 
-    @staticmethod
-    async def _know_kinds(messages: list[ChangeMessage]) -> None:
-        """Read the kinds again when they are stale or a table is new to them (add_kind).
-        Without the database, the changes go out with the kinds known: a change is never
-        held back, nor dropped, for them."""
-        try:
-            for message in messages:
-                if message["table"] not in kinds.cached().by_table:
-                    await kinds.arefresh(message["table"])
-                    return
-            await kinds.arefresh()
-        except DatabaseError as exc:
-            logger.warning(
-                "bridge could not read the kinds again, going on with those it knows",
-                extra={"error": repr(exc)},
-            )
-
     async def _heal(self, forwarded_up_to: int, horizon: str | None = None) -> None:
         """Read what the bus lost of the changes up to `forwarded_up_to` from the log; the
         listener has forwarded every change of a transaction below `horizon`. Without the
@@ -269,10 +264,10 @@ class Bridge:
 
     async def _heal_from_log(self, forwarded_up_to: int, horizon: str | None) -> None:
         logged = await event_ids_between(self.checked_up_to, forwarded_up_to)
-        missed = [event_id for event_id in logged if not self._dispatched(event_id)]
+        missed = [event_id for event_id in logged if event_id not in self._ids]
         for start in range(0, len(missed), HEAL_BATCH):
             messages = await events_by_id(missed[start : start + HEAL_BATCH], horizon or None)
-            await self._know_kinds(messages)
+            await know_kinds(messages)
             logger.warning(
                 "bridge missed events on the bus, reading them from the log",
                 extra={"events": len(messages), "after_id": self.checked_up_to},
@@ -280,7 +275,7 @@ class Bridge:
             metrics.EVENTS_REPLAYED.labels("bridge_heal").inc(len(messages))
             self.healed += len(messages)
             self.dispatch(messages)
-        self._checked(forwarded_up_to)
+        self._ids.checked(forwarded_up_to)
 
     async def _refresh_membership(self, inbox: str) -> None:
         layer = channel_layer()
@@ -293,6 +288,23 @@ newest_event_id = database_sync_to_async(event_log.newest_id)
 
 
 event_ids_between = database_sync_to_async(event_log.change_ids_between)
+
+
+async def know_kinds(messages: list[ChangeMessage]) -> None:
+    """Read the kinds again when they are stale or a table is new to them (add_kind).
+    Without the database, the changes go out with the kinds known: a change is never
+    held back, nor dropped, for them."""
+    try:
+        for message in messages:
+            if message["table"] not in kinds.cached().by_table:
+                await kinds.arefresh(message["table"])
+                return
+        await kinds.arefresh()
+    except DatabaseError as exc:
+        logger.warning(
+            "bridge could not read the kinds again, going on with those it knows",
+            extra={"error": repr(exc)},
+        )
 
 
 @database_sync_to_async
