@@ -1,4 +1,4 @@
-"""What signing the bus costs (realtime/bus_signing.py, issue #22): the listener's serialize
+"""What signing the bus costs (realtime/pipeline/signing.py, issue #22): the listener's serialize
 and one bridge's deserialize of a batch, channels-redis' plain msgpack beside the signed one.
 
 Batches as the listener makes them (realtime.pipeline.bus.change_message over rows shaped like the

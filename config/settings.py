@@ -1,4 +1,4 @@
-"""Settings, read from the environment (see README, "Environment variables")."""
+"""Settings, read from the environment (every one in docs/reference/settings.md)."""
 
 from __future__ import annotations
 
@@ -132,7 +132,7 @@ if REDIS_URL:
             # Pub/sub keeps nothing for a subscriber that is away: the bridge reads what
             # it missed from the event log after the listener's next heartbeat.
             # channels_redis.pubsub.RedisPubSubChannelLayer, with names of this deployment
-            # (realtime/bus.py): Redis pub/sub ignores the database number.
+            # (realtime/pipeline/bus.py): Redis pub/sub ignores the database number.
             "BACKEND": "realtime.pipeline.bus.DeploymentChannelLayer",
             "CONFIG": {
                 # redis-py 8 times sockets out after 5 s by default. Bounded, so a command
@@ -162,7 +162,7 @@ else:
 REALTIME_BUS_PREFIX = os.environ.get("REALTIME_BUS_PREFIX", "")
 # Seconds a message on the Redis bus is accepted after it was signed (by the receiver's
 # clock, either way): longer than the clocks of the deployment's machines are apart, short
-# enough that a sniffed message cannot be replayed later (realtime/bus_signing.py).
+# enough that a sniffed message cannot be replayed later (realtime/pipeline/signing.py).
 REALTIME_BUS_MAX_AGE = env_float("REALTIME_BUS_MAX_AGE", 30.0, minimum=1.0)
 
 # Without Redis the channel layer lives in one process, so the listener must too.
@@ -207,9 +207,10 @@ REALTIME_GC_THRESHOLDS = env_gc_thresholds("REALTIME_GC_THRESHOLDS", "50000,20,1
 # How long the event log keeps events (replay window); the active listener prunes hourly.
 REALTIME_EVENT_RETENTION = env_duration("REALTIME_EVENT_RETENTION", "7d")
 
-# The detectors' images (realtime/media.py; README, "Images"): the directory they are in,
-# the part of violation_image that stands for it, and optionally another server's address
-# for them (then the app serves none) or nginx's internal location (X-Accel-Redirect).
+# The detectors' images (realtime/console/media.py; docs/how-to/images.md): the directory
+# they are in, the part of violation_image that stands for it, and optionally another
+# server's address for them (then the app serves none) or nginx's internal location
+# (X-Accel-Redirect).
 REALTIME_MEDIA_ROOT = env_path("REALTIME_MEDIA_ROOT", BASE_DIR / ".data" / "media")
 REALTIME_MEDIA_PREFIX = env_url_path("REALTIME_MEDIA_PREFIX", "/media/")
 REALTIME_MEDIA_BASE_URL = env_base_url("REALTIME_MEDIA_BASE_URL")
@@ -228,7 +229,7 @@ AUTH_PASSWORD_VALIDATORS = [
 # one user from one address, that user is locked out from that address for
 # REALTIME_LOGIN_LOCKOUT. By user and address together: a control room shares an address,
 # and one operator's typos must not lock out the others. Unlock an operator with
-# `python manage.py axes_reset_username USERNAME` (README).
+# `python manage.py axes_reset_username USERNAME` (docs/how-to/sites-and-access.md).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",

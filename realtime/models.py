@@ -15,8 +15,9 @@ from django.db import models
 class Violation(models.Model):
     """The columns the product reads from a detectors' table (it may have more).
 
-    The tables belong to the detectors (architecture decision 9): these models are not
-    managed, and the product's own state of a violation lives in its own tables.
+    The tables belong to the detectors
+    (docs/decisions/009-the-detectors-own-their-tables.md): these models are not managed,
+    and the product's own state of a violation lives in its own tables.
     """
 
     camera_id = models.IntegerField(null=True, blank=True)

@@ -3,7 +3,7 @@
 Daphne's access log (on by default, on stdout) prints each request's path with its query
 string. It is written by Daphne's own AccessLogGenerator, not through `logging`, so the
 redaction wraps that class (installed from config/asgi.py, before Daphne makes its
-logger; tests/test_trust.py starts Daphne as the README says and reads its output).
+logger; tests/test_trust.py starts Daphne as docs/how-to/deploy.md says and reads its output).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ class Migration(migrations.Migration):
 
     # The detectors' tables may exist already (created by whoever runs the detectors): those
     # are adopted as they are, and only the missing ones are created, and recorded as the
-    # product's own in realtime_created_table (realtime/adoption.py).
+    # product's own in realtime_created_table (realtime/violations/adoption.py).
     operations = [
         migrations.RunSQL(
             realtime.violations.adoption.CREATED_TABLES_SQL,

@@ -1,4 +1,4 @@
-"""Step 1 of 2: the product's own state in its own tables (architecture decision 9).
+"""Step 1 of 2: the product's own state in its own tables (docs/decisions/009-the-detectors-own-their-tables.md).
 
 - realtime_kind: the kinds of violation, the three built-in ones first (their tables were
   created or adopted by 0001); `manage.py add_kind` adds more.

@@ -1,10 +1,11 @@
 """The Channels group every change is sent to; the listener's only way out.
 
-A deployment has an identity (architecture decision 11): the PostgreSQL server's
-system identifier and the database's name, which every process of a deployment shares
-and no other deployment has. Redis pub/sub ignores the database number of REDIS_URL, so
-the channel layer's names are prefixed with it (or with REALTIME_BUS_PREFIX), and every
-batch carries it: a neighbour on the same Redis can neither show nor hide anything.
+A deployment has an identity (docs/decisions/011-a-deployment-has-an-identity.md): the
+PostgreSQL server's system identifier and the database's name, which every process of a
+deployment shares and no other deployment has. Redis pub/sub ignores the database number
+of REDIS_URL, so the channel layer's names are prefixed with it (or with
+REALTIME_BUS_PREFIX), and every batch carries it: a neighbour on the same Redis can neither
+show nor hide anything.
 """
 
 from __future__ import annotations

@@ -200,8 +200,8 @@ def reduced(frame: dict[str, Any]) -> dict[str, Any]:
     """A frame too long to send: its longest columns left out, largest first, until it fits.
 
     `{..., "data": {the columns kept}, "truncated": true, "omitted": [the columns left out,
-    in the table's order], "links": {"page": the violation's page}}` (README, "Changes too
-    big for a frame"). Everything else of the frame stays as it was.
+    in the table's order], "links": {"page": the violation's page}}` (docs/reference/streams.md,
+    "Changes too long for a frame"). Everything else of the frame stays as it was.
     """
     data: dict[str, Any] = frame["data"]
     out = {**frame, "data": {}, "truncated": True, "omitted": [], "links": full_row_links(frame)}

@@ -1,6 +1,7 @@
 """LISTEN for changes and forward each one exactly once while connected, at least once overall.
 
-The event log is the truth; a notification is only a wake-up (architecture decision 10).
+The event log is the truth; a notification is only a wake-up
+(docs/decisions/010-the-log-is-the-truth.md).
 Any role that can connect may NOTIFY on any channel with any payload, so nothing is
 forwarded on a payload's word: each wake-up reads the log, once.
 

@@ -141,7 +141,7 @@ class SignedSerializer(MsgPackSerializer):
             raise ImproperlyConfigured(
                 "realtime.pipeline.bus.DeploymentChannelLayer signs its messages and does not take"
                 " symmetric_encryption_keys: keep neighbours from reading the bus with Redis"
-                " ACLs and TLS (README, Running in production)."
+                " ACLs and TLS (docs/how-to/shared-redis.md)."
             )
         self._sender = secrets.token_bytes(8)  # with a counter: nonces never repeat
         self._sent = itertools.count()

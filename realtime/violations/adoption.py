@@ -1,5 +1,6 @@
 """Adopting the detectors' tables as they are: what the product needs of one, and what it
-may do to it (architecture decision 9: attach its triggers, nothing else).
+may do to it (attach its triggers, nothing else:
+docs/decisions/009-the-detectors-own-their-tables.md).
 
 Used by the migrations (which create a table only where none exists), by `check` and
 `migrate`'s own check (realtime.checks), by `add_kind` and by `create_indexes`.

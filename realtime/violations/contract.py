@@ -1,5 +1,5 @@
-"""What the product needs of a detectors' table (architecture decision 9,
-docs/decisions/009-the-detectors-own-their-tables.md): its columns and their types, and
+"""What the product needs of a detectors' table (docs/decisions/
+009-the-detectors-own-their-tables.md): its columns and their types, and
 the sort key its queries read by, with the indexes that serve it. Beside the queries
 (realtime.violations.queries) that rely on it; realtime.violations.adoption checks a table
 against it."""
