@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from realtime.console import action_views, export, history, media, views
+from realtime.console import action_views, export, history, media, views, web_app
 from realtime.streams import endpoints
 
 console = [
@@ -24,6 +24,9 @@ console = [
         media.violation_thumbnail,
         name="violation-thumbnail",
     ),
+    path("manifest.webmanifest", web_app.manifest, name="web-app-manifest"),
+    path("service-worker.js", web_app.service_worker, name="service-worker"),
+    path("offline/", web_app.offline, name="offline"),
 ]
 
 actions = [
