@@ -36,6 +36,11 @@ actions = [
         name="acknowledge",
     ),
     path("violations/<slug:kind>/<int:pk>/note/", action_views.add_note, name="add-note"),
+    path(
+        "violations/<slug:kind>/<int:pk>/shelve/",
+        action_views.shelve_camera,
+        name="shelve-camera",
+    ),
     path("violations/acknowledge/", action_views.acknowledge_many, name="acknowledge-many"),
     path("shelves/", action_views.shelf_list, name="shelves"),
     path("shelves/<int:pk>/end/", action_views.end_shelf, name="end-shelf"),

@@ -92,7 +92,7 @@ def newest(adopted: Adopted, n: int, where: str = "true") -> list[str]:
 
 
 def images_on(html: str) -> list[str]:
-    return re.findall(r'<td class="field-image"><a href="[^"]*"[^>]*>([^<]*)</a>', html)
+    return re.findall(r'<a class="image-path" href="[^"]*"[^>]*>([^<]*)</a>', html)
 
 
 def test_the_old_rows_are_on_the_dashboard(adopted) -> None:
@@ -108,8 +108,16 @@ def test_the_old_rows_are_on_the_dashboard(adopted) -> None:
     # To the second, then the row's age (drawn by the page's script).
     shown = f'<td class="field-time nowrap">{time_text[:8]} <span class="age"></span></td>'
     assert shown in ppe, "shown to the second"
-    human = adopted.get("/?kind=human").text
-    assert re.search(r'<div class="row-extra">confidence: [0-9.]+ · zone: zone-[0-9]</div>', human)
+    # One line per violation: the detectors' extra columns are in its detail.
+    [(human_id,)] = adopted.sql(
+        "SELECT id FROM violation_humandetections ORDER BY violation_date DESC,"
+        " violation_time DESC, id DESC LIMIT 1"
+    )
+    detail = adopted.get(f"/violations/human/{human_id}/").text
+    assert re.search(
+        r'<th scope="row">confidence</th><td class="detail-confidence">[0-9.]+<', detail
+    )
+    assert re.search(r'<th scope="row">zone</th><td class="detail-zone">zone-[0-9]<', detail)
 
 
 def test_load_older_pages_through_the_adopted_tables(adopted) -> None:
@@ -188,7 +196,8 @@ def test_a_new_row_arrives_on_every_stream(adopted) -> None:
     change = json.loads(next_of(changes, "message"))
     assert change == frame
     html = next_of(fragments, "message")
-    assert f'id="violation-human-{row_id}"' in html and "confidence: 0.93" in html
+    # One line per violation: the extra columns are in the JSON and the detail, not the row.
+    assert f'id="violation-human-{row_id}"' in html and "confidence" not in html
 
 
 def log_in(page: Page, adopted: Adopted, path: str) -> None:
@@ -289,7 +298,9 @@ def test_add_kind_makes_a_fourth_table_live_with_its_label_and_filter(adopted, p
     first = page.locator("#violation-rows tr.violation").first
     expect(first).to_contain_text("/media/fire-1.jpg", timeout=5_000)
     expect(first.locator(".kind-badge")).to_have_text("Fire")
-    expect(first).to_contain_text("temperature: 412.5")
+    first.locator("td.field-camera").click()
+    expect(page.locator("#violation-dialog .detail-temperature")).to_have_text("412.5")
+    page.locator("#violation-dialog").get_by_role("button", name="Close").click()
     expect(page.locator('.count[data-kind="fire"]')).to_have_text("1")
     expect(page.locator("#violation-rows")).not_to_contain_text("/media/not-fire.jpg")
     expect(page.locator("#filter-kind option[value=fire]")).to_have_text("Fire")

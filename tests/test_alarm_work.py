@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests import browsing
 from tests.browsing import SPY_ON_PLAY, expect_live
@@ -89,9 +89,14 @@ def test_a_note_reaches_a_second_browser_within_2_s(
     row(page, "human", row_id).get_by_role("button", name="Acknowledge").click()
     expect(row(second_page, "human", row_id)).to_contain_text("Acknowledged by anna", timeout=2_000)
 
-    note = row(page, "human", row_id).get_by_role("textbox")
+    dialog = open_detail(page, "human", row_id)
+    note = dialog.get_by_role("textbox", name="Add a note")
     note.fill("Contractor escorted out, gate 3 closed.")
     note.press("Enter")
+    expect(dialog.locator(".detail-note-text")).to_have_text(
+        "Contractor escorted out, gate 3 closed.", timeout=2_000
+    )
+    dialog.get_by_role("button", name="Close").click()
     for other in (page, second_page):
         expect(row(other, "human", row_id).locator(".ack-note")).to_contain_text(
             "Contractor escorted out, gate 3 closed.", timeout=2_000
@@ -102,6 +107,74 @@ def test_a_note_reaches_a_second_browser_within_2_s(
         "Contractor escorted out, gate 3 closed."
     )
     expect(row(second_page, "human", row_id)).to_have_count(1)
+
+
+def open_detail(page: Page, kind: str, row_id: int) -> Locator:
+    """The row's detail in the live table's dialog, as a click on the row opens it."""
+    row(page, kind, row_id).locator("td.field-camera").click()
+    dialog = page.locator("#violation-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("#detail-title")).to_contain_text(f"#{row_id}")
+    return dialog
+
+
+def test_acknowledged_from_the_detail_with_a_note_it_reaches_a_second_browser_within_2_s(
+    stack, operators, page, second_page, pg
+) -> None:
+    row_id = insert_violation(pg, "violation_humandetections", camera_id=7)
+    browsing.log_in(page, stack.http, "/", "anna", PASSWORD)
+    browsing.log_in(second_page, stack.http, "/", "bert", PASSWORD)
+    expect_live(page)
+    expect_live(second_page)
+    dialog = open_detail(page, "human", row_id)
+    dialog.locator("form.detail-acknowledge").get_by_role("textbox").fill("Seen on camera 7.")
+    dialog.get_by_role("button", name="Acknowledge").click()
+    # The detail shows the result at once, like the row.
+    expect(dialog.locator("#acknowledgement")).to_contain_text("Acknowledged by anna")
+    expect(dialog.locator("#acknowledgement")).to_contain_text("Seen on camera 7.")
+    expect(dialog.get_by_role("button", name="Acknowledge")).to_have_count(0)
+    for other in (page, second_page):
+        expect(row(other, "human", row_id)).to_contain_text("Acknowledged by anna", timeout=2_000)
+        expect(row(other, "human", row_id).locator(".ack-note q")).to_have_text(
+            "Seen on camera 7.", timeout=2_000
+        )
+
+
+def test_a_camera_shelved_from_the_detail_is_shelved_on_a_second_browser_within_2_s(
+    stack, operators, page, second_page, pg
+) -> None:
+    row_id = insert_violation(pg, "violation_humandetections", camera_id=31)
+    browsing.log_in(page, stack.http, "/", "anna", PASSWORD)
+    browsing.log_in(second_page, stack.http, "/", "bert", PASSWORD)
+    expect_live(page)
+    expect_live(second_page)
+    dialog = open_detail(page, "human", row_id)
+    shelve = dialog.locator("form.detail-shelve")
+    shelve.get_by_role("combobox").select_option(label="30 min")
+    shelve.get_by_role("textbox", name="Reason").fill("Lens cleaning")
+    shelve.get_by_role("button", name="Shelve camera 31").click()
+    shelved = dialog.locator("#camera-shelved")
+    expect(shelved).to_contain_text("Its camera, 31, is shelved now by anna")
+    expect(shelved).to_contain_text("Lens cleaning")
+    expect(second_page.locator("#shelves .shelf")).to_contain_text(
+        "Camera 31 shelved by anna", timeout=2_000
+    )
+    expect(second_page.locator("#shelves .shelf")).to_contain_text("Lens cleaning")
+
+
+def test_the_detail_says_why_it_refuses_a_note(stack, operators, page, pg) -> None:
+    row_id = insert_violation(pg, "violation_humandetections", camera_id=7)
+    browsing.log_in(page, stack.http, "/", "anna", PASSWORD)
+    expect_live(page)
+    dialog = open_detail(page, "human", row_id)
+    dialog.get_by_role("button", name="Acknowledge").click()
+    note = dialog.get_by_role("textbox", name="Add a note")
+    note.evaluate("e => e.removeAttribute('maxlength')")  # what a script could send
+    note.fill("x" * 1001)
+    note.press("Enter")
+    expect(dialog.locator(".detail-act-error")).to_have_text(
+        "A note has at most 1000 characters.", timeout=2_000
+    )
 
 
 def test_a_row_shows_its_age_live_and_after_a_reload_alike(stack, operators, browser, pg) -> None:

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from realtime.access import scopes
 from realtime.access.auth import accepts_token
-from realtime.console import actions, shelves
+from realtime.console import actions, history, shelves
 from realtime.console.forms import AcknowledgeManyForm, NoteForm, ShelfForm, first_error
 from realtime.console.rows import (
     ViolationRow,
@@ -30,10 +30,26 @@ from realtime.violations.kinds import Kind
 @login_required
 @require_POST
 def acknowledge(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
-    """An operator acknowledges a violation; every screen re-draws the row (a STATE event)."""
+    """An operator acknowledges a violation, with a note if `text` is given; every screen
+    re-draws the row (a STATE event)."""
     row = _violation(request, kind, pk)
-    actions.acknowledge(request.user.get_username(), [row])
-    return HttpResponse(render_row(_violation(request, kind, pk)))
+    if request.POST.get("text", "").strip():
+        form = NoteForm(request.POST)
+        if not form.is_valid():
+            return bad_request(first_error(form))
+        actions.add_note(request.user.get_username(), row, form.cleaned_data["text"])
+    else:
+        actions.acknowledge(request.user.get_username(), [row])
+    return _answer(request, kind, pk)
+
+
+def _answer(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
+    """The violation as it now is: its detail when the detail asked (`answer=detail`), else
+    its row of the live table."""
+    row = _violation(request, kind, pk)
+    if request.POST.get("answer") == "detail":
+        return history.render_detail(request, row, fragment=True)
+    return HttpResponse(render_row(row))
 
 
 def _violation(request: HttpRequest, kind: str, pk: int) -> ViolationRow:
@@ -54,7 +70,30 @@ def add_note(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     if not form.is_valid():
         return bad_request(first_error(form))
     actions.add_note(request.user.get_username(), row, form.cleaned_data["text"])
-    return HttpResponse(render_row(_violation(request, kind, pk)))
+    return _answer(request, kind, pk)
+
+
+@login_required
+@require_POST
+def shelve_camera(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
+    """Shelves the camera of a violation (from its detail): `minutes`, an optional `reason`.
+    Answers with the detail as it now is; every screen hears of the shelf at once."""
+    row = _violation(request, kind, pk)
+    if row.camera_id is None:
+        return bad_request("This violation has no camera to shelve.")
+    form = ShelfForm({**request.POST.dict(), "camera": str(row.camera_id)})
+    if not form.is_valid():
+        return bad_request(first_error(form))
+    try:
+        shelves.shelve(
+            request.user.get_username(),
+            row.camera_id,
+            form.cleaned_data["minutes"],
+            form.cleaned_data["reason"],
+        )
+    except shelves.UnknownTimeZone as exc:
+        return HttpResponse(f"Cannot shelve: {exc}.", status=503, content_type="text/plain")
+    return history.render_detail(request, _violation(request, kind, pk), fragment=True)
 
 
 @accepts_token

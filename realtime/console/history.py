@@ -26,10 +26,10 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from realtime.access import scopes
-from realtime.access.auth import accepts_token
+from realtime.access.auth import TOKEN_ID_ATTR, accepts_token
 from realtime.console import actions as operator_actions
 from realtime.console import media, shelves, trend
-from realtime.console.rows import Cursor, InvalidFilter, RowFilter
+from realtime.console.rows import Cursor, InvalidFilter, RowFilter, ViolationRow
 from realtime.violations import kinds, queries
 
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -170,6 +170,16 @@ def violation_detail(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     row = queries.named(kind, pk, scope=scopes.of_user(request.user))
     if row is None:
         raise Http404("No such violation")
+    # htmx asks for the dialog of the live table: the detail without the page around it.
+    fragment = request.headers.get("HX-Request") == "true"
+    response = render_detail(request, row, fragment=fragment)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def render_detail(request: HttpRequest, row: ViolationRow, *, fragment: bool) -> HttpResponse:
+    """A violation's detail as it is now: its columns, image, state, what was done to it,
+    and what the user may do to it (a login acts; a token only reads)."""
     columns = [
         ("id", str(row.id)),
         ("camera_id", "" if row.camera_id is None else str(row.camera_id)),
@@ -184,14 +194,16 @@ def violation_detail(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
         "image": media.row_image(row),
         "actions": operator_actions.history(row),
         "shelves": shelves.covering(row),
+        "can_act": request.user.is_authenticated and not getattr(request, TOKEN_ID_ATTR, None),
+        "shelf_choices": shelves.choices(),
+        # Its camera shelved now (not necessarily when the violation happened).
+        "camera_shelf": (
+            None
+            if row.camera_id is None
+            else next(iter(shelves.active(frozenset({row.camera_id}))), None)
+        ),
     }
-    # htmx asks for the dialog of the live table: the detail without the page around it.
-    fragment = request.headers.get("HX-Request") == "true"
-    response = render(
-        request, "realtime/_detail.html" if fragment else "realtime/detail.html", context
-    )
-    patch_vary_headers(response, ["HX-Request"])
-    return response
+    return render(request, "realtime/_detail.html" if fragment else "realtime/detail.html", context)
 
 
 def _with(query: dict[str, str], **more: str) -> str:

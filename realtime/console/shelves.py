@@ -53,14 +53,19 @@ def panel_context(scope: Scope) -> dict[str, object]:
     next_end = min((shelf.until for shelf in shelved), default=None)
     return {
         "shelves": shelved,
-        "shelf_choices": [
-            (m, f"{m} min" if m < 60 else f"{m // 60} h")
-            for m in CHOICES
-            if m <= settings.REALTIME_SHELF_MAX_MINUTES
-        ],
+        "shelf_choices": choices(),
         # The page reads the panel again when the first of them ends by itself.
         "next_shelf_end": "" if next_end is None else f"{(next_end - now).total_seconds():.1f}",
     }
+
+
+def choices() -> list[tuple[int, str]]:
+    """How long a camera may be shelved for, as the forms offer it: (minutes, label)."""
+    return [
+        (m, f"{m} min" if m < 60 else f"{m // 60} h")
+        for m in CHOICES
+        if m <= settings.REALTIME_SHELF_MAX_MINUTES
+    ]
 
 
 def shelve(username: str, camera: int, minutes: int, reason: str = "") -> Shelf:

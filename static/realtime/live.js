@@ -383,9 +383,13 @@
     openShared();
     window.addEventListener("hashchange", openShared);
   }
-  // A change to the row of the open detail (an acknowledgement, a note) re-draws it too.
+  // A change to the row of the open detail (an acknowledgement, a note) re-draws it too,
+  // but not under the operator's hands: while they are in one of its forms, their own
+  // action's answer re-draws it (and a refusal stays in view).
   function refreshDetail(rowId) {
     if (!dialog || !dialog.open || dialog.dataset.row !== rowId) return;
+    const active = document.activeElement;
+    if (active && active.closest && active.closest("#violation-dialog-body form")) return;
     const match = /^violation-([a-z0-9_-]+)-([0-9]+)$/.exec(rowId);
     if (match) htmx.ajax("GET", detailUrl(match[1], match[2]), { target: dialogBody, swap: "innerHTML" });
   }
