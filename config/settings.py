@@ -198,6 +198,8 @@ REALTIME_PIPELINE_LAG_LIMIT = env_float("REALTIME_PIPELINE_LAG_LIMIT", 30.0, min
 REALTIME_REMINDER_MINUTES = env_float("REALTIME_REMINDER_MINUTES", 0.0, minimum=0.0)
 # The longest an operator may shelve a camera for, in minutes (realtime.console.shelves).
 REALTIME_SHELF_MAX_MINUTES = env_int("REALTIME_SHELF_MAX_MINUTES", 720, minimum=1)
+# How long an operator may take back their own acknowledgement ("Undo"), in seconds.
+REALTIME_UNDO_SECONDS = env_int("REALTIME_UNDO_SECONDS", 300, minimum=0)
 
 # The server process's garbage collector (gc.set_threshold), or "python" for Python's own
 # 700,10,10. With those, thousands of connections meant frequent full collections that

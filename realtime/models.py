@@ -147,7 +147,12 @@ class OperatorAction(models.Model):
 
     ACKNOWLEDGE = "acknowledge"
     NOTE = "note"
-    ACTIONS = [(ACKNOWLEDGE, "acknowledged"), (NOTE, "added a note")]
+    UNDO = "undo"
+    ACTIONS = [
+        (ACKNOWLEDGE, "acknowledged"),
+        (NOTE, "added a note"),
+        (UNDO, "took the acknowledgement back"),
+    ]
 
     table_name = models.CharField(max_length=63)
     violation_id = models.BigIntegerField()

@@ -41,7 +41,9 @@ actions = [
         action_views.shelve_camera,
         name="shelve-camera",
     ),
+    path("violations/<slug:kind>/<int:pk>/undo/", action_views.undo, name="undo"),
     path("violations/acknowledge/", action_views.acknowledge_many, name="acknowledge-many"),
+    path("violations/undo/", action_views.undo_many, name="undo-many"),
     path("shelves/", action_views.shelf_list, name="shelves"),
     path("shelves/<int:pk>/end/", action_views.end_shelf, name="end-shelf"),
 ]

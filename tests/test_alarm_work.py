@@ -132,12 +132,37 @@ def test_acknowledged_from_the_detail_with_a_note_it_reaches_a_second_browser_wi
     # The detail shows the result at once, like the row.
     expect(dialog.locator("#acknowledgement")).to_contain_text("Acknowledged by anna")
     expect(dialog.locator("#acknowledgement")).to_contain_text("Seen on camera 7.")
-    expect(dialog.get_by_role("button", name="Acknowledge")).to_have_count(0)
+    expect(dialog.get_by_role("button", name="Acknowledge", exact=True)).to_have_count(0)
     for other in (page, second_page):
         expect(row(other, "human", row_id)).to_contain_text("Acknowledged by anna", timeout=2_000)
         expect(row(other, "human", row_id).locator(".ack-note q")).to_have_text(
             "Seen on camera 7.", timeout=2_000
         )
+
+
+def test_an_acknowledgement_undone_from_the_detail_is_open_again_on_a_second_browser(
+    stack, operators, page, second_page, pg
+) -> None:
+    row_id = insert_violation(pg, "violation_humandetections", camera_id=8)
+    browsing.log_in(page, stack.http, "/", "anna", PASSWORD)
+    browsing.log_in(second_page, stack.http, "/", "bert", PASSWORD)
+    expect_live(page)
+    expect_live(second_page)
+    dialog = open_detail(page, "human", row_id)
+    dialog.get_by_role("button", name="Acknowledge", exact=True).click()
+    expect(row(second_page, "human", row_id)).to_contain_text("Acknowledged by anna", timeout=2_000)
+    dialog.get_by_role("button", name="Undo the acknowledgement").click()
+    expect(dialog.locator("#acknowledgement")).to_contain_text("Not acknowledged.")
+    expect(dialog.locator("#history")).to_contain_text("anna took the acknowledgement back")
+    for other in (page, second_page):
+        expect(row(other, "human", row_id).get_by_role("button", name="Acknowledge")).to_be_visible(
+            timeout=2_000
+        )
+    # Bert may not take back what anna did: no Undo in his detail.
+    dialog.get_by_role("button", name="Acknowledge", exact=True).click()
+    other_dialog = open_detail(second_page, "human", row_id)
+    expect(other_dialog.locator("#acknowledgement")).to_contain_text("Acknowledged by anna")
+    expect(other_dialog.get_by_role("button", name="Undo the acknowledgement")).to_have_count(0)
 
 
 def test_a_camera_shelved_from_the_detail_is_shelved_on_a_second_browser_within_2_s(

@@ -75,6 +75,49 @@ def add_note(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+def undo(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
+    """Takes back one's own acknowledgement within REALTIME_UNDO_SECONDS; every screen
+    re-draws the row. Someone else's, or an older one, is a 409 that says why."""
+    row = _violation(request, kind, pk)
+    if not actions.undo(request.user.get_username(), [row]):
+        return _cannot_undo(row)
+    return _answer(request, kind, pk)
+
+
+def _cannot_undo(row: ViolationRow) -> HttpResponse:
+    if not row.acknowledged:
+        message = "It is not acknowledged."
+    else:
+        message = (
+            f"Only {row.acknowledged_by or 'who acknowledged it'} can take it back, within"
+            f" {actions.undo_window().total_seconds() / 60:g} minutes."
+        )
+    return HttpResponse(message, status=409, content_type="text/plain")
+
+
+@login_required
+@require_POST
+def undo_many(request: HttpRequest) -> HttpResponse:
+    """Takes back several of one's own recent acknowledgements (`violation=KIND:ID`,
+    repeated, as for acknowledge_many); the others are left as they are. Answers with the
+    rows as they now are."""
+    form = AcknowledgeManyForm(request.POST)
+    if not form.is_valid():
+        return bad_request(first_error(form))
+    wanted: dict[Kind, set[int]] = form.cleaned_data["violation"]
+    scope = scopes.of_user(request.user)
+    found = [
+        row for kind, ids in wanted.items() for row in queries.many(kind, sorted(ids), scope=scope)
+    ]
+    actions.undo(request.user.get_username(), found)
+    rows = [
+        row for kind, ids in wanted.items() for row in queries.many(kind, sorted(ids), scope=scope)
+    ]
+    return HttpResponse("".join(render_row(row) for row in rows))
+
+
+@login_required
+@require_POST
 def shelve_camera(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     """Shelves the camera of a violation (from its detail): `minutes`, an optional `reason`.
     Answers with the detail as it now is; every screen hears of the shelf at once."""

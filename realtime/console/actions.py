@@ -1,12 +1,14 @@
-"""What operators do to violations: acknowledge them, add notes. Each action is kept with
+"""What operators do to violations: acknowledge them, add notes, take an acknowledgement back
+for a few minutes (REALTIME_UNDO_SECONDS). Each action is kept with
 who and when (OperatorAction, the row's history); the acknowledgement's row changes, and
 its trigger (sql/007, realtime_state_v2) tells every screen through the event log."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -68,6 +70,63 @@ def add_note(username: str, row: ViolationRow, text: str) -> None:
             at=now,
             text=text,
         )
+
+
+# Only one's own, and only while it is recent: an acknowledgement is a record, not a toggle.
+UNDO_SQL = """
+DELETE FROM realtime_acknowledgement a
+USING unnest(%(tables)s::text[], %(ids)s::bigint[]) AS w (t, v)
+WHERE a.table_name = w.t AND a.violation_id = w.v
+  AND a.acknowledged_by = %(by)s AND a.acknowledged_at >= %(since)s
+RETURNING a.table_name, a.violation_id
+"""
+
+
+def undo_window() -> timedelta:
+    return timedelta(seconds=settings.REALTIME_UNDO_SECONDS)
+
+
+def can_undo(username: str, row: ViolationRow, now: datetime | None = None) -> bool:
+    """Whether `username` may still take back their acknowledgement of `row`."""
+    now = now or timezone.now()
+    return (
+        row.acknowledged
+        and row.acknowledged_by == username
+        and row.acknowledged_at is not None
+        and row.acknowledged_at >= now - undo_window()
+    )
+
+
+def undo(username: str, rows: Iterable[ViolationRow], now: datetime | None = None) -> int:
+    """Takes back `username`'s acknowledgements of `rows` made within the undo window (the
+    others stay as they are); returns how many. The violation is unacknowledged again on
+    every screen (its trigger logs a STATE event), and the history keeps both."""
+    wanted = [(row.kind.table, int(row.id)) for row in rows if row.acknowledged]
+    if not wanted:
+        return 0
+    now = now or timezone.now()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            UNDO_SQL,
+            {
+                "by": username,
+                "since": now - undo_window(),
+                "tables": [table for table, _ in wanted],
+                "ids": [pk for _, pk in wanted],
+            },
+        )
+        done = cursor.fetchall()
+        OperatorAction.objects.bulk_create(
+            OperatorAction(
+                table_name=table,
+                violation_id=pk,
+                action=OperatorAction.UNDO,
+                actor=username,
+                at=now,
+            )
+            for table, pk in done
+        )
+    return len(done)
 
 
 def history(row: ViolationRow) -> list[OperatorAction]:

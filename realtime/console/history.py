@@ -196,6 +196,7 @@ def render_detail(request: HttpRequest, row: ViolationRow, *, fragment: bool) ->
         "shelves": shelves.covering(row),
         "can_act": request.user.is_authenticated and not getattr(request, TOKEN_ID_ATTR, None),
         "shelf_choices": shelves.choices(),
+        "can_undo": operator_actions.can_undo(request.user.get_username(), row),
         # Its camera shelved now (not necessarily when the violation happened).
         "camera_shelf": (
             None
