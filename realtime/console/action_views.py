@@ -4,6 +4,8 @@ realtime.console.actions or realtime.console.shelves, and answers with what is n
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib.auth.decorators import login_required
 from django.http import (
     Http404,
@@ -101,19 +103,7 @@ def undo_many(request: HttpRequest) -> HttpResponse:
     """Takes back several of one's own recent acknowledgements (`violation=KIND:ID`,
     repeated, as for acknowledge_many); the others are left as they are. Answers with the
     rows as they now are."""
-    form = AcknowledgeManyForm(request.POST)
-    if not form.is_valid():
-        return bad_request(first_error(form))
-    wanted: dict[Kind, set[int]] = form.cleaned_data["violation"]
-    scope = scopes.of_user(request.user)
-    found = [
-        row for kind, ids in wanted.items() for row in queries.many(kind, sorted(ids), scope=scope)
-    ]
-    actions.undo(request.user.get_username(), found)
-    rows = [
-        row for kind, ids in wanted.items() for row in queries.many(kind, sorted(ids), scope=scope)
-    ]
-    return HttpResponse("".join(render_row(row) for row in rows))
+    return _many(request, actions.undo)
 
 
 @login_required
@@ -188,16 +178,22 @@ def acknowledge_many(request: HttpRequest) -> HttpResponse:
     nothing is done to them); a malformed one, or one of an unknown kind, is a 400,
     and then nothing is acknowledged.
     """
+    return _many(request, actions.acknowledge)
+
+
+def _many(request: HttpRequest, act: Callable[[str, list[ViolationRow]], int]) -> HttpResponse:
     form = AcknowledgeManyForm(request.POST)
     if not form.is_valid():
         return bad_request(first_error(form))
     wanted: dict[Kind, set[int]] = form.cleaned_data["violation"]
     scope = scopes.of_user(request.user)
-    found = [
-        row for kind, ids in wanted.items() for row in queries.many(kind, sorted(ids), scope=scope)
-    ]
-    actions.acknowledge(request.user.get_username(), found)
-    rows = [
-        row for kind, ids in wanted.items() for row in queries.many(kind, sorted(ids), scope=scope)
-    ]
-    return HttpResponse("".join(render_row(row) for row in rows))
+
+    def named() -> list[ViolationRow]:
+        return [
+            row
+            for kind, ids in wanted.items()
+            for row in queries.many(kind, sorted(ids), scope=scope)
+        ]
+
+    act(request.user.get_username(), named())
+    return HttpResponse("".join(render_row(row) for row in named()))

@@ -26,18 +26,32 @@ RETURNING table_name, violation_id
 
 def acknowledge(username: str, rows: Iterable[ViolationRow], now: datetime | None = None) -> int:
     """Acknowledges those of `rows` nobody has; returns how many that was."""
-    wanted = [(row.kind.table, int(row.id)) for row in rows if not row.acknowledged]
-    if not wanted:
-        return 0
+    wanted = [row for row in rows if not row.acknowledged]
     now = now or timezone.now()
+    return _act(ACKNOWLEDGE_SQL, OperatorAction.ACKNOWLEDGE, username, now, wanted)
+
+
+def _act(
+    sql: str,
+    action: str,
+    username: str,
+    now: datetime,
+    rows: list[ViolationRow],
+    **params: datetime,
+) -> int:
+    """Runs `sql` (which returns the (table, id) it changed) over `rows`, and records
+    `action` by `username` at `now` for each it changed, in one transaction."""
+    if not rows:
+        return 0
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            ACKNOWLEDGE_SQL,
+            sql,
             {
+                **params,
                 "by": username,
                 "at": now,
-                "tables": [table for table, _ in wanted],
-                "ids": [pk for _, pk in wanted],
+                "tables": [row.kind.table for row in rows],
+                "ids": [int(row.id) for row in rows],
             },
         )
         done = cursor.fetchall()
@@ -45,7 +59,7 @@ def acknowledge(username: str, rows: Iterable[ViolationRow], now: datetime | Non
             OperatorAction(
                 table_name=table,
                 violation_id=pk,
-                action=OperatorAction.ACKNOWLEDGE,
+                action=action,
                 actor=username,
                 at=now,
             )
@@ -101,32 +115,11 @@ def undo(username: str, rows: Iterable[ViolationRow], now: datetime | None = Non
     """Takes back `username`'s acknowledgements of `rows` made within the undo window (the
     others stay as they are); returns how many. The violation is unacknowledged again on
     every screen (its trigger logs a STATE event), and the history keeps both."""
-    wanted = [(row.kind.table, int(row.id)) for row in rows if row.acknowledged]
-    if not wanted:
-        return 0
     now = now or timezone.now()
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            UNDO_SQL,
-            {
-                "by": username,
-                "since": now - undo_window(),
-                "tables": [table for table, _ in wanted],
-                "ids": [pk for _, pk in wanted],
-            },
-        )
-        done = cursor.fetchall()
-        OperatorAction.objects.bulk_create(
-            OperatorAction(
-                table_name=table,
-                violation_id=pk,
-                action=OperatorAction.UNDO,
-                actor=username,
-                at=now,
-            )
-            for table, pk in done
-        )
-    return len(done)
+    acknowledged = [row for row in rows if row.acknowledged]
+    return _act(
+        UNDO_SQL, OperatorAction.UNDO, username, now, acknowledged, since=now - undo_window()
+    )
 
 
 def history(row: ViolationRow) -> list[OperatorAction]:
