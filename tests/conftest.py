@@ -18,6 +18,7 @@ from django.conf import settings
 from tests.browsing import browser, page
 from tests.helpers import insert_violation
 from tests.history_rows import fire_kind, historian, made_rows
+from tests.pictures import media_root
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -153,7 +154,15 @@ def redis_url() -> str:
     return str(settings.TEST_REDIS_URL)
 
 
-__all__ = ["browser", "fire_kind", "historian", "insert_violation", "made_rows", "page"]
+__all__ = [
+    "browser",
+    "fire_kind",
+    "historian",
+    "insert_violation",
+    "made_rows",
+    "media_root",
+    "page",
+]
 
 
 @pytest.fixture

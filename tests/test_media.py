@@ -7,8 +7,6 @@ import io
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,40 +16,15 @@ from django.test import Client
 from PIL import Image
 from prometheus_client import REGISTRY
 
-from realtime.console import media
 from realtime.console.rows import ViolationRow, render_change, render_row
 from realtime.violations import kinds
-from tests.helpers import ROOT, insert_violation
+from tests.helpers import insert_violation
+from tests.pictures import camera_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 IMG_ACCEPT = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
 PASSWD = "/etc/passwd"
-
-
-def camera_frame(size: tuple[int, int] = (1920, 1080), **save: Any) -> bytes:
-    """A JPEG with a camera's amount of detail (noise on a gradient), as a detector saves."""
-    noise = Image.effect_noise(size, 40)
-    gradient = Image.linear_gradient("L").resize(size)
-    frame = Image.merge("RGB", (noise, gradient, Image.blend(noise, gradient, 0.5)))
-    out = io.BytesIO()
-    frame.save(out, "JPEG", quality=85, **save)
-    return out.getvalue()
-
-
-@pytest.fixture
-def media_root(tmp_path: Path, settings: Any) -> Path:
-    root = tmp_path / "media"
-    (root / "cam07").mkdir(parents=True)
-    # A real picture beside the root: what an escape would serve if the checks let it.
-    (tmp_path / "outside").mkdir()
-    (tmp_path / "outside" / "secret.jpg").write_bytes(camera_frame((64, 48)))
-    settings.REALTIME_MEDIA_ROOT = root
-    settings.REALTIME_THUMBNAIL_DIR = tmp_path / "thumbnails"
-    settings.REALTIME_MEDIA_PREFIX = "/media/"
-    settings.REALTIME_MEDIA_BASE_URL = ""
-    settings.REALTIME_MEDIA_ACCEL_REDIRECT = ""
-    return root
 
 
 @pytest.fixture
@@ -270,17 +243,6 @@ def test_no_such_violation_gets_the_placeholder(client, media_root) -> None:
         assert response.status_code == 404 and response["Content-Type"] == "image/svg+xml"
 
 
-def test_names_with_nul_or_backslashes_name_no_file(media_root) -> None:
-    # PostgreSQL's text cannot hold NUL; the check is on the way to the file system all the same.
-    for image in ("/media/cam07/a\x00.jpg", "/media/cam07\\..\\..\\x.jpg", "/media/", "/media/./a"):
-        assert media.relative_name(image) is None
-        with pytest.raises(media.Unavailable):
-            media.open_source(image)
-    assert (
-        media.relative_name("/media/cam07/2026-12-01/101112.jpg") == "cam07/2026-12-01/101112.jpg"
-    )
-
-
 def test_the_content_type_is_what_the_file_is(pg, client, media_root) -> None:
     out = io.BytesIO()
     Image.new("RGBA", (40, 30), (255, 0, 0, 128)).save(out, "PNG")
@@ -368,101 +330,3 @@ def test_a_value_that_names_no_file_is_text_only(pg, media_root) -> None:
     for image in ("/media/../../etc/passwd", "https://evil.example/x.jpg", "<b>x</b>"):
         html = render_row(one_row("human", insert_violation(pg, image=image)))
         assert "<img" not in html and "/image/" not in html
-
-
-SHOW_MEDIA_SETTINGS = (
-    "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'config.settings'; "
-    "django.setup(); from django.conf import settings as s; "
-    "print(s.REALTIME_MEDIA_ROOT, s.REALTIME_MEDIA_PREFIX, s.REALTIME_MEDIA_BASE_URL or '-', "
-    "s.REALTIME_MEDIA_ACCEL_REDIRECT or '-', s.REALTIME_THUMBNAIL_DIR, "
-    "','.join(s.CONTENT_SECURITY_POLICY['DIRECTIVES']['img-src']))"
-)
-
-
-def media_settings_with(**env: str) -> subprocess.CompletedProcess[str]:
-    """config.settings loaded as a server loads it, from this environment."""
-    base = {
-        "PATH": "/usr/bin:/bin",
-        "DATABASE_URL": "postgresql://u@127.0.0.1:5432/nowhere",
-        "DJANGO_SECRET_KEY": "k" * 50,
-        "REALTIME_ENV_FILE": "",  # not the checkout's .env (make run's)
-    }
-    return subprocess.run(
-        [sys.executable, "-c", SHOW_MEDIA_SETTINGS],
-        cwd=ROOT,
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-    )
-
-
-def test_media_settings_work_with_nothing_set_and_read_the_environment() -> None:
-    out = media_settings_with()
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == [
-        str(ROOT / ".data" / "media"),
-        "/media/",
-        "-",
-        "-",
-        str(ROOT / ".data" / "thumbnails"),
-        "'self',data:",
-    ]
-    out = media_settings_with(
-        REALTIME_MEDIA_ROOT="/srv/cameras",
-        REALTIME_MEDIA_PREFIX="/files/",
-        REALTIME_MEDIA_BASE_URL="https://cameras.example:8443/files/",
-        REALTIME_MEDIA_ACCEL_REDIRECT="/protected-media/",
-        REALTIME_THUMBNAIL_DIR="/var/cache/thumbs",
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == [
-        "/srv/cameras",
-        "/files/",
-        "https://cameras.example:8443/files/",
-        "/protected-media/",
-        "/var/cache/thumbs",
-        "'self',data:,https://cameras.example:8443",
-    ]
-
-
-@pytest.mark.parametrize(
-    ("name", "value", "message"),
-    [
-        ("REALTIME_MEDIA_PREFIX", "media", "begins and ends with a slash"),
-        ("REALTIME_MEDIA_PREFIX", "/media", "begins and ends with a slash"),
-        ("REALTIME_MEDIA_ACCEL_REDIRECT", "/protected media/", "begins and ends with a slash"),
-        ("REALTIME_MEDIA_BASE_URL", "ftp://cameras.example/", "http or https address"),
-        ("REALTIME_MEDIA_BASE_URL", "https://cameras.example/files", "ending with a slash"),
-        ("REALTIME_MEDIA_BASE_URL", "javascript:alert(1)//", "http or https address"),
-    ],
-)
-def test_bad_media_settings_stop_the_start_naming_the_variable(name, value, message) -> None:
-    out = media_settings_with(**{name: value})
-    assert out.returncode != 0
-    assert re.search(f"ImproperlyConfigured: {name} .*{message}", out.stderr), out.stderr
-
-
-def test_a_directory_swapped_for_a_symlink_after_the_check_serves_nothing_outside(
-    media_root, monkeypatch
-) -> None:
-    """The path is resolved and checked, then opened: a directory of it replaced by a
-    symlink out of the root in between (O_NOFOLLOW guards only the last part) must not
-    lead to the file outside."""
-    (media_root / "cam07" / "frame.jpg").write_bytes(camera_frame((64, 48)))
-    outside = media_root.parent / "outside"
-    real_open = os.open
-    swapped = []
-
-    def swap_then_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
-        if str(path).endswith("cam07/frame.jpg") and not swapped:
-            swapped.append(path)
-            (media_root / "cam07" / "frame.jpg").unlink()
-            (media_root / "cam07").rmdir()
-            (outside / "frame.jpg").write_bytes(camera_frame((32, 24)))
-            (media_root / "cam07").symlink_to(outside, target_is_directory=True)
-        return real_open(path, flags, *args, **kwargs)
-
-    monkeypatch.setattr(media.os, "open", swap_then_open)
-    with pytest.raises(media.Unavailable):
-        media.open_source("/media/cam07/frame.jpg")
-    assert swapped, "the directory was swapped between the check and the open"

@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 from tests import browsing
 from tests.browsing import expect_live
 from tests.helpers import Stack, insert_violation
-from tests.test_media import camera_frame
+from tests.pictures import camera_frame
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 PASSWORD = browsing.PASSWORD

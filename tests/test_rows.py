@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
-from pathlib import Path
 
 import pytest
 from django.http import QueryDict
@@ -15,8 +13,6 @@ from realtime.violations import kinds
 
 # Filters and rows know the kinds from the database (realtime_kind).
 pytestmark = pytest.mark.django_db
-
-STATIC = Path(__file__).resolve().parent.parent / "static"
 
 
 def change(**data: object) -> dict[str, object]:
@@ -116,15 +112,3 @@ def test_nulls_render_as_empty_cells() -> None:
     )
     assert row is not None
     assert "None" not in render_row(row) and "None" not in render_row(row, "admin")
-
-
-def test_vendored_htmx_is_the_documented_version() -> None:
-    readme = (STATIC / "vendor" / "README.md").read_text()
-    htmx = (STATIC / "vendor" / "htmx-2.0.11" / "htmx.min.js").read_text()
-    assert 'version:"2.0.11"' in htmx and "htmx.org 2.0.11" in readme
-    sse = (STATIC / "vendor" / "htmx-ext-sse-2.2.4" / "sse.js").read_bytes()
-    documented = re.search(r"htmx-ext-sse 2\.2\.4 .*sha256 ([0-9a-f]{64})", readme)
-    assert documented is not None
-    assert hashlib.sha256(sse).hexdigest() == documented.group(1)
-    for folder in ["htmx-2.0.11", "htmx-ext-sse-2.2.4"]:
-        assert (STATIC / "vendor" / folder / "LICENSE").exists()

@@ -16,7 +16,6 @@ from django.test import Client
 
 from realtime.access import scopes
 from realtime.models import ApiToken, Shelf, Site
-from realtime.streams import names
 from tests.helpers import insert_violation
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -63,20 +62,6 @@ def plants(pg: Any) -> dict[str, Any]:
 
 def images(html: str) -> set[int]:
     return {camera for camera in (1, 2, 4, 5, 9) if f"/media/cam{camera}.jpg" in html}
-
-
-def test_cameras_are_written_as_ranges_and_read_back() -> None:
-    assert scopes.parse_cameras("1,2,5-9, 12 - 13") == [1, 2, 5, 6, 7, 8, 9, 12, 13]
-    assert scopes.format_cameras([9, 1, 2, 3, 7, 5, 6]) == "1-3,5-7,9"
-    assert scopes.parse_cameras("") == []
-    for bad in ("1,x", "5-1", "1-2000000000", "99999999999", "1;2"):
-        with pytest.raises(scopes.BadCameras):
-            scopes.parse_cameras(bad)
-    assert names.split("table/*/*~1-3,7") == ("table/*/*", frozenset({1, 2, 3, 7}))
-    assert names.split("violations") == ("violations", None)
-    assert names.split("violations~none") == ("violations", frozenset())
-    with pytest.raises(names.BadStreamName):
-        names.split("violations~3,1-2")  # not as the server writes it
 
 
 def test_the_sites_command(plants) -> None:

@@ -104,3 +104,31 @@ def test_a_frame_limit_daphne_would_refuse_or_too_small_to_reduce_to_is_refused(
     assert "REALTIME_FRAME_MAX_BYTES must be a whole number of at least 16384 and at most" in (
         out.stderr
     )
+
+
+def test_hsts_is_sent_behind_tls_when_configured() -> None:
+    out = settings_of(DJANGO_HSTS_SECONDS="31536000")
+    assert out == "31536000"
+    assert settings_of() == "0", "off unless asked: make run serves plain http"
+
+
+def settings_of(**env: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    result = subprocess.run(
+        [sys.executable, "-c", "import config.settings as s; print(s.SECURE_HSTS_SECONDS)"],
+        cwd=ROOT,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")},
+            "DJANGO_SECRET_KEY": "x" * 40,
+            **env,
+        },
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
