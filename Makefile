@@ -1,4 +1,5 @@
-# make run: the product on embedded defaults.  make test: the suite (needs PostgreSQL and Redis).
+# make run: the product on embedded defaults.  make test: the suite (needs PostgreSQL and Redis);
+# make test-unit: the tests that need neither.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -13,7 +14,7 @@ TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
-.PHONY: install local-env run demo test lint docs schema psql clean
+.PHONY: install local-env run demo test test-unit lint docs schema psql clean
 
 install: $(VENV)/.installed
 
@@ -47,6 +48,10 @@ demo: local-env
 
 test: lint
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
+
+# The tests that need no service (tests/unit/): no PostgreSQL, Redis or Chromium, in seconds.
+test-unit: install
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 # ruff, ruff-format and mypy (django-stubs) on config/ and realtime/, as pre-commit runs them;
 # then the docs (README.md included) built with every link and anchor checked.

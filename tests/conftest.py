@@ -1,6 +1,8 @@
 """Fixtures on real services: the machine's PostgreSQL and Redis, real subprocesses.
 
-A service that cannot be reached stops the run with an error; nothing is skipped.
+A service that cannot be reached stops the run with an error; nothing is skipped. A run of
+only tests/unit/ (`make test-unit`) needs no service, and a test there that asks for one
+stops the run too.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import importlib
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -20,19 +23,9 @@ from tests.helpers import insert_violation
 from tests.history_rows import fire_kind, historian, made_rows
 from tests.pictures import media_root
 
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    problems = []
-    try:
-        psycopg.connect(_admin_url(), connect_timeout=5).close()
-    except psycopg.Error as exc:
-        problems.append(f"PostgreSQL at {_admin_url()}: {exc}")
-    try:
-        redis.Redis.from_url(settings.TEST_REDIS_URL, socket_timeout=5).ping()
-    except redis.RedisError as exc:
-        problems.append(f"Redis at {settings.TEST_REDIS_URL}: {exc}")
-    if problems:
-        pytest.exit("Tests need real services; unreachable:\n  " + "\n  ".join(problems), 3)
+UNIT = Path(__file__).resolve().parent / "unit"
+# What a test asks for when it needs PostgreSQL (pytest-django's database), Redis or Chromium.
+SERVICE_FIXTURES = {"django_db_setup", "redis_url", "browser"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -43,6 +36,46 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             "django_db"
         ):
             item.add_marker(pytest.mark.django_db(transaction=True))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # After -k and -m: the services are checked when a test that needs them will run.
+    unit = [item for item in session.items if UNIT in item.path.resolve().parents]
+    misplaced = [item.nodeid for item in unit if _needs_a_service(item)]
+    if misplaced:
+        pytest.exit(
+            "Tests under tests/unit/ need no service; these ask for PostgreSQL, Redis or"
+            " Chromium (move them to tests/):\n  " + "\n  ".join(misplaced),
+            4,
+        )
+    if len(unit) == len(session.items):
+        return
+    problems = _unreachable_services()
+    if problems:
+        pytest.exit(
+            "Tests need real services; unreachable:\n  "
+            + "\n  ".join(problems)
+            + "\n(make test-unit runs the tests that need none)",
+            3,
+        )
+
+
+def _needs_a_service(item: pytest.Item) -> bool:
+    fixtures = set(getattr(item, "fixturenames", ()))
+    return item.get_closest_marker("django_db") is not None or bool(fixtures & SERVICE_FIXTURES)
+
+
+def _unreachable_services() -> list[str]:
+    problems = []
+    try:
+        psycopg.connect(_admin_url(), connect_timeout=5).close()
+    except psycopg.Error as exc:
+        problems.append(f"PostgreSQL at {_admin_url()}: {exc}")
+    try:
+        redis.Redis.from_url(settings.TEST_REDIS_URL, socket_timeout=5).ping()
+    except redis.RedisError as exc:
+        problems.append(f"Redis at {settings.TEST_REDIS_URL}: {exc}")
+    return problems
 
 
 @pytest.fixture(autouse=True)
