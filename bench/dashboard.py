@@ -104,6 +104,13 @@ def manage(env: dict[str, str], *argv: str) -> str:
     return out.stdout
 
 
+def scalar(conn: psycopg.Connection[Any], query: str, params: Any = None) -> Any:
+    """The one value a query returns."""
+    row = conn.execute(query, params).fetchone()
+    assert row is not None, query
+    return row[0]
+
+
 def kinds_of(conn: psycopg.Connection[Any]) -> list[tuple[str, str, str]]:
     """(slug, schema, table) of every kind, as realtime_kind has them."""
     return conn.execute(
@@ -116,7 +123,7 @@ def seed(url: str, rows: int, recent: int, acked: float) -> dict[str, Any]:
     started = time.monotonic()
     with psycopg.connect(url, autocommit=True) as conn:
         # The plant's local time is UTC here (DJANGO_TIME_ZONE); the window is "now - 24 h".
-        now = conn.execute("SELECT now() AT TIME ZONE 'UTC'").fetchone()[0]
+        now = scalar(conn, "SELECT now() AT TIME ZONE 'UTC'")
         kinds = kinds_of(conn)
         # Bulk seeding: the product's triggers would log (and notify) every row.
         conn.execute("ALTER TABLE realtime_acknowledgement DISABLE TRIGGER realtime_state_v1")
@@ -149,7 +156,7 @@ def seed(url: str, rows: int, recent: int, acked: float) -> dict[str, Any]:
                     {"table": table, "day_ago": now - _hours(24), "acked": acked},
                 )
                 written[slug] = {
-                    "rows": conn.execute(f"SELECT count(*) FROM {qualified}").fetchone()[0],
+                    "rows": scalar(conn, f"SELECT count(*) FROM {qualified}"),
                     "in_window": in_window,
                     "seconds": round(time.monotonic() - t0, 1),
                 }
@@ -161,12 +168,13 @@ def seed(url: str, rows: int, recent: int, acked: float) -> dict[str, Any]:
             conn.execute(f"VACUUM ANALYZE {pgsql.Identifier(schema, table).as_string(conn)}")
         conn.execute("VACUUM ANALYZE realtime_acknowledgement")
         vacuum_s = time.monotonic() - t0
-        acks = conn.execute("SELECT count(*) FROM realtime_acknowledgement").fetchone()[0]
-        events = conn.execute("SELECT count(*) FROM realtime_event").fetchone()[0]
-        sizes = conn.execute(
+        acks = scalar(conn, "SELECT count(*) FROM realtime_acknowledgement")
+        events = scalar(conn, "SELECT count(*) FROM realtime_event")
+        sizes = scalar(
+            conn,
             "SELECT pg_size_pretty(sum(pg_total_relation_size(to_regclass(quote_ident(schema_name)"
-            " || '.' || quote_ident(table_name))))) FROM realtime_kind"
-        ).fetchone()[0]
+            " || '.' || quote_ident(table_name))))) FROM realtime_kind",
+        )
     return {
         "tables": written,
         "acknowledgements": acks,
@@ -214,7 +222,7 @@ def drop_product_indexes(url: str) -> list[str]:
         for _, schema, table in kinds_of(conn):
             for spec in INDEXES:
                 name = pgsql.Identifier(schema, spec.name(table)).as_string(conn)
-                if conn.execute("SELECT to_regclass(%s)", [name]).fetchone()[0] is not None:
+                if scalar(conn, "SELECT to_regclass(%s)", [name]) is not None:
                     conn.execute(f"DROP INDEX {name}")
                     dropped.append(spec.name(table))
     return dropped
@@ -254,15 +262,17 @@ def deep_cursor(url: str, depth: int, camera: int | None) -> tuple[str, list[str
                 f" {order} LIMIT 1",
                 [camera, *at],
             ).fetchone()
+            if at is None:
+                raise SystemExit(f"camera {camera} has no row from --depth {depth} on")
         expected = conn.execute(
             f"SELECT kind, id FROM ({union}) u WHERE (%s::int IS NULL OR camera_id = %s)"
             f" {after.replace('<=', '<')} {order} LIMIT %s",
             [camera, camera, *at, PAGE_SIZE],
         ).fetchall()
-        d, tm, kind, pk = conn.execute(
+        [(d, tm, kind, pk)] = conn.execute(
             "SELECT to_json(%s::date) #>> '{}', to_json(%s::time) #>> '{}', %s::text, %s::bigint",
             list(at),
-        ).fetchone()
+        ).fetchall()
     return f"{d},{tm},{kind},{pk}", [f"violation-{k}-{i}" for k, i in expected]
 
 
@@ -341,7 +351,9 @@ class Capture:
     def __init__(self) -> None:
         self.queries: list[tuple[str, Any, float]] = []
 
-    def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, ctx: Any):
+    def __call__(
+        self, execute: Callable[..., Any], sql: str, params: Any, many: bool, ctx: Any
+    ) -> Any:
         started = time.perf_counter()
         try:
             return execute(sql, params, many, ctx)
@@ -349,7 +361,7 @@ class Capture:
             self.queries.append((sql, params, (time.perf_counter() - started) * 1000))
 
 
-def product_reads(camera: int | None, cursor: str | None) -> dict[str, Callable[[], None]]:
+def product_reads(camera: int | None, cursor: str | None) -> dict[str, Callable[[], object]]:
     """What each endpoint reads through realtime.violations.queries (the views' own calls)."""
     from realtime.console.rows import Cursor, RowFilter
     from realtime.violations import kinds
@@ -366,7 +378,7 @@ def product_reads(camera: int | None, cursor: str | None) -> dict[str, Callable[
     }
 
 
-def time_sql(reads: dict[str, Callable[[], None]], repeats: int) -> dict[str, Any]:
+def time_sql(reads: dict[str, Callable[[], object]], repeats: int) -> dict[str, Any]:
     """Each read's query: its time here (median of `repeats` after one warm-up; the
     statement's round trip and fetch, not the Python that builds rows), then one EXPLAIN
     (ANALYZE, BUFFERS) of the same text and parameters."""
@@ -385,8 +397,11 @@ def time_sql(reads: dict[str, Callable[[], None]], repeats: int) -> dict[str, An
         with connection.cursor() as db:
             db.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
             plan = "\n".join(row[0] for row in db.fetchall())
-        execution = float(re.search(r"Execution Time: ([0-9.]+) ms", plan).group(1))
-        planning = float(re.search(r"Planning Time: ([0-9.]+) ms", plan).group(1))
+        execution_time = re.search(r"Execution Time: ([0-9.]+) ms", plan)
+        planning_time = re.search(r"Planning Time: ([0-9.]+) ms", plan)
+        assert execution_time and planning_time, plan
+        execution = float(execution_time.group(1))
+        planning = float(planning_time.group(1))
         out[name] = {
             "sql_p50_ms": round(statistics.median(times), 2),
             "sql_max_ms": round(max(times), 2),

@@ -506,7 +506,7 @@ def idle_memory(stack: Stack, args: argparse.Namespace, token: str, count: int) 
     before = rss
     for kind in ("ws", "sse"):
         connected, results = ctx.Queue(), ctx.Queue()
-        spec = {"ws": 0, "sse": 0, kind: count // 2}
+        spec: dict[str, Any] = {"ws": 0, "sse": 0, kind: count // 2}
         spec.update(port=stack.port, token=token, run="idle", connect_gap=1 / args.connect_rate)
         p = ctx.Process(target=client_worker, args=(spec, connected, stop, results, 0))
         p.start()

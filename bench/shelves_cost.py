@@ -70,7 +70,7 @@ def main() -> None:
             " SELECT 'violation_ppedetections', 'INSERT', row_to_json(t)"
             " FROM violation_ppedetections t ORDER BY id"
         )
-        first = conn.execute("SELECT min(id) - 1 FROM realtime_event").fetchone()[0]
+        [(first,)] = conn.execute("SELECT min(id) - 1 FROM realtime_event").fetchall()
         with_shelf = event_log.AFTER_SQL
         without = with_shelf.replace(event_log.SHELF_COLUMN, "").replace(
             event_log.SHELF_LATERAL, ""
@@ -99,9 +99,9 @@ def main() -> None:
             " reason, ended_by) SELECT n, 'bench', now() - interval '1 hour',"
             " now() + interval '1 hour', 'UTC', '', '' FROM generate_series(0, 7) AS n"
         )
-        shelved = conn.execute(
+        [(shelved,)] = conn.execute(
             "SELECT count(*) FROM violation_ppedetections t WHERE " + queries.SHELVED
-        ).fetchone()[0]
+        ).fetchall()
         results[f"shelves of half the rows' cameras ({shelved} shelved)"] = timed(with_shelf)
     print(f"The listener's read of {args.rows} logged INSERTs (median of {args.repeats}):")
     for label, ms in results.items():

@@ -189,7 +189,7 @@ def main() -> None:
             tear_down(conn)
 
     at = time.strftime("%Y-%m-%dT%H:%M:%S")
-    rows = []
+    rows: list[dict[str, Any]] = []
     for (variant, measure), pairs in timings.items():
         best_watched = min(w for w, _ in pairs)
         best_unwatched = min(u for _, u in pairs)

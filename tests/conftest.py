@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +126,7 @@ def _admin_url() -> str:
     return _url(db, db["NAME"])
 
 
-def _url(db: dict[str, Any], name: str) -> str:
+def _url(db: Mapping[str, Any], name: str) -> str:
     return psycopg.conninfo.make_conninfo(
         dbname=name,
         user=db.get("USER") or None,
@@ -148,7 +148,7 @@ def db_url(django_db_setup: None) -> str:
 def database_url(db_url: str) -> str:
     """The same database as a URL, for the servers the e2e tests start."""
     params = psycopg.conninfo.conninfo_to_dict(db_url)
-    auth = params.get("user", "postgres")
+    auth = str(params.get("user", "postgres"))
     if params.get("password"):
         auth += f":{params['password']}"
     host, port = params.get("host", "127.0.0.1"), params.get("port", 5432)

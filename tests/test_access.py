@@ -201,7 +201,7 @@ def test_a_cursor_after_the_year_9999_pages_on(operator, pg) -> None:
 def unsigned_es_meta() -> str:
     """What django-eventstream signs for Pushpin, with the signature left off (alg none)."""
     claims = {"iss": "es", "exp": int(time.time()) + 3600, "channels": ["violations"], "user": "1"}
-    return jwt.encode(claims, key=None, algorithm="none")
+    return jwt.encode(claims, key="", algorithm="none")
 
 
 PUSHPIN_PARAMETERS = [

@@ -136,7 +136,7 @@ def sse_events(url: str, headers: dict[str, str], into: queue.Queue[tuple[str, s
     server goes (at the end of the module)."""
     try:
         with httpx.stream("GET", url, headers=headers, timeout=httpx.Timeout(10, read=None)) as r:
-            event, data = "message", []
+            event, data = "message", list[str]()
             for line in r.iter_lines():
                 if line == "":
                     if data:

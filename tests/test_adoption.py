@@ -37,7 +37,7 @@ def detectors_db(db_url: str) -> Iterator[str]:
 def catalog(url: str, table: str) -> dict[str, Any]:
     """Everything a DBA would call the table's definition, its storage and its rows."""
     with psycopg.connect(url) as conn:
-        oid = conn.execute("SELECT %s::regclass::oid", [table]).fetchone()[0]
+        [(oid,)] = conn.execute("SELECT %s::regclass::oid", [table]).fetchall()
 
         def rows(query: str) -> list[tuple[Any, ...]]:
             return [tuple(r) for r in conn.execute(query, [oid]).fetchall()]
@@ -112,7 +112,7 @@ def test_the_detectors_insert_as_before_and_every_change_is_logged_once(detector
     manage(detectors_db, "migrate", "--noinput")
     with psycopg.connect(detectors_db, autocommit=True) as conn:
         conn.execute("LISTEN human_detection_events")
-        before = conn.execute("SELECT coalesce(max(id), 0) FROM realtime_event").fetchone()[0]
+        [(before,)] = conn.execute("SELECT coalesce(max(id), 0) FROM realtime_event").fetchall()
         # As the tutorial's detector writes: the columns it knows, defaults for the rest.
         conn.execute(
             "INSERT INTO violation_humandetections (camera_id, violation_image, confidence)"

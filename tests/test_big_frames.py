@@ -162,7 +162,7 @@ async def test_a_client_resuming_from_before_a_big_change_gets_it_and_what_follo
         assert event_id == big_event
         assert_reduced_row(html, big)
         rows_after = [await next_row(rows) for _ in after]
-        assert [re.search(r'id="violation-human-([0-9]+)"', h)[1] for _, h in rows_after] == [
+        assert [re.findall(r'id="violation-human-([0-9]+)"', h)[0] for _, h in rows_after] == [
             str(row) for row in after
         ]
     assert "PayloadExceeded" not in stack.server.log()

@@ -86,7 +86,7 @@ def test_no_bus_message_is_longer_than_a_batch_with_rows_too_long_for_a_frame(re
     sizes = [len(msgpack.packb(batch)) for batch in out]
     assert max(sizes) <= bus.BATCH_MAX_BYTES
     limits = redis.Redis.from_url(redis_url).config_get("client-output-buffer-limit")
-    pubsub = limits["client-output-buffer-limit"].split("pubsub ")[1].split()
+    pubsub = str(limits["client-output-buffer-limit"]).split("pubsub ")[1].split()
     assert max(sizes) < min(int(pubsub[0]), int(pubsub[1]))
 
 
@@ -127,4 +127,7 @@ async def changes_of(after: int, up_to: int) -> list[Any]:
 
     from realtime.pipeline import event_log
 
-    return await database_sync_to_async(event_log.changes_by_id)(list(range(after, up_to + 1)))
+    changes: list[Any] = await database_sync_to_async(event_log.changes_by_id)(
+        list(range(after, up_to + 1))
+    )
+    return changes

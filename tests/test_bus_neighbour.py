@@ -13,7 +13,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -55,7 +55,8 @@ async def sniffed_group(redis_url: str, prefix: str) -> str:
     client = aioredis.Redis.from_url(redis_url)
     try:
         for _ in range(200):
-            listed = {c.decode() for c in await client.pubsub_channels(f"*{GROUP_SUFFIX}")}
+            channels = await client.pubsub_channels(f"*{GROUP_SUFFIX}")
+            listed = {c.decode() if isinstance(c, bytes) else c for c in channels}
             if prefix + GROUP_SUFFIX in listed:
                 return prefix + GROUP_SUFFIX
             await asyncio.sleep(0.05)
@@ -64,7 +65,7 @@ async def sniffed_group(redis_url: str, prefix: str) -> str:
     raise AssertionError(f"{prefix + GROUP_SUFFIX} not listed by PUBSUB CHANNELS")
 
 
-async def neighbour_sends(redis_url: str, prefix: str, *messages: dict[str, Any]) -> None:
+async def neighbour_sends(redis_url: str, prefix: str, *messages: Mapping[str, Any]) -> None:
     """What the probe did: channels-redis' pub/sub layer under the sniffed prefix."""
     layer = RedisPubSubChannelLayer(hosts=[redis_url], prefix=prefix)
     try:

@@ -5,7 +5,7 @@ in the real Chromium against a real Daphne. Screenshots: artifacts/screenshots/c
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from playwright.sync_api import Browser, expect
@@ -62,7 +62,13 @@ def wide_rows(pg: Any) -> Iterator[None]:
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize(("width", "height"), [(1280, 800), (1920, 1080)])
 def test_the_console_fits_the_screen_and_reads_in_light_and_dark(
-    stack, browser: Browser, pg, wide_rows: None, width: int, height: int, scheme: str
+    stack,
+    browser: Browser,
+    pg,
+    wide_rows: None,
+    width: int,
+    height: int,
+    scheme: Literal["light", "dark"],
 ) -> None:
     browsing.browser_user("wall")
     context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)

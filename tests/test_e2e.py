@@ -208,11 +208,13 @@ async def test_rows_stream_sends_filtered_row_fragments_and_resumes(stack, pg, a
 
 async def test_resume_from_a_pruned_event_gets_a_stream_reset(stack, pg, auth) -> None:
     def event_of(row_id: int) -> int:
-        return pg.execute(
-            "SELECT id FROM realtime_event WHERE table_name = 'violation_humandetections'"
-            " AND (data->>'id')::bigint = %s",
-            [row_id],
-        ).fetchone()[0]
+        return int(
+            pg.execute(
+                "SELECT id FROM realtime_event WHERE table_name = 'violation_humandetections'"
+                " AND (data->>'id')::bigint = %s",
+                [row_id],
+            ).fetchone()[0]
+        )
 
     seen = event_of(insert_violation(pg, image="/media/seen-before-pruning.jpg"))
     missed = event_of(insert_violation(pg, image="/media/pruned-before-resume.jpg"))
@@ -226,9 +228,11 @@ async def test_resume_from_a_pruned_event_gets_a_stream_reset(stack, pg, auth) -
 
 async def test_open_streams_do_not_hold_database_connections(stack, pg, auth) -> None:
     def backends() -> int:
-        return pg.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-        ).fetchone()[0]
+        return int(
+            pg.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            ).fetchone()[0]
+        )
 
     before = backends()
     url = f"{stack.http}/events/violations/"
@@ -329,7 +333,8 @@ async def test_an_acknowledgement_is_its_own_sse_event_live_and_replayed(
         ack = json.loads(second.data)
         assert ack["table"] == "violation_lotodetections" and ack["row_id"] == row_id
         assert ack["acknowledged"] is True and ack["acknowledged_by"] == "anna"
-        assert second.id.startswith("violations:") and event_number(second.id) == ack["id"]
+        assert second.id and second.id.startswith("violations:")
+        assert event_number(second.id) == ack["id"]
     # The same, but for where to resume from after each (realtime.pipeline.positions).
     assert [without_resume(e.data) for e in live] == [without_resume(e.data) for e in replayed]
 

@@ -202,7 +202,8 @@ async def under_steady_writes(
             writer.ids.append(insert_violation(pg, image=f"{prefix}last.jpg"))
             everything = asyncio.gather(*(r.wait_for(set(writer.ids)) for r in (on_ws, on_sse)))
             # A reader ends only on an error (a closed stream, an unexpected event).
-            await asyncio.wait([everything, *readers], return_when=asyncio.FIRST_COMPLETED)
+            waited: list[asyncio.Future[Any]] = [everything, *readers]
+            await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
             for task in readers:
                 assert not task.done(), task.exception()
             await everything

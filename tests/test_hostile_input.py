@@ -32,9 +32,10 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
+from django.http import StreamingHttpResponse
 from django.test import AsyncClient, Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
-from django.urls.resolvers import RegexPattern, RoutePattern
+from django.urls.resolvers import LocalePrefixPattern, RegexPattern, RoutePattern
 from django.utils import timezone
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
@@ -293,7 +294,7 @@ def admin_model(name: str | None) -> str | None:
 class Route:
     """A URL of the resolver: its parts from the root, each a route or a regex."""
 
-    parts: tuple[RoutePattern | RegexPattern, ...]
+    parts: tuple[RoutePattern | RegexPattern | LocalePrefixPattern, ...]
     name: str | None
     callback: Callable[..., Any]
 
@@ -457,15 +458,15 @@ async def send(request: Request, world: World) -> Answer:
         headers=headers,
     )
     first = b""
-    if response.streaming and response.is_async:
+    if isinstance(response, StreamingHttpResponse) and response.is_async:
         # An SSE stream never ends: its first chunk (stream-open) is enough.
         content = aiter(response.streaming_content)
         try:
             async with asyncio.timeout(30):
                 first = await anext(content, b"")
         finally:
-            await content.aclose()  # type: ignore[attr-defined]
-    elif response.streaming:  # a file
+            await content.aclose()
+    elif isinstance(response, StreamingHttpResponse):  # a file
         first = next(iter(response.streaming_content), b"")
         response.close()
     return Answer(response.status_code, first)

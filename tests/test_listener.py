@@ -268,9 +268,10 @@ async def test_an_acknowledgement_is_forwarded_with_the_row_and_who(db_url, pg, 
     insert, state, update = mine(got, row_id)
     assert insert["op"] == "INSERT" and "state" not in insert
     assert state["op"] == "STATE" and state["data"]["violation_image"] == marker
-    assert state["state"]["acknowledged_by"] == "dora"
+    assert state["state"] is not None and state["state"]["acknowledged_by"] == "dora"
     # A detectors' UPDATE of an acknowledged row keeps it drawn as acknowledged.
-    assert update["op"] == "UPDATE" and update["state"]["acknowledged_by"] == "dora"
+    assert update["op"] == "UPDATE" and update["state"] is not None
+    assert update["state"]["acknowledged_by"] == "dora"
 
 
 def mine(got: Collector, row_id: int) -> list[ChangeEvent]:

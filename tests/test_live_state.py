@@ -59,7 +59,7 @@ def test_a_frozen_server_is_stale_within_30_s_and_live_again_with_what_it_missed
 ) -> None:
     browsing.log_in(page, memory_stack.http, "/", "operator", PASSWORD)
     expect_live(page)
-    memory_stack.server.popen.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
+    memory_stack.server.popen.send_signal(signal.SIGSTOP)
     stopped = time.monotonic()
     images = [f"/media/while-frozen-{n}.jpg" for n in range(2)]
     for image in images:
@@ -71,7 +71,7 @@ def test_a_frozen_server_is_stale_within_30_s_and_live_again_with_what_it_missed
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / "stale-state.png", full_page=True)
 
-    memory_stack.server.popen.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
+    memory_stack.server.popen.send_signal(signal.SIGCONT)
     expect_live(page)
     for image in images:
         expect(page.locator("#violation-rows tr", has_text=image)).to_have_count(1, timeout=10_000)

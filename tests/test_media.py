@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +178,7 @@ def _unreadable(root: Path) -> str:
     return "/media/cam07/locked.jpg"
 
 
-REFUSED = {
+REFUSED: dict[str, Callable[[Path], str]] = {
     "dot-dot": lambda root: "/media/../../etc/passwd",
     "dot-dot inside": lambda root: "/media/cam07/../../../../etc/passwd",
     "absolute, outside the prefix": lambda root: PASSWD,

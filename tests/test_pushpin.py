@@ -118,7 +118,7 @@ async def test_sse_through_pushpin_delivers_and_resumes(behind_pushpin, pg, toke
         change = await events.next_change(timeout=15)
         last_id = events.last_id
     assert change["data"]["id"] == row_id
-    assert last_id.startswith("violations:") and event_number(last_id) == change["id"]
+    assert last_id and last_id.startswith("violations:") and event_number(last_id) == change["id"]
 
     missed = [insert_violation(pg, image=f"/media/pushpin-missed-{n}.jpg") for n in range(2)]
     async with sse(url, {**auth, "Last-Event-ID": last_id}) as events:
@@ -163,7 +163,7 @@ async def test_through_pushpin_a_user_gets_their_sites_changes_only(behind_pushp
         north = insert_violation(pg, camera_id=2, image="/media/pushpin-north.jpg")
         change = await events.next_change(timeout=15)
         assert change["data"]["id"] == north, f"not south's {south}"
-        assert events.last_id.startswith("violations~1-3:")
+        assert events.last_id and events.last_id.startswith("violations~1-3:")
         assert event_number(events.last_id) == change["id"]
 
 
@@ -238,7 +238,7 @@ async def operators_behind(base: str) -> dict[str, str]:
 
     from realtime.access import scopes
 
-    tokens = await database_sync_to_async(two_operators)()
+    tokens: dict[str, str] = await database_sync_to_async(two_operators)()
     await asyncio.sleep(scopes.every_scope.CACHE_SECONDS + 1)  # the listener's scopes
     # Pushpin's handler takes held streams some time after it answers plain requests.
     await asyncio.to_thread(wait_for_held_streams, base, tokens["bob"])
@@ -359,7 +359,7 @@ async def test_changing_a_users_sites_ends_their_held_stream_and_it_resumes_with
     auth = {"Authorization": f"Bearer {token}", "Last-Event-ID": last_id}
     async with sse(f"{base}/events/violations/", auth) as again:
         assert (await again.next_change(timeout=15))["data"]["id"] == north_after
-        assert again.last_id.startswith("violations~1-3:")
+        assert again.last_id and again.last_id.startswith("violations~1-3:")
         insert_violation(pg, camera_id=4, image="/media/pushpin-south-live.jpg")
         north_live = insert_violation(pg, camera_id=1, image="/media/pushpin-north-live.jpg")
         assert (await again.next_change(timeout=15))["data"]["id"] == north_live

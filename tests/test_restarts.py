@@ -79,7 +79,7 @@ def own_postgres(tmp_path_factory: Any) -> Iterator[tuple[Any, str]]:
     import pgserver
 
     pgdata = tmp_path_factory.mktemp("pg") / "data"
-    server = pgserver.get_server(pgdata, cleanup_mode="delete")
+    server = pgserver.get_server(pgdata, cleanup_mode="delete")  # type: ignore[attr-defined]
     server.psql("CREATE DATABASE violations;")
     url = server.get_uri("violations")
     manage(url, "migrate", "--noinput", "-v0")
@@ -109,7 +109,7 @@ async def test_postgres_restart_keeps_clients_and_loses_nothing(own_postgres, tm
             with psycopg.connect(url, autocommit=True) as writer:
                 insert_violation(writer, image="/media/before-pg-restart.jpg")
             await collect_images(ws, {"/media/before-pg-restart.jpg"})
-            pgserver.pg_ctl(
+            pgserver.pg_ctl(  # type: ignore[attr-defined]
                 ["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user
             )
             after = {f"/media/pg-back-{n}.jpg" for n in range(3)}

@@ -39,7 +39,7 @@ def plants(pg: Any) -> dict[str, Any]:
     """North (cameras 1-3) for alice, South (4-6) for bob through his group, camera 9 in no
     site; a row of each camera's, and a superuser and an auditor who see everything."""
     users = get_user_model().objects
-    made = {
+    made: dict[str, Any] = {
         "alice": users.create_user("alice", password="a-long-password-1"),
         "bob": users.create_user("bob", password="a-long-password-1"),
         "root": users.create_superuser("root", "r@example.com", "a-long-password-1"),

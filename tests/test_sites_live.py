@@ -217,6 +217,7 @@ async def test_revoking_a_grant_reaches_open_streams_without_losing_the_rest(
                 await stream.next_event(12)
         assert asyncio.get_running_loop().time() - started < 10.5
         last = stream.last_id
+        assert last is not None
     # Meanwhile: one of each site's. Resumed: North's (still hers), not South's.
     insert(pg, 5, "/media/south-after.jpg")
     south_after = newest_event(pg)
@@ -238,7 +239,7 @@ async def test_a_shelf_tells_a_users_row_stream_and_not_their_json_stream(
     carries changes only, whatever the user's scope."""
     import httpx
 
-    from realtime.streams.sse import SHELVES_EVENT
+    from realtime.streams.sse_fanout import SHELVES_EVENT
 
     auth = {"Authorization": f"Bearer {tokens['alice']}"}
     async with (
@@ -265,7 +266,7 @@ async def test_a_shelf_tells_a_users_row_stream_and_not_their_json_stream(
         insert(pg, 1, "/media/after-the-shelf.jpg")
         after = newest_event(pg)
         event = await json_stream.next_event(5)
-        assert event.event == "message" and event.id.startswith("violations~1-3:")
+        assert event.event == "message" and event.id and event.id.startswith("violations~1-3:")
         assert event_number(event.id) == after
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
@@ -19,7 +19,7 @@ from realtime.pipeline import event_log
 from realtime.pipeline.bus import change_message
 from realtime.pipeline.changes import ChangeEvent
 from realtime.pipeline.positions import Position
-from realtime.streams import sse, sse_fanout
+from realtime.streams import liveness, sse, sse_fanout
 from realtime.streams.liveness import PipelineWatch
 from realtime.streams.names import JSON_STREAM as SSE_CHANNEL
 from realtime.streams.sse_fanout import queue_for_streams, wake_sse_streams
@@ -37,7 +37,7 @@ def user() -> Any:
 
 def open_stream(
     user: Any, last_id: int | None = None, channel: str = SSE_CHANNEL
-) -> tuple[AsyncIterator[bytes], Listener]:
+) -> tuple[AsyncGenerator[bytes, None], Listener]:
     listener = Listener()
     listener.user_id = user.pk
     listener.channels = {channel}
@@ -123,7 +123,7 @@ async def test_a_change_of_the_pipeline_state_reaches_a_quiet_stream_at_once(
     """No listener: every stream of the process says so in a heartbeat, without waiting
     out its quiet interval (10 s)."""
     watch = PipelineWatch()
-    monkeypatch.setattr(sse.liveness, "watch", watch)
+    monkeypatch.setattr(liveness, "watch", watch)
     watch.on_change(sse_fanout.wake_every_stream)
     body, _ = open_stream(user)
     await next_chunk(body)

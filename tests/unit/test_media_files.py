@@ -32,7 +32,7 @@ def test_a_directory_swapped_for_a_symlink_after_the_check_serves_nothing_outsid
     (media_root / "cam07" / "frame.jpg").write_bytes(camera_frame((64, 48)))
     outside = media_root.parent / "outside"
     real_open = os.open
-    swapped = []
+    swapped: list[Any] = []
 
     def swap_then_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
         if str(path).endswith("cam07/frame.jpg") and not swapped:
@@ -43,7 +43,7 @@ def test_a_directory_swapped_for_a_symlink_after_the_check_serves_nothing_outsid
             (media_root / "cam07").symlink_to(outside, target_is_directory=True)
         return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(media.os, "open", swap_then_open)
+    monkeypatch.setattr(os, "open", swap_then_open)
     with pytest.raises(media.Unavailable):
         media.open_source("/media/cam07/frame.jpg")
     assert swapped, "the directory was swapped between the check and the open"

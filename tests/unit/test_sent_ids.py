@@ -49,7 +49,7 @@ def test_past_its_runs_it_forgets_the_lowest(monkeypatch) -> None:
 
 def test_events_without_a_position_always_go() -> None:
     sent = SentIds()
-    bare: StreamEvent = event("violations", "message", "{}", 5)
+    bare: StreamEvent = event("violations", "message", "{}", "5")
     nameless = StreamEvent("violations", "message", "{}")
     assert sent.fresh([bare, nameless]) == [bare, nameless]
     assert sent.fresh([bare, nameless]) == [nameless]
