@@ -53,13 +53,20 @@ test: lint
 test-unit: install
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-# ruff, ruff-format and mypy (django-stubs) on config/ and realtime/, as pre-commit runs them;
-# then the docs (README.md included) built with every link and anchor checked.
-lint: install $(DOCS_VENV)/.installed
+# ruff, ruff-format and mypy (django-stubs) on config/, realtime/, tests/ and bench/; Biome
+# on the page's script (static/realtime/); then the docs (README.md included) built with
+# every link and anchor checked. .pre-commit-config.yaml runs the same tools, same versions.
+lint: install $(DOCS_VENV)/.installed node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	node_modules/.bin/biome ci --colors=off --error-on-warnings
 	NO_MKDOCS_2_WARNING=1 $(DOCS_BIN)/mkdocs build --strict --quiet
+
+# Biome, exactly as package-lock.json pins it (npm ci), into node_modules/ (git-ignored).
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
 
 $(DOCS_VENV)/.installed: requirements-docs.txt
 	$(PYTHON) -m venv $(DOCS_VENV)
@@ -87,4 +94,4 @@ psql: install
 		"postgresql://postgres:@/violations?host=$(CURDIR)/.data/postgres"
 
 clean:
-	rm -rf $(VENV) $(DOCS_VENV) site .pytest_cache artifacts
+	rm -rf $(VENV) $(DOCS_VENV) node_modules site .pytest_cache artifacts

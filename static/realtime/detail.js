@@ -2,7 +2,7 @@
 // when the server refuses (a 400 says why in plain text), shown beside the forms.
 document.body.addEventListener("htmx:responseError", (event) => {
   const form = event.detail.elt;
-  const section = form && form.closest ? form.closest(".detail-act") : null;
+  const section = form?.closest ? form.closest(".detail-act") : null;
   if (!section) return;
   const error = section.querySelector(".detail-act-error");
   if (error) error.textContent = event.detail.xhr.responseText || "The server refused it.";

@@ -1,7 +1,7 @@
 // The live table: rows arrive as server-rendered <tr> over SSE (htmx + htmx-ext-sse).
 // This script keeps each row on the page once, shows the connection state, resumes from
 // the last event seen, and plays one alert per burst, in one tab.
-(function () {
+(() => {
   "use strict";
 
   const stream = document.querySelector("[sse-connect]");
@@ -41,7 +41,7 @@
     if (!navigator.onLine) return ["offline", "the browser is offline"];
     if (transport !== "connecting" && silentMs() > STALE_AFTER_MS) {
       const seconds = Math.round(silentMs() / 1000);
-      return ["stale", "nothing from the server for " + seconds + " s"];
+      return ["stale", `nothing from the server for ${seconds} s`];
     }
     if (transport === "reconnecting") return ["reconnecting", ""];
     if (transport === "connecting") return ["connecting", ""];
@@ -52,11 +52,11 @@
   function render() {
     if (!stateLabel) return;
     const [state, why] = currentState();
-    const text = why ? STATES[state] + ": " + why : STATES[state];
+    const text = why ? `${STATES[state]}: ${why}` : STATES[state];
     if (stateLabel.textContent !== text) stateLabel.textContent = text;
-    stateLabel.className = "connection-state state-" + state;
+    stateLabel.className = `connection-state state-${state}`;
     document.body.dataset.connection = state;
-    document.title = state === "live" ? pageTitle : STATES[state] + " · " + pageTitle;
+    document.title = state === "live" ? pageTitle : `${STATES[state]} · ${pageTitle}`;
   }
 
   function heard() {
@@ -66,7 +66,7 @@
 
   // htmx-ext-sse opens a new EventSource after a fatal error, and a new one sends no
   // Last-Event-ID: carry it in the URL so the page still gets what it missed.
-  htmx.createEventSource = function (url) {
+  htmx.createEventSource = (url) => {
     const resumed = new URL(url, window.location.href);
     if (lastEventId) resumed.searchParams.set("lastEventId", lastEventId);
     source = new EventSource(resumed, { withCredentials: true });
@@ -76,15 +76,15 @@
     // (every 20 s) instead: proof of a live connection, without the pipeline's state.
     source.addEventListener("keep-alive", heard);
     // An operator shelved or unshelved a camera: read the panel again.
-    source.addEventListener("shelves", function () {
+    source.addEventListener("shelves", () => {
       heard();
       refreshShelves();
     });
-    source.addEventListener("heartbeat", function (event) {
+    source.addEventListener("heartbeat", (event) => {
       try {
         const beat = JSON.parse(event.data);
         pipelineDown = beat.pipeline === "live" ? "" : beat.reason || "the pipeline is down";
-      } catch (error) {
+      } catch {
         pipelineDown = "";
       }
       heard();
@@ -107,12 +107,12 @@
   }
   setInterval(reconnectIfSilent, 1000);
 
-  document.body.addEventListener("htmx:sseOpen", function () {
+  document.body.addEventListener("htmx:sseOpen", () => {
     transport = "open";
     heard();
     refreshShelves(); // what changed while the stream was away
   });
-  document.body.addEventListener("htmx:sseError", function () {
+  document.body.addEventListener("htmx:sseError", () => {
     transport = "reconnecting";
     render();
   });
@@ -122,7 +122,7 @@
   // --- rows ---------------------------------------------------------------------------
   function parseRow(html) {
     const template = document.createElement("template");
-    template.innerHTML = "<table><tbody>" + html + "</tbody></table>";
+    template.innerHTML = `<table><tbody>${html}</tbody></table>`;
     return template.content.querySelector("tr");
   }
 
@@ -149,7 +149,7 @@
   function countChange(before, after) {
     const row = after || before;
     const delta = unacknowledged(after) - unacknowledged(before);
-    const counter = document.querySelector('.count[data-kind="' + row.dataset.kind + '"]');
+    const counter = document.querySelector(`.count[data-kind="${row.dataset.kind}"]`);
     if (counter && delta && inWindow(row)) {
       counter.textContent = String(Math.max(0, Number(counter.textContent) + delta));
     }
@@ -163,12 +163,12 @@
     const mark = row.querySelector("[data-violation]");
     if (!mark) return null;
     const drawn = document.querySelector(
-      '#result_list [data-violation="' + mark.dataset.violation + '"]'
+      `#result_list [data-violation="${mark.dataset.violation}"]`,
     );
     return drawn ? drawn.closest("tr") : null;
   }
 
-  document.body.addEventListener("htmx:sseBeforeMessage", function (event) {
+  document.body.addEventListener("htmx:sseBeforeMessage", (event) => {
     const message = event.detail;
     if (message.type === "stream-reset") {
       // The events since this page was drawn are no longer in the log: draw it anew.
@@ -234,21 +234,21 @@
     if (shelfTimer) clearTimeout(shelfTimer);
     shelfTimer = null;
     const seconds = panel ? Number(panel.dataset.nextEnd) : NaN;
-    if (!panel || !panel.dataset.nextEnd || Number.isNaN(seconds)) return;
+    if (!panel?.dataset.nextEnd || Number.isNaN(seconds)) return;
     shelfTimer = setTimeout(refreshShelves, Math.max(0, seconds) * 1000 + 500);
   }
   let watchedPanel = document.getElementById("shelves");
   watchShelfEnd();
-  document.body.addEventListener("htmx:afterSettle", function () {
+  document.body.addEventListener("htmx:afterSettle", () => {
     const panel = document.getElementById("shelves");
     if (panel === watchedPanel) return;
     watchedPanel = panel; // drawn anew (hx-swap="outerHTML")
     watchShelfEnd();
   });
   // A refused shelving says why beside the form (the panel stays as it was).
-  document.body.addEventListener("htmx:responseError", function (event) {
+  document.body.addEventListener("htmx:responseError", (event) => {
     const form = event.detail.elt;
-    if (!form || !form.closest || !form.closest("#shelves")) return;
+    if (!form?.closest?.("#shelves")) return;
     const error = document.querySelector("#shelves .shelve-error");
     if (error) error.textContent = event.detail.xhr.responseText || "Could not shelve.";
   });
@@ -262,12 +262,12 @@
   function restack(bar, pxPer, base) {
     let top = base;
     let total = 0;
-    bar.querySelectorAll(".trend-segment").forEach(function (segment) {
+    bar.querySelectorAll(".trend-segment").forEach((segment) => {
       const count = Number(segment.dataset.count);
       const height = count * pxPer;
       top -= height;
       total += count;
-      segment.querySelectorAll("rect").forEach(function (rect) {
+      segment.querySelectorAll("rect").forEach((rect) => {
         rect.setAttribute("y", top.toFixed(2));
         rect.setAttribute("height", height.toFixed(2));
       });
@@ -283,20 +283,20 @@
     const trend = document.getElementById("trend");
     if (!trend || trend.dataset.live !== "1" || !row.dataset.at) return;
     const key = row.dataset.at.slice(0, 13); // 2025-03-01T10, the hour's bucket
-    const bar = trend.querySelector('.trend-bar[data-bucket="' + key + '"]');
+    const bar = trend.querySelector(`.trend-bar[data-bucket="${key}"]`);
     if (!bar) {
       if (key > (trend.dataset.lastBucket || "")) refreshTrend(trend); // a new hour
       return;
     }
-    const segment = bar.querySelector('.trend-segment[data-kind="' + row.dataset.kind + '"]');
+    const segment = bar.querySelector(`.trend-segment[data-kind="${row.dataset.kind}"]`);
     if (!segment) return;
     const count = Number(segment.dataset.count) + 1;
     segment.dataset.count = String(count);
     const title = segment.querySelector("title");
-    if (title) title.textContent = segment.dataset.label + ": " + count;
+    if (title) title.textContent = `${segment.dataset.label}: ${count}`;
     const total = restack(bar, Number(trend.dataset.px), Number(trend.dataset.base));
     const cell = trend.querySelector(
-      'tr[data-bucket="' + key + '"] td[data-kind="' + row.dataset.kind + '"]'
+      `tr[data-bucket="${key}"] td[data-kind="${row.dataset.kind}"]`,
     );
     if (cell) {
       cell.textContent = String(count);
@@ -309,9 +309,9 @@
   }
 
   // "Acknowledge" answers with the row as it now is; it replaces the one clicked.
-  document.body.addEventListener("htmx:beforeSwap", function (event) {
+  document.body.addEventListener("htmx:beforeSwap", (event) => {
     const target = event.detail.target;
-    if (!target.matches || !target.matches("tr.violation") || !event.detail.serverResponse) return;
+    if (!target.matches?.("tr.violation") || !event.detail.serverResponse) return;
     if (!target.isConnected) {
       // The acknowledgement came over the stream first and re-drew the row already.
       event.detail.shouldSwap = false;
@@ -322,9 +322,9 @@
   });
 
   // "Load older" may return rows that moved down since: keep the first of each.
-  document.body.addEventListener("htmx:afterSwap", function () {
+  document.body.addEventListener("htmx:afterSwap", () => {
     const ids = new Set();
-    document.querySelectorAll("tr[id^='violation-']").forEach(function (tr) {
+    document.querySelectorAll("tr[id^='violation-']").forEach((tr) => {
       if (ids.has(tr.id)) tr.remove();
       else ids.add(tr.id);
     });
@@ -341,17 +341,17 @@
   let openedFrom = null;
 
   function detailUrl(kind, id) {
-    return "/violations/" + encodeURIComponent(kind) + "/" + encodeURIComponent(id) + "/";
+    return `/violations/${encodeURIComponent(kind)}/${encodeURIComponent(id)}/`;
   }
   function openDetail(kind, id, from) {
     if (!dialog || !dialogBody) return;
     const url = detailUrl(kind, id);
-    htmx.ajax("GET", url, { target: dialogBody, swap: "innerHTML" }).then(function () {
-      dialog.dataset.row = "violation-" + kind + "-" + id;
+    htmx.ajax("GET", url, { target: dialogBody, swap: "innerHTML" }).then(() => {
+      dialog.dataset.row = `violation-${kind}-${id}`;
       if (dialogPage) dialogPage.href = url;
       openedFrom = from || document.activeElement;
       if (!dialog.open) dialog.showModal();
-      history.replaceState(null, "", "#detail=" + kind + "/" + id);
+      history.replaceState(null, "", `#detail=${kind}/${id}`);
     });
   }
   function rowTarget(tr) {
@@ -360,7 +360,7 @@
   }
   const rowsBody = document.getElementById("violation-rows");
   if (dialog && rowsBody) {
-    rowsBody.addEventListener("click", function (event) {
+    rowsBody.addEventListener("click", (event) => {
       const tr = event.target.closest("tr.violation");
       if (!tr) return;
       const link = event.target.closest("a.row-link");
@@ -371,12 +371,12 @@
       event.preventDefault();
       openDetail(target[0], target[1], link || tr.querySelector("a.row-link"));
     });
-    dialog.addEventListener("close", function () {
+    dialog.addEventListener("close", () => {
       delete dialog.dataset.row;
       history.replaceState(null, "", window.location.pathname + window.location.search);
-      if (openedFrom && openedFrom.isConnected) openedFrom.focus();
+      if (openedFrom?.isConnected) openedFrom.focus();
     });
-    const openShared = function () {
+    const openShared = () => {
       const shared = /^#detail=([a-z0-9_-]+)\/([0-9]+)$/.exec(window.location.hash);
       if (shared) openDetail(shared[1], shared[2], null);
     };
@@ -387,21 +387,23 @@
   // but not under the operator's hands: while they are in one of its forms, their own
   // action's answer re-draws it (and a refusal stays in view).
   function refreshDetail(rowId) {
-    if (!dialog || !dialog.open || dialog.dataset.row !== rowId) return;
+    if (!dialog?.open || dialog.dataset.row !== rowId) return;
     const active = document.activeElement;
-    if (active && active.closest && active.closest("#violation-dialog-body form")) return;
+    if (active?.closest?.("#violation-dialog-body form")) return;
     const match = /^violation-([a-z0-9_-]+)-([0-9]+)$/.exec(rowId);
-    if (match) htmx.ajax("GET", detailUrl(match[1], match[2]), { target: dialogBody, swap: "innerHTML" });
+    if (match) {
+      htmx.ajax("GET", detailUrl(match[1], match[2]), { target: dialogBody, swap: "innerHTML" });
+    }
   }
 
   // --- ages ---------------------------------------------------------------------------
   // "3 min ago" beside each row's time, kept current. The detectors' times are the plant's
   // local time, as is the page's data-local-now (whatever the browser's own time zone):
   // both are read as if UTC, and the browser's clock only measures what passed since.
-  const localNow = Date.parse((stream.dataset.localNow || "") + "Z");
+  const localNow = Date.parse(`${stream.dataset.localNow || ""}Z`);
   const loadedAt = Date.now();
   function ageSeconds(at) {
-    const then = Date.parse(at + "Z");
+    const then = Date.parse(`${at}Z`);
     if (Number.isNaN(then) || Number.isNaN(localNow)) return NaN;
     return Math.floor((localNow + (Date.now() - loadedAt) - then) / 1000);
   }
@@ -410,13 +412,13 @@
     if (Number.isNaN(seconds) || seconds < -60) return "";
     if (seconds < 60) return "just now";
     const minutes = Math.floor(seconds / 60);
-    if (minutes < 60) return minutes + " min ago";
+    if (minutes < 60) return `${minutes} min ago`;
     const hours = Math.floor(minutes / 60);
-    if (hours < 48) return hours + " h " + (minutes % 60) + " min ago";
-    return Math.floor(hours / 24) + " days ago";
+    if (hours < 48) return `${hours} h ${minutes % 60} min ago`;
+    return `${Math.floor(hours / 24)} days ago`;
   }
   function renderAges(root) {
-    (root || document).querySelectorAll("tr.violation[data-at] .age").forEach(function (span) {
+    (root || document).querySelectorAll("tr.violation[data-at] .age").forEach((span) => {
       const text = age(span.closest("tr").dataset.at);
       if (span.textContent !== text) span.textContent = text;
     });
@@ -426,7 +428,7 @@
   // Rows drawn since (live, re-drawn, "Load older") get theirs at once.
   const ageRows = document.getElementById("violation-rows");
   if (ageRows && window.MutationObserver) {
-    new MutationObserver(function () {
+    new MutationObserver(() => {
       renderAges(ageRows);
     }).observe(ageRows, { childList: true });
   }
@@ -443,13 +445,13 @@
   function renderSelection() {
     if (bulkSelected) bulkSelected.disabled = selectedBoxes().length === 0;
   }
-  document.body.addEventListener("change", function (event) {
-    if (event.target.matches && event.target.matches("input.select-violation")) renderSelection();
+  document.body.addEventListener("change", (event) => {
+    if (event.target.matches?.("input.select-violation")) renderSelection();
   });
   if (bulkForm && bulkVisible) {
-    bulkVisible.addEventListener("click", function () {
+    bulkVisible.addEventListener("click", () => {
       let any = false;
-      document.querySelectorAll("#violation-rows input.select-violation").forEach(function (box) {
+      document.querySelectorAll("#violation-rows input.select-violation").forEach((box) => {
         if (box.offsetParent !== null) {
           box.checked = true;
           any = true;
@@ -461,7 +463,7 @@
   }
   // The answer is the rows as they now are: draw them at once (their STATE events follow
   // on the stream, and re-draw them again without counting twice).
-  document.body.addEventListener("htmx:afterRequest", function (event) {
+  document.body.addEventListener("htmx:afterRequest", (event) => {
     if (!bulkForm || event.detail.elt !== bulkForm) return;
     const xhr = event.detail.xhr;
     if (!event.detail.successful) {
@@ -469,16 +471,16 @@
       return;
     }
     const template = document.createElement("template");
-    template.innerHTML = "<table><tbody>" + xhr.responseText + "</tbody></table>";
+    template.innerHTML = `<table><tbody>${xhr.responseText}</tbody></table>`;
     const answered = template.content.querySelectorAll("tr");
-    answered.forEach(function (row) {
+    answered.forEach((row) => {
       const existing = document.getElementById(row.id);
       if (!existing) return;
       countChange(existing, row);
       existing.replaceWith(row);
       htmx.process(row);
     });
-    if (bulkResult) bulkResult.textContent = "Acknowledged " + answered.length + ".";
+    if (bulkResult) bulkResult.textContent = `Acknowledged ${answered.length}.`;
     renderSelection();
   });
 
@@ -494,15 +496,15 @@
   if (soundsScript) {
     try {
       const urls = JSON.parse(soundsScript.textContent);
-      Object.keys(urls).forEach(function (kind) {
+      Object.keys(urls).forEach((kind) => {
         const sound = new Audio(urls[kind]);
         // One that cannot be loaded leaves its kind the default sound, never silence.
-        sound.addEventListener("error", function () {
+        sound.addEventListener("error", () => {
           delete kindSounds[kind];
         });
         kindSounds[kind] = sound;
       });
-    } catch (error) {
+    } catch {
       // no kind sounds: the default for all
     }
   }
@@ -521,13 +523,13 @@
     if (!sound) return;
     sound.currentTime = 0;
     const attempt = sound.play();
-    if (attempt && attempt.catch) {
+    if (attempt?.catch) {
       attempt
-        .then(function () {
+        .then(() => {
           blocked = false;
           renderSoundButton();
         })
-        .catch(function (error) {
+        .catch((error) => {
           if (error && error.name === "NotAllowedError") {
             blocked = true;
             renderSoundButton();
@@ -542,10 +544,10 @@
   // tab sees it at once; a timestamp in localStorage reaches another tab's process a
   // little later, and two tabs could both play.
   function holdForBurst(kind) {
-    return function (lock) {
+    return (lock) => {
       if (!lock) return undefined;
       play(kind);
-      return new Promise(function (resolve) {
+      return new Promise((resolve) => {
         setTimeout(resolve, BURST_MS);
       });
     };
@@ -593,7 +595,7 @@
   if (reminderMs > 0) setInterval(remind, Math.min(15000, Math.max(1000, reminderMs / 4)));
 
   if (soundButton) {
-    soundButton.addEventListener("click", function () {
+    soundButton.addEventListener("click", () => {
       if (soundOn && !blocked) {
         soundOn = false;
         localStorage.setItem(SOUND_PREF, "off");
@@ -638,14 +640,14 @@
     notifyButton.setAttribute("aria-pressed", String(on));
   }
   if (notifyButton && notifications) {
-    notifyButton.addEventListener("click", function () {
+    notifyButton.addEventListener("click", () => {
       if (notifyOn && granted()) {
         notifyOn = false;
         localStorage.setItem(NOTIFY_PREF, "off");
         renderNotifyButton();
         return;
       }
-      Notification.requestPermission().then(function (permission) {
+      Notification.requestPermission().then((permission) => {
         notifyOn = permission === "granted";
         localStorage.setItem(NOTIFY_PREF, notifyOn ? "on" : "off");
         renderNotifyButton();
@@ -655,13 +657,13 @@
   }
 
   function describe(row) {
-    const cell = function (selector) {
+    const cell = (selector) => {
       const found = row.querySelector(selector);
       return found ? found.textContent.trim() : "";
     };
     const time = row.querySelector(".field-time");
-    const at = time && time.firstChild ? time.firstChild.textContent.trim() : "";
-    return cell(".kind-badge") + ", camera " + (cell(".field-camera") || "?") + ", " + at;
+    const at = time?.firstChild ? time.firstChild.textContent.trim() : "";
+    return `${cell(".kind-badge")}, camera ${cell(".field-camera") || "?"}, ${at}`;
   }
   function notifyLater(row) {
     if (!notifyOn || !granted() || document.visibilityState !== "hidden") return;
@@ -673,25 +675,23 @@
     burst = [];
     burstTimer = null;
     if (!rows.length) return;
-    const show = function () {
+    const show = () => {
       const title =
-        rows.length === 1 ? "New violation: " + rows[0].text : rows.length + " new violations";
-      const lines = rows.slice(0, 3).map(function (r) {
-        return r.text;
-      });
-      if (rows.length > 3) lines.push("and " + (rows.length - 3) + " more");
+        rows.length === 1 ? `New violation: ${rows[0].text}` : `${rows.length} new violations`;
+      const lines = rows.slice(0, 3).map((r) => r.text);
+      if (rows.length > 3) lines.push(`and ${rows.length - 3} more`);
       const notice = new Notification(title, {
         body: rows.length === 1 ? "Open the live table to acknowledge it." : lines.join("\n"),
         tag: "violations", // a newer burst replaces the notification of the last
       });
-      notice.onclick = function () {
+      notice.onclick = () => {
         window.focus();
         focusRow(rows[0].id);
         notice.close();
       };
     };
     if (navigator.locks) {
-      navigator.locks.request("violations-notify", { ifAvailable: true }, function (lock) {
+      navigator.locks.request("violations-notify", { ifAvailable: true }, (lock) => {
         if (lock) show();
       });
     } else {
@@ -703,7 +703,7 @@
     if (!row) return;
     row.scrollIntoView({ block: "center" });
     row.classList.add("is-focused");
-    setTimeout(function () {
+    setTimeout(() => {
       row.classList.remove("is-focused");
     }, 3000);
     const link = row.querySelector("a.row-link");
