@@ -11,19 +11,21 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def acknowledged(pg, row_id: int) -> list[tuple[str]]:
-    return pg.execute(
+    rows: list[tuple[str]] = pg.execute(
         "SELECT acknowledged_by FROM realtime_acknowledgement"
         " WHERE table_name = 'violation_ppedetections' AND violation_id = %s",
         [row_id],
     ).fetchall()
+    return rows
 
 
 def history(pg, row_id: int) -> list[tuple[str, str]]:
-    return pg.execute(
+    rows: list[tuple[str, str]] = pg.execute(
         "SELECT action, actor FROM realtime_operator_action"
         " WHERE table_name = 'violation_ppedetections' AND violation_id = %s ORDER BY id",
         [row_id],
     ).fetchall()
+    return rows
 
 
 def test_the_one_who_acknowledged_takes_it_back_and_every_screen_hears_of_it(pg, client_of) -> None:
