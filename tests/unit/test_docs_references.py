@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
+
 DECISIONS = ROOT / "docs" / "decisions"
 
 # Names that look like modules but are not: permissions, checks, settings, scope keys, salts.
