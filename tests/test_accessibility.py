@@ -25,7 +25,8 @@ RUN_AXE = """async () => {
   return result.violations
     .filter((v) => v.impact === "serious" || v.impact === "critical")
     .map((v) => ({ id: v.id, impact: v.impact, help: v.help,
-                   nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ")) }));
+                   nodes: v.nodes.slice(0, 5).map(
+                     (n) => `${n.target.join(" ")}: ${(n.any[0] || {}).message || ""}`) }));
 }"""
 
 
@@ -71,6 +72,14 @@ def test_axe_finds_nothing_serious_on_any_page(
         browsing.log_in(page, stack.http, "/", "operator", browsing.PASSWORD)
         expect_live(page)
         found["live table"] = serious_violations(page)
+        # Rows just arrived (highlighted) and a late one (marked): still readable.
+        insert_violation(pg, "violation_humandetections", camera_id=5)
+        pg.execute(
+            "INSERT INTO violation_ppedetections (camera_id, violation_date, violation_time,"
+            " violation_image) VALUES (6, current_date - 1, localtime, '/media/late.jpg')"
+        )
+        expect(page.locator("#violation-rows tr.is-late")).to_have_count(1)
+        found["arrived and late rows"] = serious_violations(page)
         page.locator("#violation-rows tr.violation td.field-camera").first.click()
         expect(page.locator("#violation-dialog")).to_be_visible()
         found["detail dialog"] = serious_violations(page)

@@ -60,7 +60,7 @@ def test_a_bulk_acknowledgement_reaches_a_second_browser_within_2_s(
     row(page, "ppe", ids[0]).locator("input.select-violation").check()
     row(page, "loto", loto).locator("input.select-violation").check()
     page.click("#acknowledge-selected")
-    expect(page.locator("#bulk-result")).to_have_text("Acknowledged 2.")
+    expect(page.locator("#live-notices")).to_contain_text("Acknowledged 2.")
     for other in (page, second_page):
         for kind, row_id in (("ppe", ids[0]), ("loto", loto)):
             expect(row(other, kind, row_id)).to_contain_text("Acknowledged by anna", timeout=2_000)

@@ -212,14 +212,131 @@
       window.location.reload(); // an empty admin changelist has no table to add to
       return;
     }
+    let place = "top"; // where htmx puts it: rows without the pages' order (the admin's)
+    if (row.dataset.sort) {
+      event.preventDefault();
+      place = placeRow(row);
+    }
+    const late = place !== "top";
+    if (late) markLate(row, place);
     countChange(null, row);
     growTrend(row);
     if (!row.classList.contains("shelved")) {
       // Listed either way; a shelved camera's row is silent and notifies nobody.
       alertSound(row.dataset.kind);
       notifyLater(row);
+      announce(row, late);
     }
   });
+
+  // --- one order, live and after a reload ------------------------------------------------
+  // A row goes where a reload puts it (data-sort: the pages' order as one text, newest
+  // first). One older than the newest row shown arrived late (a detector catching up): it
+  // is marked, and a notice links to it; one older than every row loaded, with older pages
+  // not loaded, belongs on those pages: the notice opens its detail.
+  function placeRow(row) {
+    const body = document.getElementById("violation-rows");
+    if (!body) return "top";
+    const rows = body.querySelectorAll("tr.violation");
+    const key = row.dataset.sort;
+    for (let i = 0; i < rows.length; i++) {
+      if ((rows[i].dataset.sort || "") < key) {
+        rows[i].before(row);
+        htmx.process(row);
+        return i === 0 ? "top" : "within";
+      }
+    }
+    if (rows.length === 0) {
+      body.prepend(row);
+      htmx.process(row);
+      return "top";
+    }
+    if (body.querySelector("tr.load-older")) return "beyond";
+    rows[rows.length - 1].after(row);
+    htmx.process(row);
+    return "within";
+  }
+
+  function markLate(row, place) {
+    row.classList.add("is-late");
+    const cell = row.querySelector("td.field-kind");
+    if (cell && !cell.querySelector(".late-mark")) {
+      const mark = document.createElement("span");
+      mark.className = "late-mark";
+      mark.textContent = "late";
+      mark.title = "Arrived after newer violations: a detector caught up";
+      cell.append(mark);
+    }
+    const target = rowTarget(row);
+    showNotice(`Late violation: ${describe(row)} (arrived after newer ones).`, {
+      late: true,
+      action: place === "beyond" ? "Open it" : "Show it",
+      onAction: () => {
+        if (place !== "beyond" && row.isConnected) focusRow(row.id);
+        else if (target) openDetail(target[0], target[1], null);
+      },
+    });
+  }
+
+  // --- screen readers ------------------------------------------------------------------
+  // One announcement per burst, as for the sound: the newest, and how many came with it.
+  const announcer = document.getElementById("announcer");
+  let spoken = [];
+  let spokenTimer = null;
+  function announce(row, late) {
+    if (!announcer) return;
+    spoken.push([row, late]);
+    if (spokenTimer) return;
+    spokenTimer = setTimeout(() => {
+      const [newest, newestLate] = spoken[spoken.length - 1];
+      const lates = spoken.filter(([, isLate]) => isLate).length;
+      const what = `${newestLate ? "Late violation" : "New violation"}: ${describe(newest)}.`;
+      const more = spoken.length > 1 ? ` ${spoken.length} new violations` : "";
+      const late = spoken.length > 1 && lates ? `, ${lates} of them late` : "";
+      announcer.textContent = `${what}${more}${late}${more ? "." : ""}`;
+      spoken = [];
+      spokenTimer = null;
+    }, BURST_MS);
+  }
+
+  // --- notices -----------------------------------------------------------------------
+  // A notice stays UNDO_NOTICE_MS at least (an Undo must be reachable), or until dismissed.
+  const notices = document.getElementById("live-notices");
+  const NOTICE_MS = 15000;
+  function showNotice(text, { late = false, action = "", onAction = null } = {}) {
+    if (!notices) return null;
+    const notice = document.createElement("div");
+    notice.className = late ? "live-notice is-late" : "live-notice";
+    notice.setAttribute("role", "status");
+    const words = document.createElement("span");
+    words.textContent = text;
+    notice.append(words);
+    if (action && onAction) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "button";
+      button.textContent = action;
+      button.addEventListener("click", () => {
+        onAction(notice);
+      });
+      notice.append(button);
+    }
+    const dismiss = document.createElement("button");
+    dismiss.type = "button";
+    dismiss.className = "dismiss";
+    dismiss.textContent = "×";
+    dismiss.setAttribute("aria-label", "Dismiss");
+    dismiss.addEventListener("click", () => {
+      notice.remove();
+    });
+    notice.append(dismiss);
+    notices.prepend(notice);
+    while (notices.children.length > 3) notices.lastElementChild.remove();
+    setTimeout(() => {
+      notice.remove();
+    }, NOTICE_MS);
+    return notice;
+  }
 
   // --- shelved cameras ------------------------------------------------------------------
   // The panel (GET /shelves/) is read again when the stream says the shelves changed, when
@@ -434,54 +551,220 @@
   }
 
   // --- acknowledging several at once ------------------------------------------------
+  // Each button names the number it acts on: the rows selected, or the open rows wholly in
+  // view (never rows scrolled out of sight). More than CONFIRM_OVER asks first, naming the
+  // number; what was acknowledged can be undone from a notice (REALTIME_UNDO_SECONDS).
   const bulkForm = document.getElementById("acknowledge-many");
   const bulkSelected = document.getElementById("acknowledge-selected");
   const bulkVisible = document.getElementById("acknowledge-visible");
   const bulkResult = document.getElementById("bulk-result");
+  const confirmDialog = document.getElementById("bulk-confirm");
+  const CONFIRM_OVER = 10;
 
   function selectedBoxes() {
-    return document.querySelectorAll("input.select-violation:checked");
+    return [...document.querySelectorAll("#violation-rows input.select-violation:checked")];
+  }
+  function boxesInView() {
+    return [...document.querySelectorAll("#violation-rows input.select-violation")].filter(
+      (box) => {
+        if (box.offsetParent === null) return false;
+        const r = box.closest("tr").getBoundingClientRect();
+        return r.top >= 0 && r.bottom <= window.innerHeight;
+      },
+    );
   }
   function renderSelection() {
-    if (bulkSelected) bulkSelected.disabled = selectedBoxes().length === 0;
+    const selected = selectedBoxes().length;
+    if (bulkSelected) {
+      bulkSelected.disabled = selected === 0;
+      bulkSelected.textContent = `Acknowledge selected (${selected})`;
+    }
+    if (bulkVisible) {
+      const inView = boxesInView().length;
+      bulkVisible.disabled = inView === 0;
+      bulkVisible.textContent = `Acknowledge the ${inView} in view`;
+    }
+  }
+  let selectionFrame = 0;
+  function renderSelectionSoon() {
+    if (selectionFrame) return;
+    selectionFrame = requestAnimationFrame(() => {
+      selectionFrame = 0;
+      renderSelection();
+    });
+  }
+  renderSelection();
+  window.addEventListener("scroll", renderSelectionSoon, { passive: true });
+  window.addEventListener("resize", renderSelectionSoon);
+  if (rowsBody && window.MutationObserver) {
+    new MutationObserver(renderSelectionSoon).observe(rowsBody, { childList: true, subtree: true });
   }
   document.body.addEventListener("change", (event) => {
     if (event.target.matches?.("input.select-violation")) renderSelection();
   });
   if (bulkForm && bulkVisible) {
     bulkVisible.addEventListener("click", () => {
-      let any = false;
-      document.querySelectorAll("#violation-rows input.select-violation").forEach((box) => {
-        if (box.offsetParent !== null) {
-          box.checked = true;
-          any = true;
-        }
-      });
+      const inView = boxesInView();
+      if (!inView.length) return;
+      // Exactly these: a selection elsewhere is not acted on with them.
+      for (const box of selectedBoxes()) box.checked = false;
+      for (const box of inView) box.checked = true;
       renderSelection();
-      if (any) bulkForm.requestSubmit();
+      bulkForm.requestSubmit();
     });
   }
-  // The answer is the rows as they now are: draw them at once (their STATE events follow
-  // on the stream, and re-draw them again without counting twice).
-  document.body.addEventListener("htmx:afterRequest", (event) => {
-    if (!bulkForm || event.detail.elt !== bulkForm) return;
-    const xhr = event.detail.xhr;
-    if (!event.detail.successful) {
-      if (bulkResult) bulkResult.textContent = xhr.responseText || "Could not acknowledge.";
-      return;
-    }
+  // More than CONFIRM_OVER at once asks first (htmx waits for issueRequest).
+  document.body.addEventListener("htmx:confirm", (event) => {
+    if (!bulkForm || event.detail.elt !== bulkForm || !confirmDialog) return;
+    const count = selectedBoxes().length;
+    if (count <= CONFIRM_OVER) return;
+    event.preventDefault();
+    document.getElementById("bulk-confirm-text").textContent =
+      `Acknowledge these ${count} violations? Each is recorded as acknowledged by you.`;
+    document.getElementById("bulk-confirm-button").textContent = `Acknowledge ${count}`;
+    confirmDialog.returnValue = "";
+    confirmDialog.addEventListener(
+      "close",
+      () => {
+        if (confirmDialog.returnValue === "confirm") event.detail.issueRequest(true);
+      },
+      { once: true },
+    );
+    confirmDialog.showModal();
+  });
+
+  // Rows an answer re-drew (acknowledge, undo): in place at once; their STATE events follow
+  // on the stream and re-draw them again without counting twice.
+  function drawAnswered(html) {
     const template = document.createElement("template");
-    template.innerHTML = `<table><tbody>${xhr.responseText}</tbody></table>`;
-    const answered = template.content.querySelectorAll("tr");
-    answered.forEach((row) => {
+    template.innerHTML = `<table><tbody>${html}</tbody></table>`;
+    const answered = [...template.content.querySelectorAll("tr")];
+    for (const row of answered) {
       const existing = document.getElementById(row.id);
-      if (!existing) return;
+      if (!existing) continue;
       countChange(existing, row);
       existing.replaceWith(row);
       htmx.process(row);
+    }
+    return answered;
+  }
+  document.body.addEventListener("htmx:afterRequest", (event) => {
+    const elt = event.detail.elt;
+    const xhr = event.detail.xhr;
+    if (bulkForm && elt === bulkForm) {
+      if (!event.detail.successful) {
+        if (bulkResult) bulkResult.textContent = xhr.responseText || "Could not acknowledge.";
+        return;
+      }
+      const answered = drawAnswered(xhr.responseText);
+      if (bulkResult) bulkResult.textContent = "";
+      offerUndo(answered, `Acknowledged ${answered.length}.`);
+      renderSelection();
+    } else if (elt?.matches?.("#violation-rows .ack-button") && event.detail.successful) {
+      const row = parseRow(xhr.responseText);
+      if (row) offerUndo([row], `Acknowledged ${describe(row)}.`);
+    }
+  });
+
+  // --- undo -----------------------------------------------------------------------------
+  function csrfToken() {
+    try {
+      return JSON.parse(stream.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || "";
+    } catch {
+      return "";
+    }
+  }
+  function offerUndo(rows, text) {
+    const refs = rows
+      .filter((row) => row.classList.contains("acknowledged"))
+      .map(rowTarget)
+      .filter(Boolean)
+      .map(([kind, id]) => `${kind}:${id}`);
+    if (!refs.length) return;
+    showNotice(text, {
+      action: "Undo",
+      onAction: (notice) => {
+        const body = new URLSearchParams();
+        for (const ref of refs) body.append("violation", ref);
+        fetch("/violations/undo/", {
+          method: "POST",
+          body,
+          headers: { "X-CSRFToken": csrfToken() },
+          credentials: "same-origin",
+        })
+          .then((response) => response.text().then((answer) => [response.ok, answer]))
+          .then(([ok, answer]) => {
+            notice.remove();
+            if (!ok) {
+              showNotice(answer || "Could not undo.");
+              return;
+            }
+            const undone = drawAnswered(answer).filter(
+              (r) => !r.classList.contains("acknowledged"),
+            );
+            showNotice(`Undone: ${undone.length} open again.`);
+          })
+          .catch(() => {
+            showNotice("Could not undo: the server did not answer.");
+          });
+      },
     });
-    if (bulkResult) bulkResult.textContent = `Acknowledged ${answered.length}.`;
-    renderSelection();
+  }
+
+  // --- keys ---------------------------------------------------------------------------
+  // ↓/j and ↑/k move between rows, Enter/o opens the detail, a acknowledges, x selects,
+  // ? lists the keys. Not while typing, nor while a dialog is open.
+  const keysHelp = document.getElementById("keys-help");
+  const keysButton = document.getElementById("keys-button");
+  if (keysButton && keysHelp) {
+    keysButton.addEventListener("click", () => {
+      keysHelp.showModal();
+    });
+  }
+  function currentRow() {
+    const focused = document.activeElement?.closest?.("#violation-rows tr.violation");
+    return focused || null;
+  }
+  function moveTo(row) {
+    if (!row) return;
+    row.tabIndex = -1;
+    row.focus();
+    row.scrollIntoView({ block: "nearest" });
+  }
+  const NEXT = { ArrowDown: 1, j: 1, ArrowUp: -1, k: -1 };
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target.closest?.("input, textarea, select, [contenteditable]")) return;
+    if (document.querySelector("dialog[open]")) return;
+    if (event.key === "?") {
+      event.preventDefault();
+      keysHelp?.showModal();
+      return;
+    }
+    const row = currentRow();
+    const rows = [...document.querySelectorAll("#violation-rows tr.violation")];
+    if (event.key in NEXT) {
+      event.preventDefault();
+      const at = row ? rows.indexOf(row) : -1;
+      moveTo(rows[Math.min(Math.max(at + NEXT[event.key], 0), rows.length - 1)]);
+      return;
+    }
+    if (!row) return;
+    if (event.key === "Enter" || event.key === "o") {
+      const target = rowTarget(row);
+      if (target && !event.target.closest?.("a, button")) {
+        event.preventDefault();
+        openDetail(target[0], target[1], row);
+      }
+    } else if (event.key === "a") {
+      row.querySelector(".ack-button")?.click();
+    } else if (event.key === "x") {
+      const box = row.querySelector("input.select-violation");
+      if (box) {
+        box.checked = !box.checked;
+        renderSelection();
+      }
+    }
   });
 
   // --- sound --------------------------------------------------------------------------
