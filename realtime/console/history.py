@@ -188,7 +188,7 @@ def render_detail(request: HttpRequest, row: ViolationRow, *, fragment: bool) ->
         ("violation_date", row.date_text),
         ("violation_time", row.time_text),
         ("violation_image", row.violation_image),
-        *row.extra,
+        *row.filled_extra,
     ]
     context = {
         "row": row,
