@@ -313,7 +313,10 @@ LOGGING = {
         },
     },
     # A client's fault (a 4xx, a bad Host header) in one line, without a traceback.
-    "filters": {"client_fault": {"()": "realtime.log_format.ClientFault"}},
+    "filters": {
+        "client_fault": {"()": "realtime.log_format.ClientFault"},
+        "placeholder_images": {"()": "realtime.log_format.PlaceholderImages"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
@@ -324,5 +327,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "realtime": {"level": os.environ.get("REALTIME_LOG_LEVEL", "INFO")},
+        # A missing image: one line per file (realtime.console.media), not one per request.
+        "django.request": {"filters": ["placeholder_images"]},
     },
 }
