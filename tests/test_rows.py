@@ -130,4 +130,3 @@ def test_empty_columns_of_the_detectors_are_left_out_of_the_admins_rows() -> Non
     assert 'class="field-other_columns">-</td>' in render_row(nothing, "admin")
     # The live table's row leaves them all to the detail.
     assert "confidence" not in render_row(row) and "lock" not in render_row(row)
-

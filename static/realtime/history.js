@@ -2,7 +2,7 @@
 // the header checks every row of the page, and more than the form's data-confirm-above
 // asks first, in a dialog that names the number. The form posts as it would without
 // this script (the server checks the same), and the page comes back with the result.
-(function () {
+(() => {
   "use strict";
   const form = document.getElementById("acknowledge-many");
   const button = document.getElementById("acknowledge-selected");
@@ -16,14 +16,12 @@
     return Array.from(document.querySelectorAll("#violation-rows input.select-violation"));
   }
   function checkedCount() {
-    return boxes().filter(function (box) {
-      return box.checked;
-    }).length;
+    return boxes().filter((box) => box.checked).length;
   }
   function render() {
     const n = checkedCount();
     button.disabled = n === 0;
-    button.textContent = n ? "Acknowledge " + n + " selected" : "Acknowledge selected";
+    button.textContent = n ? `Acknowledge ${n} selected` : "Acknowledge selected";
     if (all) {
       const total = boxes().length;
       all.checked = total > 0 && n === total;
@@ -31,9 +29,9 @@
     }
   }
 
-  document.addEventListener("change", function (event) {
+  document.addEventListener("change", (event) => {
     if (event.target === all) {
-      boxes().forEach(function (box) {
+      boxes().forEach((box) => {
         box.checked = all.checked;
       });
     }
@@ -41,18 +39,18 @@
   });
   if (all) all.hidden = boxes().length === 0;
 
-  form.addEventListener("submit", function (event) {
+  form.addEventListener("submit", (event) => {
     const n = checkedCount();
     if (confirmed || n <= confirmAbove || !dialog) return;
     event.preventDefault();
-    dialog.querySelectorAll(".confirm-bulk-number").forEach(function (span) {
+    dialog.querySelectorAll(".confirm-bulk-number").forEach((span) => {
       span.textContent = String(n);
     });
     dialog.returnValue = "";
     dialog.showModal();
   });
   if (dialog) {
-    dialog.addEventListener("close", function () {
+    dialog.addEventListener("close", () => {
       if (dialog.returnValue !== "confirm") return;
       confirmed = true;
       form.requestSubmit();
