@@ -269,7 +269,7 @@ def real_values(world: World, name: str | None, pattern: str) -> dict[str, list[
     if name == "end-shelf":
         values["pk"] = [str(world.shelf)]
     elif name is not None and name.startswith(
-        ("violation-", "acknowledge", "add-note", "shelve-camera")
+        ("violation-", "acknowledge", "add-note", "shelve-camera", "undo")
     ):
         values["pk"] = [str(pk) for pk in world.rows.values()]
     if model is not None:
