@@ -363,6 +363,7 @@ class Capture:
 
 def product_reads(camera: int | None, cursor: str | None) -> dict[str, Callable[[], object]]:
     """What each endpoint reads through realtime.violations.queries (the views' own calls)."""
+    from realtime.console import trend
     from realtime.console.rows import Cursor, RowFilter
     from realtime.violations import kinds
     from realtime.violations import queries as violations
@@ -373,7 +374,7 @@ def product_reads(camera: int | None, cursor: str | None) -> dict[str, Callable[
     return {
         "page": lambda: violations.page(registry, row_filter, parsed, scope=None),
         "counts": lambda: violations.unacknowledged_counts(
-            registry, camera, violations.window_start(), scope=None
+            registry, camera, *trend.live_range(), scope=None
         ),
     }
 

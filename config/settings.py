@@ -251,6 +251,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("DJANGO_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
+# Times in 24 hours in every language, as the console writes them (the admin's included).
+FORMAT_MODULE_PATH = ["config.formats"]
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -313,7 +315,10 @@ LOGGING = {
         },
     },
     # A client's fault (a 4xx, a bad Host header) in one line, without a traceback.
-    "filters": {"client_fault": {"()": "realtime.log_format.ClientFault"}},
+    "filters": {
+        "client_fault": {"()": "realtime.log_format.ClientFault"},
+        "placeholder_images": {"()": "realtime.log_format.PlaceholderImages"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
@@ -324,5 +329,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "realtime": {"level": os.environ.get("REALTIME_LOG_LEVEL", "INFO")},
+        # A missing image: one line per file (realtime.console.media), not one per request.
+        "django.request": {"filters": ["placeholder_images"]},
     },
 }

@@ -12,7 +12,9 @@ from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
+from django.utils.formats import number_format
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
 
 from realtime.access import scopes
 from realtime.access.admin_scope import ByCamera, ByViolation, SharedAdmin
@@ -36,21 +38,41 @@ from realtime.violations.contract import SORT_DATE, SORT_TIME
 
 class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
     """The planner's row estimate for a whole table: count(*) of millions of rows takes
-    seconds, and the changelist only needs it to number its pages."""
+    seconds, and the changelist only needs it to number its pages. The page says it is an
+    estimate ("about 50,000": templates/admin/realtime/pagination.html, search_form.html)."""
+
+    # Below this many rows by the planner's estimate, counting them is quick: exact.
+    EXACT_BELOW = 1000
+
+    @cached_property
+    def estimate(self) -> int | None:
+        """The planner's estimate of the rows, for a whole table; None for a filtered list,
+        a table never analysed or a small one (then the count is exact)."""
+        query = self.object_list
+        if not isinstance(query, QuerySet) or query.query.where:
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+                [connection.ops.quote_name(query.model._meta.db_table)],
+            )
+            row = cursor.fetchone()
+        if row is None or row[0] < self.EXACT_BELOW:  # -1: never analysed
+            return None
+        return int(row[0])
 
     @cached_property
     def count(self) -> int:
-        query = self.object_list
-        if isinstance(query, QuerySet) and not query.query.where:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
-                    [connection.ops.quote_name(query.model._meta.db_table)],
-                )
-                row = cursor.fetchone()
-            if row is not None and row[0] >= 0:  # -1: never analysed
-                return int(row[0])
-        return super().count
+        return self.estimate if self.estimate is not None else super().count
+
+    @property
+    def estimate_text(self) -> str:
+        """The estimate as the page writes it, to two significant digits ("about 50,000"),
+        or "" where the count is exact."""
+        if self.estimate is None:
+            return ""
+        rounded = round(self.estimate, 2 - len(str(self.estimate)))
+        return _("about %(count)s") % {"count": number_format(rounded, force_grouping=True)}
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]

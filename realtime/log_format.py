@@ -42,3 +42,17 @@ class ClientFault(logging.Filter):
             if record.levelno > logging.WARNING:
                 record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
+
+
+class PlaceholderImages(logging.Filter):
+    """Leaves out Django's "Not Found" line for a violation's image or thumbnail answered with
+    the placeholder: a page of rows asks for every thumbnail, so a missing file would be a
+    warning per row per page load. realtime.console.media logs each such file once and
+    counts every answer (realtime_image_placeholders_total). Any other 404 is logged."""
+
+    URL_NAMES = frozenset({"violation-image", "violation-thumbnail"})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        match = getattr(getattr(record, "request", None), "resolver_match", None)
+        image = getattr(match, "url_name", None) in self.URL_NAMES
+        return not (image and getattr(record, "status_code", None) == 404)

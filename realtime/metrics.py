@@ -55,6 +55,13 @@ THUMBNAILS_MADE = Counter(
     "realtime_thumbnails_made",
     "Thumbnails made from the detectors' images (once per file version; then read from disk).",
 )
+IMAGE_PLACEHOLDERS = Counter(
+    "realtime_image_placeholders",
+    "Requests for a violation's image (size=full) or thumbnail answered with the placeholder:"
+    " the file is missing, unreadable, not a picture or outside the media root, or there is"
+    " no such violation (each file is also logged once per process).",
+    ["size"],
+)
 STREAMS_CLOSED = Counter(
     "realtime_streams_closed",
     "Streams the server closed (credentials_ended: a token revoked or expired, a user"

@@ -44,6 +44,11 @@ actions = [
     path("violations/<slug:kind>/<int:pk>/undo/", action_views.undo, name="undo"),
     path("violations/acknowledge/", action_views.acknowledge_many, name="acknowledge-many"),
     path("violations/undo/", action_views.undo_many, name="undo-many"),
+    path(
+        "history/acknowledge/",
+        action_views.history_acknowledge_many,
+        name="history-acknowledge-many",
+    ),
     path("shelves/", action_views.shelf_list, name="shelves"),
     path("shelves/<int:pk>/end/", action_views.end_shelf, name="end-shelf"),
 ]

@@ -80,3 +80,49 @@ def test_a_range_too_long_to_chart_still_lists_its_rows(pg, historian) -> None:
     html = historian.get("/history/?from=1900-01-01").content.decode()
     assert "too long to draw" in html
     assert rows_of(html) == [("human", pk)]
+
+
+def counted(html: str) -> dict[str, int]:
+    return {
+        k: int(n) for k, n in re.findall(r'<span class="count" data-kind="([\w-]+)">(\d+)<', html)
+    }
+
+
+def charted(html: str) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for kind, n in re.findall(
+        r'<g class="trend-segment" data-kind="([\w-]+)" data-count="(\d+)"', html
+    ):
+        found[kind] = found.get(kind, 0) + int(n)
+    return found
+
+
+def test_the_counters_and_the_chart_count_the_same_named_window(pg, historian) -> None:
+    """Rows at both edges of the window, to the microsecond: the counters and the chart of
+    one camera count the same rows, and both say which window it is."""
+    from realtime.console import trend
+
+    tiny = timedelta(microseconds=1)
+    for _ in range(3):  # an hour may begin while the rows are written: then again
+        since, until = trend.live_range()
+        edges = {
+            "ppe": [since - tiny, since, since + timedelta(seconds=0.5)],
+            "human": [until - tiny, until, until + timedelta(minutes=1)],
+            "loto": [since + timedelta(hours=5, microseconds=250_000)],
+        }
+        for kind, moments in edges.items():
+            for moment in moments:
+                insert(pg, kind, moment.date().isoformat(), moment.time().isoformat(), camera=11)
+        insert(pg, "ppe", since.date().isoformat(), since.time().isoformat(), camera=12)
+        counters = historian.get("/counters/?camera=11").content.decode()
+        chart = historian.get("/trend/?camera=11").content.decode()
+        if trend.live_range() == (since, until):
+            break
+        pg.execute(
+            "TRUNCATE violation_ppedetections, violation_humandetections, violation_lotodetections"
+        )
+    assert counted(counters) == {"human": 1, "loto": 1, "ppe": 2}
+    assert charted(chart) == counted(counters)
+    words = f"since {since:%H:%M}"
+    assert f"unacknowledged {words}" in counters
+    assert re.search(rf'<h2 id="trend-heading">Violations per hour {words}\b', chart)

@@ -268,7 +268,9 @@ def real_values(world: World, name: str | None, pattern: str) -> dict[str, list[
     }
     if name == "end-shelf":
         values["pk"] = [str(world.shelf)]
-    elif name is not None and name.startswith(("violation-", "acknowledge", "add-note")):
+    elif name is not None and name.startswith(
+        ("violation-", "acknowledge", "add-note", "shelve-camera", "undo")
+    ):
         values["pk"] = [str(pk) for pk in world.rows.values()]
     if model is not None:
         values["object_id"] = world.objects.get(model, []) or ["1"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import re
 from collections.abc import Callable
@@ -242,6 +243,36 @@ def test_no_such_violation_gets_the_placeholder(client, media_root) -> None:
     for url in (*urls(999_999), *urls(1, "nosuchkind"), *urls(2**63)):
         response = client.get(url, headers={"Accept": IMG_ACCEPT})
         assert response.status_code == 404 and response["Content-Type"] == "image/svg+xml"
+
+
+def placeholders(size: str) -> float:
+    return REGISTRY.get_sample_value("realtime_image_placeholders_total", {"size": size}) or 0.0
+
+
+def test_a_missing_image_is_logged_once_and_counted_not_warned_per_request(
+    pg, client, media_root, caplog
+) -> None:
+    missing = insert_violation(pg, image="/media/cam07/gone.jpg")
+    other = insert_violation(pg, image="/media/cam07/gone-too.jpg")
+    before = {size: placeholders(size) for size in ("full", "thumbnail")}
+    caplog.set_level(logging.INFO)
+    for _ in range(3):
+        for row_id in (missing, other):
+            for url in urls(row_id):
+                assert client.get(url, headers={"Accept": IMG_ACCEPT}).status_code == 404
+    assert client.get(urls(999_999)[1], headers={"Accept": IMG_ACCEPT}).status_code == 404
+    warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.name for r in warned if "Not Found" in r.getMessage()] == [], "no line per request"
+    lines = [(r.getMessage(), r.__dict__.get("image")) for r in warned]
+    assert sorted(lines) == [
+        ("violation image unavailable", "/media/cam07/gone-too.jpg"),
+        ("violation image unavailable", "/media/cam07/gone.jpg"),
+    ], "one line per missing file"
+    assert placeholders("full") - before["full"] == 6
+    assert placeholders("thumbnail") - before["thumbnail"] == 7
+    # Any other 404 is still Django's warning.
+    assert client.get("/violations/human/999999/").status_code == 404
+    assert any("Not Found" in r.getMessage() for r in caplog.records)
 
 
 def test_the_content_type_is_what_the_file_is(pg, client, media_root) -> None:

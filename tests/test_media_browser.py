@@ -105,6 +105,17 @@ def test_thumbnails_load_for_files_under_the_root_and_placeholders_elsewhere(
     full = page.request.get(stack.http + str(href))
     assert full.status == 200 and full.headers["content-type"] == "image/jpeg"
 
+    # The server's log: each unavailable file once, however often it is asked for; no
+    # "Not Found" line per request.
+    page.reload()
+    assert natural_size(page, missing) == (320, 180)
+    log = stack.server.log()
+    assert [line for line in log.splitlines() if "Not Found: /violations/" in line] == []
+    for image in ("/media/cam07/missing.jpg", "/media/cam07/escape.jpg"):
+        lines = [line for line in log.splitlines() if f"image='{image}'" in line]
+        assert len(lines) == 1 and "WARNING" in lines[0], lines
+        assert "violation image unavailable" in lines[0]
+
 
 def test_the_image_urls_refuse_an_anonymous_browser(stack, pg, browser) -> None:
     row_id = insert_violation(pg, image="/media/cam07/101112.jpg")

@@ -1,4 +1,4 @@
-"""The dashboard's reads: keyset pages across kinds, and counters over the last 24 hours."""
+"""The dashboard's reads: keyset pages across kinds, and counters over the chart's 24 hours."""
 
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def count_of(html: str, kind: str) -> int:
     return int(found.group(1))
 
 
-def test_counters_count_unacknowledged_violations_of_the_last_24_hours(pg, client) -> None:
+def test_counters_count_unacknowledged_violations_of_the_charts_24_hours(pg, client) -> None:
     now = timezone.now()
     insert(pg, "violation_ppedetections", *local(now - timedelta(hours=25)))
     insert(pg, "violation_ppedetections", *local(now - timedelta(hours=23)))
@@ -126,7 +126,8 @@ def test_counters_count_unacknowledged_violations_of_the_last_24_hours(pg, clien
     insert(pg, "violation_ppedetections", None, None)
     page = client.get("/").content.decode()
     assert count_of(page, "ppe") == 2 and count_of(page, "human") == 0
-    assert "unacknowledged, last 24 h" in page
+    since = timezone.localtime(now).replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
+    assert f"unacknowledged since {since:%H:%M}" in page, "the chart's window, named"
     assert count_of(client.get("/counters/").content.decode(), "ppe") == 2
     assert count_of(client.get("/counters/?camera=7").content.decode(), "ppe") == 1
     assert client.get("/counters/?camera=²").status_code == 400

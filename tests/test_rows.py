@@ -112,3 +112,21 @@ def test_nulls_render_as_empty_cells() -> None:
     )
     assert row is not None
     assert "None" not in render_row(row) and "None" not in render_row(row, "admin")
+
+
+def test_empty_columns_of_the_detectors_are_left_out_of_the_admins_rows() -> None:
+    row = ViolationRow.from_change(
+        change(confidence=None, zone="", lock=0, tags=[]), kinds.registry()
+    )
+    assert row is not None
+    assert row.extra_text == "lock: 0 · tags: []"
+    assert row.filled_extra == (("lock", "0"), ("tags", "[]"))
+    assert row.empty_extra == ["confidence", "zone"]
+    html = render_row(row, "admin")
+    assert 'class="field-other_columns">lock: 0 · tags: []</td>' in html
+    assert "confidence" not in html and "zone" not in html
+    nothing = ViolationRow.from_change(change(confidence=None), kinds.registry())
+    assert nothing is not None
+    assert 'class="field-other_columns">-</td>' in render_row(nothing, "admin")
+    # The live table's row leaves them all to the detail.
+    assert "confidence" not in render_row(row) and "lock" not in render_row(row)

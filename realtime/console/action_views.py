@@ -6,13 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
+    HttpResponseRedirect,
 )
 from django.shortcuts import render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from realtime.access import scopes
@@ -187,13 +191,41 @@ def _many(request: HttpRequest, act: Callable[[str, list[ViolationRow]], int]) -
         return bad_request(first_error(form))
     wanted: dict[Kind, set[int]] = form.cleaned_data["violation"]
     scope = scopes.of_user(request.user)
+    act(request.user.get_username(), _rows(wanted, scope))
+    return HttpResponse("".join(render_row(row) for row in _rows(wanted, scope)))
 
-    def named() -> list[ViolationRow]:
-        return [
-            row
-            for kind, ids in wanted.items()
-            for row in queries.many(kind, sorted(ids), scope=scope)
-        ]
 
-    act(request.user.get_username(), named())
-    return HttpResponse("".join(render_row(row) for row in named()))
+@login_required
+@require_POST
+def history_acknowledge_many(request: HttpRequest) -> HttpResponse:
+    """The history's form: the same `violation=KIND:ID` and the same checks as
+    acknowledge_many, then back to the page it came from (`next`), which says what was
+    done or, with nothing done, what was wrong."""
+    form = AcknowledgeManyForm(request.POST)
+    if form.is_valid():
+        wanted: dict[Kind, set[int]] = form.cleaned_data["violation"]
+        rows = _rows(wanted, scopes.of_user(request.user))
+        done = actions.acknowledge(request.user.get_username(), rows)
+        selected = sum(len(ids) for ids in wanted.values())
+        text = f"Acknowledged {done} violation{'' if done == 1 else 's'}."
+        if done < selected:
+            text = (
+                f"Acknowledged {done} of the {selected} selected: the others were already"
+                " acknowledged or are no longer there."
+            )
+        messages.success(request, text)
+    else:
+        messages.error(request, f"Nothing acknowledged: {first_error(form)}")
+    back = request.POST.get("next", "")
+    if not back.startswith(reverse("history")) or not url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        back = reverse("history")
+    return HttpResponseRedirect(back, status=303)
+
+
+def _rows(wanted: dict[Kind, set[int]], scope: scopes.Scope) -> list[ViolationRow]:
+    """Those of `wanted` that exist and are of the scope's cameras, as they now are."""
+    return [
+        row for kind, ids in wanted.items() for row in queries.many(kind, sorted(ids), scope=scope)
+    ]

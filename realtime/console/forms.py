@@ -21,6 +21,8 @@ NOTE_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 ANY_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 # A bulk acknowledgement names each violation as KIND:ID ("ppe:12"): at most this many.
 ACKNOWLEDGE_AT_ONCE = 500  # below Django's DATA_UPLOAD_MAX_NUMBER_FIELDS (1000)
+# More than this many at once and the page asks first, naming the number.
+CONFIRM_ABOVE = 10
 VIOLATION_REF = re.compile(r"([a-z0-9_-]{1,40}):([0-9]{1,19})", re.ASCII)
 
 

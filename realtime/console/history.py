@@ -29,6 +29,7 @@ from realtime.access import scopes
 from realtime.access.auth import TOKEN_ID_ATTR, accepts_token
 from realtime.console import actions as operator_actions
 from realtime.console import media, shelves, trend
+from realtime.console.forms import CONFIRM_ABOVE
 from realtime.console.rows import Cursor, InvalidFilter, RowFilter, ViolationRow
 from realtime.violations import kinds, queries
 
@@ -128,6 +129,7 @@ def history(request: HttpRequest) -> HttpResponse:
         "is_first_page": cursor is None,
         "chart_too_long": too_long,
         "time_zone": settings.TIME_ZONE,
+        "confirm_above": CONFIRM_ABOVE,
         **trend_context(chart, reverse("history"), query),
     }
     return render(request, "realtime/history.html", context)
@@ -186,7 +188,7 @@ def render_detail(request: HttpRequest, row: ViolationRow, *, fragment: bool) ->
         ("violation_date", row.date_text),
         ("violation_time", row.time_text),
         ("violation_image", row.violation_image),
-        *row.extra,
+        *row.filled_extra,
     ]
     context = {
         "row": row,

@@ -17,6 +17,7 @@ import os
 import stat
 import tempfile
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -258,6 +259,37 @@ def placeholder(request: HttpRequest, reason: str) -> HttpResponse:
     return response
 
 
+def _unavailable(
+    request: HttpRequest, violation_image: str, reason: str, *, small: bool
+) -> HttpResponse:
+    """The placeholder, counted; the file named, once (log_format.PlaceholderImages leaves
+    out Django's line for each request)."""
+    metrics.IMAGE_PLACEHOLDERS.labels("thumbnail" if small else "full").inc()
+    if violation_image and _first_time(violation_image, reason):
+        logger.warning(
+            "violation image unavailable", extra={"image": violation_image, "reason": reason}
+        )
+    return placeholder(request, reason)
+
+
+# The files already logged, by this process: the most recent LOGGED_FILES of them.
+LOGGED_FILES = 4096
+_logged: OrderedDict[tuple[str, str], None] = OrderedDict()
+_logged_lock = threading.Lock()
+
+
+def _first_time(image: str, reason: str) -> bool:
+    """Whether this file was not logged for this reason yet (and now counts as logged)."""
+    with _logged_lock:
+        if (image, reason) in _logged:
+            _logged.move_to_end((image, reason))
+            return False
+        _logged[image, reason] = None
+        if len(_logged) > LOGGED_FILES:
+            _logged.popitem(last=False)
+        return True
+
+
 def _violation_image(kind: str, pk: int, scope: scopes.Scope) -> str:
     row = queries.named(kind, pk, scope=scope)
     if row is None:
@@ -279,6 +311,7 @@ def _validated(response: HttpResponseBase, etag: str, mtime: float) -> HttpRespo
 
 
 def _serve(request: HttpRequest, kind: str, pk: int, *, small: bool) -> HttpResponseBase:
+    violation_image = ""
     try:
         violation_image = _violation_image(kind, pk, scopes.of_user(request.user))
         if settings.REALTIME_MEDIA_BASE_URL:
@@ -289,7 +322,7 @@ def _serve(request: HttpRequest, kind: str, pk: int, *, small: bool) -> HttpResp
             return HttpResponseRedirect(settings.REALTIME_MEDIA_BASE_URL + quote(name))
         source = open_source(violation_image)
     except Unavailable as exc:
-        return placeholder(request, str(exc))
+        return _unavailable(request, violation_image, str(exc), small=small)
     if small:
         with source.file:
             return _serve_thumbnail(request, source)
@@ -328,7 +361,9 @@ def _serve_thumbnail(request: HttpRequest, source: Source) -> HttpResponseBase:
         # Decoding files nobody checked: Pillow's decoders raise many kinds of error
         # (OSError, ValueError, SyntaxError, EOFError, struct.error...). A row shows the
         # placeholder, never a 500; the log says which file.
-        logger.warning("thumbnail not made", extra={"image": source.relative}, exc_info=True)
+        if _first_time(source.thumbnail_key, "thumbnail not made"):  # once per file version
+            logger.warning("thumbnail not made", extra={"image": source.relative}, exc_info=True)
+        metrics.IMAGE_PLACEHOLDERS.labels("thumbnail").inc()
         return placeholder(request, "the file cannot be read as a picture")
     return _validated(FileResponse(made, content_type=THUMBNAIL_TYPE), etag, source.stat.st_mtime)
 

@@ -271,8 +271,18 @@ class ViolationRow:
         return reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[self.id])
 
     @property
+    def filled_extra(self) -> tuple[tuple[str, str], ...]:
+        """The detectors' other columns that hold a value: an empty one says nothing."""
+        return tuple((name, value) for name, value in self.extra if value)
+
+    @property
+    def empty_extra(self) -> list[str]:
+        """The names of the detectors' other columns that are NULL (or empty text)."""
+        return [name for name, value in self.extra if not value]
+
+    @property
     def extra_text(self) -> str:
-        return " · ".join(f"{name}: {value}" for name, value in self.extra)
+        return " · ".join(f"{name}: {value}" for name, value in self.filled_extra)
 
     @property
     def image_href(self) -> str | None:

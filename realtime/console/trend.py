@@ -3,8 +3,9 @@
 Drawn by the server (no charting library): stacked bars, one per time bucket, a segment
 per kind. Each kind has a colour (its badge's, from /kinds.css) and a pattern, a legend in
 words, a <title> on every segment and a table of the same numbers, so the chart can be
-read without colour. The live table's chart covers the last 24 hours and grows as rows
-arrive (static/realtime/live.js); /history/'s covers the chosen range.
+read without colour. The live table's chart covers the last 24 hours in whole hours (the
+counters' window too: live_range) and grows as rows arrive (static/realtime/live.js);
+/history/'s covers the chosen range.
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ class RangeTooLong(ValueError):
 
 
 def live_range(now: datetime | None = None) -> tuple[datetime, datetime]:
-    """The last 24 hours, in whole hours, the current one included (plant local time)."""
+    """The last 24 hours, in whole hours, the current one included (plant local time):
+    the live chart's bars and the counters. The page names it by its start ("since 16:00")."""
     local = timezone.localtime(now or timezone.now()).replace(tzinfo=None)
     hour = local.replace(minute=0, second=0, microsecond=0)
     return hour - timedelta(hours=LIVE_HOURS - 1), hour + timedelta(hours=1)

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET
 
 from realtime.access import scopes
 from realtime.access.auth import accepts_token
-from realtime.console import history, shelves
+from realtime.console import history, shelves, trend
 from realtime.console.rows import (
     Cursor,
     InvalidFilter,
@@ -121,11 +121,12 @@ def counters(request: HttpRequest) -> HttpResponse:
 def _counters(
     registry: kinds.Registry, row_filter: RowFilter, scope: scopes.Scope
 ) -> dict[str, Any]:
-    since = queries.window_start()
-    counts = queries.unacknowledged_counts(registry, row_filter.camera, since, scope=scope)
+    # The live chart's window: the counters and the chart count the same rows.
+    since, until = trend.live_range()
+    counts = queries.unacknowledged_counts(registry, row_filter.camera, since, until, scope=scope)
     return {
         "since": since.isoformat(timespec="seconds"),
-        "hours": int(queries.COUNTER_WINDOW.total_seconds() // 3600),
+        "start": since,
         "kinds": [(kind, counts.get(kind.slug, 0)) for kind in registry],
     }
 

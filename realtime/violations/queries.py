@@ -12,12 +12,11 @@ import logging
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import psycopg
 from django.db import ProgrammingError, connection, transaction
-from django.utils import timezone
 
 from realtime.access.scopes import Scope
 from realtime.console.rows import PAGE_SIZE, Cursor, RowFilter, ViolationRow
@@ -28,9 +27,6 @@ from realtime.violations.kinds import Kind, Registry
 
 logger = logging.getLogger(__name__)
 
-# The counters count violations of the last 24 hours (the detectors' date and time are the
-# plant's local time: DJANGO_TIME_ZONE).
-COUNTER_WINDOW = timedelta(hours=24)
 BIGINT_MAX = 2**63 - 1
 # What the product knows of a row, from realtime_acknowledgement a (changes.violation_state).
 STATE_COLUMNS = "a.acknowledged_by, a.acknowledged_at, a.note, a.noted_by, a.noted_at"
@@ -235,16 +231,12 @@ def many(kind: Kind, pks: list[int], *, scope: Scope) -> list[ViolationRow]:
     return [_row(kind, *row) for row in found]
 
 
-def window_start(now: datetime | None = None) -> datetime:
-    """The start of the counters' window, in the plant's local time (naive)."""
-    return timezone.localtime(now or timezone.now()).replace(tzinfo=None) - COUNTER_WINDOW
-
-
 def unacknowledged_counts(
-    registry: Registry, camera: int | None, since: datetime, *, scope: Scope
+    registry: Registry, camera: int | None, since: datetime, until: datetime, *, scope: Scope
 ) -> dict[str, int]:
-    """Per kind: violations since `since` (local time) that nobody has acknowledged and
-    no shelf covers."""
+    """Per kind: violations from `since` to `until` (not included; the plant's local time,
+    as the detectors write it: DJANGO_TIME_ZONE) that nobody has acknowledged and no shelf
+    covers."""
     kinds_ = list(registry)
     if not kinds_:
         return {}
@@ -254,6 +246,8 @@ def unacknowledged_counts(
         params: dict[str, Any] = {
             "date": since.date().isoformat(),
             "time": since.time().isoformat(),
+            "until_date": until.date().isoformat(),
+            "until_time": until.time().isoformat(),
             "camera": camera,
             "scope": None if scope is None else sorted(scope),
         }
@@ -266,6 +260,7 @@ def unacknowledged_counts(
             parts.append(
                 f"SELECT %(kind_{n})s::text, count(*) FROM {kind.qualified} t"
                 f" WHERE ({sort_date}, {sort_time}) >= (%(date)s::date, %(time)s::time)"
+                f" AND ({sort_date}, {sort_time}) < (%(until_date)s::date, %(until_time)s::time)"
                 f"{camera_clause}"
                 # Implied by the line above; the plain column has statistics, so the planner
                 # knows the window is small even before the index's expressions are analysed.

@@ -1,0 +1,60 @@
+// /history/'s bulk acknowledgement: the button names how many rows are checked, a box in
+// the header checks every row of the page, and more than the form's data-confirm-above
+// asks first, in a dialog that names the number. The form posts as it would without
+// this script (the server checks the same), and the page comes back with the result.
+(() => {
+  "use strict";
+  const form = document.getElementById("acknowledge-many");
+  const button = document.getElementById("acknowledge-selected");
+  const all = document.getElementById("select-all");
+  const dialog = document.getElementById("confirm-bulk");
+  if (!form || !button) return;
+  const confirmAbove = Number(form.dataset.confirmAbove || "10");
+  let confirmed = false;
+
+  function boxes() {
+    return Array.from(document.querySelectorAll("#violation-rows input.select-violation"));
+  }
+  function checkedCount() {
+    return boxes().filter((box) => box.checked).length;
+  }
+  function render() {
+    const n = checkedCount();
+    button.disabled = n === 0;
+    button.textContent = n ? `Acknowledge ${n} selected` : "Acknowledge selected";
+    if (all) {
+      const total = boxes().length;
+      all.checked = total > 0 && n === total;
+      all.indeterminate = n > 0 && n < total;
+    }
+  }
+
+  document.addEventListener("change", (event) => {
+    if (event.target === all) {
+      boxes().forEach((box) => {
+        box.checked = all.checked;
+      });
+    }
+    if (event.target === all || event.target.matches("input.select-violation")) render();
+  });
+  if (all) all.hidden = boxes().length === 0;
+
+  form.addEventListener("submit", (event) => {
+    const n = checkedCount();
+    if (confirmed || n <= confirmAbove || !dialog) return;
+    event.preventDefault();
+    dialog.querySelectorAll(".confirm-bulk-number").forEach((span) => {
+      span.textContent = String(n);
+    });
+    dialog.returnValue = "";
+    dialog.showModal();
+  });
+  if (dialog) {
+    dialog.addEventListener("close", () => {
+      if (dialog.returnValue !== "confirm") return;
+      confirmed = true;
+      form.requestSubmit();
+    });
+  }
+  render();
+})();
