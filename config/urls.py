@@ -1,10 +1,17 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views import defaults
+from django.views.generic import RedirectView
 
 urlpatterns = [
     path("", include("realtime.urls")),
+    # Browsers ask for it on pages without an icon of their own (the login): the console's.
+    path(
+        "favicon.ico",
+        RedirectView.as_view(url=static("realtime/icons/icon.svg"), permanent=False),
+    ),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(

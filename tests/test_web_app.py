@@ -65,6 +65,10 @@ def test_the_manifest_names_an_installable_app_with_its_icons(stack: Stack) -> N
             assert f"{width}x{height}" == icon["sizes"]
             sizes.add(width)
     assert {192, 512} <= sizes  # what Chromium asks of an installable app
+    # The login page has no icon of its own: browsers ask the root, and get the console's.
+    favicon = httpx.get(f"{stack.http}/favicon.ico", follow_redirects=True)
+    assert favicon.status_code == 200
+    assert favicon.headers["content-type"].startswith("image/svg+xml")
 
 
 def test_the_offline_page_needs_no_login_and_shows_nobodys_data(stack: Stack, pg, marker) -> None:
