@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import psycopg
+import pytest
 from psycopg import sql
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -435,3 +436,21 @@ def listener_under_test(db_url: str, **overrides: Any) -> tuple[LogListener, Col
         **{"conninfo": db_url, "catch_up_interval": 0.5, "standby_poll_interval": 0.2, **overrides}
     )
     return LogListener(settings, collector), collector
+
+
+def memory_stack(logs: str) -> Any:
+    """A test module's `stack` fixture: one Daphne with its embedded listener (memory
+    mode) on the test database, for all the module's tests; its logs in a folder `logs`.
+
+        stack = memory_stack("console")
+    """
+
+    @pytest.fixture(scope="module")
+    def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+        started = Stack.start("memory", database_url, None, tmp_path_factory.mktemp(logs))
+        try:
+            yield started
+        finally:
+            started.stop()
+
+    return stack

@@ -5,7 +5,6 @@ a violation's page and the login, light and dark. Real Chromium, real Daphne.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests import browsing
 from tests.browsing import SCREENSHOTS, expect_live
-from tests.helpers import ROOT, Stack, insert_violation
+from tests.helpers import ROOT, Stack, insert_violation, memory_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -30,13 +29,7 @@ RUN_AXE = """async () => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def stack(database_url: str, tmp_path_factory: Any) -> Iterator[Stack]:
-    stack = Stack.start("memory", database_url, None, tmp_path_factory.mktemp("a11y"))
-    try:
-        yield stack
-    finally:
-        stack.stop()
+stack = memory_stack("a11y")
 
 
 def serious_violations(page: Page) -> list[dict[str, Any]]:

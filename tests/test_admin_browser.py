@@ -16,20 +16,14 @@ from playwright.sync_api import expect
 
 from tests import browsing
 from tests.browsing import SCREENSHOTS
-from tests.helpers import Stack
+from tests.helpers import memory_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 LONG_PATH = "/media/" + "north-hall-loading-dock-camera-07/" * 4 + "2026-12-01T00-50-12.123456.jpg"
 
 
-@pytest.fixture(scope="module")
-def stack(database_url: str, tmp_path_factory: Any) -> Iterator[Stack]:
-    stack = Stack.start("memory", database_url, None, tmp_path_factory.mktemp("admin"))
-    try:
-        yield stack
-    finally:
-        stack.stop()
+stack = memory_stack("admin")
 
 
 @pytest.fixture

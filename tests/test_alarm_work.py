@@ -10,20 +10,14 @@ from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests import browsing
 from tests.browsing import SPY_ON_PLAY, expect_live
-from tests.helpers import Stack, insert_violation
+from tests.helpers import insert_violation, memory_stack
 from tests.history_rows import insert
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 PASSWORD = browsing.PASSWORD
 
 
-@pytest.fixture(scope="module")
-def stack(database_url: str, tmp_path_factory: Any) -> Iterator[Stack]:
-    stack = Stack.start("memory", database_url, None, tmp_path_factory.mktemp("alarm-work"))
-    try:
-        yield stack
-    finally:
-        stack.stop()
+stack = memory_stack("alarm-work")
 
 
 @pytest.fixture

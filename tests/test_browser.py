@@ -6,7 +6,6 @@ Screenshots are saved under artifacts/screenshots/ (docs/how-to/develop.md).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,19 +13,13 @@ from playwright.sync_api import ConsoleMessage, Page, expect
 
 from tests import browsing
 from tests.browsing import SCREENSHOTS, SPY_ON_PLAY, expect_live
-from tests.helpers import Stack, insert_violation, newest_event, prune_log
+from tests.helpers import Stack, insert_violation, memory_stack, newest_event, prune_log
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 PASSWORD = browsing.PASSWORD
 
 
-@pytest.fixture(scope="module")
-def stack(database_url: str, tmp_path_factory: Any) -> Iterator[Stack]:
-    stack = Stack.start("memory", database_url, None, tmp_path_factory.mktemp("browser"))
-    try:
-        yield stack
-    finally:
-        stack.stop()
+stack = memory_stack("browser")
 
 
 @pytest.fixture

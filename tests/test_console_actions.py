@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests import browsing
 from tests.browsing import SCREENSHOTS, SPY_ON_PLAY, expect_live
-from tests.helpers import Stack
+from tests.helpers import memory_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -25,13 +25,7 @@ ROWS_IN_VIEW = """() => [...document.querySelectorAll('#violation-rows tr.violat
   .map((tr) => tr.id)"""
 
 
-@pytest.fixture(scope="module")
-def stack(database_url: str, tmp_path_factory: Any) -> Iterator[Stack]:
-    stack = Stack.start("memory", database_url, None, tmp_path_factory.mktemp("actions"))
-    try:
-        yield stack
-    finally:
-        stack.stop()
+stack = memory_stack("actions")
 
 
 @pytest.fixture

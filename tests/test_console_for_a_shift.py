@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests import browsing
 from tests.browsing import SCREENSHOTS
-from tests.helpers import Stack
+from tests.helpers import Stack, memory_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -28,13 +28,7 @@ ROWS_IN_VIEW = """() => [...document.querySelectorAll('#violation-rows tr.violat
   .length"""
 
 
-@pytest.fixture(scope="module")
-def stack(database_url: str, tmp_path_factory: Any) -> Iterator[Stack]:
-    stack = Stack.start("memory", database_url, None, tmp_path_factory.mktemp("shift"))
-    try:
-        yield stack
-    finally:
-        stack.stop()
+stack = memory_stack("shift")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from playwright.sync_api import Browser, expect
 
 from tests import browsing
 from tests.browsing import SCREENSHOTS, expect_live
-from tests.helpers import Stack
+from tests.helpers import memory_stack
 from tests.history_rows import insert
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -32,13 +32,7 @@ CONTRAST = """([fg, bg]) => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def stack(database_url: str, tmp_path_factory: Any) -> Iterator[Stack]:
-    stack = Stack.start("memory", database_url, None, tmp_path_factory.mktemp("console"))
-    try:
-        yield stack
-    finally:
-        stack.stop()
+stack = memory_stack("console")
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ of its own are sometimes empty."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,20 +11,14 @@ from playwright.sync_api import Page, expect
 
 from tests import browsing
 from tests.browsing import SCREENSHOTS, expect_live
-from tests.helpers import Stack, insert_violation
+from tests.helpers import insert_violation, memory_stack
 from tests.history_rows import insert
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 GREY = "rgb(102, 102, 102)"  # .kind-badge's background before a kind's colour applies
 
 
-@pytest.fixture(scope="module")
-def stack(database_url: str, tmp_path_factory: Any) -> Iterator[Stack]:
-    stack = Stack.start("memory", database_url, None, tmp_path_factory.mktemp("detail"))
-    try:
-        yield stack
-    finally:
-        stack.stop()
+stack = memory_stack("detail")
 
 
 @pytest.fixture

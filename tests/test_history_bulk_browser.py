@@ -7,7 +7,6 @@ Screenshots are saved under artifacts/screenshots/ (history-desk.png, history-ph
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests import browsing
 from tests.browsing import SCREENSHOTS
-from tests.helpers import Stack, insert_violation
+from tests.helpers import Stack, insert_violation, memory_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -30,13 +29,7 @@ HEADERS = {
 }
 
 
-@pytest.fixture(scope="module")
-def stack(database_url: str, tmp_path_factory: Any) -> Iterator[Stack]:
-    stack = Stack.start("memory", database_url, None, tmp_path_factory.mktemp("history-bulk"))
-    try:
-        yield stack
-    finally:
-        stack.stop()
+stack = memory_stack("history-bulk")
 
 
 @pytest.fixture

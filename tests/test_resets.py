@@ -5,14 +5,13 @@ changes; one it can serve replays the same changes on both.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.helpers import (
-    Stack,
     insert_violation,
+    memory_stack,
     newest_event,
     next_frame,
     prune_log,
@@ -23,13 +22,7 @@ from tests.helpers import (
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture(scope="module")
-def stack(database_url: str, tmp_path_factory: Any) -> Iterator[Stack]:
-    stack = Stack.start("memory", database_url, None, tmp_path_factory.mktemp("resets"))
-    try:
-        yield stack
-    finally:
-        stack.stop()
+stack = memory_stack("resets")
 
 
 def resume_point(pg: Any, case: str) -> str:

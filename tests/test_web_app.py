@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,7 +16,7 @@ from playwright.sync_api import Page, expect
 
 from tests import browsing
 from tests.browsing import SCREENSHOTS, expect_live
-from tests.helpers import Stack, insert_violation
+from tests.helpers import Stack, insert_violation, memory_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -33,13 +32,7 @@ CACHED_PATHS = """async () => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def stack(database_url: str, tmp_path_factory: Any) -> Iterator[Stack]:
-    stack = Stack.start("memory", database_url, None, tmp_path_factory.mktemp("web-app"))
-    try:
-        yield stack
-    finally:
-        stack.stop()
+stack = memory_stack("web-app")
 
 
 @pytest.fixture
