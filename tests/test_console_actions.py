@@ -200,3 +200,18 @@ def test_the_keys_move_open_acknowledge_and_list_themselves(stack, operators, pa
     expect(page.locator(f"#violation-ppe-{ids[2]}")).to_be_focused()
     page.keyboard.press("Enter")
     expect(page.locator("#violation-dialog #detail-title")).to_contain_text(f"#{ids[2]}")
+
+
+def test_a_rows_acknowledge_offers_undo_and_undo_reopens_it(stack, operators, page, pg) -> None:
+    ids = today_rows(pg, 2)
+    browsing.log_in(page, stack.http, "/", "anna", browsing.PASSWORD)
+    expect_live(page)
+    row = page.locator(f"#violation-ppe-{ids[1]}")
+    row.get_by_role("button", name="Acknowledge").click()
+    expect(row).to_contain_text("Acknowledged by anna")
+    notice = page.locator("#live-notices .live-notice").first
+    expect(notice).to_contain_text("Acknowledged PPE, camera")
+    notice.get_by_role("button", name="Undo").click()
+    expect(row.get_by_role("button", name="Acknowledge")).to_be_visible(timeout=2_000)
+    expect(page.locator("#live-notices")).to_contain_text("Undone: 1 open again.")
+    assert acknowledged(pg) == set()

@@ -660,10 +660,23 @@
       if (bulkResult) bulkResult.textContent = "";
       offerUndo(answered, `Acknowledged ${answered.length}.`);
       renderSelection();
-    } else if (elt?.matches?.("#violation-rows .ack-button") && event.detail.successful) {
-      const row = parseRow(xhr.responseText);
-      if (row) offerUndo([row], `Acknowledged ${describe(row)}.`);
     }
+  });
+
+  // A row's own Acknowledge: its answer (or the stream, first) re-draws the row, and the
+  // button goes with it, so its answer is heard on the button itself.
+  document.body.addEventListener("htmx:beforeRequest", (event) => {
+    const button = event.detail.elt;
+    if (!button?.matches?.("button.ack-button")) return;
+    button.addEventListener(
+      "htmx:afterRequest",
+      (done) => {
+        if (!done.detail.successful) return;
+        const row = parseRow(done.detail.xhr.responseText);
+        if (row) offerUndo([row], `Acknowledged ${describe(row)}.`);
+      },
+      { once: true },
+    );
   });
 
   // --- undo -----------------------------------------------------------------------------
