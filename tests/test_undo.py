@@ -97,3 +97,33 @@ def test_several_at_once_take_back_only_ones_own(pg, client_of) -> None:
     assert all(acknowledged(pg, i) == [] for i in mine)
     assert acknowledged(pg, theirs) == [("bert",)]
     assert anna.post("/violations/undo/", {"violation": ["ppe:x"]}).status_code == 400
+
+
+def test_another_sites_violation_cannot_be_taken_back_nor_its_camera_shelved(pg, client_of) -> None:
+    """The detail's actions obey the sites like every path: out of scope is a 404, and
+    nothing changes."""
+    import io
+
+    from django.core.management import call_command
+
+    from realtime.access import scopes
+
+    call_command("sites", "set", "North", "--cameras", "1-3", stdout=io.StringIO())
+    call_command("sites", "set", "South", "--cameras", "4-6", stdout=io.StringIO())
+    alice = client_of("alice")
+    call_command("sites", "grant", "North", "alice", stdout=io.StringIO())
+    scopes.forget()
+    south = insert_violation(pg, "violation_ppedetections", camera_id=5)
+    # Acknowledged as alice by name (an admin's mistake, say): still not hers to take back.
+    pg.execute(
+        "INSERT INTO realtime_acknowledgement (table_name, violation_id, acknowledged_by,"
+        " acknowledged_at) VALUES ('violation_ppedetections', %s, 'alice', now())",
+        [south],
+    )
+    assert alice.post(f"/violations/ppe/{south}/undo/").status_code == 404
+    assert alice.post("/violations/undo/", {"violation": [f"ppe:{south}"]}).status_code == 200
+    assert acknowledged(pg, south) == [("alice",)]
+    shelve = alice.post(f"/violations/ppe/{south}/shelve/", {"minutes": "60"})
+    assert shelve.status_code == 404
+    assert pg.execute("SELECT count(*) FROM realtime_shelf").fetchone() == (0,)
+    assert alice.get(f"/violations/ppe/{south}/").status_code == 404
