@@ -35,6 +35,14 @@ def second_page(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
+def both_live(stack: Any, page: Page, second_page: Page) -> None:
+    """anna on the first screen, bert on the second, both live."""
+    browsing.log_in(page, stack.http, "/", "anna", PASSWORD)
+    browsing.log_in(second_page, stack.http, "/", "bert", PASSWORD)
+    expect_live(page)
+    expect_live(second_page)
+
+
 def row(page: Page, kind: str, row_id: int) -> Any:
     return page.locator(f"#violation-{kind}-{row_id}")
 
@@ -44,10 +52,7 @@ def test_a_bulk_acknowledgement_reaches_a_second_browser_within_2_s(
 ) -> None:
     ids = [insert_violation(pg, "violation_ppedetections", camera_id=n) for n in (1, 2, 3)]
     loto = insert_violation(pg, "violation_lotodetections", camera_id=4)
-    browsing.log_in(page, stack.http, "/", "anna", PASSWORD)
-    browsing.log_in(second_page, stack.http, "/", "bert", PASSWORD)
-    expect_live(page)
-    expect_live(second_page)
+    both_live(stack, page, second_page)
     expect(second_page.locator('.count[data-kind="ppe"]')).to_have_text("3")
 
     expect(page.locator("#acknowledge-selected")).to_be_disabled()
@@ -76,10 +81,7 @@ def test_a_note_reaches_a_second_browser_within_2_s(
     stack, operators, page, second_page, pg
 ) -> None:
     row_id = insert_violation(pg, "violation_humandetections", camera_id=7)
-    browsing.log_in(page, stack.http, "/", "anna", PASSWORD)
-    browsing.log_in(second_page, stack.http, "/", "bert", PASSWORD)
-    expect_live(page)
-    expect_live(second_page)
+    both_live(stack, page, second_page)
     row(page, "human", row_id).get_by_role("button", name="Acknowledge").click()
     expect(row(second_page, "human", row_id)).to_contain_text("Acknowledged by anna", timeout=2_000)
 
@@ -116,10 +118,7 @@ def test_acknowledged_from_the_detail_with_a_note_it_reaches_a_second_browser_wi
     stack, operators, page, second_page, pg
 ) -> None:
     row_id = insert_violation(pg, "violation_humandetections", camera_id=7)
-    browsing.log_in(page, stack.http, "/", "anna", PASSWORD)
-    browsing.log_in(second_page, stack.http, "/", "bert", PASSWORD)
-    expect_live(page)
-    expect_live(second_page)
+    both_live(stack, page, second_page)
     dialog = open_detail(page, "human", row_id)
     dialog.locator("form.detail-acknowledge").get_by_role("textbox").fill("Seen on camera 7.")
     dialog.get_by_role("button", name="Acknowledge").click()
@@ -138,10 +137,7 @@ def test_an_acknowledgement_undone_from_the_detail_is_open_again_on_a_second_bro
     stack, operators, page, second_page, pg
 ) -> None:
     row_id = insert_violation(pg, "violation_humandetections", camera_id=8)
-    browsing.log_in(page, stack.http, "/", "anna", PASSWORD)
-    browsing.log_in(second_page, stack.http, "/", "bert", PASSWORD)
-    expect_live(page)
-    expect_live(second_page)
+    both_live(stack, page, second_page)
     dialog = open_detail(page, "human", row_id)
     dialog.get_by_role("button", name="Acknowledge", exact=True).click()
     expect(row(second_page, "human", row_id)).to_contain_text("Acknowledged by anna", timeout=2_000)
@@ -163,10 +159,7 @@ def test_a_camera_shelved_from_the_detail_is_shelved_on_a_second_browser_within_
     stack, operators, page, second_page, pg
 ) -> None:
     row_id = insert_violation(pg, "violation_humandetections", camera_id=31)
-    browsing.log_in(page, stack.http, "/", "anna", PASSWORD)
-    browsing.log_in(second_page, stack.http, "/", "bert", PASSWORD)
-    expect_live(page)
-    expect_live(second_page)
+    both_live(stack, page, second_page)
     dialog = open_detail(page, "human", row_id)
     shelve = dialog.locator("form.detail-shelve")
     shelve.get_by_role("combobox").select_option(label="30 min")
