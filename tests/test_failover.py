@@ -228,6 +228,9 @@ async def test_sigterm_under_load_stops_listen_notify_at_once_and_loses_nothing(
             time.sleep(rng.uniform(0.05, 1.5))  # a random moment of its work
             assert stop_within_bound(active) == 0, active.log()
             assert "listen_notify stopped" in active.log()
+            # The standby takes over; then a new standby in its place (started before the
+            # takeover, the new one may win the lock: it would not log "standby").
+            wait_for_active(stack)
             stack.start_listener().wait_for_log("listener standby")
         wait_for_active(stack)
 
