@@ -14,7 +14,7 @@ TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
-.PHONY: install local-env run demo test test-unit lint docs schema psql clean
+.PHONY: install local-env run demo test test-unit lint messages docs schema psql clean
 
 install: $(VENV)/.installed
 
@@ -61,7 +61,14 @@ lint: install $(DOCS_VENV)/.installed node_modules/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	node_modules/.bin/biome ci --colors=off --error-on-warnings
+	$(BIN)/python scripts/messages.py check
 	NO_MKDOCS_2_WARNING=1 $(DOCS_BIN)/mkdocs build --strict --quiet
+
+# The translations (locale/): every marked string extracted into the .po files (new ones
+# untranslated: translate them, then run it again) and the .mo files compiled. Needs GNU
+# gettext; make lint fails while a string has no translation in a shipped language.
+messages: install
+	$(BIN)/python scripts/messages.py update
 
 # Biome, exactly as package-lock.json pins it (npm ci), into node_modules/ (git-ignored).
 node_modules/.installed: package.json package-lock.json

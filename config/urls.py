@@ -2,11 +2,25 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.templatetags.static import static
 from django.urls import include, path
+from django.utils import timezone
 from django.views import defaults
+from django.views.decorators.http import last_modified
 from django.views.generic import RedirectView
+from django.views.i18n import JavaScriptCatalog
+
+# The catalogs change only with a deploy: a browser asks again with If-Modified-Since.
+STARTED = timezone.now()
 
 urlpatterns = [
     path("", include("realtime.urls")),
+    # The scripts' strings in the request's language (gettext() in static/realtime/*.js).
+    path(
+        "jsi18n/",
+        last_modified(lambda request: STARTED)(JavaScriptCatalog.as_view()),
+        name="javascript-catalog",
+    ),
+    # The language selector's target (sets the django_language cookie, then goes back).
+    path("i18n/", include("django.conf.urls.i18n")),
     # Browsers ask for it on pages without an icon of their own (the login): the console's.
     path(
         "favicon.ico",

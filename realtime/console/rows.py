@@ -18,6 +18,7 @@ from typing import Any
 from django.http import QueryDict
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
 
 from realtime.pipeline.changes import ViolationState
 from realtime.streams import names
@@ -327,10 +328,15 @@ def _timestamp(value: Any) -> datetime | None:
         return None
 
 
-def render_row(row: ViolationRow, layout: Layout = "table", *, live: bool = False) -> str:
-    """A `<tr>` on one line (an SSE `data:` line); every value HTML-escaped by the template."""
-    template = "realtime/_row.html" if layout == "table" else "realtime/_admin_row.html"
-    html = render_to_string(template, {"row": row, "live": live}).strip()
+def render_row(row: ViolationRow, layout: Layout | None = None, *, live: bool = False) -> str:
+    """A `<tr>` on one line (an SSE `data:` line); every value HTML-escaped by the template.
+
+    Drawn in the layout's language (realtime.streams.names.layout); None: the live table's,
+    in the active language (a response to the request that acted on the row)."""
+    form, language = names.split_layout(layout or names.layout("table"))
+    template = "realtime/_row.html" if form == "table" else "realtime/_admin_row.html"
+    with translation.override(language):
+        html = render_to_string(template, {"row": row, "live": live}).strip()
     # The templates keep their own markup on one line; line breaks inside values become
     # character references, which mean the same thing in HTML.
     return html.replace("\r", "&#13;").replace("\n", "&#10;")

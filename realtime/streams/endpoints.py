@@ -69,11 +69,12 @@ def violation_row_events(request: HttpRequest) -> HttpResponseBase:
         row_filter = RowFilter.from_query(request.GET)
     except InvalidFilter as exc:
         return JsonResponse({"error": str(exc)}, status=400)
-    layout = request.GET.get("layout", "table")
-    for known in names.LAYOUTS:
-        if layout == known:
-            return _stream(request, row_filter.stream_name(known))
-    return JsonResponse({"error": "layout must be table or admin"}, status=400)
+    form = request.GET.get("layout", "table")
+    if form not in names.FORMS:
+        return JsonResponse({"error": "layout must be table or admin"}, status=400)
+    # Rows drawn in the request's language (LocaleMiddleware: the user's choice, or the
+    # browser's Accept-Language).
+    return _stream(request, row_filter.stream_name(names.layout(form)))
 
 
 def _stream(request: HttpRequest, base: str) -> HttpResponseBase:
@@ -132,7 +133,9 @@ def _resume_point(request: HttpRequest, channel: str) -> tuple[Position | None, 
     # A stream of the same name in another scope is fine: the user's scope changed since
     # (their grants), and they resume with the new one.
     if position is None or (
-        stream is not None and names.base_of(unquote(stream)) != names.base_of(channel)
+        stream is not None
+        and names.without_language(names.base_of(unquote(stream)))
+        != names.without_language(names.base_of(channel))
     ):
         return None, (
             f"Last-Event-ID must be an event id such as 42, {quote(channel)}:42 or "

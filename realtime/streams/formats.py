@@ -87,7 +87,7 @@ def row_fragments(
     if "left" in message:
         cameras.append(message_camera(message["left"]))
     out: list[tuple[str, str]] = []
-    for layout in names.LAYOUTS:
+    for layout in names.layouts():
         drawn: dict[int, str | None] = {}
         bases = dict.fromkeys(
             b for c in cameras for b in names.rows_streams_for(layout, kind.slug, c)

@@ -5,6 +5,8 @@ A stream's name is a base and, when a user's sites limit what they see, a scope:
     violations                  the JSON of /events/violations/
     table/<kind>/<camera>       the live table's `<tr>` rows ("*" for any kind or camera)
     admin/<kind>/<camera>       the admin changelist's rows
+    table.de/<kind>/<camera>    the same rows, in German (a language other than
+                                LANGUAGE_CODE's names its layout: rows are drawn in it)
     <base>~1-3,7                the same, of cameras 1, 2, 3 and 7 only ("~none": none)
 
 The server names every stream from the user's scope (realtime.access.scopes), never from
@@ -13,7 +15,10 @@ what a client sends. django-eventstream calls these names channels; so do Pushpi
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
+
+from django.conf import settings
+from django.utils import translation
 
 from realtime.access import scopes
 from realtime.streams.membership import Keeps
@@ -21,9 +26,11 @@ from realtime.violations import cameras, kinds
 
 # The stream of /events/violations/ (the JSON of each change).
 JSON_STREAM = "violations"
-# The layouts a change is drawn in as a row: the live table's, the admin changelist's.
-Layout = Literal["table", "admin"]
-LAYOUTS: tuple[Layout, ...] = ("table", "admin")
+# The forms a change is drawn in as a row: the live table's, the admin changelist's.
+FORMS = ("table", "admin")
+# A form and the language it is drawn in: "table" (LANGUAGE_CODE's), "table.de".
+Layout = str
+LANGUAGE_MARK = "."
 # Between the base name and its scope.
 SEPARATOR = "~"
 ANY = "*"
@@ -68,6 +75,35 @@ def split(name: str) -> tuple[str, scopes.Scope]:
     return base, scope
 
 
+def default_language() -> str:
+    return translation.get_supported_language_variant(settings.LANGUAGE_CODE)
+
+
+def layout(form: str, language: str | None = None) -> Layout:
+    """The layout of a form drawn in a language (None: the active one); the default
+    language's is the form alone, as before there were others."""
+    language = translation.get_supported_language_variant(language or translation.get_language())
+    return form if language == default_language() else f"{form}{LANGUAGE_MARK}{language}"
+
+
+def layouts() -> tuple[Layout, ...]:
+    """Every layout a change may be drawn in: each form in each language of LANGUAGES."""
+    return tuple(layout(form, code) for form in FORMS for code, _ in settings.LANGUAGES)
+
+
+def split_layout(name: Layout) -> tuple[str, str]:
+    """A layout's form and language ("table.de": "table", "de")."""
+    form, _, language = name.partition(LANGUAGE_MARK)
+    return form, language or default_language()
+
+
+def without_language(base: str) -> str:
+    """A stream's base name in the default language: a client that resumes a stream it
+    followed in another language (the user changed it since) resumes the same changes."""
+    head, slash, rest = base.partition("/")
+    return f"{head.partition(LANGUAGE_MARK)[0]}{slash}{rest}"
+
+
 def rows(layout: Layout, kind: str | None, camera: int | None) -> str:
     """The rows stream of a layout that keeps a kind's (None: every kind's) changes of a
     camera (None: every camera's)."""
@@ -78,7 +114,7 @@ def parse_rows(name: str) -> tuple[Layout, str | None, int | None]:
     """A rows stream's base name: its layout, kind and camera (BadStreamName if it is not)."""
     layout, _, rest = name.partition("/")
     kind, _, camera = rest.partition("/")
-    if layout not in LAYOUTS or (kind != ANY and kind not in kinds.knowing(slug=kind).by_slug):
+    if layout not in layouts() or (kind != ANY and kind not in kinds.knowing(slug=kind).by_slug):
         raise BadStreamName(f"not a rows stream: {name[:80]}")
     if camera != ANY and cameras.CAMERA.fullmatch(camera) is None:
         raise BadStreamName(f"not a rows stream: {name[:80]}")
