@@ -5,5 +5,5 @@ document.body.addEventListener("htmx:responseError", (event) => {
   const section = form?.closest ? form.closest(".detail-act") : null;
   if (!section) return;
   const error = section.querySelector(".detail-act-error");
-  if (error) error.textContent = event.detail.xhr.responseText || "The server refused it.";
+  if (error) error.textContent = event.detail.xhr.responseText || gettext("The server refused it.");
 });

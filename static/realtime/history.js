@@ -10,6 +10,8 @@
   const dialog = document.getElementById("confirm-bulk");
   if (!form || !button) return;
   const confirmAbove = Number(form.dataset.confirmAbove || "10");
+  // Numbers as the page's language writes them (the words: gettext, from /jsi18n/).
+  const numbers = new Intl.NumberFormat(document.documentElement.lang || undefined);
   let confirmed = false;
 
   function boxes() {
@@ -21,7 +23,13 @@
   function render() {
     const n = checkedCount();
     button.disabled = n === 0;
-    button.textContent = n ? `Acknowledge ${n} selected` : "Acknowledge selected";
+    button.textContent = n
+      ? interpolate(
+          ngettext("Acknowledge %(count)s selected", "Acknowledge %(count)s selected", n),
+          { count: numbers.format(n) },
+          true,
+        )
+      : gettext("Acknowledge selected");
     if (all) {
       const total = boxes().length;
       all.checked = total > 0 && n === total;
@@ -44,7 +52,7 @@
     if (confirmed || n <= confirmAbove || !dialog) return;
     event.preventDefault();
     dialog.querySelectorAll(".confirm-bulk-number").forEach((span) => {
-      span.textContent = String(n);
+      span.textContent = numbers.format(n);
     });
     dialog.returnValue = "";
     dialog.showModal();

@@ -7,6 +7,18 @@
   const stream = document.querySelector("[sse-connect]");
   if (!stream) return;
 
+  // Words come from the page's catalog (/jsi18n/, gettext and friends, in the request's
+  // language); numbers are written as that language writes them.
+  const numbers = new Intl.NumberFormat(document.documentElement.lang || undefined);
+  // interpolate() with named placeholders, so that a translation can reorder them.
+  function say(format, values) {
+    const shown = {};
+    for (const [key, value] of Object.entries(values)) {
+      shown[key] = typeof value === "number" ? numbers.format(value) : value;
+    }
+    return interpolate(format, shown, true);
+  }
+
   const stateLabel = document.getElementById("connection-state");
   const seenEvents = new Set();
   const SEEN_LIMIT = 5000;
@@ -19,11 +31,11 @@
   // open sends nothing, and no browser notices: after 2.5 heartbeats of silence the page
   // says "Stale" and opens a new stream, which resumes from the last event seen.
   const STATES = {
-    connecting: "Connecting…",
-    live: "Live",
-    reconnecting: "Reconnecting…",
-    stale: "Stale",
-    offline: "Offline",
+    connecting: pgettext("connection state", "Connecting…"),
+    live: pgettext("connection state", "Live"),
+    reconnecting: pgettext("connection state", "Reconnecting…"),
+    stale: pgettext("connection state", "Stale"),
+    offline: pgettext("connection state", "Offline"),
   };
   const heartbeatMs = 1000 * (Number(stream.dataset.heartbeatSeconds) || 10);
   const STALE_AFTER_MS = 2.5 * heartbeatMs;
@@ -38,10 +50,15 @@
   }
 
   function currentState() {
-    if (!navigator.onLine) return ["offline", "the browser is offline"];
+    if (!navigator.onLine) return ["offline", gettext("the browser is offline")];
     if (transport !== "connecting" && silentMs() > STALE_AFTER_MS) {
       const seconds = Math.round(silentMs() / 1000);
-      return ["stale", `nothing from the server for ${seconds} s`];
+      const format = ngettext(
+        "nothing from the server for %(seconds)s s",
+        "nothing from the server for %(seconds)s s",
+        seconds,
+      );
+      return ["stale", say(format, { seconds })];
     }
     if (transport === "reconnecting") return ["reconnecting", ""];
     if (transport === "connecting") return ["connecting", ""];
@@ -52,11 +69,16 @@
   function render() {
     if (!stateLabel) return;
     const [state, why] = currentState();
-    const text = why ? `${STATES[state]}: ${why}` : STATES[state];
+    const text = why
+      ? say(gettext("%(state)s: %(why)s"), { state: STATES[state], why })
+      : STATES[state];
     if (stateLabel.textContent !== text) stateLabel.textContent = text;
     stateLabel.className = `connection-state state-${state}`;
     document.body.dataset.connection = state;
-    document.title = state === "live" ? pageTitle : `${STATES[state]} · ${pageTitle}`;
+    document.title =
+      state === "live"
+        ? pageTitle
+        : say(gettext("%(state)s · %(title)s"), { state: STATES[state], title: pageTitle });
   }
 
   function heard() {
@@ -83,7 +105,8 @@
     source.addEventListener("heartbeat", (event) => {
       try {
         const beat = JSON.parse(event.data);
-        pipelineDown = beat.pipeline === "live" ? "" : beat.reason || "the pipeline is down";
+        pipelineDown =
+          beat.pipeline === "live" ? "" : beat.reason || gettext("the pipeline is down");
       } catch {
         pipelineDown = "";
       }
@@ -263,14 +286,17 @@
     if (cell && !cell.querySelector(".late-mark")) {
       const mark = document.createElement("span");
       mark.className = "late-mark";
-      mark.textContent = "late";
-      mark.title = "Arrived after newer violations: a detector caught up";
+      mark.textContent = gettext("late");
+      mark.title = gettext("Arrived after newer violations: a detector caught up");
       cell.append(mark);
     }
     const target = rowTarget(row);
-    showNotice(`Late violation: ${describe(row)} (arrived after newer ones).`, {
+    const text = say(gettext("Late violation: %(violation)s (arrived after newer ones)."), {
+      violation: describe(row),
+    });
+    showNotice(text, {
       late: true,
-      action: place === "beyond" ? "Open it" : "Show it",
+      action: place === "beyond" ? gettext("Open it") : gettext("Show it"),
       onAction: () => {
         if (place !== "beyond" && row.isConnected) focusRow(row.id);
         else if (target) openDetail(target[0], target[1], null);
@@ -289,11 +315,24 @@
     if (spokenTimer) return;
     spokenTimer = setTimeout(() => {
       const [newest, newestLate] = spoken[spoken.length - 1];
-      const lates = spoken.filter(([, isLate]) => isLate).length;
-      const what = `${newestLate ? "Late violation" : "New violation"}: ${describe(newest)}.`;
-      const more = spoken.length > 1 ? ` ${spoken.length} new violations` : "";
-      const late = spoken.length > 1 && lates ? `, ${lates} of them late` : "";
-      announcer.textContent = `${what}${more}${late}${more ? "." : ""}`;
+      const count = spoken.length;
+      const late = spoken.filter(([, isLate]) => isLate).length;
+      const what = newestLate
+        ? gettext("Late violation: %(violation)s.")
+        : gettext("New violation: %(violation)s.");
+      const sentences = [say(what, { violation: describe(newest) })];
+      if (count > 1 && late) {
+        const format = ngettext(
+          "%(count)s new violation, %(late)s of them late.",
+          "%(count)s new violations, %(late)s of them late.",
+          count,
+        );
+        sentences.push(say(format, { count, late }));
+      } else if (count > 1) {
+        const format = ngettext("%(count)s new violation.", "%(count)s new violations.", count);
+        sentences.push(say(format, { count }));
+      }
+      announcer.textContent = sentences.join(" ");
       spoken = [];
       spokenTimer = null;
     }, BURST_MS);
@@ -325,7 +364,7 @@
     dismiss.type = "button";
     dismiss.className = "dismiss";
     dismiss.textContent = "×";
-    dismiss.setAttribute("aria-label", "Dismiss");
+    dismiss.setAttribute("aria-label", gettext("Dismiss"));
     dismiss.addEventListener("click", () => {
       notice.remove();
     });
@@ -367,7 +406,7 @@
     const form = event.detail.elt;
     if (!form?.closest?.("#shelves")) return;
     const error = document.querySelector("#shelves .shelve-error");
-    if (error) error.textContent = event.detail.xhr.responseText || "Could not shelve.";
+    if (error) error.textContent = event.detail.xhr.responseText || gettext("Could not shelve.");
   });
 
   // --- the trend chart ------------------------------------------------------------------
@@ -527,12 +566,18 @@
   function age(at) {
     const seconds = ageSeconds(at);
     if (Number.isNaN(seconds) || seconds < -60) return "";
-    if (seconds < 60) return "just now";
+    if (seconds < 60) return gettext("just now");
     const minutes = Math.floor(seconds / 60);
-    if (minutes < 60) return `${minutes} min ago`;
+    if (minutes < 60) {
+      return say(ngettext("%(minutes)s min ago", "%(minutes)s min ago", minutes), { minutes });
+    }
     const hours = Math.floor(minutes / 60);
-    if (hours < 48) return `${hours} h ${minutes % 60} min ago`;
-    return `${Math.floor(hours / 24)} days ago`;
+    if (hours < 48) {
+      // Translators: an age of 1 to 47 hours, as "5 h 12 min ago" (units abbreviated).
+      return say(gettext("%(hours)s h %(minutes)s min ago"), { hours, minutes: minutes % 60 });
+    }
+    const days = Math.floor(hours / 24);
+    return say(ngettext("%(days)s day ago", "%(days)s days ago", days), { days });
   }
   function renderAges(root) {
     (root || document).querySelectorAll("tr.violation[data-at] .age").forEach((span) => {
@@ -577,12 +622,18 @@
     const selected = selectedBoxes().length;
     if (bulkSelected) {
       bulkSelected.disabled = selected === 0;
-      bulkSelected.textContent = `Acknowledge selected (${selected})`;
+      bulkSelected.textContent = say(
+        ngettext("Acknowledge selected (%(count)s)", "Acknowledge selected (%(count)s)", selected),
+        { count: selected },
+      );
     }
     if (bulkVisible) {
       const inView = boxesInView().length;
       bulkVisible.disabled = inView === 0;
-      bulkVisible.textContent = `Acknowledge the ${inView} in view`;
+      bulkVisible.textContent = say(
+        ngettext("Acknowledge the %(count)s in view", "Acknowledge the %(count)s in view", inView),
+        { count: inView },
+      );
     }
   }
   let selectionFrame = 0;
@@ -619,9 +670,16 @@
     const count = selectedBoxes().length;
     if (count <= CONFIRM_OVER) return;
     event.preventDefault();
-    document.getElementById("bulk-confirm-text").textContent =
-      `Acknowledge these ${count} violations? Each is recorded as acknowledged by you.`;
-    document.getElementById("bulk-confirm-button").textContent = `Acknowledge ${count}`;
+    const question = ngettext(
+      "Acknowledge %(count)s violation? It is recorded as acknowledged by you.",
+      "Acknowledge these %(count)s violations? Each is recorded as acknowledged by you.",
+      count,
+    );
+    document.getElementById("bulk-confirm-text").textContent = say(question, { count });
+    document.getElementById("bulk-confirm-button").textContent = say(
+      ngettext("Acknowledge %(count)s", "Acknowledge %(count)s", count),
+      { count },
+    );
     confirmDialog.returnValue = "";
     confirmDialog.addEventListener(
       "close",
@@ -653,12 +711,17 @@
     const xhr = event.detail.xhr;
     if (bulkForm && elt === bulkForm) {
       if (!event.detail.successful) {
-        if (bulkResult) bulkResult.textContent = xhr.responseText || "Could not acknowledge.";
+        if (bulkResult)
+          bulkResult.textContent = xhr.responseText || gettext("Could not acknowledge.");
         return;
       }
       const answered = drawAnswered(xhr.responseText);
       if (bulkResult) bulkResult.textContent = "";
-      offerUndo(answered, `Acknowledged ${answered.length}.`);
+      const count = answered.length;
+      offerUndo(
+        answered,
+        say(ngettext("Acknowledged %(count)s.", "Acknowledged %(count)s.", count), { count }),
+      );
       renderSelection();
     }
   });
@@ -673,7 +736,11 @@
       (done) => {
         if (!done.detail.successful) return;
         const row = parseRow(done.detail.xhr.responseText);
-        if (row) offerUndo([row], `Acknowledged ${describe(row)}.`);
+        if (row)
+          offerUndo(
+            [row],
+            say(gettext("Acknowledged %(violation)s."), { violation: describe(row) }),
+          );
       },
       { once: true },
     );
@@ -695,7 +762,7 @@
       .map(([kind, id]) => `${kind}:${id}`);
     if (!refs.length) return;
     showNotice(text, {
-      action: "Undo",
+      action: gettext("Undo"),
       onAction: (notice) => {
         const body = new URLSearchParams();
         for (const ref of refs) body.append("violation", ref);
@@ -709,16 +776,22 @@
           .then(([ok, answer]) => {
             notice.remove();
             if (!ok) {
-              showNotice(answer || "Could not undo.");
+              showNotice(answer || gettext("Could not undo."));
               return;
             }
             const undone = drawAnswered(answer).filter(
               (r) => !r.classList.contains("acknowledged"),
             );
-            showNotice(`Undone: ${undone.length} open again.`);
+            const count = undone.length;
+            const format = ngettext(
+              "Undone: %(count)s open again.",
+              "Undone: %(count)s open again.",
+              count,
+            );
+            showNotice(say(format, { count }));
           })
           .catch(() => {
-            showNotice("Could not undo: the server did not answer.");
+            showNotice(gettext("Could not undo: the server did not answer."));
           });
       },
     });
@@ -810,7 +883,7 @@
   function renderSoundButton() {
     if (!soundButton) return;
     const playing = soundOn && !blocked;
-    soundButton.textContent = playing ? "Mute sound" : "Enable sound";
+    soundButton.textContent = playing ? gettext("Mute sound") : gettext("Enable sound");
     soundButton.setAttribute("aria-pressed", String(playing));
   }
 
@@ -926,13 +999,13 @@
     const denied = Notification.permission === "denied";
     const on = notifyOn && granted();
     notifyButton.textContent = denied
-      ? "Notifications blocked"
+      ? gettext("Notifications blocked")
       : on
-        ? "Stop notifications"
-        : "Notify me";
+        ? gettext("Stop notifications")
+        : gettext("Notify me");
     notifyButton.title = denied
-      ? "This browser blocks the site's notifications: allow them in its site settings"
-      : "A desktop notification when violations arrive while this tab is hidden";
+      ? gettext("This browser blocks the site's notifications: allow them in its site settings")
+      : gettext("A desktop notification when violations arrive while this tab is hidden");
     notifyButton.setAttribute("aria-pressed", String(on));
   }
   if (notifyButton && notifications) {
@@ -959,7 +1032,12 @@
     };
     const time = row.querySelector(".field-time");
     const at = time?.firstChild ? time.firstChild.textContent.trim() : "";
-    return `${cell(".kind-badge")}, camera ${cell(".field-camera") || "?"}, ${at}`;
+    // Translators: a violation in a notice, as "PPE, camera 12, 14:03:07".
+    return say(gettext("%(kind)s, camera %(camera)s, %(time)s"), {
+      kind: cell(".kind-badge"),
+      camera: cell(".field-camera") || "?",
+      time: at,
+    });
   }
   function notifyLater(row) {
     if (!notifyOn || !granted() || document.visibilityState !== "hidden") return;
@@ -972,12 +1050,20 @@
     burstTimer = null;
     if (!rows.length) return;
     const show = () => {
+      const count = rows.length;
       const title =
-        rows.length === 1 ? `New violation: ${rows[0].text}` : `${rows.length} new violations`;
+        count === 1
+          ? say(gettext("New violation: %(violation)s"), { violation: rows[0].text })
+          : say(ngettext("%(count)s new violation", "%(count)s new violations", count), { count });
       const lines = rows.slice(0, 3).map((r) => r.text);
-      if (rows.length > 3) lines.push(`and ${rows.length - 3} more`);
+      if (count > 3) {
+        const more = count - 3;
+        lines.push(
+          say(ngettext("and %(count)s more", "and %(count)s more", more), { count: more }),
+        );
+      }
       const notice = new Notification(title, {
-        body: rows.length === 1 ? "Open the live table to acknowledge it." : lines.join("\n"),
+        body: count === 1 ? gettext("Open the live table to acknowledge it.") : lines.join("\n"),
         tag: "violations", // a newer burst replaces the notification of the last
       });
       notice.onclick = () => {
