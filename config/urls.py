@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.templatetags.static import static
 from django.urls import include, path
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django.views import defaults
 from django.views.decorators.http import last_modified
 from django.views.generic import RedirectView
@@ -30,7 +31,7 @@ urlpatterns = [
         "accounts/login/",
         auth_views.LoginView.as_view(
             template_name="admin/login.html",
-            extra_context={"site_header": "Safety violations", "site_title": "Log in"},
+            extra_context={"site_header": _("Safety violations"), "site_title": _("Log in")},
         ),
         name="login",
     ),
@@ -46,6 +47,6 @@ handler400 = defaults.bad_request.__wrapped__  # type: ignore[attr-defined]
 handler403 = defaults.permission_denied.__wrapped__  # type: ignore[attr-defined]
 handler404 = defaults.page_not_found.__wrapped__  # type: ignore[attr-defined]
 
-admin.site.site_header = "Safety violations"
-admin.site.site_title = "Safety violations"
-admin.site.index_title = "Administration"
+admin.site.site_header = _("Safety violations")
+admin.site.site_title = _("Safety violations")
+admin.site.index_title = _("Administration")

@@ -15,6 +15,7 @@ from django.template.loader import render_to_string
 from django.utils.formats import number_format
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from realtime.access import scopes
 from realtime.access.admin_scope import ByCamera, ByViolation, SharedAdmin
@@ -139,28 +140,28 @@ class ViolationAdmin(ByCamera, ReadOnlyAdmin):
             self.model._meta.db_table
         )
 
-    @admin.display(description="ID", ordering="id")
+    @admin.display(description=gettext_lazy("ID"), ordering="id")
     def violation(self, obj: Any) -> str:
         kind = self._kind()
         slug = kind.slug if kind else ""
         return format_html('<span data-violation="{}-{}">{}</span>', slug, obj.pk, obj.pk)
 
-    @admin.display(description="acknowledged at")
+    @admin.display(description=gettext_lazy("acknowledged at"))
     def acknowledged_at(self, obj: Any) -> Any:
         return obj.ack_at
 
-    @admin.display(description="acknowledged by")
+    @admin.display(description=gettext_lazy("acknowledged by"))
     def acknowledged_by(self, obj: Any) -> Any:
         return obj.ack_by
 
-    @admin.display(description="other columns")
+    @admin.display(description=gettext_lazy("other columns"))
     def other_columns(self, obj: Any) -> str:
         kind = self._kind()
         if kind is None:
             return ""
         return ViolationRow.from_data(kind, obj.row_data or {}).extra_text
 
-    @admin.display(description="thumbnail")
+    @admin.display(description=gettext_lazy("thumbnail"))
     def thumbnail(self, obj: Any) -> str | None:
         kind = self._kind()
         image = media.row_image(ViolationRow.from_data(kind, obj.row_data or {})) if kind else None
@@ -168,7 +169,7 @@ class ViolationAdmin(ByCamera, ReadOnlyAdmin):
             return None  # the admin's "-"
         return render_to_string("realtime/_row_thumbnail.html", {"image": image, "focusable": True})
 
-    @admin.display(description="every column, as the detectors wrote it")
+    @admin.display(description=gettext_lazy("every column, as the detectors wrote it"))
     def all_columns(self, obj: Any) -> str:
         return format_html(
             "<table>{}</table>",
@@ -289,9 +290,9 @@ class SiteForm(forms.ModelForm):  # type: ignore[type-arg]
     """The cameras as ranges ("1,2,5-9"), as `manage.py sites set` takes them."""
 
     camera_list = forms.CharField(
-        label="Cameras",
+        label=gettext_lazy("Cameras"),
         required=False,
-        help_text="Camera numbers and ranges, like 1,2,5-9",
+        help_text=gettext_lazy("Camera numbers and ranges, like 1,2,5-9"),
         widget=forms.TextInput(attrs={"size": 60}),
     )
 
@@ -336,11 +337,11 @@ class SiteAdmin(SharedAdmin):
         super().delete_queryset(request, queryset)
         scopes.forget()
 
-    @admin.display(description="cameras")
+    @admin.display(description=gettext_lazy("cameras"))
     def camera_ranges(self, obj: Site) -> str:
         return scopes.format_cameras(obj.cameras)
 
-    @admin.display(description="given to")
+    @admin.display(description=gettext_lazy("given to"))
     def granted_to(self, obj: Site) -> str:
         names = [user.get_username() for user in obj.users.all()]
         names += [f"group {group.name}" for group in obj.groups.all()]

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Violation(models.Model):
@@ -38,22 +39,22 @@ class Violation(models.Model):
 class HumanDetection(Violation):
     class Meta(Violation.Meta):
         db_table = "violation_humandetections"
-        verbose_name = "person in restricted zone"
-        verbose_name_plural = "people in restricted zones"
+        verbose_name = _("person in restricted zone")
+        verbose_name_plural = _("people in restricted zones")
 
 
 class LotoDetection(Violation):
     class Meta(Violation.Meta):
         db_table = "violation_lotodetections"
-        verbose_name = "lock-out/tag-out breach"
-        verbose_name_plural = "lock-out/tag-out breaches"
+        verbose_name = _("lock-out/tag-out breach")
+        verbose_name_plural = _("lock-out/tag-out breaches")
 
 
 class PpeDetection(Violation):
     class Meta(Violation.Meta):
         db_table = "violation_ppedetections"
-        verbose_name = "missing protective equipment"
-        verbose_name_plural = "missing protective equipment"
+        verbose_name = _("missing protective equipment")
+        verbose_name_plural = _("missing protective equipment")
 
 
 SOUND_PATH = re.compile(r"^(?!.*\.\.)[A-Za-z0-9_][A-Za-z0-9_./-]*\.(wav|mp3|ogg|oga|webm)$")
@@ -77,8 +78,8 @@ def validate_sound_exists(value: str) -> None:
 class ViolationKind(models.Model):
     """A kind of violation: a detectors' table the live table shows (`manage.py add_kind`)."""
 
-    slug = models.SlugField(max_length=40, unique=True, help_text="In URLs: /?kind=SLUG")
-    label = models.CharField(max_length=60, help_text="The badge on each row")
+    slug = models.SlugField(max_length=40, unique=True, help_text=_("In URLs: /?kind=SLUG"))
+    label = models.CharField(max_length=60, help_text=_("The badge on each row"))
     schema_name = models.CharField(max_length=63)
     # The bare name, as the trigger writes it into the event log (TG_TABLE_NAME).
     table_name = models.CharField(max_length=63, unique=True)
@@ -86,9 +87,9 @@ class ViolationKind(models.Model):
         max_length=7,
         default="#666666",
         validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "A colour like #b02a37")],
-        help_text="The badge's background, like #b02a37 (its text is white)",
+        help_text=_("The badge's background, like #b02a37 (its text is white)"),
     )
-    position = models.PositiveSmallIntegerField(default=100, help_text="Order on the page")
+    position = models.PositiveSmallIntegerField(default=100, help_text=_("Order on the page"))
     # A database default: servers of the previous version still add kinds during an upgrade.
     sound = models.CharField(
         max_length=200,
@@ -96,15 +97,17 @@ class ViolationKind(models.Model):
         default="",
         db_default="",
         validators=[SOUND_FILE, validate_sound_exists],
-        help_text="Its own alert sound, a file under static/ (realtime/sounds/two-tone.wav"
-        " is one); empty: the page's default sound",
+        help_text=_(
+            "Its own alert sound, a file under static/ (realtime/sounds/two-tone.wav"
+            " is one); empty: the page's default sound"
+        ),
     )
 
     class Meta:
         db_table = "realtime_kind"
         ordering = ["position", "slug"]
-        verbose_name = "kind of violation"
-        verbose_name_plural = "kinds of violation"
+        verbose_name = _("kind of violation")
+        verbose_name_plural = _("kinds of violation")
 
     def __str__(self) -> str:
         return f"{self.label} ({self.table_name})"
@@ -149,9 +152,9 @@ class OperatorAction(models.Model):
     NOTE = "note"
     UNDO = "undo"
     ACTIONS = [
-        (ACKNOWLEDGE, "acknowledged"),
-        (NOTE, "added a note"),
-        (UNDO, "took the acknowledgement back"),
+        (ACKNOWLEDGE, _("acknowledged")),
+        (NOTE, _("added a note")),
+        (UNDO, _("took the acknowledgement back")),
     ]
 
     table_name = models.CharField(max_length=63)
@@ -167,7 +170,7 @@ class OperatorAction(models.Model):
             models.Index(fields=["table_name", "violation_id", "at"], name="realtime_action_row")
         ]
         ordering = ["at", "id"]
-        verbose_name = "operator action"
+        verbose_name = _("operator action")
 
     def __str__(self) -> str:
         return f"{self.actor} {self.get_action_display()} {self.table_name} #{self.violation_id}"
@@ -188,17 +191,17 @@ class Shelf(models.Model):
     camera_id = models.BigIntegerField()
     shelved_by = models.CharField(max_length=150)
     shelved_at = models.DateTimeField()
-    until = models.DateTimeField(help_text="When the shelf ends by itself")
+    until = models.DateTimeField(help_text=_("When the shelf ends by itself"))
     time_zone = models.CharField(max_length=64)
     reason = models.CharField(max_length=REASON_MAX, blank=True, default="")
-    ended_at = models.DateTimeField(null=True, blank=True, help_text="Ended early")
+    ended_at = models.DateTimeField(null=True, blank=True, help_text=_("Ended early"))
     ended_by = models.CharField(max_length=150, blank=True, default="")
 
     class Meta:
         db_table = "realtime_shelf"
         indexes = [models.Index(fields=["camera_id", "shelved_at"], name="realtime_shelf_camera")]
         ordering = ["-shelved_at", "-id"]
-        verbose_name = "shelved camera"
+        verbose_name = _("shelved camera")
 
     def __str__(self) -> str:
         return f"camera {self.camera_id} shelved by {self.shelved_by}"
@@ -283,10 +286,10 @@ class ApiToken(models.Model):
     key_prefix = models.CharField(max_length=PREFIX_LENGTH, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
-    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never")
+    expires_at = models.DateTimeField(null=True, blank=True, help_text=_("Empty: never"))
 
     class Meta:
-        verbose_name = "API token"
+        verbose_name = _("API token")
 
     def __str__(self) -> str:
         return f"token {self.key_prefix or '(old)'}… of {self.user}"

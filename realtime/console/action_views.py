@@ -17,6 +17,8 @@ from django.http import (
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from realtime.access import scopes
@@ -90,14 +92,19 @@ def undo(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     return _answer(request, kind, pk)
 
 
+def _cannot_shelve(exc: Exception) -> HttpResponse:
+    text = _("Cannot shelve: %(why)s.") % {"why": exc}
+    return HttpResponse(text, status=503, content_type="text/plain")
+
+
 def _cannot_undo(row: ViolationRow) -> HttpResponse:
     if not row.acknowledged:
-        message = "It is not acknowledged."
+        message = _("It is not acknowledged.")
     else:
-        message = (
-            f"Only {row.acknowledged_by or 'who acknowledged it'} can take it back, within"
-            f" {actions.undo_window().total_seconds() / 60:g} minutes."
-        )
+        message = _("Only %(who)s can take it back, within %(minutes)s minutes.") % {
+            "who": row.acknowledged_by or _("who acknowledged it"),
+            "minutes": f"{actions.undo_window().total_seconds() / 60:g}",
+        }
     return HttpResponse(message, status=409, content_type="text/plain")
 
 
@@ -117,7 +124,7 @@ def shelve_camera(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     Answers with the detail as it now is; every screen hears of the shelf at once."""
     row = _violation(request, kind, pk)
     if row.camera_id is None:
-        return bad_request("This violation has no camera to shelve.")
+        return bad_request(_("This violation has no camera to shelve."))
     form = ShelfForm({**request.POST.dict(), "camera": str(row.camera_id)})
     if not form.is_valid():
         return bad_request(first_error(form))
@@ -129,7 +136,7 @@ def shelve_camera(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
             form.cleaned_data["reason"],
         )
     except shelves.UnknownTimeZone as exc:
-        return HttpResponse(f"Cannot shelve: {exc}.", status=503, content_type="text/plain")
+        return _cannot_shelve(exc)
     return history.render_detail(request, _violation(request, kind, pk), fragment=True)
 
 
@@ -152,7 +159,7 @@ def shelf_list(request: HttpRequest) -> HttpResponse:
                 request.user.get_username(), camera, minutes, form.cleaned_data["reason"]
             )
         except shelves.UnknownTimeZone as exc:
-            return HttpResponse(f"Cannot shelve: {exc}.", status=503, content_type="text/plain")
+            return _cannot_shelve(exc)
     return _shelves(request)
 
 
@@ -207,15 +214,17 @@ def history_acknowledge_many(request: HttpRequest) -> HttpResponse:
         rows = _rows(wanted, scopes.of_user(request.user))
         done = actions.acknowledge(request.user.get_username(), rows)
         selected = sum(len(ids) for ids in wanted.values())
-        text = f"Acknowledged {done} violation{'' if done == 1 else 's'}."
+        text = ngettext(
+            "Acknowledged %(done)s violation.", "Acknowledged %(done)s violations.", done
+        ) % {"done": done}
         if done < selected:
-            text = (
-                f"Acknowledged {done} of the {selected} selected: the others were already"
+            text = _(
+                "Acknowledged %(done)s of the %(selected)s selected: the others were already"
                 " acknowledged or are no longer there."
-            )
+            ) % {"done": done, "selected": selected}
         messages.success(request, text)
     else:
-        messages.error(request, f"Nothing acknowledged: {first_error(form)}")
+        messages.error(request, _("Nothing acknowledged: %(why)s") % {"why": first_error(form)})
     back = request.POST.get("next", "")
     if not back.startswith(reverse("history")) or not url_has_allowed_host_and_scheme(
         back, allowed_hosts={request.get_host()}, require_https=request.is_secure()

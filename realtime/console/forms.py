@@ -10,6 +10,9 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.core.validators import RegexValidator
+from django.utils.functional import lazy
+from django.utils.translation import gettext, gettext_lazy, gettext_noop
+from django.utils.translation import gettext as _
 
 from realtime.models import Acknowledgement, Shelf
 from realtime.violations import cameras, kinds, queries
@@ -31,10 +34,25 @@ def first_error(form: forms.Form) -> str:
     for errors in form.errors.values():
         for error in errors:
             return str(error)
-    return "Bad request."
+    return _("Bad request.")
 
 
-def _without(pattern: re.Pattern[str], message: str) -> RegexValidator:
+def _lazy(message: str, **values: Any) -> Any:
+    """`message` (marked with gettext_noop) translated when shown, its values put in."""
+    return lazy(lambda: gettext(message) % values, str)()
+
+
+def _minutes_error(limit: int) -> str:
+    return _("minutes must be a whole number from 1 to %(limit)s") % {"limit": limit}
+
+
+NOTE_CONTROL = gettext_lazy(
+    "A note cannot contain control characters other than line breaks and tabs."
+)
+REASON_CONTROL = gettext_lazy("A reason cannot contain control characters.")
+
+
+def _without(pattern: re.Pattern[str], message: Any) -> RegexValidator:
     return RegexValidator(pattern, message, inverse_match=True)
 
 
@@ -42,18 +60,14 @@ class NoteForm(forms.Form):
     text = forms.CharField(
         max_length=Acknowledgement.NOTE_MAX,
         error_messages={
-            "required": "A note needs some text.",
-            "max_length": f"A note has at most {Acknowledgement.NOTE_MAX} characters.",
-            "null_characters_not_allowed": (
-                "A note cannot contain control characters other than line breaks and tabs."
+            "required": gettext_lazy("A note needs some text."),
+            "max_length": _lazy(
+                gettext_noop("A note has at most %(limit)s characters."),
+                limit=Acknowledgement.NOTE_MAX,
             ),
+            "null_characters_not_allowed": NOTE_CONTROL,
         },
-        validators=[
-            _without(
-                NOTE_CONTROL_CHARACTERS,
-                "A note cannot contain control characters other than line breaks and tabs.",
-            )
-        ],
+        validators=[_without(NOTE_CONTROL_CHARACTERS, NOTE_CONTROL)],
     )
 
 
@@ -71,7 +85,7 @@ class CameraField(forms.CharField):
 
 
 class ShelfForm(forms.Form):
-    CAMERA = "camera must be a camera number"
+    CAMERA = gettext_lazy("camera must be a camera number")
 
     camera = CameraField(error_messages={"required": CAMERA, "invalid": CAMERA})
     minutes = forms.CharField()
@@ -79,10 +93,13 @@ class ShelfForm(forms.Form):
         required=False,
         max_length=Shelf.REASON_MAX,
         error_messages={
-            "max_length": f"A reason has at most {Shelf.REASON_MAX} characters.",
-            "null_characters_not_allowed": "A reason cannot contain control characters.",
+            "max_length": _lazy(
+                gettext_noop("A reason has at most %(limit)s characters."),
+                limit=Shelf.REASON_MAX,
+            ),
+            "null_characters_not_allowed": REASON_CONTROL,
         },
-        validators=[_without(ANY_CONTROL_CHARACTER, "A reason cannot contain control characters.")],
+        validators=[_without(ANY_CONTROL_CHARACTER, REASON_CONTROL)],
     )
 
     def clean_minutes(self) -> int:
@@ -90,7 +107,7 @@ class ShelfForm(forms.Form):
         limit = settings.REALTIME_SHELF_MAX_MINUTES
         text = self.cleaned_data["minutes"]
         if re.fullmatch(r"[0-9]{1,6}", text, re.ASCII) is None or not 1 <= int(text) <= limit:
-            raise forms.ValidationError(f"minutes must be a whole number from 1 to {limit}")
+            raise forms.ValidationError(_minutes_error(limit))
         return int(text)
 
     def full_clean(self) -> None:
@@ -98,9 +115,7 @@ class ShelfForm(forms.Form):
         # "minutes" missing is the same sentence as "minutes" wrong.
         if "minutes" in self.errors:
             limit = settings.REALTIME_SHELF_MAX_MINUTES
-            self.errors["minutes"] = self.error_class(
-                [f"minutes must be a whole number from 1 to {limit}"]
-            )
+            self.errors["minutes"] = self.error_class([_minutes_error(limit)])
 
 
 class ViolationRefsField(forms.Field):
@@ -111,16 +126,19 @@ class ViolationRefsField(forms.Field):
     def clean(self, value: Any) -> dict[Kind, set[int]]:
         refs = [str(ref) for ref in (value or [])]
         if not refs:
-            raise forms.ValidationError("Select at least one violation.")
+            raise forms.ValidationError(_("Select at least one violation."))
         if len(refs) > ACKNOWLEDGE_AT_ONCE:
-            raise forms.ValidationError(f"At most {ACKNOWLEDGE_AT_ONCE} violations at once.")
+            raise forms.ValidationError(
+                _("At most %(limit)s violations at once.") % {"limit": ACKNOWLEDGE_AT_ONCE}
+            )
         wanted: dict[Kind, set[int]] = {}
         for ref in refs:
             match = VIOLATION_REF.fullmatch(ref)
             kind = kinds.knowing(slug=match[1]).by_slug.get(match[1]) if match else None
             if match is None or kind is None or int(match[2]) > queries.BIGINT_MAX:
                 raise forms.ValidationError(
-                    f"Not a violation: {ref[:60]!r} (expected KIND:ID, as ppe:12)."
+                    _("Not a violation: %(ref)s (expected KIND:ID, as ppe:12).")
+                    % {"ref": repr(ref[:60])}
                 )
             wanted.setdefault(kind, set()).add(int(match[2]))
         return wanted

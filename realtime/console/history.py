@@ -23,6 +23,8 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET
 
 from realtime.access import scopes
@@ -38,7 +40,9 @@ DATE_TIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
     r"(?:Z|[+-][0-9]{2}:?[0-9]{2})?"
 )
-BOUND_HELP = "an ISO date or date-time in the plant's time, like 2025-03-01 or 2025-03-01T08:00"
+BOUND_HELP = gettext_lazy(
+    "an ISO date or date-time in the plant's time, like 2025-03-01 or 2025-03-01T08:00"
+)
 
 
 # The chart counts back a day from its end and forward by months from its start: bounds
@@ -64,9 +68,11 @@ def parse_bound(name: str, raw: str | None, *, end: bool) -> datetime | None:
     except ValueError:
         pass
     if moment is None:
-        raise InvalidFilter(f"{name} must be {BOUND_HELP}")
+        raise InvalidFilter(_("%(name)s must be %(help)s") % {"name": name, "help": BOUND_HELP})
     if not EARLIEST <= moment <= LATEST:
-        raise InvalidFilter(f"{name} must be between 0001-01-02 and 9999-11-30")
+        raise InvalidFilter(
+            _("%(name)s must be between 0001-01-02 and 9999-11-30") % {"name": name}
+        )
     return moment
 
 
@@ -75,13 +81,13 @@ def history_filter(query: QueryDict) -> RowFilter:
     row_filter = RowFilter.from_query(query)
     raw_ack = query.get("acknowledged") or ""
     if raw_ack not in ("", "0", "1"):
-        raise InvalidFilter("acknowledged must be 1 (acknowledged only) or 0 (not acknowledged)")
+        raise InvalidFilter(_("acknowledged must be 1 (acknowledged only) or 0 (not acknowledged)"))
     if raw_ack == "1" and row_filter.unacknowledged:
-        raise InvalidFilter("acknowledged=1 and unacknowledged=1 exclude each other")
+        raise InvalidFilter(_("acknowledged=1 and unacknowledged=1 exclude each other"))
     since = parse_bound("from", query.get("from"), end=False)
     until = parse_bound("to", query.get("to"), end=True)
     if since is not None and until is not None and since >= until:
-        raise InvalidFilter("from must be before to")
+        raise InvalidFilter(_("from must be before to"))
     return replace(
         row_filter,
         acknowledged=raw_ack == "1",
@@ -92,7 +98,8 @@ def history_filter(query: QueryDict) -> RowFilter:
 
 
 def _bad_request(exc: Exception) -> HttpResponse:
-    return HttpResponse(f"Bad filter: {exc}\n", status=400, content_type="text/plain")
+    text = _("Bad filter: %(why)s") % {"why": exc}
+    return HttpResponse(text + "\n", status=400, content_type="text/plain")
 
 
 @accepts_token

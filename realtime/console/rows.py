@@ -18,7 +18,8 @@ from typing import Any
 from django.http import QueryDict
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import translation
+from django.utils import formats, translation
+from django.utils.translation import gettext as _
 
 from realtime.pipeline.changes import ViolationState
 from realtime.streams import names
@@ -58,7 +59,7 @@ class Cursor:
     def parse(cls, raw: str) -> Cursor:
         match = CURSOR.fullmatch(raw)
         if match is None or match["kind"] not in kinds.knowing(slug=match["kind"]).by_slug:
-            raise InvalidFilter("before must be a cursor from the page's Load older button")
+            raise InvalidFilter(_("before must be a cursor from the page's Load older button"))
         try:
             if "infinity" not in match["date"]:
                 _calendar_date(match["date"])
@@ -66,7 +67,7 @@ class Cursor:
                 time.fromisoformat(match["time"])
         except ValueError as exc:
             raise InvalidFilter(
-                "before must be a cursor from the page's Load older button"
+                _("before must be a cursor from the page's Load older button")
             ) from exc
         return cls(match["date"], match["time"], match["kind"], int(match["id"]))
 
@@ -100,17 +101,19 @@ class RowFilter:
     def from_query(cls, query: QueryDict) -> RowFilter:
         kind = query.get("kind") or None
         if kind is not None and kind not in kinds.knowing(slug=kind).by_slug:
-            raise InvalidFilter(f"kind must be one of {', '.join(kinds.registry().by_slug)}")
+            raise InvalidFilter(
+                _("kind must be one of %(kinds)s") % {"kinds": ", ".join(kinds.registry().by_slug)}
+            )
         raw_camera = query.get("camera") or None
         camera = None
         if raw_camera is not None:
             try:
                 camera = cameras.parse(raw_camera)
             except cameras.BadCamera as exc:
-                raise InvalidFilter("camera must be a camera number") from exc
+                raise InvalidFilter(_("camera must be a camera number")) from exc
         raw_ack = query.get("unacknowledged") or "0"
         if raw_ack not in ("0", "1"):
-            raise InvalidFilter("unacknowledged must be 0 or 1")
+            raise InvalidFilter(_("unacknowledged must be 0 or 1"))
         return cls(kind, camera, raw_ack == "1")
 
     def stream_name(self, layout: Layout) -> str:
@@ -238,6 +241,14 @@ class ViolationRow:
     @property
     def violation_date(self) -> str:
         return self.date_value.isoformat() if self.date_value else self.date_text
+
+    @property
+    def shown_date(self) -> str:
+        """The date as the active language writes it (SHORT_DATE_FORMAT: 2026-12-04 in
+        English, 04.12.2026 in German), or as the database wrote it when it is not a day."""
+        if self.date_value is None:
+            return self.date_text
+        return formats.date_format(self.date_value, "SHORT_DATE_FORMAT")
 
     @property
     def violation_time(self) -> str:

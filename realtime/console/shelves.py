@@ -22,6 +22,7 @@ from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from realtime.access.scopes import Scope
 from realtime.console.rows import ViolationRow
@@ -61,11 +62,13 @@ def panel_context(scope: Scope) -> dict[str, object]:
 
 def choices() -> list[tuple[int, str]]:
     """How long a camera may be shelved for, as the forms offer it: (minutes, label)."""
-    return [
-        (m, f"{m} min" if m < 60 else f"{m // 60} h")
-        for m in CHOICES
-        if m <= settings.REALTIME_SHELF_MAX_MINUTES
-    ]
+    return [(m, _duration(m)) for m in CHOICES if m <= settings.REALTIME_SHELF_MAX_MINUTES]
+
+
+def _duration(minutes: int) -> str:
+    if minutes < 60:
+        return _("%(minutes)s min") % {"minutes": minutes}
+    return _("%(hours)s h") % {"hours": minutes // 60}
 
 
 def shelve(username: str, camera: int, minutes: int, reason: str = "") -> Shelf:

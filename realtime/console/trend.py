@@ -15,7 +15,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.utils import timezone
+from django.utils import formats, timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from realtime.access import scopes
 from realtime.console.rows import RowFilter
@@ -28,6 +30,16 @@ HOURLY_UP_TO = timedelta(hours=72)
 DAILY_UP_TO = timedelta(days=400)
 MAX_BARS = 240
 PATTERNS = 6  # patterns the template defines: kinds take them in turn
+UNIT_NAMES = {
+    "hour": gettext_lazy("Hour"),
+    "day": gettext_lazy("Day"),
+    "month": gettext_lazy("Month"),
+}
+HEADINGS = {
+    "hour": gettext_lazy("Violations per hour"),
+    "day": gettext_lazy("Violations per day"),
+    "month": gettext_lazy("Violations per month"),
+}
 
 WIDTH, HEIGHT = 720.0, 190.0
 LEFT, RIGHT, TOP, BOTTOM = 40.0, 8.0, 16.0, 30.0
@@ -92,10 +104,23 @@ class Chart:
 
     @property
     def span_text(self) -> str:
+        """The range, dates as the active language writes them, times in 24 hours."""
         if self.unit == "hour":
-            return f"{self.since:%Y-%m-%d %H:%M} to {self.until:%Y-%m-%d %H:%M}"
-        # Whole days: the last one shown is the one the range ends in.
-        return f"{self.since:%Y-%m-%d} to {self.until - timedelta(microseconds=1):%Y-%m-%d}"
+            start = f"{formats.date_format(self.since, 'SHORT_DATE_FORMAT')} {self.since:%H:%M}"
+            end = f"{formats.date_format(self.until, 'SHORT_DATE_FORMAT')} {self.until:%H:%M}"
+        else:  # whole days: the last one shown is the one the range ends in
+            start = formats.date_format(self.since, "SHORT_DATE_FORMAT")
+            end = formats.date_format(self.until - timedelta(microseconds=1), "SHORT_DATE_FORMAT")
+        return _("%(start)s to %(end)s") % {"start": start, "end": end}
+
+    @property
+    def unit_name(self) -> str:
+        """The bucket's name, for the numbers' table: Hour, Day or Month."""
+        return str(UNIT_NAMES[self.unit])
+
+    @property
+    def heading(self) -> str:
+        return str(HEADINGS[self.unit])
 
 
 class RangeTooLong(ValueError):

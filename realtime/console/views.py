@@ -17,6 +17,7 @@ from django.http import (
 from django.shortcuts import render
 from django.templatetags.static import static
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from realtime.access import scopes
@@ -47,7 +48,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     try:
         row_filter = RowFilter.from_query(request.GET)
     except InvalidFilter as exc:
-        return bad_request(f"Bad filter: {exc}")
+        return bad_request(_("Bad filter: %(why)s") % {"why": exc})
     registry = kinds.registry()
     scope = scopes.of_user(request.user)
     # Taken before the rows are read: the stream resumes from here, so nothing committed
@@ -98,7 +99,7 @@ def older_rows(request: HttpRequest) -> HttpResponse:
         before = request.GET.get("before")
         cursor = Cursor.parse(before) if before else None
     except InvalidFilter as exc:
-        return bad_request(f"Bad filter: {exc}")
+        return bad_request(_("Bad filter: %(why)s") % {"why": exc})
     older = queries.page(kinds.registry(), row_filter, cursor, scope=scopes.of_user(request.user))
     context = {"rows": older.rows, "filter": row_filter, "next_cursor": older.next_cursor}
     return render(request, "realtime/_older_rows.html", context)
@@ -112,7 +113,7 @@ def counters(request: HttpRequest) -> HttpResponse:
     try:
         row_filter = RowFilter.from_query(request.GET)
     except InvalidFilter as exc:
-        return bad_request(f"Bad filter: {exc}")
+        return bad_request(_("Bad filter: %(why)s") % {"why": exc})
     scope = scopes.of_user(request.user)
     context = {"counters": _counters(kinds.registry(), row_filter, scope), "filter": row_filter}
     return render(request, "realtime/_counters.html", context)

@@ -17,6 +17,8 @@ from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.templatetags.static import static
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 THEME_COLOUR = "#264b5d"  # the admin's header, which the console's title bar is
@@ -56,9 +58,10 @@ def manifest(request: HttpRequest) -> JsonResponse:
     )
     response = JsonResponse(
         {
-            "name": "Safety violations",
-            "short_name": "Violations",
-            "description": "The live table of safety violations",
+            "name": _("Safety violations"),
+            "short_name": _("Violations"),
+            "description": _("The live table of safety violations"),
+            "lang": translation.get_language(),
             "id": "/",
             "start_url": reverse("dashboard"),
             "scope": "/",
@@ -78,7 +81,10 @@ def service_worker(request: HttpRequest) -> HttpResponse:
     """/service-worker.js, from the root so that its scope is the whole console. Its cache's
     name changes with what it keeps, so a deployment with new static files replaces it."""
     urls = precached()
-    version = hashlib.sha256(json.dumps(urls).encode()).hexdigest()[:12]
+    # The language too: the offline page is kept in the user's, and a worker fetched in
+    # another (the user changed it) differs, so the browser installs it and keeps that one.
+    version = hashlib.sha256(json.dumps([urls, translation.get_language()]).encode()).hexdigest()
+    version = version[:12]
     script = render_to_string(
         "realtime/service-worker.js",
         {

@@ -15,6 +15,7 @@ from functools import cached_property
 
 from channels.db import database_sync_to_async
 from django.db.models import Model
+from django.utils.translation import gettext, gettext_noop
 from psycopg import sql
 
 # Read again after this long: labels and colours edited in the admin show up by then.
@@ -24,15 +25,29 @@ REFRESH_SECONDS = 5.0
 UNKNOWN_REFRESH_SECONDS = 1.0
 
 
+# The built-in kinds' labels (migration 0008 writes them), translated when shown; a label
+# a plant gave in the admin is its own word, shown as written.
+BUILT_IN_LABELS = frozenset(
+    {gettext_noop("Person in zone"), gettext_noop("LOTO"), gettext_noop("PPE")}
+)
+
+
 @dataclass(frozen=True)
 class Kind:
     slug: str
-    label: str
+    given_label: str  # as the admin holds it
     schema: str
     table: str
     colour: str = "#666666"
     position: int = 100
     sound: str = ""  # a static file, or "" for the default sound
+
+    @property
+    def label(self) -> str:
+        """The badge's words, in the active language for a built-in kind's own label."""
+        if self.given_label in BUILT_IN_LABELS:
+            return gettext(self.given_label)
+        return self.given_label
 
     @property
     def qualified(self) -> str:

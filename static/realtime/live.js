@@ -8,7 +8,14 @@
   if (!stream) return;
 
   // Words come from the page's catalog (/jsi18n/, gettext and friends, in the request's
-  // language); numbers are written as that language writes them.
+  // language); numbers are written as that language writes them. Should the catalog fail
+  // to load, the page speaks English rather than stop (and with it the alarm).
+  const gettext = window.gettext || ((text) => text);
+  const ngettext = window.ngettext || ((one, many, count) => (count === 1 ? one : many));
+  const pgettext = window.pgettext || ((_context, text) => text);
+  const interpolate =
+    window.interpolate ||
+    ((format, values) => format.replace(/%\((\w+)\)s/g, (_all, key) => String(values[key])));
   const numbers = new Intl.NumberFormat(document.documentElement.lang || undefined);
   // interpolate() with named placeholders, so that a translation can reorder them.
   function say(format, values) {
