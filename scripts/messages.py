@@ -9,7 +9,7 @@
                                         not what `update` would write, or a .mo file not its
                                         .po compiled
 
-Extraction is Django's makemessages (GNU gettext's xgettext), into a copy of locale/ for
+Extraction is Django's makemessages (GNU gettext's xgettext), in a copy of the project for
 `check`, so that checking changes nothing. The .mo files are committed: the product runs
 without gettext installed.
 """
@@ -49,13 +49,19 @@ def languages() -> list[str]:
     return [code for code, _ in settings.LANGUAGES if code != settings.LANGUAGE_CODE]
 
 
-def extract(into: Path) -> None:
-    """makemessages for every shipped language and both domains, writing into `into`."""
+# What makemessages reads (and locale/, which it writes): copied for `check`.
+SOURCES = ("manage.py", "config", "realtime", "templates", "static/realtime", "locale")
+
+
+def extract(root: Path) -> None:
+    """makemessages for every shipped language and both domains, in the project at `root`
+    (its locale/ written: makemessages writes where it finds one, whatever LOCALE_PATHS
+    says, so a check extracts in a copy of the project)."""
     from django.core.management import call_command
     from django.test import override_settings
 
-    os.chdir(ROOT)
-    with override_settings(LOCALE_PATHS=[into]):
+    os.chdir(root)
+    with override_settings(LOCALE_PATHS=[root / "locale"]):
         for domain in DOMAINS:
             call_command(
                 "makemessages",
@@ -67,6 +73,18 @@ def extract(into: Path) -> None:
                 no_wrap=True,
                 verbosity=0,
             )
+
+
+def copy_of_project(into: Path) -> Path:
+    for part in SOURCES:
+        source = ROOT / part
+        if source.is_dir():
+            ignore = shutil.ignore_patterns("__pycache__")
+            shutil.copytree(source, into / part, ignore=ignore)
+        else:
+            (into / part).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, into / part)
+    return into
 
 
 def compile_mo(po_path: Path) -> bytes:
@@ -105,7 +123,7 @@ def settle_header(po_path: Path) -> None:
 
 def update() -> int:
     LOCALE.mkdir(exist_ok=True)
-    extract(LOCALE)
+    extract(ROOT)
     for po_path in sorted(LOCALE.glob("*/LC_MESSAGES/*.po")):
         settle_header(po_path)
         po_path.with_suffix(".mo").write_bytes(compile_mo(po_path))
@@ -134,9 +152,9 @@ def check() -> int:
         return 2
     problems = 0
     with tempfile.TemporaryDirectory() as tmp:
-        fresh = Path(tmp) / "locale"
-        shutil.copytree(LOCALE, fresh)
-        extract(fresh)
+        copy = copy_of_project(Path(tmp))
+        extract(copy)
+        fresh = copy / "locale"
         problems += report(fresh)
         for po_path in sorted(fresh.glob("*/LC_MESSAGES/*.po")):
             name = po_path.relative_to(fresh)
