@@ -82,10 +82,14 @@ def test_a_frozen_server_is_stale_within_30_s_and_live_again_with_what_it_missed
 
 
 def test_a_stopped_listener_shows_the_pipeline_not_live_and_its_return_live(
-    redis_stack, operator, page, pg
+    redis_stack, operator, page, browser, pg
 ) -> None:
     browsing.log_in(page, redis_stack.http, "/", "operator", PASSWORD)
     expect_live(page)
+    # A second screen, in German: it says why in its own language.
+    german = browser.new_context(locale="de-DE").new_page()
+    browsing.log_in(german, redis_stack.http, "/", "operator", PASSWORD)
+    expect(state(german)).to_have_text("Live", timeout=20_000)
     [listener] = redis_stack.running_listeners()
     listener.stop()
     # The server notices once the listener's heartbeat is 20 s old, and tells the page at
@@ -94,6 +98,13 @@ def test_a_stopped_listener_shows_the_pipeline_not_live_and_its_return_live(
     expect(state(page)).to_contain_text(
         re.compile("no listener is forwarding changes|hears nothing from the listener")
     )
+    expect(state(german)).to_have_text(
+        re.compile(
+            "^Veraltet: (kein Listener leitet Änderungen weiter"
+            "|dieser Server hört nichts vom Listener)$"
+        )
+    )
+    german.context.close()
     insert_violation(pg, image="/media/while-no-listener.jpg")
 
     redis_stack.start_listener().wait_for_log("listener active")

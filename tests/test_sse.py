@@ -130,7 +130,9 @@ async def test_a_change_of_the_pipeline_state_reaches_a_quiet_stream_at_once(
     chunk = await waiting(body)
     watch.listener = {"state": "down"}
     watch.update()
-    down = '{"pipeline": "down", "reason": "no listener is forwarding changes"}'
+    down = (
+        '{"pipeline": "down", "reason": "no listener is forwarding changes", "code": "no-listener"}'
+    )
     assert await asyncio.wait_for(chunk, 2) == f"event: heartbeat\ndata: {down}\n\n"
     watch.listener = {"state": "active", "lag_seconds": 0.0}
     watch.update()

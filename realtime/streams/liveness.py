@@ -40,24 +40,34 @@ DATABASE_EVERY = 5.0
 @dataclass(frozen=True)
 class PipelineState:
     live: bool
-    reason: str = ""  # why not, in words for the operator
+    reason: str = ""  # why not, in words (English: every stream's heartbeat carries it)
+    # Why not, for a page to say in its user's language: database, no-listener, behind
+    # (with lag_seconds) or unheard.
+    code: str = ""
+    lag_seconds: float | None = None
 
     def as_json(self) -> str:
-        return json.dumps({"pipeline": "live" if self.live else "down", "reason": self.reason})
+        beat: dict[str, object] = {"pipeline": "live" if self.live else "down"}
+        beat["reason"] = self.reason
+        if self.code:
+            beat["code"] = self.code
+        if self.lag_seconds is not None:
+            beat["lag_seconds"] = round(self.lag_seconds)
+        return json.dumps(beat)
 
 
 def judge(listener: dict[str, object] | None, unheard_for: float) -> PipelineState:
     """The state from the database's report of the listener (None: the database could not
     be read) and how long this process has heard nothing from the listener."""
     if listener is None:
-        return PipelineState(False, "the database cannot be reached")
+        return PipelineState(False, "the database cannot be reached", "database")
     if listener.get("state") != "active":
-        return PipelineState(False, "no listener is forwarding changes")
+        return PipelineState(False, "no listener is forwarding changes", "no-listener")
     lag = float(listener.get("lag_seconds") or 0.0)  # type: ignore[arg-type]
     if lag > settings.REALTIME_PIPELINE_LAG_LIMIT:
-        return PipelineState(False, f"the listener is {lag:.0f} s behind")
+        return PipelineState(False, f"the listener is {lag:.0f} s behind", "behind", lag)
     if unheard_for > health.LISTENER_STALE_AFTER:
-        return PipelineState(False, "this server hears nothing from the listener")
+        return PipelineState(False, "this server hears nothing from the listener", "unheard")
     return PipelineState(True)
 
 

@@ -109,11 +109,28 @@
       heard();
       refreshShelves();
     });
+    // The server says why in English for every client alike, and with a code that the
+    // page says in its own language.
+    function whyDown(beat) {
+      switch (beat.code) {
+        case "database":
+          return gettext("the database cannot be reached");
+        case "no-listener":
+          return gettext("no listener is forwarding changes");
+        case "behind":
+          return say(gettext("the listener is %(seconds)s s behind"), {
+            seconds: beat.lag_seconds,
+          });
+        case "unheard":
+          return gettext("this server hears nothing from the listener");
+        default:
+          return beat.reason || gettext("the pipeline is down");
+      }
+    }
     source.addEventListener("heartbeat", (event) => {
       try {
         const beat = JSON.parse(event.data);
-        pipelineDown =
-          beat.pipeline === "live" ? "" : beat.reason || gettext("the pipeline is down");
+        pipelineDown = beat.pipeline === "live" ? "" : whyDown(beat);
       } catch {
         pipelineDown = "";
       }
