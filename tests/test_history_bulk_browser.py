@@ -110,6 +110,11 @@ def test_the_history_on_a_phone(stack, operator, browser: Browser, pg) -> None:
         page.screenshot(path=SCREENSHOTS / "history-phone.png", full_page=True)
         # The chart scrolls in its own box; the page does not scroll sideways.
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        # Every row of the page can be selected at once here too (no header on a phone).
+        select_all = page.get_by_label("Select every unacknowledged violation on this page")
+        expect(select_all).to_be_visible()
+        select_all.check()
+        expect(page.locator("#acknowledge-selected")).to_have_text("Acknowledge selected (4)")
     finally:
         context.close()
 
@@ -122,7 +127,7 @@ def test_the_checked_rows_and_only_they_are_acknowledged(stack, operator, page, 
     chosen = [rows[1], rows[3]]  # a ppe and a human row: the kinds alternate
     for row_id, table in zip(chosen, ("ppe", "human"), strict=True):
         page.locator(f"#violation-{table}-{row_id} input.select-violation").check()
-    expect(button).to_have_text("Acknowledge 2 selected")
+    expect(button).to_have_text("Acknowledge selected (2)")
     button.click()
     expect(page.locator(".messagelist")).to_contain_text("Acknowledged 2 violations.")
     assert acknowledged(pg) == {
@@ -138,11 +143,11 @@ def test_more_than_ten_at_once_asks_first_naming_the_number(stack, operator, pag
     log_in(page, stack)
     page.locator("#select-all").check()
     button = page.locator("#acknowledge-selected")
-    expect(button).to_have_text("Acknowledge 12 selected")
+    expect(button).to_have_text("Acknowledge selected (12)")
     button.click()
-    dialog = page.locator("#confirm-bulk")
+    dialog = page.locator("#bulk-confirm")
     expect(dialog).to_be_visible()
-    expect(dialog).to_contain_text("Acknowledge 12 violations?")
+    expect(dialog).to_contain_text("Acknowledge these 12 violations?")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / "history-confirm.png")
     dialog.get_by_role("button", name="Cancel").click()
@@ -150,9 +155,9 @@ def test_more_than_ten_at_once_asks_first_naming_the_number(stack, operator, pag
     assert acknowledged(pg) == set()
     # One fewer: still more than ten, asked again; then confirmed.
     page.locator("#violation-rows input.select-violation").first.uncheck()
-    expect(button).to_have_text("Acknowledge 11 selected")
+    expect(button).to_have_text("Acknowledge selected (11)")
     button.click()
-    expect(dialog).to_contain_text("Acknowledge 11 violations?")
+    expect(dialog).to_contain_text("Acknowledge these 11 violations?")
     dialog.get_by_role("button", name="Acknowledge 11").click()
     expect(page.locator(".messagelist")).to_contain_text("Acknowledged 11 violations.")
     assert len(acknowledged(pg)) == 11

@@ -7,12 +7,19 @@
   const form = document.getElementById("acknowledge-many");
   const button = document.getElementById("acknowledge-selected");
   const all = document.getElementById("select-all");
-  const dialog = document.getElementById("confirm-bulk");
+  const dialog = document.getElementById("bulk-confirm");
   if (!form || !button) return;
   const confirmAbove = Number(form.dataset.confirmAbove || "10");
   // Numbers as the page's language writes them (the words: gettext, from /jsi18n/).
   const numbers = new Intl.NumberFormat(document.documentElement.lang || undefined);
   let confirmed = false;
+  function say(format, values) {
+    const shown = {};
+    for (const [key, value] of Object.entries(values)) {
+      shown[key] = typeof value === "number" ? numbers.format(value) : value;
+    }
+    return interpolate(format, shown, true);
+  }
 
   function boxes() {
     return Array.from(document.querySelectorAll("#violation-rows input.select-violation"));
@@ -23,13 +30,11 @@
   function render() {
     const n = checkedCount();
     button.disabled = n === 0;
-    button.textContent = n
-      ? interpolate(
-          ngettext("Acknowledge %(count)s selected", "Acknowledge %(count)s selected", n),
-          { count: numbers.format(n) },
-          true,
-        )
-      : gettext("Acknowledge selected");
+    // The live table's words (live.js): one wording for the same act on both pages.
+    button.textContent = say(
+      ngettext("Acknowledge selected (%(count)s)", "Acknowledge selected (%(count)s)", n),
+      { count: n },
+    );
     if (all) {
       const total = boxes().length;
       all.checked = total > 0 && n === total;
@@ -45,15 +50,22 @@
     }
     if (event.target === all || event.target.matches("input.select-violation")) render();
   });
-  if (all) all.hidden = boxes().length === 0;
+  if (all) all.closest("label").hidden = boxes().length === 0;
 
   form.addEventListener("submit", (event) => {
     const n = checkedCount();
     if (confirmed || n <= confirmAbove || !dialog) return;
     event.preventDefault();
-    dialog.querySelectorAll(".confirm-bulk-number").forEach((span) => {
-      span.textContent = numbers.format(n);
-    });
+    const question = ngettext(
+      "Acknowledge %(count)s violation? It is recorded as acknowledged by you.",
+      "Acknowledge these %(count)s violations? Each is recorded as acknowledged by you.",
+      n,
+    );
+    document.getElementById("bulk-confirm-text").textContent = say(question, { count: n });
+    document.getElementById("bulk-confirm-button").textContent = say(
+      ngettext("Acknowledge %(count)s", "Acknowledge %(count)s", n),
+      { count: n },
+    );
     dialog.returnValue = "";
     dialog.showModal();
   });
