@@ -14,7 +14,7 @@ TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
-.PHONY: install local-env run demo test test-unit lint messages docs schema psql clean
+.PHONY: install local-env run demo test test-unit lint messages screenshots docs schema psql clean
 
 install: $(VENV)/.installed
 
@@ -69,6 +69,10 @@ lint: install $(DOCS_VENV)/.installed node_modules/.installed
 # gettext; make lint fails while a string has no translation in a shipped language.
 messages: install
 	$(BIN)/python scripts/messages.py update
+
+# The docs' pictures (docs/*.png), taken by the browser tests (scripts/screenshots.py).
+screenshots: install
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python scripts/screenshots.py
 
 # Biome, exactly as package-lock.json pins it (npm ci), into node_modules/ (git-ignored).
 node_modules/.installed: package.json package-lock.json
