@@ -1,6 +1,6 @@
 """Screen readers and contrast (issue 24): axe-core, vendored (tests/vendor/), finds no
 serious or critical WCAG 2.1 A/AA violation on the live table, an open detail, /history/,
-a violation's page and the login, light and dark. Real Chromium, real Daphne.
+a violation's page and the login, light and dark, and in German. Real Chromium, real Daphne.
 """
 
 from __future__ import annotations
@@ -37,9 +37,13 @@ def serious_violations(page: Page) -> list[dict[str, Any]]:
     return list(page.evaluate(RUN_AXE))
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize(
+    ("scheme", "locale"),
+    [("light", "en-US"), ("dark", "en-US"), ("light", "de-DE")],
+    ids=["light", "dark", "german"],
+)
 def test_axe_finds_nothing_serious_on_any_page(
-    stack: Stack, browser: Browser, pg: Any, scheme: str
+    stack: Stack, browser: Browser, pg: Any, scheme: str, locale: str
 ) -> None:
     browsing.browser_user("operator")
     acknowledged = insert_violation(pg, "violation_ppedetections", camera_id=2)
@@ -56,6 +60,7 @@ def test_axe_finds_nothing_serious_on_any_page(
         viewport={"width": 1280, "height": 800},
         color_scheme=scheme,  # type: ignore[arg-type]
         bypass_csp=True,
+        locale=locale,
     )
     page = context.new_page()
     found: dict[str, list[dict[str, Any]]] = {}
@@ -80,7 +85,7 @@ def test_axe_finds_nothing_serious_on_any_page(
         found["history"] = serious_violations(page)
         page.goto(f"{stack.http}/violations/ppe/{acknowledged}/")
         found["violation page"] = serious_violations(page)
-        page.screenshot(path=SCREENSHOTS / f"a11y-violation-page-{scheme}.png")
+        page.screenshot(path=SCREENSHOTS / f"a11y-violation-page-{scheme}-{locale}.png")
     finally:
         context.close()
     assert not {name: v for name, v in found.items() if v}
