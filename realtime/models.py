@@ -313,3 +313,14 @@ class ApiToken(models.Model):
             expires_at=expires_at,
         )
         return key
+
+
+# The alerts' models live in their room; imported here, they are this app's.
+from realtime.alerts.models import (  # noqa: E402, F401
+    AlertProgress,
+    Contact,
+    EscalationStep,
+    Notification,
+    Presence,
+    Rule,
+)
