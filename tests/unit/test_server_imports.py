@@ -13,4 +13,4 @@ def test_autobahn_writes_no_coloured_debug_strings_although_click_is_installed()
 
     import config.asgi  # noqa: F401
 
-    assert hl("frame") == "frame"
+    assert hl("frame") == "frame"  # type: ignore[no-untyped-call]
