@@ -169,6 +169,26 @@ REALTIME_BUS_MAX_AGE = env_float("REALTIME_BUS_MAX_AGE", 30.0, minimum=1.0)
 
 # Without Redis the channel layer lives in one process, so the listener must too.
 REALTIME_EMBEDDED_LISTENER = env_flag("REALTIME_EMBEDDED_LISTENER", default=not REDIS_URL)
+# The alerts' worker (manage.py notify) runs inside the server too when the listener does
+# (make run's one process); in production it runs beside listen_notify (deploy/).
+REALTIME_EMBEDDED_NOTIFY = env_flag("REALTIME_EMBEDDED_NOTIFY", default=REALTIME_EMBEDDED_LISTENER)
+# The console's address as people reach it, for the links in alerts (https://console.plant).
+REALTIME_PUBLIC_URL = os.environ.get("REALTIME_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# E-mail (the alerts' mailto: contacts) through Django's own machinery, from the environment.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_flag("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env_flag("EMAIL_USE_SSL", default=False)
+# A server that does not answer fails the attempt (retried) instead of holding the worker.
+EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 10.0, minimum=0.1)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "webmaster@localhost")
+# A message whose contact keeps failing is retried with back-off for this long, then failed.
+REALTIME_ALERT_RETRY_FOR = env_duration("REALTIME_ALERT_RETRY_FOR", "1h")
+# /healthz says "degraded" while a message due this long ago is still unsent.
+REALTIME_ALERT_BACKLOG_LIMIT = env_duration("REALTIME_ALERT_BACKLOG_LIMIT", "2m")
+
 # Pushpin's publish endpoint when it fronts the SSE streams, e.g.
 # http://127.0.0.1:5561?iss=pushpin&key=SECRET (the key is Pushpin's sig_key).
 GRIP_URL = os.environ.get("GRIP_URL", "")

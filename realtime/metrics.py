@@ -87,6 +87,36 @@ BUS_MESSAGES_REFUSED = Counter(
     ["reason"],
 )
 
+ALERTS_SENT = Counter(
+    "realtime_alerts_sent",
+    "Alert messages handed to the SMTP server or the contact's service, by channel (email,"
+    " apprise) and step (first, escalation).",
+    ["channel", "step"],
+)
+ALERTS_RETRIED = Counter(
+    "realtime_alerts_retried", "Alert messages that failed and will be tried again.", ["channel"]
+)
+ALERTS_FAILED = Counter(
+    "realtime_alerts_failed",
+    "Alert messages given up after REALTIME_ALERT_RETRY_FOR (listed first on /notifications/).",
+    ["channel"],
+)
+ALERTS_CANCELLED = Counter(
+    "realtime_alerts_cancelled",
+    "Outbox rows not sent: acknowledged before their time, a shelved camera, a cooldown.",
+    ["reason"],
+)
+ALERTS_SKIPPED = Counter(
+    "realtime_alerts_skipped",
+    "Times the alerts' worker found the event log pruned past its place and went on from now.",
+)
+COMMIT_TO_ALERT = Histogram(
+    "realtime_commit_to_alert_seconds",
+    "From the decision of an alert's first message (the change read from the log) to its"
+    " hand-over to the SMTP server or the contact's service.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 

@@ -13,7 +13,7 @@ import gc
 import logging
 import signal
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connections
@@ -28,6 +28,9 @@ from realtime.pipeline.listener import LISTENER_APPLICATION_NAME, LogListener, L
 from realtime.streams import liveness, pushpin, server_internals, sse_fanout
 from realtime.streams.bridge import Bridge
 from realtime.violations import kinds
+
+if TYPE_CHECKING:
+    from realtime.alerts.worker import WorkerThread
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +81,7 @@ class ProcessRuntime:
     def __init__(self) -> None:
         self.bridge: Bridge | None = None
         self.listener: LogListener | None = None
+        self.alerts: WorkerThread | None = None  # the alerts' worker, when embedded
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = False
@@ -120,14 +124,25 @@ class ProcessRuntime:
         if settings.REALTIME_EMBEDDED_LISTENER:
             self.listener = make_listener()
             self._tasks.append(loop.create_task(self.listener.run(), name="realtime-listener"))
+        if settings.REALTIME_EMBEDDED_NOTIFY and self.alerts is None:
+            from realtime.alerts.worker import WorkerThread
+
+            self.alerts = WorkerThread()
+            self.alerts.start()
         logger.info(
             "realtime runtime started",
-            extra={"embedded_listener": settings.REALTIME_EMBEDDED_LISTENER},
+            extra={
+                "embedded_listener": settings.REALTIME_EMBEDDED_LISTENER,
+                "embedded_notify": settings.REALTIME_EMBEDDED_NOTIFY,
+            },
         )
 
     async def stop(self) -> None:
         if self.listener is not None:
             self.listener.stop()
+        if self.alerts is not None:
+            await asyncio.to_thread(self.alerts.stop)
+            self.alerts = None
         for task in self._tasks:
             task.cancel()
         pending: set[asyncio.Task[None]] = set()

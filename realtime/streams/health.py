@@ -8,6 +8,7 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, connection
 
+from realtime.alerts import outbox
 from realtime.pipeline.event_log import STATE_NAME
 from realtime.pipeline.listener import LISTENER_APPLICATION_NAME
 from realtime.streams import server_internals
@@ -43,7 +44,20 @@ def check() -> tuple[bool, dict[str, Any]]:
         and report["listener"]["state"] == "active"
         and report.get("redis", {"ok": True})["ok"]
     )
-    return healthy, {"status": "ok" if healthy else "fail", **report}
+    status = "ok" if healthy else "fail"
+    if report["database"]["ok"]:
+        # Alerts behind: the screens still work (200), but someone should look.
+        overdue = outbox.oldest_overdue()
+        late = (
+            overdue is not None and overdue > settings.REALTIME_ALERT_BACKLOG_LIMIT.total_seconds()
+        )
+        report["alerts"] = {
+            "oldest_overdue_seconds": None if overdue is None else round(overdue, 1),
+            "state": "behind" if late else "ok",
+        }
+        if healthy and late:
+            status = "degraded"
+    return healthy, {"status": status, **report}
 
 
 def database_report() -> tuple[float, dict[str, Any]]:

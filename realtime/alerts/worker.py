@@ -1,0 +1,104 @@
+"""The alerts' worker: `manage.py notify` (beside listen_notify, supervised like it), or a
+thread of the server in make run's one process. Each round it decides from the event log
+(realtime.alerts.decide), cancels what an acknowledgement made moot, and sends what is due
+(realtime.alerts.outbox). Several may run: each message is sent by one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from django.db import DatabaseError, close_old_connections, connection
+
+from realtime.alerts import delivery, messages, outbox
+from realtime.alerts.decide import decide
+from realtime.alerts.rules import RuleCache
+
+logger = logging.getLogger(__name__)
+
+# With nothing to do, the worker looks again after this long (the first message's latency
+# is at most about this plus the delivery).
+POLL_SECONDS = 0.25
+# After a database error, before trying again.
+RETRY_SECONDS = 2.0
+
+
+class Worker:
+    def __init__(self) -> None:
+        self.rules = RuleCache()
+        self.stopping = threading.Event()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run(self) -> None:
+        logger.info("alerts worker started")
+        try:
+            while not self.stopping.is_set():
+                try:
+                    busy = self.round()
+                except DatabaseError:
+                    logger.warning("alerts worker: database error; trying again", exc_info=True)
+                    connection.close()
+                    self.stopping.wait(RETRY_SECONDS)
+                    continue
+                if not busy:
+                    self.stopping.wait(POLL_SECONDS)
+        finally:
+            connection.close()
+            logger.info("alerts worker stopped")
+
+    def round(self) -> bool:
+        """One pass; whether there may be more to do at once."""
+        close_old_connections()
+        _, more = decide(self.rules)
+        outbox.cancel_acknowledged()
+        claimed = outbox.claim(self.rules.by_id())
+        for message in claimed:
+            self.send(message)
+        return more or bool(claimed)
+
+    def send(self, message: outbox.Message) -> None:
+        kind = delivery.channel(message.url)
+        started = time.monotonic()
+        try:
+            subject, body = messages.compose(message)
+        except DatabaseError:
+            raise
+        except Exception as exc:  # a message that cannot be written is recorded, not lost
+            logger.exception("alerts: could not write message %s", message.batch)
+            outbox.finished(message, f"could not write the message: {exc}", kind)
+            return
+        error = delivery.deliver(message.url, subject, body, message.batch)
+        status = outbox.finished(message, error, kind)
+        logger.info(
+            "alert message %s",
+            status,
+            extra={
+                "batch": message.batch,
+                "rule": message.rule_name,
+                "step": message.step,
+                "contact": message.contact_name,
+                "violations": len(message.rows),
+                "seconds": round(time.monotonic() - started, 3),
+                "error": error or "",
+            },
+        )
+
+
+class WorkerThread:
+    """The worker inside the server (make run): a thread of its own, with its own database
+    connection, stopped with the server."""
+
+    def __init__(self) -> None:
+        self.worker = Worker()
+        self.thread = threading.Thread(target=self.worker.run, name="alerts-worker", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.worker.stop()
+        self.thread.join(timeout)

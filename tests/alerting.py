@@ -1,0 +1,128 @@
+"""Real receivers for the alerts' tests and benchmark: an SMTP server (aiosmtpd) and an HTTP
+server that takes Apprise's json:// posts. Both keep what they received, and the HTTP one
+can be down for a while (its port closed, then open again)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+from tests.helpers import free_port
+
+
+@dataclass
+class Mail:
+    to: list[str]
+    message: Message
+    at: float
+
+    @property
+    def subject(self) -> str:
+        return str(self.message["Subject"])
+
+    @property
+    def body(self) -> str:
+        payload = self.message.get_payload(decode=True)
+        return payload.decode() if isinstance(payload, bytes) else str(payload)
+
+
+class SMTPServer:
+    """aiosmtpd on a free port of 127.0.0.1; `mails` in the order received."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.mails: list[Mail] = []
+        self._lock = threading.Lock()
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        mail = Mail(list(envelope.rcpt_tos), message_from_bytes(envelope.content), time.time())
+        with self._lock:
+            self.mails.append(mail)
+        return "250 OK"
+
+    def start(self) -> SMTPServer:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def received(self) -> list[Mail]:
+        with self._lock:
+            return list(self.mails)
+
+
+@dataclass
+class Post:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    at: float
+
+
+@dataclass
+class HTTPReceiver:
+    """Takes POSTs (Apprise's json:// payload: title, message) and answers 200."""
+
+    port: int = field(default_factory=free_port)
+    posts: list[Post] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"json://127.0.0.1:{self.port}/hook"
+
+    def up(self) -> HTTPReceiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                post = Post(self.path, dict(self.headers.items()), body, time.time())
+                with receiver._lock:
+                    receiver.posts.append(post)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def down(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def received(self) -> list[Post]:
+        with self._lock:
+            return list(self.posts)
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not within {timeout} s")
