@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.urls import path
 
+from realtime.alerts import views as alert_views
 from realtime.console import action_views, export, history, media, views, web_app
 from realtime.streams import endpoints
 
@@ -53,6 +54,11 @@ actions = [
     path("shelves/<int:pk>/end/", action_views.end_shelf, name="end-shelf"),
 ]
 
+alerts = [
+    path("notifications/", alert_views.notifications, name="notifications"),
+    path("notifications/<int:key>/resend/", alert_views.resend, name="notification-resend"),
+]
+
 streams = [
     path("events/violations/", endpoints.violation_events, name="violation-events"),
     path("events/violations/rows/", endpoints.violation_row_events, name="violation-row-events"),
@@ -60,4 +66,4 @@ streams = [
     path("metrics", endpoints.prometheus_metrics, name="metrics"),
 ]
 
-urlpatterns = [*console, *actions, *streams]
+urlpatterns = [*console, *actions, *alerts, *streams]

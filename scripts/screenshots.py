@@ -24,6 +24,7 @@ PICTURES = {
     "violation-detail.png": "violation-detail.png",
     "stale-state.png": "stale-state.png",
     "shelved-camera.png": "test_a_shelved_cameras_violation_notifies_nobody.png",
+    "notifications.png": "notifications-desk.png",
 }
 TESTS = [
     "tests/test_console_for_a_shift.py",
@@ -31,6 +32,7 @@ TESTS = [
     "tests/test_history_browser.py",
     "tests/test_live_state.py",
     "tests/test_attention.py::test_a_shelved_cameras_violation_notifies_nobody",
+    "tests/test_notifications_browser.py",
 ]
 
 

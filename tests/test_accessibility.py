@@ -1,6 +1,7 @@
 """Screen readers and contrast (issue 24): axe-core, vendored (tests/vendor/), finds no
 serious or critical WCAG 2.1 A/AA violation on the live table, an open detail, /history/,
-a violation's page and the login, light and dark, and in German. Real Chromium, real Daphne.
+a violation's page, /notifications/ and the login, light and dark, and in German. Real
+Chromium, real Daphne.
 """
 
 from __future__ import annotations
@@ -8,11 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
 from playwright.sync_api import Browser, Page, expect
 
+from realtime.alerts.models import Notification
 from tests import browsing
 from tests.browsing import SCREENSHOTS, expect_live
 from tests.helpers import ROOT, Stack, insert_violation, memory_stack
+from tests.outbox_rows import message
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -45,8 +49,12 @@ def serious_violations(page: Page) -> list[dict[str, Any]]:
 def test_axe_finds_nothing_serious_on_any_page(
     stack: Stack, browser: Browser, pg: Any, scheme: str, locale: str
 ) -> None:
-    browsing.browser_user("operator")
+    operator = browsing.browser_user("operator")
+    operator.user_permissions.add(Permission.objects.get(codename="view_notifications"))
     acknowledged = insert_violation(pg, "violation_ppedetections", camera_id=2)
+    # What was sent about it: a message that failed and one that was sent (/notifications/).
+    message([("ppe", acknowledged, 2)], status=Notification.FAILED, attempts=3, last_error="503")
+    message([("ppe", acknowledged, 2)], step=1)
     insert_violation(pg, "violation_lotodetections", camera_id=3)
     insert_violation(pg, "violation_humandetections", camera_id=4)
     pg.execute(
@@ -86,6 +94,9 @@ def test_axe_finds_nothing_serious_on_any_page(
         page.goto(f"{stack.http}/violations/ppe/{acknowledged}/")
         found["violation page"] = serious_violations(page)
         page.screenshot(path=SCREENSHOTS / f"a11y-violation-page-{scheme}-{locale}.png")
+        page.goto(f"{stack.http}/notifications/")
+        found["messages"] = serious_violations(page)
+        page.screenshot(path=SCREENSHOTS / f"a11y-notifications-{scheme}-{locale}.png")
     finally:
         context.close()
     assert not {name: v for name, v in found.items() if v}

@@ -42,6 +42,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from realtime.access import scopes
+from realtime.alerts.models import Notification
 from realtime.models import Acknowledgement, ApiToken, OperatorAction, Shelf, Site
 from realtime.violations import kinds
 from tests.helpers import ROOT, insert_violation
@@ -239,6 +240,21 @@ def make_world(pg: Any, media_root: Path) -> World:
             time_zone="UTC",
             reason="maintenance",
         )
+    if not Notification.objects.exists():  # a failed message, to see and to send again
+        now = timezone.now()
+        Notification.objects.create(
+            rule_name="hostile-rule",
+            contact_name="hostile-contact",
+            table_name=first.table,
+            violation_id=rows["human"],
+            camera_id=1,
+            event_id=1,
+            committed_at=now,
+            due_at=now,
+            status=Notification.FAILED,
+            attempts=3,
+            last_error="HTTP 503",
+        )
     ApiToken.objects.filter(user=operator).delete()
     world = World(operator, staff, ApiToken.issue(operator), rows, shelf.pk, media_root)
     for model in admin.site._registry:
@@ -268,6 +284,8 @@ def real_values(world: World, name: str | None, pattern: str) -> dict[str, list[
     }
     if name == "end-shelf":
         values["pk"] = [str(world.shelf)]
+    elif name == "notification-resend":
+        values["key"] = [str(pk) for pk in Notification.objects.values_list("pk", flat=True)]
     elif name is not None and name.startswith(
         ("violation-", "acknowledge", "add-note", "shelve-camera", "undo")
     ):

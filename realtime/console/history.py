@@ -29,6 +29,7 @@ from django.views.decorators.http import require_GET
 
 from realtime.access import scopes
 from realtime.access.auth import TOKEN_ID_ATTR, accepts_token
+from realtime.alerts import sent
 from realtime.console import actions as operator_actions
 from realtime.console import media, shelves, trend
 from realtime.console.forms import CONFIRM_ABOVE
@@ -206,6 +207,8 @@ def render_detail(request: HttpRequest, row: ViolationRow, *, fragment: bool) ->
         "can_act": request.user.is_authenticated and not getattr(request, TOKEN_ID_ATTR, None),
         "shelf_choices": shelves.choices(),
         "can_undo": operator_actions.can_undo(request.user.get_username(), row),
+        # The messages sent about it, for those who may read them (else None: no section).
+        "notifications": sent.of_violation(request.user, row.kind, row.id),
         # Its camera shelved now (not necessarily when the violation happened).
         "camera_shelf": (
             None
