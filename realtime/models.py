@@ -316,11 +316,21 @@ class ApiToken(models.Model):
 
 
 # The alerts' models live in their room; imported here, they are this app's.
-from realtime.alerts.models import (  # noqa: E402, F401
-    AlertProgress,
-    Contact,
-    EscalationStep,
-    Notification,
-    Presence,
-    Rule,
+from realtime.alerts.models import (  # noqa: E402
+    AlertProgress as AlertProgress,
+)
+from realtime.alerts.models import (  # noqa: E402
+    Contact as Contact,
+)
+from realtime.alerts.models import (  # noqa: E402
+    EscalationStep as EscalationStep,
+)
+from realtime.alerts.models import (  # noqa: E402
+    Notification as Notification,
+)
+from realtime.alerts.models import (  # noqa: E402
+    Presence as Presence,
+)
+from realtime.alerts.models import (  # noqa: E402
+    Rule as Rule,
 )

@@ -44,7 +44,7 @@ class SMTPServer:
         self._lock = threading.Lock()
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         mail = Mail(list(envelope.rcpt_tos), message_from_bytes(envelope.content), time.time())
         with self._lock:
             self.mails.append(mail)
@@ -89,7 +89,7 @@ class HTTPReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 post = Post(self.path, dict(self.headers.items()), body, time.time())

@@ -120,6 +120,12 @@ def violation(pg: Any, table: str, camera: int, image: str) -> int:
     return insert_violation(pg, table, camera_id=camera, image=image)
 
 
+def found(pattern: str, text: str, group: int = 0) -> str:
+    match = re.search(pattern, text)
+    assert match is not None, f"{pattern!r} not in {text!r}"
+    return match[group]
+
+
 def statuses(**filters: Any) -> Counter[str]:
     from realtime.models import Notification
 
@@ -247,10 +253,10 @@ def test_a_worker_killed_mid_burst_loses_nothing_and_sends_nothing_twice(
     keys = Counter(p.headers["Idempotency-Key"] for p in posts)
     assert len(keys) == 60, "a message per violation, each with its own id"
     # A repeat (the worker died between sending and recording) carries the first's id.
-    named = Counter(re.search(r"/media/kill-\d+\.jpg", p.body["message"])[0] for p in posts)
+    named = Counter(found(r"/media/kill-\d+\.jpg", p.body["message"]) for p in posts)
     assert len(named) == 60
     for post in posts:
-        image = re.search(r"/media/kill-\d+\.jpg", post.body["message"])[0]
+        image = found(r"/media/kill-\d+\.jpg", post.body["message"])
         assert [p.headers["Idempotency-Key"] for p in posts if image in p.body["message"]] == [
             post.headers["Idempotency-Key"]
         ] * named[image]
@@ -293,7 +299,7 @@ def test_one_click_on_the_messages_link_after_login_acknowledges_and_stops_escal
     plant["north"].users.add(browsing.browser_user("anna"))  # camera 2 is North's
     row = violation(pg, "violation_humandetections", 2, "/media/from-the-mail.jpg")
     [mail] = wait_until(smtp.received, 15, "the first message")
-    link = re.search(r"Open and acknowledge: (\S+)", mail.body)[1]
+    link = found(r"Open and acknowledge: (\S+)", mail.body, 1)
     assert link == f"{alerts.public_url}/violations/human/{row}/"
     context = browser.new_context(viewport={"width": 390, "height": 844})  # a phone
     page = context.new_page()
