@@ -222,6 +222,23 @@ REALTIME_MEDIA_ACCEL_REDIRECT = env_url_path("REALTIME_MEDIA_ACCEL_REDIRECT", ""
 # Thumbnails, made once per file version; any of them may be deleted at any time.
 REALTIME_THUMBNAIL_DIR = env_path("REALTIME_THUMBNAIL_DIR", BASE_DIR / ".data" / "thumbnails")
 
+# E-mail (alerts to `mailto:` contacts, realtime.alerts): Django's settings and defaults,
+# from the environment; every other contact is an Apprise URL.
+EMAIL_HOST = os.environ.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_flag("EMAIL_USE_TLS", default=False)  # STARTTLS, usually port 587
+EMAIL_USE_SSL = env_flag("EMAIL_USE_SSL", default=False)  # TLS from the start, usually 465
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured(
+        "EMAIL_USE_TLS and EMAIL_USE_SSL are both set: set one (TLS: STARTTLS, usually port "
+        "587; SSL: TLS from the start, usually port 465)."
+    )
+# Seconds an SMTP connection may wait; Django's default waits forever, holding the sender.
+EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 30.0, minimum=1.0)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL") or "webmaster@localhost"
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
