@@ -174,16 +174,6 @@ REALTIME_EMBEDDED_LISTENER = env_flag("REALTIME_EMBEDDED_LISTENER", default=not 
 REALTIME_EMBEDDED_NOTIFY = env_flag("REALTIME_EMBEDDED_NOTIFY", default=REALTIME_EMBEDDED_LISTENER)
 # The console's address as people reach it, for the links in alerts (https://console.plant).
 REALTIME_PUBLIC_URL = os.environ.get("REALTIME_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
-# E-mail (the alerts' mailto: contacts) through Django's own machinery, from the environment.
-EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
-EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
-EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
-EMAIL_USE_TLS = env_flag("EMAIL_USE_TLS", default=False)
-EMAIL_USE_SSL = env_flag("EMAIL_USE_SSL", default=False)
-# A server that does not answer fails the attempt (retried) instead of holding the worker.
-EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 10.0, minimum=0.1)
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "webmaster@localhost")
 # A message whose contact keeps failing is retried with back-off for this long, then failed.
 REALTIME_ALERT_RETRY_FOR = env_duration("REALTIME_ALERT_RETRY_FOR", "1h")
 # /healthz says "degraded" while a message due this long ago is still unsent.
@@ -241,6 +231,23 @@ REALTIME_MEDIA_BASE_URL = env_base_url("REALTIME_MEDIA_BASE_URL")
 REALTIME_MEDIA_ACCEL_REDIRECT = env_url_path("REALTIME_MEDIA_ACCEL_REDIRECT", "")
 # Thumbnails, made once per file version; any of them may be deleted at any time.
 REALTIME_THUMBNAIL_DIR = env_path("REALTIME_THUMBNAIL_DIR", BASE_DIR / ".data" / "thumbnails")
+
+# E-mail (alerts to `mailto:` contacts, realtime.alerts): Django's settings and defaults,
+# from the environment; every other contact is an Apprise URL.
+EMAIL_HOST = os.environ.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_flag("EMAIL_USE_TLS", default=False)  # STARTTLS, usually port 587
+EMAIL_USE_SSL = env_flag("EMAIL_USE_SSL", default=False)  # TLS from the start, usually 465
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured(
+        "EMAIL_USE_TLS and EMAIL_USE_SSL are both set: set one (TLS: STARTTLS, usually port "
+        "587; SSL: TLS from the start, usually port 465)."
+    )
+# Seconds an SMTP connection may wait; Django's default waits forever, holding the sender.
+EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 30.0, minimum=1.0)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL") or "webmaster@localhost"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy
 
 from realtime.access import scopes
 from realtime.access.admin_scope import ByCamera, ByViolation, SharedAdmin
+from realtime.alerts import admin as alerts_admin  # noqa: F401  (registers contacts and rules)
 from realtime.console import media
 from realtime.console.rows import ViolationRow
 from realtime.models import (

@@ -34,6 +34,9 @@ def cited_files(*, module_check: bool = False) -> list[Path]:
     ]
     if not module_check:
         files += ROOT.glob("sql/0*.sql")
+    if module_check:
+        # Migrations name models ("realtime.contact"), not modules, and never change.
+        files = [f for f in files if "migrations" not in f.parts]
     return [f for f in files if f.name != "performance-history.md" or not module_check]
 
 

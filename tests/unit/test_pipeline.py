@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from realtime.streams.liveness import PipelineState, PipelineWatch, judge
@@ -14,16 +16,22 @@ def test_live_while_the_listener_is_active_current_and_heard() -> None:
 
 
 @pytest.mark.parametrize(
-    ("listener", "unheard_for", "reason"),
+    ("listener", "unheard_for", "reason", "code"),
     [
-        (None, 0.0, "the database cannot be reached"),
-        ({"state": "down"}, 0.0, "no listener is forwarding changes"),
-        ({"state": "active", "lag_seconds": 45.2}, 0.0, "the listener is 45 s behind"),
-        (ACTIVE, 21.0, "this server hears nothing from the listener"),
+        (None, 0.0, "the database cannot be reached", "database"),
+        ({"state": "down"}, 0.0, "no listener is forwarding changes", "no-listener"),
+        ({"state": "active", "lag_seconds": 45.2}, 0.0, "the listener is 45 s behind", "behind"),
+        (ACTIVE, 21.0, "this server hears nothing from the listener", "unheard"),
     ],
 )
-def test_not_live_says_why(listener, unheard_for, reason) -> None:
-    assert judge(listener, unheard_for) == PipelineState(False, reason)
+def test_not_live_says_why(listener, unheard_for, reason, code) -> None:
+    """In English for every client, and as a code a page words in its own language."""
+    state = judge(listener, unheard_for)
+    assert (state.live, state.reason, state.code) == (False, reason, code)
+    beat = json.loads(state.as_json())
+    assert (beat["pipeline"], beat["reason"], beat["code"]) == ("down", reason, code)
+    if code == "behind":
+        assert beat["lag_seconds"] == 45
 
 
 def test_the_lag_limit_is_a_setting(settings) -> None:
@@ -41,5 +49,6 @@ def test_a_change_of_state_is_told_once() -> None:
     watch.update()
     watch.listener = dict(ACTIVE)
     watch.update()
-    assert told == [PipelineState(False, "no listener is forwarding changes"), PipelineState(True)]
+    down = PipelineState(False, "no listener is forwarding changes", "no-listener")
+    assert told == [down, PipelineState(True)]
     assert watch.generation == 2
