@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import signal
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.alerting import HTTPReceiver, SMTPServer, wait_until
-from tests.helpers import Process, Stack, insert_violation
+from tests.helpers import ROOT, Process, Stack, insert_violation
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -323,3 +324,39 @@ def test_one_click_on_the_messages_link_after_login_acknowledges_and_stops_escal
     assert step.cancelled_because == "acknowledged"
     time.sleep(max(0.0, 10 - (time.time() - step.decided_at.timestamp())))
     assert receiver.received() == [], "the escalation was sent after the acknowledgement"
+
+
+def test_a_loaded_file_reaches_the_running_worker_within_5_s(
+    alerts, plant, smtp, receiver, pg, tmp_path
+) -> None:
+    # The worker holds a rule already (so it is not reading the rules on every round).
+    rule("camera-one", [plant["safety"]], cameras=[1])
+    violation(pg, "violation_lotodetections", 1, "/media/before-the-load.jpg")
+    wait_until(smtp.received, 10, "the first rule's mail")
+    rules = tmp_path / "alerts.toml"
+    rules.write_text(
+        f"""
+[contacts.hook]
+url = "{receiver.url}"
+
+[[rules]]
+name = "loto-south"
+kinds = ["loto"]
+sites = ["South"]
+notify = ["hook"]
+"""
+    )
+    loaded = subprocess.run(
+        [sys.executable, "manage.py", "notifications", "load", str(rules)],
+        env=alerts.stack.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    time.sleep(5)  # the worker was running all along: no restart
+    row = violation(pg, "violation_lotodetections", 9, "/media/after-the-load.jpg")
+    [post] = wait_until(receiver.received, 10, "the loaded rule's message")
+    assert post.body["title"] == "LOTO, camera 9 (South)"
+    assert f"/violations/loto/{row}/" in post.body["message"]

@@ -26,6 +26,7 @@ class Contact(models.Model):
         db_table = "realtime_alert_contact"
         ordering = ["name"]
         verbose_name = _("contact")
+        verbose_name_plural = _("contacts")
         permissions = [
             ("manage_notifications", "Can edit contacts and alert rules"),
             ("view_notifications", "Can see the messages sent about violations"),
@@ -56,6 +57,7 @@ class Rule(models.Model):
         db_table = "realtime_alert_rule"
         ordering = ["name"]
         verbose_name = _("alert rule")
+        verbose_name_plural = _("alert rules")
 
     def __str__(self) -> str:
         return self.name
@@ -73,6 +75,7 @@ class EscalationStep(models.Model):
         db_table = "realtime_alert_step"
         ordering = ["rule", "after_seconds", "id"]
         verbose_name = _("escalation step")
+        verbose_name_plural = _("escalation steps")
 
     def __str__(self) -> str:
         return f"{self.rule} after {self.after_seconds} s"
@@ -131,6 +134,7 @@ class Notification(models.Model):
         ]
         ordering = ["-decided_at", "-id"]
         verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
 
     def __str__(self) -> str:
         return f"{self.rule_name} step {self.step} to {self.contact_name}: {self.status}"
