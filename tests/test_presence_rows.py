@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -103,3 +104,14 @@ async def test_the_runtime_task_writes_retries_and_says_goodbye(
         with pytest.raises(asyncio.CancelledError):
             await task
     assert not await database_sync_to_async(Presence.objects.exists)()
+
+
+def test_the_fragment_is_for_a_login_and_never_a_redirect(client_of) -> None:
+    from django.test import Client
+
+    assert Client().get("/watching/").status_code == 401, "htmx swaps no error"
+    anna = client_of("anna")  # no site exists: she sees, and watches, every camera
+    presence.record("here", {get_user_model().objects.get(username="anna").pk: None})
+    assert "Watching: 1 (anna)" in anna.get("/watching/").content.decode()
+    presence.forget("here")
+    assert "Nobody watching" in anna.get("/watching/").content.decode()

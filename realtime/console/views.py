@@ -125,8 +125,8 @@ def counters(request: HttpRequest) -> HttpResponse:
 def watching(request: HttpRequest) -> HttpResponse:
     """Who has a live table open for the operator's sites, for the page to refresh."""
     if not request.user.is_authenticated:
-        # Not login_required's redirect: htmx would put the login page in the toolbar. It
-        # swaps no error, and the page's stream says the session ended.
+        # Not login_required's redirect: htmx would put the login page inside the live
+        # table's page. It swaps no error, and the page's stream says the session ended.
         return HttpResponse(status=401)
     context = {"watching": _watching(request, scopes.of_user(request.user))}
     return render(request, "realtime/_watching.html", context)
