@@ -21,6 +21,7 @@ from django.db import connections
 from realtime.access import scopes
 from realtime.access.held_streams import held_streams
 from realtime.access.open_streams import open_streams
+from realtime.alerts import presence
 from realtime.pipeline import bus
 from realtime.pipeline.changes import ChangeEvent
 from realtime.pipeline.database import conninfo_from_django
@@ -119,6 +120,7 @@ class ProcessRuntime:
         self._tasks = [
             loop.create_task(self.bridge.run(), name="realtime-bridge"),
             loop.create_task(open_streams.watch(), name="realtime-credentials"),
+            loop.create_task(presence.publish(), name="realtime-presence"),
             loop.create_task(liveness.watch.run(), name="realtime-pipeline"),
         ]
         if settings.REALTIME_EMBEDDED_LISTENER:

@@ -13,6 +13,7 @@ console = [
     path("", views.dashboard, name="dashboard"),
     path("rows/", views.older_rows, name="older-rows"),
     path("counters/", views.counters, name="counters"),
+    path("watching/", views.watching, name="watching"),
     path("kinds.css", views.kind_styles, name="kind-styles"),
     path("legacy/", views.legacy, name="legacy"),
     path("history/", history.history, name="history"),

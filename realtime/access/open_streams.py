@@ -6,7 +6,8 @@ registers here with its user, token and scope (realtime.access.scopes); one task
 checks them all every few seconds in a few queries (not one per stream) and closes the
 streams of what is no longer valid, and those whose user's scope changed (a site given or
 taken): their clients reconnect and resume from their last event with the new scope. The
-same registry caps the streams one user may hold open in a process.
+same registry caps the streams one user may hold open in a process, and knows which streams
+are a person's live table (presence: realtime.alerts.presence).
 """
 
 from __future__ import annotations
@@ -37,6 +38,14 @@ class Holder:
     token_id: int | None  # None: a session
 
 
+@dataclass(frozen=True)
+class Watch:
+    """A person's live table (a session's, not a token's: a program watches nobody's
+    screen): the cameras whose violations it shows (None: every camera)."""
+
+    cameras: Scope
+
+
 class TooManyStreams(Exception):
     """The user holds REALTIME_MAX_STREAMS_PER_USER streams in this process already."""
 
@@ -46,6 +55,7 @@ class OpenStreams:
         self._streams: dict[int, tuple[Holder, Callable[[bool], None], Scope]] = {}
         self._per_user: Counter[int] = Counter()
         self._ids = itertools.count(1)
+        self._watches: dict[int, tuple[int, Watch]] = {}  # by handle: the user's
 
     def full(self, holder: Holder) -> bool:
         """Whether the holder's user has as many streams open here as it may."""
@@ -57,19 +67,23 @@ class OpenStreams:
         close: Callable[[bool], None],
         transport: str,
         scope: Scope = EVERYTHING,
+        watch: Watch | None = None,
     ) -> int:
-        """Register a stream of `scope`; `close` ends it (called on the event loop, with
-        True when the scope changed, False when the credentials ended). Raises
-        TooManyStreams past the cap."""
+        """Register a stream of `scope` (and `watch` if it is a person's live table);
+        `close` ends it (called on the event loop, with True when the scope changed, False
+        when the credentials ended). Raises TooManyStreams past the cap."""
         if self.full(holder):
             metrics.STREAMS_REFUSED.labels(transport, "per_user_cap").inc()
             raise TooManyStreams(holder.user_id)
         handle = next(self._ids)
         self._streams[handle] = (holder, close, scope)
         self._per_user[holder.user_id] += 1
+        if watch is not None:
+            self._watches[handle] = (holder.user_id, watch)
         return handle
 
     def close(self, handle: int) -> None:
+        self._watches.pop(handle, None)
         entry = self._streams.pop(handle, None)
         if entry is not None:
             self._per_user[entry[0].user_id] -= 1
@@ -78,6 +92,16 @@ class OpenStreams:
 
     def __len__(self) -> int:
         return len(self._streams)
+
+    def watching(self) -> dict[int, Scope]:
+        """The users whose live table is open here, each with the cameras of all of theirs."""
+        found: dict[int, Scope] = {}
+        for user_id, watch in self._watches.values():
+            if user_id in found:
+                found[user_id] = scopes.union(found[user_id], watch.cameras)
+            else:
+                found[user_id] = watch.cameras
+        return found
 
     async def check(self) -> int:
         """Close every stream whose token or user is no longer valid, or whose user's

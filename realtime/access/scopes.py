@@ -89,6 +89,12 @@ def keeper(scope: Scope) -> Callable[[int | None], bool]:
     return lambda camera: covers(scope, camera)
 
 
+def union(one: Scope, other: Scope) -> Scope:
+    if one is None or other is None:
+        return EVERYTHING
+    return one | other
+
+
 def within(scope: Scope, allowed: Scope) -> bool:
     """Whether a stream of `scope` shows nothing `allowed` does not."""
     if allowed is None:

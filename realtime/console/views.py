@@ -21,7 +21,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from realtime.access import scopes
-from realtime.access.auth import accepts_token
+from realtime.access.auth import TOKEN_ID_ATTR, accepts_token
+from realtime.alerts import presence
 from realtime.console import history, shelves, trend
 from realtime.console.rows import (
     Cursor,
@@ -60,6 +61,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "kinds": list(registry),
         "filter": row_filter,
         "counters": _counters(registry, row_filter, scope),
+        "watching": _watching(request, scope, drawing=row_filter),
         "last_event_id": last_event_id,
         "next_cursor": first.next_cursor,
         "heartbeat_seconds": settings.REALTIME_HEARTBEAT_SECONDS,
@@ -117,6 +119,31 @@ def counters(request: HttpRequest) -> HttpResponse:
     scope = scopes.of_user(request.user)
     context = {"counters": _counters(kinds.registry(), row_filter, scope), "filter": row_filter}
     return render(request, "realtime/_counters.html", context)
+
+
+@require_GET
+def watching(request: HttpRequest) -> HttpResponse:
+    """Who has a live table open for the operator's sites, for the page to refresh."""
+    if not request.user.is_authenticated:
+        # Not login_required's redirect: htmx would put the login page inside the live
+        # table's page. It swaps no error, and the page's stream says the session ended.
+        return HttpResponse(status=401)
+    context = {"watching": _watching(request, scopes.of_user(request.user))}
+    return render(request, "realtime/_watching.html", context)
+
+
+def _watching(
+    request: HttpRequest, scope: scopes.Scope, drawing: RowFilter | None = None
+) -> list[str]:
+    """The usernames watching `scope`; and the user's own when `drawing` their live table
+    (with a session, of cameras they may see): its stream opens in a moment, and the page
+    should not say they are not there until the fragment is read again."""
+    names = presence.watchers(scope)
+    if drawing is not None and getattr(request, TOKEN_ID_ATTR, None) is None:
+        camera = drawing.camera
+        if scopes.covers(scope, camera) if camera is not None else scope != scopes.NOTHING:
+            names = sorted({*names, request.user.get_username()})
+    return names
 
 
 def _counters(

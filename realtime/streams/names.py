@@ -121,6 +121,12 @@ def parse_rows(name: str) -> tuple[Layout, str | None, int | None]:
     return layout, (None if kind == ANY else kind), (None if camera == ANY else int(camera))
 
 
+def is_live_table(base: str) -> bool:
+    """Whether a base name is a live table's rows stream (in any language), as opposed to
+    the JSON stream or the admin changelist's rows."""
+    return split_layout(base.partition("/")[0])[0] == "table"
+
+
 def rows_camera(name: str) -> int | None:
     """The camera a rows stream's base name keeps ("table/*/3": 3), None for every one."""
     camera = name.rpartition("/")[2]

@@ -36,8 +36,9 @@ from django_eventstream.utils import (
 from django_eventstream.views import Listener, events, get_listener_manager
 
 from realtime import metrics
+from realtime.access import scopes
 from realtime.access.auth import TOKEN_ID_ATTR
-from realtime.access.open_streams import Holder, TooManyStreams, open_streams
+from realtime.access.open_streams import Holder, TooManyStreams, Watch, open_streams
 from realtime.pipeline.positions import Position
 from realtime.streams import liveness, names, server_internals
 from realtime.streams.sent_ids import SentIds
@@ -117,8 +118,14 @@ async def stream(
     handle = None
     if holder is not None:
         try:
-            scope = names.split(channel)[1]
-            handle = open_streams.open(holder, lambda moved: _ended(listener, moved), "sse", scope)
+            base, scope = names.split(channel)
+            handle = open_streams.open(
+                holder,
+                lambda moved: _ended(listener, moved),
+                "sse",
+                scope,
+                watch(holder, base, scope),
+            )
         except TooManyStreams:
             return
     manager.add_listener(listener)
@@ -160,6 +167,17 @@ async def stream(
             open_streams.close(handle)
         listener.aevent.set()
         manager.remove_listener(listener)
+
+
+def watch(holder: Holder, base: str, scope: scopes.Scope) -> Watch | None:
+    """What a stream watches, if it is a person's live table (realtime.alerts.presence):
+    opened with a session (a token's stream is a program's), of the cameras it shows."""
+    if holder.token_id is not None or not names.is_live_table(base):
+        return None
+    camera = names.rows_camera(base)
+    if camera is None:
+        return Watch(scope)
+    return Watch(frozenset({camera}) if scopes.covers(scope, camera) else scopes.NOTHING)
 
 
 def tighter(sent: Position, caught_up: Position) -> Position:
