@@ -360,3 +360,48 @@ notify = ["hook"]
     [post] = wait_until(receiver.received, 10, "the loaded rule's message")
     assert post.body["title"] == "LOTO, camera 9 (South)"
     assert f"/violations/loto/{row}/" in post.body["message"]
+
+
+def test_when_unwatched_escalates_at_once_unless_a_live_table_of_the_site_is_open(
+    alerts, plant, smtp, receiver, pg, browser
+) -> None:
+    from playwright.sync_api import expect
+
+    from realtime.alerts import presence
+    from realtime.models import Contact, Notification
+    from tests import browsing
+
+    hook = Contact.objects.create(name="supervisor", url=receiver.url)
+    rule(
+        "zones",
+        [plant["safety"]],
+        steps=((600, [hook]),),
+        kinds=["human"],
+        when_unwatched="escalate-now",
+    )
+    # Nobody has a live table open: the first escalation step goes at once.
+    alone = violation(pg, "violation_humandetections", 2, "/media/nobody-watching.jpg")
+    [post] = wait_until(receiver.received, 15, "the escalation sent at once")
+    assert "/media/nobody-watching.jpg" in post.body["message"]
+    assert Notification.objects.get(violation_id=alone, step=1).status == "sent"
+
+    plant["north"].users.add(browsing.browser_user("anna"))
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        browsing.log_in(page, alerts.stack.http, "/", "anna", browsing.PASSWORD)
+        expect(page.locator("#connection-state")).to_have_text("Live", timeout=20_000)
+        wait_until(lambda: presence.is_watched(3), 15, "anna's table known as watched")
+        watched = violation(pg, "violation_humandetections", 3, "/media/anna-watching.jpg")
+        south = violation(pg, "violation_humandetections", 8, "/media/south-unwatched.jpg")
+        wait_until(lambda: len(receiver.received()) >= 2, 15, "South's escalation")
+        wait_until(lambda: len(smtp.received()) >= 3, 15, "the first messages")
+        time.sleep(3)
+    finally:
+        context.close()
+    posts = receiver.received()
+    assert len(posts) == 2 and "/media/south-unwatched.jpg" in posts[1].body["message"]
+    step = Notification.objects.get(violation_id=watched, step=1)
+    assert step.status == "pending", "escalated although anna's table shows camera 3"
+    assert (step.due_at - step.committed_at).total_seconds() == 600
+    assert Notification.objects.get(violation_id=south, step=1).status == "sent"

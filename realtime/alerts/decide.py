@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from realtime import metrics
+from realtime.alerts import presence
 from realtime.alerts.models import AlertProgress, Notification
 from realtime.alerts.rules import RuleCache, RuleView
 from realtime.pipeline import event_log
@@ -169,6 +170,4 @@ class Planner:
 
 
 def _watched(camera: int | None) -> bool:
-    from realtime.alerts import presence
-
     return presence.is_watched(camera)
