@@ -92,7 +92,7 @@ def newest(adopted: Adopted, n: int, where: str = "true") -> list[str]:
 
 
 def images_on(html: str) -> list[str]:
-    return re.findall(r'<a class="image-path" href="[^"]*"[^>]*>([^<]*)</a>', html)
+    return re.findall(r'<a class="image-path" href="[^"]*"[^>]*><bdi>([^<]*)</bdi></a>', html)
 
 
 def test_the_old_rows_are_on_the_dashboard(adopted) -> None:

@@ -36,6 +36,7 @@ from django.utils.cache import (
     patch_cache_control,
 )
 from django.utils.http import http_date, quote_etag
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_safe
 from PIL import Image, ImageOps
 
@@ -121,8 +122,13 @@ def row_image(row: ViolationRow) -> RowImage | None:
     name = relative_name(row.violation_image)
     if name is None or row.id is None:
         return None
-    camera = "no camera" if row.camera_id is None else f"camera {row.camera_id}"
-    alt = f"{row.kind.label}, {camera}, {row.violation_date} {row.violation_time}".strip()
+    # In the language the row is drawn in (realtime.console.rows.render_row).
+    camera = (
+        _("no camera")
+        if row.camera_id is None
+        else _("camera %(camera)s") % {"camera": row.camera_id}
+    )
+    alt = f"{row.kind.label}, {camera}, {row.shown_date} {row.violation_time}".strip()
     if settings.REALTIME_MEDIA_BASE_URL:
         url = settings.REALTIME_MEDIA_BASE_URL + quote(name)
         return RowImage(url, url, alt)
