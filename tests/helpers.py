@@ -438,16 +438,17 @@ def listener_under_test(db_url: str, **overrides: Any) -> tuple[LogListener, Col
     return LogListener(settings, collector), collector
 
 
-def memory_stack(logs: str) -> Any:
+def memory_stack(logs: str, **env: str) -> Any:
     """A test module's `stack` fixture: one Daphne with its embedded listener (memory
-    mode) on the test database, for all the module's tests; its logs in a folder `logs`.
+    mode) on the test database, for all the module's tests; its logs in a folder `logs`;
+    `env`, more of the server's environment.
 
         stack = memory_stack("console")
     """
 
     @pytest.fixture(scope="module")
     def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-        started = Stack.start("memory", database_url, None, tmp_path_factory.mktemp(logs))
+        started = Stack.start("memory", database_url, None, tmp_path_factory.mktemp(logs), **env)
         try:
             yield started
         finally:

@@ -52,10 +52,10 @@ class AlertStack:
     def public_url(self) -> str:
         return self.stack.http
 
-    def start_worker(self) -> Process:
+    def start_worker(self, **more_env: str) -> Process:
         log = self.stack.logs / f"notify-{len(self.workers)}.log"
         # The messages' links lead to this stack's server.
-        env = {**self.stack.env, "REALTIME_PUBLIC_URL": self.public_url}
+        env = {**self.stack.env, "REALTIME_PUBLIC_URL": self.public_url, **more_env}
         worker = Process([sys.executable, "manage.py", "notify"], env, log).start()
         worker.wait_for_log("alerts worker started")
         self.workers.append(worker)
@@ -405,3 +405,38 @@ def test_when_unwatched_escalates_at_once_unless_a_live_table_of_the_site_is_ope
     assert step.status == "pending", "escalated although anna's table shows camera 3"
     assert (step.due_at - step.committed_at).total_seconds() == 600
     assert Notification.objects.get(violation_id=south, step=1).status == "sent"
+
+
+def test_a_failed_message_resent_from_the_page_is_delivered(
+    alerts, plant, receiver, pg, client_of
+) -> None:
+    from django.contrib.auth.models import Permission
+
+    from realtime.models import Contact, Notification
+
+    alerts.workers[0].stop()
+    alerts.start_worker(REALTIME_ALERT_RETRY_FOR="3s")  # gives up soon
+    hook = Contact.objects.create(name="hook", url=receiver.url)
+    rule("each", [hook])
+    receiver.down()
+    row = violation(pg, "violation_humandetections", 4, "/media/failed-then-resent.jpg")
+    failed = wait_until(
+        lambda: Notification.objects.filter(violation_id=row, status="failed").first(),
+        20,
+        "the message failed",
+    )
+    receiver.up()
+    time.sleep(3)
+    assert receiver.received() == [], "a failed message is not retried by itself"
+    from django.contrib.auth import get_user_model
+
+    supervisor = client_of("supervisor")
+    user = get_user_model().objects.get(username="supervisor")
+    user.user_permissions.add(Permission.objects.get(codename="view_notifications"))
+    plant["north"].users.add(user)  # camera 4 is North's
+    answer = supervisor.post(f"/notifications/{failed.batch}/resend/")
+    assert answer.status_code in (302, 303)
+    [post] = wait_until(receiver.received, 15, "the resent message")
+    assert "/media/failed-then-resent.jpg" in post.body["message"]
+    assert post.headers["Idempotency-Key"] == str(failed.batch)
+    assert Notification.objects.get(violation_id=row).status == "sent"

@@ -28,7 +28,8 @@ LONG_ERROR = (
     " Service Unavailable after 30 s; the receiver said: upstream-connect-error-or-disconnect"
 )
 
-stack = memory_stack("notifications")
+# The page alone: no sender acts on what it shows (tests/test_alerts.py has the sender).
+stack = memory_stack("notifications", REALTIME_EMBEDDED_NOTIFY="0")
 
 
 def an_outbox(pg: Any) -> tuple[int, int]:

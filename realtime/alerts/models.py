@@ -116,6 +116,9 @@ class Notification(models.Model):
     # A worker sending it holds it until then; past it, another takes it over.
     lease_until = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
+    # Retries run REALTIME_ALERT_RETRY_FOR from here: when decided (None), or when a
+    # person had a failed message sent again.
+    retry_from = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     cancelled_because = models.CharField(max_length=100, blank=True, default="")
 

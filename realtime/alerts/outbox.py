@@ -53,6 +53,7 @@ class Message:
     rows: list[tuple[str, int]] = field(default_factory=list)  # (table, violation id)
     first_decided: datetime | None = None
     attempts: int = 1
+    retry_from: datetime | None = None
 
 
 def cancel_acknowledged() -> int:
@@ -76,6 +77,7 @@ class Due(NamedTuple):
     violation_id: int
     decided_at: datetime
     attempts: int
+    retry_from: datetime | None
 
 
 def claim(rules: dict[int, RuleView], now: datetime | None = None) -> list[Message]:
@@ -127,6 +129,7 @@ def claim(rules: dict[int, RuleView], now: datetime | None = None) -> list[Messa
                     rows=[(m.table_name, m.violation_id) for m in members],
                     first_decided=oldest,
                     attempts=first.attempts + 1,
+                    retry_from=first.retry_from or oldest,
                 )
             )
     return messages
@@ -157,8 +160,8 @@ def finished(message: Message, error: str | None, channel: str) -> str:
             metrics.COMMIT_TO_ALERT.observe((now - message.first_decided).total_seconds())
         return Notification.SENT
     given_up = (
-        message.first_decided is not None
-        and now - message.first_decided >= settings.REALTIME_ALERT_RETRY_FOR
+        message.retry_from is not None
+        and now - message.retry_from >= settings.REALTIME_ALERT_RETRY_FOR
     )
     if given_up:
         rows.update(status=Notification.FAILED, lease_until=None, last_error=error[:2000])

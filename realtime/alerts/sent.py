@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import BigIntegerField, Case, Max, Q, QuerySet, Value, When
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from realtime.access import scopes
@@ -262,7 +263,11 @@ def resend(key: int, *, scope: Scope, by: str) -> int:
             raise NotFailed(status)
         failed = [row.id for row in rows if row.status == Notification.FAILED]
         Notification.objects.filter(id__in=failed).update(
-            status=Notification.PENDING, attempts=0, next_attempt_at=None, lease_until=None
+            status=Notification.PENDING,
+            attempts=0,
+            next_attempt_at=None,
+            lease_until=None,
+            retry_from=timezone.now(),  # a new period of retries
         )
     logger.info(
         "message handed back to be sent", extra={"batch": key, "rows": len(failed), "by": by}
