@@ -440,3 +440,21 @@ def test_a_failed_message_resent_from_the_page_is_delivered(
     assert "/media/failed-then-resent.jpg" in post.body["message"]
     assert post.headers["Idempotency-Key"] == str(failed.batch)
     assert Notification.objects.get(violation_id=row).status == "sent"
+
+
+def test_two_workers_send_each_message_once(alerts, plant, receiver, pg) -> None:
+    from realtime.models import Contact
+
+    alerts.start_worker()  # beside the first
+    hook = Contact.objects.create(name="hook", url=receiver.url)
+    rule("each", [hook])
+    for n in range(40):
+        violation(pg, "violation_ppedetections", 1 + n % 10, f"/media/two-workers-{n}.jpg")
+    wait_until(lambda: len(receiver.received()) >= 40, 30, "a message per violation")
+    time.sleep(2)
+    posts = receiver.received()
+    assert len(posts) == 40, "a message sent by both workers"
+    assert len({p.headers["Idempotency-Key"] for p in posts}) == 40
+    senders = [w.log().count("alert message sent") for w in alerts.workers]
+    assert sum(senders) == 40
+    assert statuses() == Counter({"sent": 40})
