@@ -172,6 +172,11 @@ REALTIME_EMBEDDED_LISTENER = env_flag("REALTIME_EMBEDDED_LISTENER", default=not 
 # The alerts' worker (manage.py notify) runs inside the server too when the listener does
 # (make run's one process); in production it runs beside listen_notify (deploy/).
 REALTIME_EMBEDDED_NOTIFY = env_flag("REALTIME_EMBEDDED_NOTIFY", default=REALTIME_EMBEDDED_LISTENER)
+# The plant's MQTT broker (docs/how-to/mqtt.md): mqtt://user:password@broker:1883/plant1, the
+# path the topics' prefix (mqtts:// for TLS). Unset: nothing is published.
+REALTIME_MQTT_URL = os.environ.get("REALTIME_MQTT_URL", "")
+# Its publisher (manage.py publish_mqtt) runs inside the server too, like the alerts' worker.
+REALTIME_EMBEDDED_MQTT = env_flag("REALTIME_EMBEDDED_MQTT", default=REALTIME_EMBEDDED_LISTENER)
 # The console's address as people reach it, for the links in alerts (https://console.plant).
 REALTIME_PUBLIC_URL = os.environ.get("REALTIME_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 # A message whose contact keeps failing is retried with back-off for this long, then failed.

@@ -106,6 +106,10 @@ ALERTS_CANCELLED = Counter(
     "Outbox rows not sent: acknowledged before their time, a shelved camera, a cooldown.",
     ["reason"],
 )
+MQTT_PUBLISHED = Counter(
+    "realtime_mqtt_published",
+    "Changes published to the MQTT broker and acknowledged by it (a repeat counts again).",
+)
 ALERTS_SKIPPED = Counter(
     "realtime_alerts_skipped",
     "Times the alerts' worker found the event log pruned past its place and went on from now.",

@@ -32,6 +32,7 @@ from realtime.violations import kinds
 
 if TYPE_CHECKING:
     from realtime.alerts.worker import WorkerThread
+    from realtime.integrations.mqtt import PublisherThread
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class ProcessRuntime:
         self.bridge: Bridge | None = None
         self.listener: LogListener | None = None
         self.alerts: WorkerThread | None = None  # the alerts' worker, when embedded
+        self.mqtt: PublisherThread | None = None  # the MQTT publisher, when embedded
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = False
@@ -131,11 +133,17 @@ class ProcessRuntime:
 
             self.alerts = WorkerThread()
             self.alerts.start()
+        if settings.REALTIME_MQTT_URL and settings.REALTIME_EMBEDDED_MQTT and self.mqtt is None:
+            from realtime.integrations.mqtt import PublisherThread
+
+            self.mqtt = PublisherThread(settings.REALTIME_MQTT_URL)
+            self.mqtt.start()
         logger.info(
             "realtime runtime started",
             extra={
                 "embedded_listener": settings.REALTIME_EMBEDDED_LISTENER,
                 "embedded_notify": settings.REALTIME_EMBEDDED_NOTIFY,
+                "embedded_mqtt": self.mqtt is not None,
             },
         )
 
@@ -145,6 +153,9 @@ class ProcessRuntime:
         if self.alerts is not None:
             await asyncio.to_thread(self.alerts.stop)
             self.alerts = None
+        if self.mqtt is not None:
+            await asyncio.to_thread(self.mqtt.stop)
+            self.mqtt = None
         for task in self._tasks:
             task.cancel()
         pending: set[asyncio.Task[None]] = set()

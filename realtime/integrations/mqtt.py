@@ -1,0 +1,242 @@
+"""The plant's MQTT broker hears every change: `manage.py publish_mqtt` (supervised beside
+listen_notify), or a thread of the server in make run's one process, when
+REALTIME_MQTT_URL is set (docs/how-to/mqtt.md).
+
+Published from the event log, never from a NOTIFY's word (a notification only wakes the
+publisher up): each violation change to `<prefix>/violations/<kind>/<camera_id>`, each
+acknowledgement or note (a STATE event) to `<prefix>/state/<kind>/<id>`, QoS 1, as the
+WebSocket carries them. Its place in the log (realtime_alert_progress, name "mqtt") moves
+only once the broker acknowledged (PUBACK) every message up to it: a broker outage or a
+publisher restart loses nothing, and sends again, in order, what was not acknowledged (a
+subscriber may see a change twice, and drops it by its "id").
+
+Several may run: the one holding a PostgreSQL advisory lock publishes, the others stand by
+(as listen_notify does).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from typing import Any
+
+import psycopg
+from django.db import DatabaseError, connection, connections
+from psycopg import sql
+
+from realtime import metrics
+from realtime.alerts.models import AlertProgress
+from realtime.integrations.broker import BrokerAddress, BrokerConnection, BrokerGone, parse_url
+from realtime.pipeline import event_log
+from realtime.pipeline.bus import change_message
+from realtime.pipeline.changes import NOTIFY_CHANNEL, STATE, ChangeEvent
+from realtime.pipeline.database import conninfo_from_django
+from realtime.pipeline.positions import Position
+from realtime.pipeline.retry import backoff_delay
+from realtime.streams.formats import json_text
+from realtime.violations import kinds
+
+logger = logging.getLogger(__name__)
+
+PROGRESS = "mqtt"
+# pg_advisory_lock key of the publishers of a database ("rt-mqtt1" in ASCII).
+LOCK_KEY = int.from_bytes(b"rt-mqtt1", "big")
+APPLICATION_NAME = "realtime publish_mqtt"
+# Changes read from the log and published at a time.
+READ_LIMIT = 500
+# How long the broker has to acknowledge a batch before the session counts as broken.
+ACK_TIMEOUT = 10.0
+CONNECT_TIMEOUT = 5.0
+# Idle, the publisher looks at the log and the broker's session this often without a NOTIFY.
+IDLE_SECONDS = 0.5
+STANDBY_SECONDS = 1.0
+BACKOFF_INITIAL, BACKOFF_MAX = 0.5, 30.0
+
+# (topic, payload, retain)
+Message = tuple[str, str, bool]
+
+
+def outgoing(
+    changes: list[ChangeEvent], registry: kinds.Registry, to: BrokerAddress
+) -> list[Message]:
+    """The messages of these changes, in order: the WebSocket's JSON text of each."""
+    messages = []
+    for change in changes:
+        kind = registry.by_table.get(change["table"])
+        slug = kind.slug if kind is not None else change["table"]
+        message = change_message(change)
+        _, text = json_text(message)
+        if change["op"] == STATE:
+            topic = to.topic("state", slug, str(change["data"].get("id")))
+        else:
+            camera = message.get("camera")
+            topic = to.topic("violations", slug, "none" if camera is None else str(camera))
+        messages.append((topic, text, False))
+    return messages
+
+
+def place() -> Position:
+    """The publisher's place, made at its first start: from now on (an install does not
+    publish every violation it already holds)."""
+    progress, _ = AlertProgress.objects.get_or_create(
+        name=PROGRESS, defaults={"position": str(event_log.current_position())}
+    )
+    return Position.parse(progress.position)
+
+
+def move_to(position: Position) -> None:
+    AlertProgress.objects.update_or_create(name=PROGRESS, defaults={"position": str(position)})
+
+
+class Publisher:
+    def __init__(self, url: str, conninfo: str) -> None:
+        self.address = parse_url(url)
+        self.conninfo = conninfo
+        self.holder = f"{socket.gethostname()}:{os.getpid()}"
+        self.stopping = threading.Event()
+        self.active = threading.Event()
+        # Ids of the last read: a later read may return them again (committed late, see
+        # realtime.pipeline.positions), and they were published.
+        self._published: set[int] = set()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def _where(self) -> dict[str, str]:
+        return {"broker": str(self.address), "holder": self.holder}
+
+    def run(self) -> None:
+        logger.info(
+            "mqtt publisher started", extra={"broker": str(self.address), "holder": self.holder}
+        )
+        attempt = 0
+        while not self.stopping.is_set():
+            try:
+                with psycopg.connect(self.conninfo, autocommit=True) as pg:
+                    if self._stand_by_until_locked(pg):
+                        attempt = 0
+                        self._publish_while_locked(pg)
+            except (psycopg.Error, DatabaseError, OSError) as exc:
+                delay = backoff_delay(attempt, BACKOFF_INITIAL, BACKOFF_MAX)
+                attempt += 1
+                logger.warning(
+                    "mqtt publisher: database connection lost; trying again",
+                    extra={"error": repr(exc), "retry_in": round(delay, 2)},
+                )
+                self.stopping.wait(delay)
+            finally:
+                self.active.clear()
+                connection.close()
+        logger.info("mqtt publisher stopped", extra={"holder": self.holder})
+
+    def _stand_by_until_locked(self, pg: psycopg.Connection[Any]) -> bool:
+        told = False
+        while not self.stopping.is_set():
+            row = pg.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY]).fetchone()
+            if row and row[0]:
+                return True
+            if not told:
+                logger.info("mqtt publisher standing by", extra={"holder": self.holder})
+                told = True
+            self.stopping.wait(STANDBY_SECONDS)
+        return False
+
+    def _publish_while_locked(self, pg: psycopg.Connection[Any]) -> None:
+        pg.execute(sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL)))
+        self._published = set()
+        broker: BrokerConnection | None = None
+        attempt = 0
+        try:
+            while not self.stopping.is_set():
+                if broker is None or broker.gone:
+                    if broker is not None:
+                        broker.close()
+                    broker = self._connect(attempt)
+                    attempt = 0 if broker is not None else attempt + 1
+                    continue
+                try:
+                    more = self._round(broker)
+                except BrokerGone as exc:
+                    logger.warning("mqtt broker connection lost", extra={"error": str(exc)})
+                    broker.close()
+                    broker = None
+                    continue
+                if not more:
+                    # A NOTIFY, or IDLE_SECONDS: then read the log again (the truth).
+                    for _ in pg.notifies(timeout=IDLE_SECONDS, stop_after=1):
+                        pass
+        finally:
+            if broker is not None:
+                broker.close(say_offline=True)
+
+    def _connect(self, attempt: int) -> BrokerConnection | None:
+        broker = BrokerConnection(self.address)
+        try:
+            broker.open(CONNECT_TIMEOUT)
+        except BrokerGone as exc:
+            broker.close()
+            delay = backoff_delay(attempt, BACKOFF_INITIAL, BACKOFF_MAX)
+            logger.warning(
+                "mqtt broker unreachable; trying again",
+                extra={"broker": str(self.address), "error": str(exc), "retry_in": round(delay, 2)},
+            )
+            self.stopping.wait(delay)
+            return None
+        logger.info(
+            "mqtt publisher online", extra={"broker": str(self.address), "holder": self.holder}
+        )
+        self.active.set()
+        return broker
+
+    def _round(self, broker: BrokerConnection) -> bool:
+        """Publish what follows the place in the log, and move the place once the broker
+        acknowledged it; whether there may be more at once."""
+        position = place()
+        if not event_log.servable(position):
+            # Pruned past the place (no publisher ran for longer than the log is kept).
+            now_at = event_log.current_position()
+            logger.error(
+                "mqtt: the event log was pruned past the publisher's place; skipped to now",
+                extra={"from": str(position), "to": str(now_at)},
+            )
+            move_to(now_at)
+            return False
+        registry = kinds.registry()
+        read = event_log.replay(position, READ_LIMIT, [kind.table for kind in registry])
+        fresh = [
+            c for c in read.changes if c["id"] > position.after or c["id"] not in self._published
+        ]
+        if fresh:
+            broker.publish_all(outgoing(fresh, registry, self.address), ACK_TIMEOUT)
+            metrics.MQTT_PUBLISHED.inc(len(fresh))
+        self._published = {c["id"] for c in read.changes}
+        if read.position != position:
+            move_to(read.position)
+        return read.more
+
+
+def make_publisher(url: str) -> Publisher:
+    conninfo = conninfo_from_django(
+        connections["default"].settings_dict, application_name=APPLICATION_NAME
+    )
+    return Publisher(url, conninfo)
+
+
+class PublisherThread:
+    """The publisher inside the server (make run): a thread with its own database
+    connections, stopped with the server."""
+
+    def __init__(self, url: str) -> None:
+        self.publisher = make_publisher(url)
+        self.thread = threading.Thread(
+            target=self.publisher.run, name="mqtt-publisher", daemon=True
+        )
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.publisher.stop()
+        self.thread.join(timeout)
