@@ -29,6 +29,7 @@ from psycopg import sql
 from realtime import metrics
 from realtime.alerts.models import AlertProgress
 from realtime.integrations.broker import BrokerAddress, BrokerConnection, BrokerGone, parse_url
+from realtime.integrations.mqtt_shelves import ShelfMessages
 from realtime.pipeline import event_log
 from realtime.pipeline.bus import change_message
 from realtime.pipeline.changes import NOTIFY_CHANNEL, STATE, ChangeEvent
@@ -100,6 +101,7 @@ class Publisher:
         # Ids of the last read: a later read may return them again (committed late, see
         # realtime.pipeline.positions), and they were published.
         self._published: set[int] = set()
+        self.shelves = ShelfMessages(self.address)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -146,12 +148,14 @@ class Publisher:
     def _publish_while_locked(self, pg: psycopg.Connection[Any]) -> None:
         pg.execute(sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL)))
         self._published = set()
+        place()  # made before `online`: whatever commits once a subscriber sees it is published
         broker: BrokerConnection | None = None
         attempt = 0
         try:
             while not self.stopping.is_set():
                 if broker is None or broker.gone:
                     if broker is not None:
+                        logger.warning("mqtt broker connection lost", extra=self._where())
                         broker.close()
                     broker = self._connect(attempt)
                     attempt = 0 if broker is not None else attempt + 1
@@ -214,6 +218,10 @@ class Publisher:
         self._published = {c["id"] for c in read.changes}
         if read.position != position:
             move_to(read.position)
+        shelf_messages, held = self.shelves.due()
+        if shelf_messages:
+            broker.publish_all(shelf_messages, ACK_TIMEOUT)
+        self.shelves.acknowledged(held)
         return read.more
 
 
