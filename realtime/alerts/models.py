@@ -144,9 +144,10 @@ class Notification(models.Model):
 
 
 class AlertProgress(models.Model):
-    """Where the deciding worker is in the event log (a position: id and transaction
-    horizon, realtime.pipeline.positions), moved in the same transaction as the outbox
-    rows it wrote."""
+    """Where a reader of the event log is (a position: id and transaction horizon,
+    realtime.pipeline.positions): "notify", the deciding worker, moved in the same
+    transaction as the outbox rows it wrote; "mqtt", the MQTT publisher, moved once the
+    broker acknowledged what it published (realtime.integrations.mqtt)."""
 
     name = models.CharField(max_length=40, primary_key=True)
     position = models.CharField(max_length=100)

@@ -88,7 +88,7 @@ def place() -> Position:
 
 
 def move_to(position: Position) -> None:
-    AlertProgress.objects.update_or_create(name=PROGRESS, defaults={"position": str(position)})
+    AlertProgress.objects.filter(name=PROGRESS).update(position=str(position))
 
 
 class Publisher:
@@ -101,6 +101,7 @@ class Publisher:
         # Ids of the last read: a later read may return them again (committed late, see
         # realtime.pipeline.positions), and they were published.
         self._published: set[int] = set()
+        self._position = Position(0)
         self.shelves = ShelfMessages(self.address)
 
     def stop(self) -> None:
@@ -148,7 +149,9 @@ class Publisher:
     def _publish_while_locked(self, pg: psycopg.Connection[Any]) -> None:
         pg.execute(sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL)))
         self._published = set()
-        place()  # made before `online`: whatever commits once a subscriber sees it is published
+        # Read once while the lock is held (no other publisher moves it); made before
+        # `online`: whatever commits once a subscriber sees that is published.
+        self._position = self._servable(place())
         broker: BrokerConnection | None = None
         attempt = 0
         try:
@@ -175,6 +178,19 @@ class Publisher:
             if broker is not None:
                 broker.close(say_offline=True)
 
+    def _servable(self, position: Position) -> Position:
+        if event_log.servable(position):
+            return position
+        # Pruned past the place (no publisher ran for longer than the log is kept): what
+        # was lost cannot be published; go on from now, and say so.
+        now_at = event_log.current_position()
+        logger.error(
+            "mqtt: the event log was pruned past the publisher's place; skipped to now",
+            extra={"from": str(position), "to": str(now_at)},
+        )
+        move_to(now_at)
+        return now_at
+
     def _connect(self, attempt: int) -> BrokerConnection | None:
         broker = BrokerConnection(self.address)
         try:
@@ -197,16 +213,7 @@ class Publisher:
     def _round(self, broker: BrokerConnection) -> bool:
         """Publish what follows the place in the log, and move the place once the broker
         acknowledged it; whether there may be more at once."""
-        position = place()
-        if not event_log.servable(position):
-            # Pruned past the place (no publisher ran for longer than the log is kept).
-            now_at = event_log.current_position()
-            logger.error(
-                "mqtt: the event log was pruned past the publisher's place; skipped to now",
-                extra={"from": str(position), "to": str(now_at)},
-            )
-            move_to(now_at)
-            return False
+        position = self._position
         registry = kinds.registry()
         read = event_log.replay(position, READ_LIMIT, [kind.table for kind in registry])
         fresh = [
@@ -218,6 +225,7 @@ class Publisher:
         self._published = {c["id"] for c in read.changes}
         if read.position != position:
             move_to(read.position)
+            self._position = read.position
         shelf_messages, held = self.shelves.due()
         if shelf_messages:
             broker.publish_all(shelf_messages, ACK_TIMEOUT)
