@@ -65,9 +65,9 @@ def parse_url(url: str) -> BrokerAddress:
     except ValueError as exc:
         raise ImproperlyConfigured(f"REALTIME_MQTT_URL has a bad port: {exc}") from exc
     prefix = unquote(parts.path).strip("/")
-    if any(c in prefix for c in "+#\0"):
+    if parts.query or "#" in url or any(c in prefix for c in "+#\0"):
         raise ImproperlyConfigured(
-            "REALTIME_MQTT_URL's path (the topics' prefix) may not hold + or #"
+            "REALTIME_MQTT_URL's path (the topics' prefix) may not hold + or #, nor a ?query"
         )
     return BrokerAddress(
         host=parts.hostname,
