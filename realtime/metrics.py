@@ -108,7 +108,7 @@ ALERTS_CANCELLED = Counter(
 )
 MQTT_PUBLISHED = Counter(
     "realtime_mqtt_published",
-    "Changes published to the MQTT broker and acknowledged by it (a repeat counts again).",
+    "Changes sent to the MQTT broker (a repeat after an outage counts again).",
 )
 ALERTS_SKIPPED = Counter(
     "realtime_alerts_skipped",

@@ -1,5 +1,7 @@
 """The plant's MQTT broker as the publisher sees it: where it is (REALTIME_MQTT_URL), one
 connection to it (paho-mqtt) with its last will, and which messages it acknowledged.
+Messages are sent without waiting for their PUBACK (the publisher counts them later): a
+subscriber gets a change as soon as the broker does.
 
 A connection is used until it breaks and is then thrown away with whatever paho still
 queued: the publisher sends again from its place in the log on a new one, so paho's own
@@ -115,6 +117,11 @@ class BrokerConnection:
             self.client.connect(self.address.host, self.address.port, KEEPALIVE_SECONDS)
         except (OSError, ValueError) as exc:
             raise BrokerGone(f"cannot connect: {exc!r}") from exc
+        sock = self.client.socket()
+        if sock is not None:
+            # Each PUBLISH at once: with Nagle's algorithm a message written while the one
+            # before is unacknowledged waited for the broker's delayed ACK (40 ms on Linux).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client.loop_start()
         with self._changed:
             self._changed.wait_for(lambda: self._connected or self._gone, timeout)
@@ -122,22 +129,38 @@ class BrokerConnection:
                 raise BrokerGone("the broker refused or did not answer")
         self.publish_all([(self.address.available_topic, ONLINE, True)], timeout)
 
-    def publish_all(self, messages: list[tuple[str, str, bool]], timeout: float) -> None:
-        """Publish (topic, payload, retain) with QoS 1, in order; returns once the broker
-        acknowledged every one, or raises BrokerGone."""
+    def send(self, messages: list[tuple[str, str, bool]]) -> list[int]:
+        """Publish (topic, payload, retain) with QoS 1, in order, without waiting: the
+        message ids, for `all_acked` and `wait_acked`."""
         mids = []
         for topic, payload, retain in messages:
             info = self.client.publish(topic, payload, qos=1, retain=retain)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 raise BrokerGone(f"publish failed: {mqtt.error_string(info.rc)}")
             mids.append(info.mid)
+        return mids
+
+    def all_acked(self, mids: list[int]) -> bool:
+        """Whether the broker acknowledged (PUBACK) each of these; if so, forgets them."""
+        with self._changed:
+            if not self._acked.issuperset(mids):
+                return False
+            self._acked.difference_update(mids)
+            return True
+
+    def wait_acked(self, mids: list[int], timeout: float) -> None:
         with self._changed:
             done = self._changed.wait_for(
                 lambda: self._gone or self._acked.issuperset(mids), timeout
             )
             if self._gone or not done:
                 raise BrokerGone("not acknowledged" if not self._gone else "connection lost")
-            self._acked.difference_update(mids)
+
+    def publish_all(self, messages: list[tuple[str, str, bool]], timeout: float) -> None:
+        """Publish and wait until the broker acknowledged every one, or raise BrokerGone."""
+        mids = self.send(messages)
+        self.wait_acked(mids, timeout)
+        self.all_acked(mids)
 
     @property
     def gone(self) -> bool:

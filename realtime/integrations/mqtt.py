@@ -5,7 +5,8 @@ REALTIME_MQTT_URL is set (docs/how-to/mqtt.md).
 Published from the event log, never from a NOTIFY's word (a notification only wakes the
 publisher up): each violation change to `<prefix>/violations/<kind>/<camera_id>`, each
 acknowledgement or note (a STATE event) to `<prefix>/state/<kind>/<id>`, QoS 1, as the
-WebSocket carries them. Its place in the log (realtime_alert_progress, name "mqtt") moves
+WebSocket carries them, each as soon as it is read (the broker's acknowledgements are
+counted as they come). Its place in the log (realtime_alert_progress, name "mqtt") moves
 only once the broker acknowledged (PUBACK) every message up to it: a broker outage or a
 publisher restart loses nothing, and sends again, in order, what was not acknowledged (a
 subscriber may see a change twice, and drops it by its "id").
@@ -20,6 +21,7 @@ import logging
 import os
 import socket
 import threading
+from collections import deque
 from typing import Any
 
 import psycopg
@@ -50,6 +52,9 @@ READ_LIMIT = 500
 # How long the broker has to acknowledge a batch before the session counts as broken.
 ACK_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 5.0
+STOP_ACK_TIMEOUT = 2.0
+# Messages sent and not yet acknowledged before the publisher waits for the broker.
+MAX_UNACKNOWLEDGED = 1000
 # Idle, the publisher looks at the log and the broker's session this often without a NOTIFY.
 IDLE_SECONDS = 0.5
 STANDBY_SECONDS = 1.0
@@ -105,7 +110,11 @@ class Publisher:
         # Ids of the last read: a later read may return them again (committed late, see
         # realtime.pipeline.positions), and they were published.
         self._published: set[int] = set()
-        self._position = Position(0)
+        # The place as stored, where reading goes on (ahead of it by what is not yet
+        # acknowledged), and each batch sent since: where it leads, its message ids.
+        self._saved = Position(0)
+        self._read_at = Position(0)
+        self._pending: deque[tuple[Position, list[int]]] = deque()
         self.shelves = ShelfMessages(self.address)
 
     def stop(self) -> None:
@@ -152,10 +161,9 @@ class Publisher:
 
     def _publish_while_locked(self, pg: psycopg.Connection[Any]) -> None:
         pg.execute(sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL)))
-        self._published = set()
         # Read once while the lock is held (no other publisher moves it); made before
         # `online`: whatever commits once a subscriber sees that is published.
-        self._position = self._servable(place())
+        self._saved = self._servable(place())
         broker: BrokerConnection | None = None
         attempt = 0
         try:
@@ -164,6 +172,9 @@ class Publisher:
                     if broker is not None:
                         logger.warning("mqtt broker connection lost", extra=self._where())
                         broker.close()
+                    # What was not acknowledged is sent again, in order, on the next session.
+                    self._pending.clear()
+                    self._read_at, self._published = self._saved, set()
                     broker = self._connect(attempt)
                     attempt = 0 if broker is not None else attempt + 1
                     continue
@@ -180,7 +191,7 @@ class Publisher:
                         pass
         finally:
             if broker is not None:
-                broker.close(say_offline=True)
+                self._finish(broker)
 
     def _servable(self, position: Position) -> Position:
         if event_log.servable(position):
@@ -215,26 +226,48 @@ class Publisher:
         return broker
 
     def _round(self, broker: BrokerConnection) -> bool:
-        """Publish what follows the place in the log, and move the place once the broker
-        acknowledged it; whether there may be more at once."""
-        position = self._position
+        """Send what follows the place in the log, and move the place over what the broker
+        acknowledged; whether there may be more at once."""
+        self._settle(broker)
+        if sum(len(mids) for _, mids in self._pending) >= MAX_UNACKNOWLEDGED:
+            broker.wait_acked(self._pending[0][1], ACK_TIMEOUT)
+            self._settle(broker)
         registry = kinds.registry()
-        read = event_log.replay(position, READ_LIMIT, [kind.table for kind in registry])
-        fresh = [
-            c for c in read.changes if c["id"] > position.after or c["id"] not in self._published
-        ]
-        if fresh:
-            broker.publish_all(outgoing(fresh, registry, self.address), ACK_TIMEOUT)
-            metrics.MQTT_PUBLISHED.inc(len(fresh))
+        read = event_log.replay(self._read_at, READ_LIMIT, [kind.table for kind in registry])
+        after = self._read_at.after
+        fresh = [c for c in read.changes if c["id"] > after or c["id"] not in self._published]
+        mids = broker.send(outgoing(fresh, registry, self.address)) if fresh else []
+        metrics.MQTT_PUBLISHED.inc(len(fresh))
         self._published = {c["id"] for c in read.changes}
-        if read.position != position:
-            move_to(read.position)
-            self._position = read.position
+        if read.position != self._read_at:
+            self._pending.append((read.position, mids))
+            self._read_at = read.position
+        self._settle(broker)
         shelf_messages, held = self.shelves.due()
         if shelf_messages:
             broker.publish_all(shelf_messages, ACK_TIMEOUT)
         self.shelves.acknowledged(held)
         return read.more
+
+    def _settle(self, broker: BrokerConnection) -> None:
+        """Store the place after the batches the broker acknowledged, oldest first."""
+        newest = None
+        while self._pending and broker.all_acked(self._pending[0][1]):
+            newest = self._pending.popleft()[0]
+        if newest is not None:
+            move_to(newest)
+            self._saved = newest
+
+    def _finish(self, broker: BrokerConnection) -> None:
+        """A clean end: the place after what the broker acknowledged, then `offline`."""
+        try:
+            if self._pending and not broker.gone:
+                broker.wait_acked(self._pending[-1][1], STOP_ACK_TIMEOUT)
+            self._settle(broker)
+        except (BrokerGone, DatabaseError):
+            pass
+        finally:
+            broker.close(say_offline=True)
 
 
 def make_publisher(url: str) -> Publisher:
