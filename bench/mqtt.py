@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -62,6 +63,32 @@ def detector(url: str, rate: float, seconds: float) -> dict[int, float]:
     return committed
 
 
+class NotifyFloor:
+    """A bare LISTEN beside the publisher: when each row's NOTIFY reaches a process of this
+    machine (no log read, no broker). The floor of the latency under the machine's load."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.arrived: dict[int, float] = {}
+        self.stopping = threading.Event()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute("LISTEN realtime_changed_v1")
+            self.ready.set()
+            while not self.stopping.is_set():
+                for notify in conn.notifies(timeout=0.5):
+                    data = json.loads(notify.payload).get("data") or {}
+                    self.arrived.setdefault(int(data.get("id", 0)), time.time())
+
+
+def process_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
@@ -94,6 +121,10 @@ def main() -> None:
     )
     try:
         subscriber.wait_for(lambda got: any(m.topic.endswith("/available") for m in got))
+        cpu_at_start = process_cpu_seconds(publisher.pid)
+        floor = NotifyFloor(args.database_url)
+        floor.thread.start()
+        floor.ready.wait(10)
         committed = detector(args.database_url, args.rate, args.seconds)
         subscriber.wait_for(
             lambda got: (
@@ -102,7 +133,9 @@ def main() -> None:
             ),
             timeout=30,
         )
+        cpu_seconds = process_cpu_seconds(publisher.pid) - cpu_at_start
     finally:
+        floor.stopping.set()
         publisher.terminate()
         publisher.wait(10)
         subscriber.stop()
@@ -112,6 +145,7 @@ def main() -> None:
         if "/violations/" in message.topic:
             arrived.setdefault(message.json()["data"]["id"], message.at)
     latencies = [(arrived[i] - committed[i]) * 1000 for i in committed if i in arrived]
+    notified = [(floor.arrived[i] - committed[i]) * 1000 for i in committed if i in floor.arrived]
     result = {
         "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "scenario": "mqtt",
@@ -123,6 +157,11 @@ def main() -> None:
         "p50_ms": round(statistics.median(latencies), 2),
         "p99_ms": round(percentile(latencies, 99), 2),
         "max_ms": round(max(latencies), 2),
+        # The same rows' NOTIFY to a bare LISTEN on this machine, for comparison.
+        "notify_p50_ms": round(statistics.median(notified), 2),
+        "notify_p99_ms": round(percentile(notified, 99), 2),
+        # The publisher's CPU while the rows were written and received, in % of one core.
+        "publisher_cpu_pct": round(100 * cpu_seconds / args.seconds, 1),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
     }
     print(json.dumps(result))
