@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Process, insert_violation, server_env
+from tests.helpers import Process, Stack, insert_violation, server_env
 from tests.mqtt_peers import Mosquitto, Received, Subscriber
 
 PREFIX = "plant-test"
@@ -214,3 +214,25 @@ def test_a_shelved_camera_is_retained_on_its_topic_until_the_shelf_ends(
         assert late.messages[0].retain
     finally:
         late.stop()
+
+
+def test_make_runs_one_process_the_server_publishes_from_a_thread(
+    database_url, broker, subscriber, pg, tmp_path
+) -> None:
+    """`make run`: no Redis, the listener and the publisher inside the server."""
+    stack = Stack.start(
+        "embedded",
+        database_url,
+        None,
+        tmp_path,
+        REALTIME_MQTT_URL=f"mqtt://127.0.0.1:{broker.port}/{PREFIX}",
+    )
+    try:
+        subscriber.wait_for(lambda got: availability(got) == ["online"])
+        row_id = insert_violation(pg, "violation_ppedetections", camera_id=3)
+        subscriber.wait_for(lambda got: first_seen_row_ids(got) == [row_id])
+        assert subscriber.on("/violations/ppe/3")
+    finally:
+        stack.stop()
+    # The server killed: its thread's session ends with it, and the broker says so.
+    subscriber.wait_for(lambda got: availability(got) == ["online", "offline"])
