@@ -201,9 +201,9 @@ def test_a_shelved_camera_is_retained_on_its_topic_until_the_shelf_ends(
     subscriber.wait_for(lambda got: "online" in availability(got))
     shelf = shelves.shelve("anna", 9, 15, reason="lens cleaning")
     subscriber.wait_for(lambda got: bool(subscriber.on("/shelves/9")))
-    on = subscriber.on("/shelves/9")[0].json()
-    assert on["shelved"] is True and on["shelved_by"] == "anna"
-    assert on["reason"] == "lens cleaning"
+    [on] = subscriber.on("/shelves/9")
+    assert on.json()["shelved"] is True and on.json()["shelved_by"] == "anna"
+    assert on.json()["reason"] == "lens cleaning"
 
     shelves.end("bert", shelf)
     subscriber.wait_for(lambda got: len(subscriber.on("/shelves/9")) == 2)

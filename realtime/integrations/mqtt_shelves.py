@@ -54,10 +54,12 @@ class ShelfMessages:
         if self.sent is not None and now - self.read_at < READ_SECONDS:
             return [], self.sent
         self.read_at = now
-        current = {shelf.camera_id: shelf for shelf in shelves.active(None)}
-        cameras = set(current) | set(self.sent or ())
+        cameras = set(self.sent or ())
         if self.sent is None:
+            # Before the shelves in force: a shelf made between the two reads is in both.
             cameras |= set(Shelf.objects.values_list("camera_id", flat=True).distinct())
+        current = {shelf.camera_id: shelf for shelf in shelves.active(None)}
+        cameras |= set(current)
         texts = {camera: shelf_text(camera, current.get(camera)) for camera in cameras}
         sent = self.sent or {}
         messages = [
