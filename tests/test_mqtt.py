@@ -236,3 +236,25 @@ def test_make_runs_one_process_the_server_publishes_from_a_thread(
         stack.stop()
     # The server killed: its thread's session ends with it, and the broker says so.
     subscriber.wait_for(lambda got: availability(got) == ["online", "offline"])
+
+
+def test_a_broker_that_lost_everything_is_told_the_shelves_again(
+    broker, subscriber, publishers
+) -> None:
+    from realtime.console import shelves
+
+    publishers.start()
+    subscriber.wait_for(lambda got: "online" in availability(got))
+    shelves.shelve("anna", 5, 15)
+    subscriber.wait_for(lambda got: bool(subscriber.on("/shelves/5")))
+    broker.stop()
+    (broker.workdir / "mosquitto.db").unlink()  # no persistence: nothing retained
+    broker.start()
+
+    for client_id in ("late", "later"):  # the first may hear it live, the second retained
+        late = Subscriber(broker.port, f"{PREFIX}/shelves/#", client_id=client_id).start()
+        try:
+            late.wait_for(lambda got: [m.json()["shelved"] for m in got] == [True])
+        finally:
+            late.stop()
+    assert late.messages[0].retain

@@ -106,7 +106,6 @@ class Publisher:
         self.conninfo = conninfo
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self.stopping = threading.Event()
-        self.active = threading.Event()
         # Ids of the last read: a later read may return them again (committed late, see
         # realtime.pipeline.positions), and they were published.
         self._published: set[int] = set()
@@ -124,9 +123,7 @@ class Publisher:
         return {"broker": str(self.address), "holder": self.holder}
 
     def run(self) -> None:
-        logger.info(
-            "mqtt publisher started", extra={"broker": str(self.address), "holder": self.holder}
-        )
+        logger.info("mqtt publisher started", extra=self._where())
         attempt = 0
         while not self.stopping.is_set():
             try:
@@ -143,7 +140,6 @@ class Publisher:
                 )
                 self.stopping.wait(delay)
             finally:
-                self.active.clear()
                 connection.close()
         logger.info("mqtt publisher stopped", extra={"holder": self.holder})
 
@@ -219,10 +215,9 @@ class Publisher:
             )
             self.stopping.wait(delay)
             return None
-        logger.info(
-            "mqtt publisher online", extra={"broker": str(self.address), "holder": self.holder}
-        )
-        self.active.set()
+        logger.info("mqtt publisher online", extra=self._where())
+        # The broker may have lost what it retained (a restart without persistence).
+        self.shelves.new_session()
         return broker
 
     def _round(self, broker: BrokerConnection) -> bool:
