@@ -89,7 +89,7 @@ class Subscriber:
         )
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.1, 0.5)
+        self.client.reconnect_delay_set(1, 2)
         self.subscribed = threading.Event()
 
     def start(self) -> Subscriber:
@@ -111,11 +111,11 @@ class Subscriber:
         with self.changed:
             return [m for m in self.messages if m.topic.endswith(suffix)]
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         client.subscribe(self.topic, qos=1)
         self.subscribed.set()
 
-    def _on_message(self, client, userdata, message) -> None:  # type: ignore[no-untyped-def]
+    def _on_message(self, client, userdata, message) -> None:
         with self.changed:
             self.messages.append(
                 Received(message.topic, message.payload.decode(), message.retain, time.time())

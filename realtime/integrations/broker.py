@@ -118,7 +118,7 @@ class BrokerConnection:
         except (OSError, ValueError) as exc:
             raise BrokerGone(f"cannot connect: {exc!r}") from exc
         sock = self.client.socket()
-        if sock is not None:
+        if isinstance(sock, socket.socket):  # an SSLSocket too
             # Each PUBLISH at once: with Nagle's algorithm a message written while the one
             # before is unacknowledged waited for the broker's delayed ACK (40 ms on Linux).
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
