@@ -9,7 +9,8 @@ WebSocket carries them, each as soon as it is read (the broker's acknowledgement
 counted as they come). Its place in the log (realtime_alert_progress, name "mqtt") moves
 only once the broker acknowledged (PUBACK) every message up to it: a broker outage or a
 publisher restart loses nothing, and sends again, in order, what was not acknowledged (a
-subscriber may see a change twice, and drops it by its "id").
+subscriber may see a change twice, and drops it by its "id"). Shelved cameras, which are
+no change in the log, are retained per camera (realtime.integrations.mqtt_shelves).
 
 Several may run: the one holding a PostgreSQL advisory lock publishes, the others stand by
 (as listen_notify does).
