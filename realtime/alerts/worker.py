@@ -19,8 +19,10 @@ from realtime.alerts.rules import RuleCache
 logger = logging.getLogger(__name__)
 
 # With nothing to do, the worker looks again after this long (the first message's latency
-# is at most about this plus the delivery).
+# is at most about this plus the delivery); without any rule, less often (it only keeps its
+# place in the log current, so that a new rule applies from its own creation on).
 POLL_SECONDS = 0.25
+IDLE_SECONDS = 1.0
 # After a database error, before trying again.
 RETRY_SECONDS = 2.0
 
@@ -45,7 +47,7 @@ class Worker:
                     self.stopping.wait(RETRY_SECONDS)
                     continue
                 if not busy:
-                    self.stopping.wait(POLL_SECONDS)
+                    self.stopping.wait(POLL_SECONDS if self.rules.get() else IDLE_SECONDS)
         finally:
             connection.close()
             logger.info("alerts worker stopped")
