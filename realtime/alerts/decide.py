@@ -11,7 +11,7 @@ decides, the others only send.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -82,7 +82,7 @@ def decide(rule_cache: RuleCache) -> tuple[int, bool]:
         read = event_log.replay(position, READ_LIMIT, [kind.table for kind in registry])
         planner = Planner(rules, timezone.now())
         for change in read.changes:
-            planner.plan(change, registry)
+            planner.plan(change, registry, read.written_at.get(change["id"]))
         if planner.rows:
             Notification.objects.bulk_create(planner.rows, ignore_conflicts=True)
         progress.position = str(read.position)
@@ -99,7 +99,9 @@ class Planner:
         # (rule, camera) -> when its last first message was decided, within this batch.
         self._recent: dict[tuple[int, int], datetime] = {}
 
-    def plan(self, change: ChangeEvent, registry: kinds.Registry) -> None:
+    def plan(
+        self, change: ChangeEvent, registry: kinds.Registry, written_at: float | None = None
+    ) -> None:
         if change["op"] != "INSERT":
             return
         kind = registry.by_table.get(change["table"])
@@ -108,12 +110,20 @@ class Planner:
             return
         camera = data.get("camera_id")
         camera_id = camera if cameras.is_camera(camera) else None
+        committed = self.now
+        if written_at is not None:
+            committed = min(self.now, datetime.fromtimestamp(written_at, tz=UTC))
         for rule in self.rules:
             if rule.covers(kind.slug, camera_id):
-                self._for_rule(rule, change, int(data["id"]), camera_id)
+                self._for_rule(rule, change, int(data["id"]), camera_id, committed)
 
     def _for_rule(
-        self, rule: RuleView, change: ChangeEvent, violation_id: int, camera: int | None
+        self,
+        rule: RuleView,
+        change: ChangeEvent,
+        violation_id: int,
+        camera: int | None,
+        committed: datetime,
     ) -> None:
         def row(step: int, contact: tuple[int, str], due: datetime, why: str = "") -> None:
             self.rows.append(
@@ -127,7 +137,7 @@ class Planner:
                     violation_id=violation_id,
                     camera_id=camera,
                     event_id=change["id"],
-                    committed_at=self.now,
+                    committed_at=committed,
                     due_at=due,
                     status=Notification.CANCELLED if why else Notification.PENDING,
                     cancelled_because=why,
