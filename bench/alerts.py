@@ -199,9 +199,27 @@ def run_mode(mode: str, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         stack.stop()
         http.down()
         smtp.stop()
-    row = analyse(committed, received(smtp, http, run), args.database_url, run, window)
+    got = received(smtp, http, run)
+    row = analyse(committed, got, args.database_url, run, window)
+    if args.dump:
+        dump_timeline(args.dump / f"alerts-{run}.tsv", committed, got)
     row["notes"].update(cpu_pct=cpu, machine_busy_pct=busy, load_average=os.getloadavg()[0])
+    if args.profile:
+        row["notes"]["py_spy"] = True  # on the worker: slower than without
+    if args.rate != 10:
+        row["scenario"] += f"-rate{args.rate:g}"
+    row["notes"].update(rate_per_s=args.rate, duration_s=args.duration)
     return row
+
+
+def dump_timeline(path: Path, committed: dict[str, float], got: list[Any]) -> None:
+    """Each message: seconds since the first COMMIT, its latency in ms, its rule."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    start = min(committed.values())
+    with path.open("w") as out:
+        for r in sorted(got, key=lambda r: committed[r.images[0]]):
+            at = committed[r.images[0]]
+            out.write(f"{at - start:.3f}\t{(r.at - at) * 1000:.1f}\t{r.rule}\n")
 
 
 def profile(args: argparse.Namespace, stack: AlertsStack, run: str) -> Any:
@@ -243,6 +261,7 @@ def main() -> None:
         "--settle", type=float, default=20.0, help="give up after this long with nothing new"
     )
     parser.add_argument("--profile", type=Path, metavar="DIR", help="py-spy on the worker")
+    parser.add_argument("--dump", type=Path, metavar="DIR", help="each message's latency, TSV")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.jsonl")
     args = parser.parse_args()
 
