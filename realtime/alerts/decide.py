@@ -49,6 +49,10 @@ def decide(rule_cache: RuleCache) -> tuple[int, bool]:
     changes it read, and whether there may be more. (0, False) when another worker is
     deciding."""
     start_position()
+    # Where the log is now, read before the rules (each read in a snapshot of its own, never
+    # half a rule being saved): a rule made since finds its violations on the next round.
+    now_at = event_log.current_position()
+    rules = rule_cache.get() or rule_cache.refresh()
     with transaction.atomic():
         progress = (
             AlertProgress.objects.select_for_update(skip_locked=True).filter(name=PROGRESS).first()
@@ -59,7 +63,6 @@ def decide(rule_cache: RuleCache) -> tuple[int, bool]:
         if not event_log.servable(position):
             # Pruned past the place (the workers were down longer than the log is kept):
             # what was lost cannot be decided; go on from now, and say so.
-            now_at = event_log.current_position()
             logger.error(
                 "alerts: the event log was pruned past the worker's place; skipped to now",
                 extra={"from": str(position), "to": str(now_at)},
@@ -68,16 +71,11 @@ def decide(rule_cache: RuleCache) -> tuple[int, bool]:
             progress.position = str(now_at)
             progress.save(update_fields=["position", "updated_at"])
             return 0, False
-        rules = rule_cache.get()
         if not rules:
-            # Nothing to decide: a rule applies to the violations after it exists. (Where
-            # the log is now, read before the rules: a rule made since finds its violations.)
-            now_at = event_log.current_position()
-            if not rule_cache.refresh():
-                progress.position = str(now_at)
-                progress.save(update_fields=["position", "updated_at"])
-                return 0, False
-            rules = rule_cache.get()
+            # Nothing to decide: a rule applies to the violations after it exists.
+            progress.position = str(now_at)
+            progress.save(update_fields=["position", "updated_at"])
+            return 0, False
         registry = kinds.registry()  # sync: read when stale
         read = event_log.replay(position, READ_LIMIT, [kind.table for kind in registry])
         planner = Planner(rules, timezone.now())
