@@ -36,6 +36,7 @@ from realtime.models import (
 from realtime.pipeline import event_log
 from realtime.violations import kinds
 from realtime.violations.contract import SORT_DATE, SORT_TIME
+from realtime.webhooks import admin as webhooks_admin  # noqa: F401  (registers the webhooks)
 
 
 class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]

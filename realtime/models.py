@@ -334,3 +334,9 @@ from realtime.alerts.models import (  # noqa: E402
 from realtime.alerts.models import (  # noqa: E402
     Rule as Rule,
 )
+from realtime.webhooks.models import (  # noqa: E402
+    Webhook as Webhook,
+)
+from realtime.webhooks.models import (  # noqa: E402
+    WebhookDelivery as WebhookDelivery,
+)

@@ -11,90 +11,14 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.alerting import HTTPReceiver, SMTPServer, wait_until
-from tests.helpers import ROOT, Process, Stack, insert_violation
+from tests.alerting import wait_until
+from tests.helpers import ROOT, insert_violation
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def smtp() -> Iterator[SMTPServer]:
-    server = SMTPServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def receiver() -> Iterator[HTTPReceiver]:
-    http = HTTPReceiver().up()
-    try:
-        yield http
-    finally:
-        http.down()
-
-
-class AlertStack:
-    """The redis-mode stack (Daphne, a listen_notify) and the alerts' workers."""
-
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
-        self.workers: list[Process] = []
-
-    @property
-    def public_url(self) -> str:
-        return self.stack.http
-
-    def start_worker(self, **more_env: str) -> Process:
-        log = self.stack.logs / f"notify-{len(self.workers)}.log"
-        # The messages' links lead to this stack's server.
-        env = {**self.stack.env, "REALTIME_PUBLIC_URL": self.public_url, **more_env}
-        worker = Process([sys.executable, "manage.py", "notify"], env, log).start()
-        worker.wait_for_log("alerts worker started")
-        self.workers.append(worker)
-        return worker
-
-
-@pytest.fixture
-def alerts(
-    database_url: str, redis_url: str, tmp_path: Path, smtp: SMTPServer
-) -> Iterator[AlertStack]:
-    stack = Stack.start(
-        "redis",
-        database_url,
-        redis_url,
-        tmp_path,
-        EMAIL_HOST="127.0.0.1",
-        EMAIL_PORT=str(smtp.port),
-        DEFAULT_FROM_EMAIL="alerts@plant.test",
-    )
-    running = AlertStack(stack)
-    try:
-        running.start_worker()
-        yield running
-    finally:
-        for worker in running.workers:
-            worker.kill()
-        stack.stop()
-
-
-@pytest.fixture
-def plant() -> dict[str, Any]:
-    """Sites North (cameras 1-5) and South (6-10), and two contacts."""
-    from realtime.models import Contact, Site
-
-    return {
-        "north": Site.objects.create(name="North", cameras=[1, 2, 3, 4, 5]),
-        "south": Site.objects.create(name="South", cameras=[6, 7, 8, 9, 10]),
-        "safety": Contact.objects.create(name="safety-team", url="mailto:safety@plant.test"),
-    }
 
 
 def rule(

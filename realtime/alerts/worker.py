@@ -15,6 +15,7 @@ from django.db import DatabaseError, close_old_connections, connection
 from realtime.alerts import delivery, messages, outbox
 from realtime.alerts.decide import decide
 from realtime.alerts.rules import RuleCache
+from realtime.webhooks import outbox as webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,10 @@ class Worker:
         claimed = outbox.claim(self.rules.by_id())
         for message in claimed:
             self.send(message)
-        return more or bool(claimed)
+        # The programs' webhooks, from the same log, through their own outbox.
+        more_hooks = webhooks.decide()
+        delivered = webhooks.deliver_due()
+        return more or bool(claimed) or more_hooks or bool(delivered)
 
     def send(self, message: outbox.Message) -> None:
         kind = delivery.channel(message.url)
