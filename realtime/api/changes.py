@@ -42,7 +42,8 @@ def changes(
     """The changes after `after`, oldest first, as the caller's stream sends them."""
     stream = names.scoped(names.JSON_STREAM, scope_of(request))
     if after is None:
-        return ChangePage(results=[], next=_id(stream, str(event_log.current_position())))
+        now = event_log.current_position()
+        return ChangePage(results=[], next=_id(stream, str(now)), more=False)
     try:
         _, position = parse_stream_position(after)
     except BadPosition as exc:
@@ -60,6 +61,7 @@ def changes(
             for e in read.events
         ],
         next=_id(stream, str(read.position)),
+        more=read.more,
     )
 
 

@@ -112,8 +112,12 @@ class Change(Schema):
 
 
 class ChangePage(Schema):
-    results: list[Change]
+    results: list[Change] = Field(
+        description="Oldest first. A change that committed late may come again: drop those"
+        " you have by their number (the id's part before the dot), as a stream's client does."
+    )
     next: str = Field(
         description="Where to ask from next (`after`), or to resume a stream from"
         " (`Last-Event-ID`)."
     )
+    more: bool = Field(description="More changes may be read at once: ask again now.")
