@@ -53,11 +53,11 @@ async def test_changes_agree_with_the_sse_streams_ids(stack, act_token, pg) -> N
             rows = [insert_violation(pg, "violation_ppedetections") for _ in range(5)]
             done = await client.post(f"/api/v1/violations/ppe/{rows[2]}/acknowledge/")
             assert done.status_code == 200
-            streamed = []
+            streamed: list[tuple[str, str, dict[str, Any]]] = []
             while len(streamed) < 6:
                 event = await live.next_event()
                 if event.event in ("message", "acknowledgement"):
-                    streamed.append((event.id, event.event, json.loads(event.data)))
+                    streamed.append((event.id or "", event.event, json.loads(event.data)))
         polled, end = await api_changes(client, start)
         as_polled = [(c["id"], c["event"], c["data"]) for c in polled]
         # The same changes, in the same order, with the same data and change numbers (the

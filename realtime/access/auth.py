@@ -3,7 +3,9 @@
 Browsers cannot set headers on EventSource or WebSocket, hence the query parameter. A
 token is narrower than a login: it opens the streams, /metrics and the pages and
 fragments that only show (GET views marked with `accepts_token`), never the admin, the
-login and password pages or anything that changes something. A request that presents a
+login and password pages or the pages' forms. The JSON API (realtime.api.auth) takes
+tokens its own way: every token reads there, and one of scope `act` may also act. A
+request that presents a
 token to such a view is judged by that token alone: a wrong, expired or revoked one is
 anonymous even when a session cookie would have let it in.
 

@@ -13,8 +13,9 @@ import json
 from django.http import HttpRequest
 from django_eventstream.storage import EventDoesNotExist
 from django_eventstream.utils import make_id
-from ninja import Query, Router
+from ninja import Router
 from ninja.errors import HttpError
+from ninja.params.functions import Query
 from ninja.responses import codes_4xx
 
 from realtime.api.auth import scope_of

@@ -22,9 +22,7 @@ def active_shelves(request: HttpRequest) -> list[ShelfOut]:
     return [ShelfOut.of(shelf) for shelf in shelves.active(scope_of(request))]
 
 
-@router.post(
-    "/", response={201: ShelfOut, codes_4xx: Error, 503: Error}, url_name="api-shelve"
-)
+@router.post("/", response={201: ShelfOut, codes_4xx: Error, 503: Error}, url_name="api-shelve")
 def shelve(request: HttpRequest, body: ShelfIn) -> tuple[int, ShelfOut]:
     """Shelves a camera for `minutes` from now (a shelf it has ends here); every screen
     hears of it at once."""

@@ -5,8 +5,9 @@ readers and actions as the pages, so every screen hears of it exactly as from a 
 from __future__ import annotations
 
 from django.http import Http404, HttpRequest, QueryDict
-from ninja import Query, Router
+from ninja import Router
 from ninja.errors import HttpError
+from ninja.params.functions import Query
 from ninja.responses import codes_4xx
 
 from realtime.api.auth import require_act, scope_of, username

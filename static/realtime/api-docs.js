@@ -1,7 +1,5 @@
 // The API's docs page (/api/v1/docs): swagger-ui with the settings the server wrote, and a
 // login's CSRF token on the requests "Try it out" sends (a token's requests need none).
-"use strict";
-
 (() => {
   const settings = JSON.parse(document.getElementById("swagger-settings").textContent);
   const csrfToken = document.body.dataset.csrfToken;

@@ -15,9 +15,9 @@ class Command(BaseCommand):
         "one that expires). Clients send it as 'Authorization: Bearer <token>' or "
         "'?token=<token>'; it opens the streams, /metrics, the pages and the API's reads, "
         "never the admin or the pages' forms; --scope act lets it also acknowledge, add "
-        "notes and shelve cameras through the JSON API (/api/v1/). Only its hash and its first characters are kept: "
-        "--list USERNAME shows those, --revoke PREFIX revokes one (its open streams close "
-        "within seconds)."
+        "notes and shelve cameras through the JSON API (/api/v1/). Only its hash and its "
+        "first characters are kept: --list USERNAME shows those, --revoke PREFIX revokes "
+        "one (its open streams close within seconds)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
