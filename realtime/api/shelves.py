@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.http import Http404, HttpRequest
-from ninja import Router
+from ninja import Router, Status
 from ninja.errors import HttpError
 from ninja.responses import codes_4xx
 
@@ -23,7 +23,7 @@ def active_shelves(request: HttpRequest) -> list[ShelfOut]:
 
 
 @router.post("/", response={201: ShelfOut, codes_4xx: Error, 503: Error}, url_name="api-shelve")
-def shelve(request: HttpRequest, body: ShelfIn) -> tuple[int, ShelfOut]:
+def shelve(request: HttpRequest, body: ShelfIn) -> Status[ShelfOut]:
     """Shelves a camera for `minutes` from now (a shelf it has ends here); every screen
     hears of it at once."""
     require_act(request)
@@ -41,4 +41,4 @@ def shelve(request: HttpRequest, body: ShelfIn) -> tuple[int, ShelfOut]:
         )
     except shelves.UnknownTimeZone as exc:
         raise HttpError(503, f"Cannot shelve: {exc}.") from exc
-    return 201, ShelfOut.of(shelf)
+    return Status(201, ShelfOut.of(shelf))
