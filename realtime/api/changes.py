@@ -31,7 +31,7 @@ CHANGES_MAX = 1000
 
 
 @router.get("/", response={200: ChangePage, codes_4xx: Error}, url_name="api-changes")
-def changes(
+def list_changes(
     request: HttpRequest,
     after: str | None = Query(
         None,

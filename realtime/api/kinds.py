@@ -13,6 +13,6 @@ router = Router(tags=["kinds"])
 
 
 @router.get("/", response={200: list[KindOut], codes_4xx: Error}, url_name="api-kinds")
-def kind_list(request: HttpRequest) -> list[KindOut]:
+def list_kinds(request: HttpRequest) -> list[KindOut]:
     """The kinds, in the console's order: `slug` is what `kind` takes everywhere."""
     return [KindOut(slug=k.slug, label=k.label, colour=k.colour) for k in kinds.registry()]

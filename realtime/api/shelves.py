@@ -17,7 +17,7 @@ router = Router(tags=["shelves"])
 
 
 @router.get("/", response={200: list[ShelfOut], codes_4xx: Error}, url_name="api-shelves")
-def active_shelves(request: HttpRequest) -> list[ShelfOut]:
+def list_shelves(request: HttpRequest) -> list[ShelfOut]:
     """The shelves in force now of the cameras one may see, the one ending first first."""
     return [ShelfOut.of(shelf) for shelf in shelves.active(scope_of(request))]
 

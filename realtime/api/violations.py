@@ -88,7 +88,7 @@ DETAIL = {200: ViolationDetail, codes_4xx: Error}
 
 
 @router.get("/{kind}/{id}/", response=DETAIL, url_name="api-violation")
-def violation(request: HttpRequest, kind: str, id: int) -> ViolationDetail:
+def get_violation(request: HttpRequest, kind: str, id: int) -> ViolationDetail:
     """One violation, with its notes and everything done to it."""
     return _detail(_violation(request, kind, id))
 
