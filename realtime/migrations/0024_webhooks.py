@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('realtime', '0022_alerts'),
+        ('realtime', '0023_token_scope'),
     ]
 
     operations = [
