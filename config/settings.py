@@ -181,6 +181,8 @@ REALTIME_EMBEDDED_MQTT = env_flag("REALTIME_EMBEDDED_MQTT", default=REALTIME_EMB
 REALTIME_PUBLIC_URL = os.environ.get("REALTIME_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 # A message whose contact keeps failing is retried with back-off for this long, then failed.
 REALTIME_ALERT_RETRY_FOR = env_duration("REALTIME_ALERT_RETRY_FOR", "1h")
+# A webhook whose receiver keeps failing this long is disabled (its deliveries kept).
+REALTIME_WEBHOOK_DISABLE_AFTER = env_duration("REALTIME_WEBHOOK_DISABLE_AFTER", "24h")
 # /healthz says "degraded" while a message due this long ago is still unsent.
 REALTIME_ALERT_BACKLOG_LIMIT = env_duration("REALTIME_ALERT_BACKLOG_LIMIT", "2m")
 

@@ -36,6 +36,7 @@ from realtime.models import (
 from realtime.pipeline import event_log
 from realtime.violations import kinds
 from realtime.violations.contract import SORT_DATE, SORT_TIME
+from realtime.webhooks import admin as webhooks_admin  # noqa: F401  (registers the webhooks)
 
 
 class EstimatedCountPaginator(Paginator):  # type: ignore[type-arg]
@@ -254,8 +255,9 @@ class ApiTokenAdmin(SharedAdmin):
     """Every token, to those who may manage sites (a token acts with its user's scope);
     anyone else with the permissions sees and may revoke (delete) only their own."""
 
-    list_display = ["user", "key_prefix", "created_at", "last_used_at", "expires_at"]
-    readonly_fields = ["user", "key_prefix", "key_hash", "created_at", "last_used_at"]
+    list_display = ["user", "key_prefix", "scope", "created_at", "last_used_at", "expires_at"]
+    # A token's scope is chosen when it is issued: nobody widens their own token here.
+    readonly_fields = ["user", "key_prefix", "key_hash", "scope", "created_at", "last_used_at"]
     managed = frozenset({"change"})
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:

@@ -116,8 +116,9 @@ ALERTS_SKIPPED = Counter(
 )
 COMMIT_TO_ALERT = Histogram(
     "realtime_commit_to_alert_seconds",
-    "From the decision of an alert's first message (the change read from the log) to its"
-    " hand-over to the SMTP server or the contact's service.",
+    "From the violation's write in PostgreSQL (its log row, in the detector's transaction) to"
+    " its first message's hand-over to the SMTP server or the contact's service (a"
+    " consolidated message: from its window's first violation).",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
 )
 

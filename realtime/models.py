@@ -277,6 +277,11 @@ class ApiToken(models.Model):
     and the first characters, to tell tokens apart in a list and revoke one."""
 
     PREFIX_LENGTH = 8
+    # What a token may do: read (the streams, the pages that only show, the API's GETs), or
+    # also act through the JSON API (acknowledge, notes, shelves; never the HTML forms).
+    READ, ACT = "read", "act"
+    # The words themselves are the labels (what `issue_token --scope` takes).
+    SCOPES = [(READ, READ), (ACT, ACT)]
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
@@ -287,6 +292,7 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True, help_text=_("Empty: never"))
+    scope = models.CharField(max_length=4, choices=SCOPES, default=READ)
 
     class Meta:
         verbose_name = _("API token")
@@ -304,13 +310,14 @@ class ApiToken(models.Model):
         return hashlib.sha256(key.encode()).hexdigest()
 
     @classmethod
-    def issue(cls, user: Any, expires_at: datetime | None = None) -> str:
+    def issue(cls, user: Any, expires_at: datetime | None = None, scope: str = READ) -> str:
         key = secrets.token_urlsafe(32)
         cls.objects.create(
             user=user,
             key_hash=cls.hash_key(key),
             key_prefix=key[: cls.PREFIX_LENGTH],
             expires_at=expires_at,
+            scope=scope,
         )
         return key
 
@@ -333,4 +340,10 @@ from realtime.alerts.models import (  # noqa: E402
 )
 from realtime.alerts.models import (  # noqa: E402
     Rule as Rule,
+)
+from realtime.webhooks.models import (  # noqa: E402
+    Webhook as Webhook,
+)
+from realtime.webhooks.models import (  # noqa: E402
+    WebhookDelivery as WebhookDelivery,
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.urls import path
 
 from realtime.alerts import views as alert_views
+from realtime.api.api import api
 from realtime.console import action_views, export, history, media, views, web_app
 from realtime.streams import endpoints
 
@@ -67,4 +68,7 @@ streams = [
     path("metrics", endpoints.prometheus_metrics, name="metrics"),
 ]
 
-urlpatterns = [*console, *actions, *alerts, *streams]
+# For other programs: JSON, documented at /api/v1/docs (realtime.api).
+programs = [path("api/v1/", api.urls)]
+
+urlpatterns = [*console, *actions, *alerts, *streams, *programs]

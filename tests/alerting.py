@@ -5,18 +5,21 @@ can be down for a while (its port closed, then open again)."""
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 
-from tests.helpers import free_port
+from tests.helpers import Process, Stack, free_port
 
 
 @dataclass
@@ -68,6 +71,7 @@ class Post:
     headers: dict[str, str]
     body: dict[str, Any]
     at: float
+    raw: bytes = b""
 
 
 @dataclass
@@ -85,14 +89,19 @@ class HTTPReceiver:
     def url(self) -> str:
         return f"json://127.0.0.1:{self.port}/hook"
 
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
     def up(self) -> HTTPReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
-                post = Post(self.path, dict(self.headers.items()), body, time.time())
+                raw = self.rfile.read(length)
+                body = json.loads(raw or b"{}")
+                post = Post(self.path, dict(self.headers.items()), body, time.time(), raw)
                 with receiver._lock:
                     receiver.posts.append(post)
                 self.send_response(200)
@@ -126,3 +135,80 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
             return found
         time.sleep(0.1)
     raise AssertionError(f"{what}: not within {timeout} s")
+
+
+# --- fixtures (tests/conftest.py makes them every test's) ----------------------------------
+
+
+@pytest.fixture
+def smtp() -> Iterator[SMTPServer]:
+    server = SMTPServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator[HTTPReceiver]:
+    http = HTTPReceiver().up()
+    try:
+        yield http
+    finally:
+        http.down()
+
+
+class AlertStack:
+    """The redis-mode stack (Daphne, a listen_notify) and the alerts' workers."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.workers: list[Process] = []
+
+    @property
+    def public_url(self) -> str:
+        return self.stack.http
+
+    def start_worker(self, **more_env: str) -> Process:
+        log = self.stack.logs / f"notify-{len(self.workers)}.log"
+        # The messages' links lead to this stack's server.
+        env = {**self.stack.env, "REALTIME_PUBLIC_URL": self.public_url, **more_env}
+        worker = Process([sys.executable, "manage.py", "notify"], env, log).start()
+        worker.wait_for_log("alerts worker started")
+        self.workers.append(worker)
+        return worker
+
+
+@pytest.fixture
+def alerts(
+    database_url: str, redis_url: str, tmp_path: Path, smtp: SMTPServer
+) -> Iterator[AlertStack]:
+    stack = Stack.start(
+        "redis",
+        database_url,
+        redis_url,
+        tmp_path,
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=str(smtp.port),
+        DEFAULT_FROM_EMAIL="alerts@plant.test",
+    )
+    running = AlertStack(stack)
+    try:
+        running.start_worker()
+        yield running
+    finally:
+        for worker in running.workers:
+            worker.kill()
+        stack.stop()
+
+
+@pytest.fixture
+def plant() -> dict[str, Any]:
+    """Sites North (cameras 1-5) and South (6-10), and two contacts."""
+    from realtime.models import Contact, Site
+
+    return {
+        "north": Site.objects.create(name="North", cameras=[1, 2, 3, 4, 5]),
+        "south": Site.objects.create(name="South", cameras=[6, 7, 8, 9, 10]),
+        "safety": Contact.objects.create(name="safety-team", url="mailto:safety@plant.test"),
+    }

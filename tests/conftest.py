@@ -18,6 +18,7 @@ import pytest
 import redis
 from django.conf import settings
 
+from tests.alerting import alerts, plant, receiver, smtp
 from tests.browsing import browser, page
 from tests.helpers import insert_violation
 from tests.history_rows import fire_kind, historian, made_rows
@@ -188,6 +189,7 @@ def redis_url() -> str:
 
 
 __all__ = [
+    "alerts",
     "browser",
     "fire_kind",
     "historian",
@@ -195,6 +197,9 @@ __all__ = [
     "made_rows",
     "media_root",
     "page",
+    "plant",
+    "receiver",
+    "smtp",
 ]
 
 

@@ -79,3 +79,32 @@ def test_a_running_stack_is_healthy(database_url, tmp_path) -> None:
         assert body["server_internals"]["pending_bytes"] == "ok"
     finally:
         stack.stop()
+
+
+def test_an_alert_backlog_makes_it_degraded_not_down(pg, settings) -> None:
+    """Messages due for longer than REALTIME_ALERT_BACKLOG_LIMIT and still unsent: the
+    screens work (200), but no sender keeps up; a cancelled or sent one does not count."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from realtime.models import Notification
+
+    set_heartbeat(pg, 1)
+    due = timezone.now() - timedelta(minutes=5)
+    row = {"rule_name": "r", "contact_name": "c", "table_name": "violation_ppedetections"}
+    Notification.objects.create(
+        **row, violation_id=1, event_id=1, committed_at=due, due_at=due, status="sent"
+    )
+    assert Client().get("/healthz").json()["alerts"] == {
+        "oldest_overdue_seconds": None,
+        "state": "ok",
+    }
+    Notification.objects.create(**row, violation_id=2, event_id=2, committed_at=due, due_at=due)
+    response = Client().get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "degraded" and body["alerts"]["state"] == "behind"
+    assert 299 < body["alerts"]["oldest_overdue_seconds"] < 320
+    settings.REALTIME_ALERT_BACKLOG_LIMIT = timedelta(minutes=10)
+    assert Client().get("/healthz").json()["status"] == "ok"

@@ -290,6 +290,8 @@ def real_values(world: World, name: str | None, pattern: str) -> dict[str, list[
         ("violation-", "acknowledge", "add-note", "shelve-camera", "undo")
     ):
         values["pk"] = [str(pk) for pk in world.rows.values()]
+    elif name in ("api-violation", "api-acknowledge", "api-add-note"):
+        values["id"] = [str(pk) for pk in world.rows.values()]
     if model is not None:
         values["object_id"] = world.objects.get(model, []) or ["1"]
     elif "object_id" in pattern:  # the admin's view_on_site, and its unnamed redirects

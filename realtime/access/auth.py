@@ -3,7 +3,9 @@
 Browsers cannot set headers on EventSource or WebSocket, hence the query parameter. A
 token is narrower than a login: it opens the streams, /metrics and the pages and
 fragments that only show (GET views marked with `accepts_token`), never the admin, the
-login and password pages or anything that changes something. A request that presents a
+login and password pages or the pages' forms. The JSON API (realtime.api.auth) takes
+tokens its own way: every token reads there, and one of scope `act` may also act. A
+request that presents a
 token to such a view is judged by that token alone: a wrong, expired or revoked one is
 anonymous even when a session cookie would have let it in.
 
@@ -58,11 +60,11 @@ def token_from_parts(authorization: str | None, query: dict[str, list[str]]) -> 
     return None
 
 
-def token_holder(key: str) -> tuple[Any, int | None]:
-    """The user a token stands for and the token's id; anonymous for a wrong, expired or
-    revoked token, or one of an inactive user."""
+def valid_token(key: str) -> ApiToken | None:
+    """The token `key` is, with its user; None for a wrong, expired or revoked token, or
+    one of an inactive user."""
     if not key:
-        return AnonymousUser(), None
+        return None
     token = (
         ApiToken.objects.select_related("user")
         .filter(key_hash=ApiToken.hash_key(key), user__is_active=True)
@@ -70,11 +72,20 @@ def token_holder(key: str) -> tuple[Any, int | None]:
         .first()
     )
     if token is None:
-        return AnonymousUser(), None
+        return None
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
         # Not a write per request: to the minute is enough to tell a token in use.
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token
+
+
+def token_holder(key: str) -> tuple[Any, int | None]:
+    """The user a token stands for and the token's id; anonymous for a wrong, expired or
+    revoked token, or one of an inactive user."""
+    token = valid_token(key)
+    if token is None:
+        return AnonymousUser(), None
     return token.user, token.pk
 
 

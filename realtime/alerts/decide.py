@@ -11,7 +11,7 @@ decides, the others only send.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -49,6 +49,10 @@ def decide(rule_cache: RuleCache) -> tuple[int, bool]:
     changes it read, and whether there may be more. (0, False) when another worker is
     deciding."""
     start_position()
+    # Where the log is now, read before the rules (each read in a snapshot of its own, never
+    # half a rule being saved): a rule made since finds its violations on the next round.
+    now_at = event_log.current_position()
+    rules = rule_cache.get() or rule_cache.refresh()
     with transaction.atomic():
         progress = (
             AlertProgress.objects.select_for_update(skip_locked=True).filter(name=PROGRESS).first()
@@ -59,7 +63,6 @@ def decide(rule_cache: RuleCache) -> tuple[int, bool]:
         if not event_log.servable(position):
             # Pruned past the place (the workers were down longer than the log is kept):
             # what was lost cannot be decided; go on from now, and say so.
-            now_at = event_log.current_position()
             logger.error(
                 "alerts: the event log was pruned past the worker's place; skipped to now",
                 extra={"from": str(position), "to": str(now_at)},
@@ -68,21 +71,16 @@ def decide(rule_cache: RuleCache) -> tuple[int, bool]:
             progress.position = str(now_at)
             progress.save(update_fields=["position", "updated_at"])
             return 0, False
-        rules = rule_cache.get()
         if not rules:
-            # Nothing to decide: a rule applies to the violations after it exists. (Where
-            # the log is now, read before the rules: a rule made since finds its violations.)
-            now_at = event_log.current_position()
-            if not rule_cache.refresh():
-                progress.position = str(now_at)
-                progress.save(update_fields=["position", "updated_at"])
-                return 0, False
-            rules = rule_cache.get()
+            # Nothing to decide: a rule applies to the violations after it exists.
+            progress.position = str(now_at)
+            progress.save(update_fields=["position", "updated_at"])
+            return 0, False
         registry = kinds.registry()  # sync: read when stale
         read = event_log.replay(position, READ_LIMIT, [kind.table for kind in registry])
         planner = Planner(rules, timezone.now())
         for change in read.changes:
-            planner.plan(change, registry)
+            planner.plan(change, registry, read.written_at.get(change["id"]))
         if planner.rows:
             Notification.objects.bulk_create(planner.rows, ignore_conflicts=True)
         progress.position = str(read.position)
@@ -99,7 +97,9 @@ class Planner:
         # (rule, camera) -> when its last first message was decided, within this batch.
         self._recent: dict[tuple[int, int], datetime] = {}
 
-    def plan(self, change: ChangeEvent, registry: kinds.Registry) -> None:
+    def plan(
+        self, change: ChangeEvent, registry: kinds.Registry, written_at: float | None = None
+    ) -> None:
         if change["op"] != "INSERT":
             return
         kind = registry.by_table.get(change["table"])
@@ -108,12 +108,20 @@ class Planner:
             return
         camera = data.get("camera_id")
         camera_id = camera if cameras.is_camera(camera) else None
+        committed = self.now
+        if written_at is not None:
+            committed = min(self.now, datetime.fromtimestamp(written_at, tz=UTC))
         for rule in self.rules:
             if rule.covers(kind.slug, camera_id):
-                self._for_rule(rule, change, int(data["id"]), camera_id)
+                self._for_rule(rule, change, int(data["id"]), camera_id, committed)
 
     def _for_rule(
-        self, rule: RuleView, change: ChangeEvent, violation_id: int, camera: int | None
+        self,
+        rule: RuleView,
+        change: ChangeEvent,
+        violation_id: int,
+        camera: int | None,
+        committed: datetime,
     ) -> None:
         def row(step: int, contact: tuple[int, str], due: datetime, why: str = "") -> None:
             self.rows.append(
@@ -127,7 +135,7 @@ class Planner:
                     violation_id=violation_id,
                     camera_id=camera,
                     event_id=change["id"],
-                    committed_at=self.now,
+                    committed_at=committed,
                     due_at=due,
                     status=Notification.CANCELLED if why else Notification.PENDING,
                     cancelled_because=why,

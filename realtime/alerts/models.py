@@ -104,7 +104,9 @@ class Notification(models.Model):
     table_name = models.CharField(max_length=63)
     violation_id = models.BigIntegerField()
     camera_id = models.BigIntegerField(null=True)
-    # The change that decided it, and when it committed (the latency is measured from it).
+    # The change that decided it, and when its log row was written (in the detector's
+    # transaction: about its commit; the latency is measured from it; escalation steps are
+    # due `after_seconds` from the decision).
     event_id = models.BigIntegerField()
     committed_at = models.DateTimeField()
     decided_at = models.DateTimeField(auto_now_add=True)

@@ -54,6 +54,7 @@ class Message:
     first_decided: datetime | None = None
     attempts: int = 1
     retry_from: datetime | None = None
+    first_committed: datetime | None = None
 
 
 def cancel_acknowledged() -> int:
@@ -78,6 +79,7 @@ class Due(NamedTuple):
     decided_at: datetime
     attempts: int
     retry_from: datetime | None
+    committed_at: datetime
 
 
 def claim(rules: dict[int, RuleView], now: datetime | None = None) -> list[Message]:
@@ -130,6 +132,7 @@ def claim(rules: dict[int, RuleView], now: datetime | None = None) -> list[Messa
                     first_decided=oldest,
                     attempts=first.attempts + 1,
                     retry_from=first.retry_from or oldest,
+                    first_committed=min(m.committed_at for m in members),
                 )
             )
     return messages
@@ -156,8 +159,8 @@ def finished(message: Message, error: str | None, channel: str) -> str:
     if error is None:
         rows.update(status=Notification.SENT, sent_at=now, lease_until=None, last_error="")
         metrics.ALERTS_SENT.labels(channel, step).inc()
-        if message.step == 0 and message.first_decided is not None and message.attempts == 1:
-            metrics.COMMIT_TO_ALERT.observe((now - message.first_decided).total_seconds())
+        if message.step == 0 and message.first_committed is not None and message.attempts == 1:
+            metrics.COMMIT_TO_ALERT.observe((now - message.first_committed).total_seconds())
         return Notification.SENT
     given_up = (
         message.retry_from is not None

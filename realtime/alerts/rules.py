@@ -8,6 +8,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from django.db import connection, transaction
+
 from realtime.alerts.models import Rule
 
 # A load reaches running workers within this (the issue asks for 5 s).
@@ -52,8 +54,16 @@ class RuleView:
 
 
 def read_rules() -> list[RuleView]:
+    """The rules, their sites, contacts and steps in one snapshot (REPEATABLE READ): a rule
+    saved meanwhile is read whole or not at all, never without its sites (which would
+    cover every camera)."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        rules = list(
+            Rule.objects.prefetch_related("sites", "notify", "steps__notify").order_by("name")
+        )
     views = []
-    rules = Rule.objects.prefetch_related("sites", "notify", "steps__notify").order_by("name")
     for rule in rules:
         sites = list(rule.sites.all())
         site_cameras = frozenset(c for site in sites for c in site.cameras) if sites else None

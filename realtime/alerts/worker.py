@@ -9,18 +9,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
-from django.db import DatabaseError, close_old_connections, connection
+import psycopg
+from django.db import DatabaseError, close_old_connections, connection, connections
+from psycopg import sql
 
 from realtime.alerts import delivery, messages, outbox
 from realtime.alerts.decide import decide
 from realtime.alerts.rules import RuleCache
+from realtime.pipeline.changes import NOTIFY_CHANNEL
+from realtime.pipeline.database import conninfo_from_django
+from realtime.webhooks import outbox as webhooks
 
 logger = logging.getLogger(__name__)
 
-# With nothing to do, the worker looks again after this long (the first message's latency
-# is at most about this plus the delivery).
-POLL_SECONDS = 0.25
+# With nothing to do, the worker waits for the trigger's NOTIFY (a wake-up only: what to do
+# is read from the log), at most this long: due escalations and retries, and a NOTIFY the
+# trigger skipped (a queue over half full), are found by then.
+POLL_SECONDS = 1.0
+# The channel's connection, once lost, is made again after this long.
+RELISTEN_SECONDS = 2.0
 # After a database error, before trying again.
 RETRY_SECONDS = 2.0
 
@@ -29,6 +38,7 @@ class Worker:
     def __init__(self) -> None:
         self.rules = RuleCache()
         self.stopping = threading.Event()
+        self.wakeup = Wakeup()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -44,10 +54,11 @@ class Worker:
                     connection.close()
                     self.stopping.wait(RETRY_SECONDS)
                     continue
-                if not busy:
-                    self.stopping.wait(POLL_SECONDS)
+                if not busy and not self.stopping.is_set():
+                    self.wakeup.wait(POLL_SECONDS)
         finally:
             connection.close()
+            self.wakeup.close()
             logger.info("alerts worker stopped")
 
     def round(self) -> bool:
@@ -58,7 +69,10 @@ class Worker:
         claimed = outbox.claim(self.rules.by_id())
         for message in claimed:
             self.send(message)
-        return more or bool(claimed)
+        # The programs' webhooks, from the same log, through their own outbox.
+        more_hooks = webhooks.decide()
+        delivered = webhooks.deliver_due()
+        return more or bool(claimed) or more_hooks or bool(delivered)
 
     def send(self, message: outbox.Message) -> None:
         kind = delivery.channel(message.url)
@@ -86,6 +100,45 @@ class Worker:
                 "error": error or "",
             },
         )
+
+
+class Wakeup:
+    """LISTEN on the trigger's channel: a change committed wakes the worker at once."""
+
+    def __init__(self) -> None:
+        self.conn: psycopg.Connection[Any] | None = None
+        self._failed_at = float("-inf")
+
+    def wait(self, timeout: float) -> None:
+        """Until a NOTIFY arrives or `timeout` passes."""
+        try:
+            conn = self._connection()
+            if conn is None:
+                time.sleep(timeout)
+                return
+            for _ in conn.notifies(timeout=timeout, stop_after=1):
+                pass
+        except psycopg.Error:
+            logger.warning("alerts worker: its LISTEN connection failed", exc_info=True)
+            self.close()
+            self._failed_at = time.monotonic()
+
+    def _connection(self) -> psycopg.Connection[Any] | None:
+        if self.conn is not None and not self.conn.closed:
+            return self.conn
+        if time.monotonic() - self._failed_at < RELISTEN_SECONDS:
+            return None
+        info = conninfo_from_django(
+            connections["default"].settings_dict, application_name="realtime-notify"
+        )
+        self.conn = psycopg.connect(info, autocommit=True)
+        self.conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(NOTIFY_CHANNEL)))
+        return self.conn
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
 
 class WorkerThread:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import calendar
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from functools import lru_cache
 from typing import Any
@@ -170,6 +170,8 @@ class ViolationRow:
     # Columns a change too long to send left out (realtime.pipeline.changes.reduced): not
     # shown live.
     omitted: tuple[str, ...] = ()
+    # The row as `row_to_json` gave it: its values typed as JSON (the API's `data`).
+    data: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_data(
@@ -207,6 +209,7 @@ class ViolationRow:
             _timestamp(state["noted_at"]) if state and "noted_at" in state else None,
             shelved,
             omitted,
+            data,
         )
 
     @classmethod

@@ -9,7 +9,7 @@ functions on Django's connection (servers), and the async ones on the listener's
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import psycopg
@@ -190,6 +190,9 @@ class Replay:
     changes: list[ChangeEvent]
     position: Position
     more: bool
+    # When each change's log row was written (epoch seconds; in its transaction, so close to
+    # its commit), by change id.
+    written_at: dict[int, float] = field(default_factory=dict)
 
 
 def replay(
@@ -225,7 +228,8 @@ def replay(
             newest = change["id"]
         changes.append(change)
     above = sum(1 for item in found if item.change["id"] > position.after)
-    return Replay(changes, Position(newest, read_at), above >= limit)
+    written = {item.change["id"]: item.written_at for item in found if item.written_at}
+    return Replay(changes, Position(newest, read_at), above >= limit, written)
 
 
 # How far the log is pruned (sql/010), and the newest id.

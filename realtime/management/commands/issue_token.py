@@ -13,15 +13,22 @@ class Command(BaseCommand):
     help = (
         "Issue an API token for USERNAME and print it on the last line (--expires 30d for "
         "one that expires). Clients send it as 'Authorization: Bearer <token>' or "
-        "'?token=<token>'; it opens the streams, /metrics and the pages, never the admin or "
-        "anything that changes something. Only its hash and its first characters are kept: "
-        "--list USERNAME shows those, --revoke PREFIX revokes one (its open streams close "
-        "within seconds)."
+        "'?token=<token>'; it opens the streams, /metrics, the pages and the API's reads, "
+        "never the admin or the pages' forms; --scope act lets it also acknowledge, add "
+        "notes and shelve cameras through the JSON API (/api/v1/). Only its hash and its "
+        "first characters are kept: --list USERNAME shows those, --revoke PREFIX revokes "
+        "one (its open streams close within seconds)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("username", nargs="?")
         parser.add_argument("--expires", metavar="AGE", help="e.g. 30d, 12h (default: never)")
+        parser.add_argument(
+            "--scope",
+            choices=[ApiToken.READ, ApiToken.ACT],
+            default=ApiToken.READ,
+            help="read (default), or act: also acknowledge, note and shelve through the API",
+        )
         parser.add_argument("--list", metavar="USERNAME", help="list the user's tokens")
         parser.add_argument("--revoke", metavar="PREFIX", help="revoke the token that starts so")
 
@@ -31,7 +38,7 @@ class Command(BaseCommand):
         elif options["revoke"]:
             self._revoke(options["revoke"])
         elif options["username"]:
-            self._issue(options["username"], options["expires"])
+            self._issue(options["username"], options["expires"], options["scope"])
         else:
             raise CommandError(
                 "Name a user: issue_token USERNAME (or --list USERNAME, --revoke PREFIX)"
@@ -44,7 +51,7 @@ class Command(BaseCommand):
         except User.DoesNotExist as exc:
             raise CommandError(f"No user named {username!r}.") from exc
 
-    def _issue(self, username: str, expires: str | None) -> None:
+    def _issue(self, username: str, expires: str | None, scope: str) -> None:
         user = self._user(username)
         if not user.is_active:
             raise CommandError(f"User {username!r} is inactive.")
@@ -54,9 +61,9 @@ class Command(BaseCommand):
                 expires_at = timezone.now() + parse_duration(expires)
             except ValueError as exc:
                 raise CommandError(f"--expires: {exc}") from exc
-        key = ApiToken.issue(user, expires_at=expires_at)
+        key = ApiToken.issue(user, expires_at=expires_at, scope=scope)
         until = f", expires {expires_at:%Y-%m-%d %H:%M:%S %Z}" if expires_at else ""
-        self.stderr.write(f"Token for {username}{until} (shown once, keep it secret):")
+        self.stderr.write(f"Token ({scope}) for {username}{until} (shown once, keep it secret):")
         self.stdout.write(key)
 
     def _list(self, username: str) -> None:
@@ -71,8 +78,8 @@ class Command(BaseCommand):
             else:
                 expires = f"expires {token.expires_at:%Y-%m-%d %H:%M}"
             self.stdout.write(
-                f"{token.label:<12} created {token.created_at:%Y-%m-%d %H:%M}  last used "
-                f"{used}  {expires}"
+                f"{token.label:<12} {token.scope:<4}  created {token.created_at:%Y-%m-%d %H:%M}"
+                f"  last used {used}  {expires}"
             )
 
     def _revoke(self, prefix: str) -> None:
