@@ -17,6 +17,8 @@ REALTIME_WEBHOOK_DISABLE_AFTER is disabled with the reason, its deliveries kept.
 from __future__ import annotations
 
 import json
+import logging
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -38,10 +40,15 @@ from realtime.streams.membership import seen_through
 from realtime.violations import kinds
 from realtime.webhooks.models import Webhook, WebhookDelivery
 
+logger = logging.getLogger(__name__)
+
 PROGRESS = "webhooks"
 READ_LIMIT = 500
-CLAIM_LIMIT = 200
-LEASE = timedelta(seconds=60)
+# A worker holds what it claimed for LEASE; a round sends for at most half of it and hands
+# the rest back, so a lease never runs out under a live worker (only a dead one's does, and
+# another takes its deliveries over then).
+CLAIM_LIMIT = 50
+LEASE = timedelta(seconds=30)
 BACKOFF_MAX = 30.0
 TIMEOUT = 10.0
 
@@ -228,7 +235,10 @@ def deliver_due() -> int:
     """Sends what is due, in order; how many were tried."""
     claimed = claim()
     failed_hooks: set[int] = set()
+    started = time.monotonic()
     for delivery in claimed:
+        if time.monotonic() - started > LEASE.total_seconds() / 2:
+            failed_hooks.add(delivery.webhook_id)  # handed back below, sent next round
         if delivery.webhook_id in failed_hooks:
             # This round, its receiver already failed: back to pending, tried next time.
             WebhookDelivery.objects.filter(pk=delivery.pk).update(
@@ -239,4 +249,8 @@ def deliver_due() -> int:
         finished(delivery, error)
         if error is not None:
             failed_hooks.add(delivery.webhook_id)
+            logger.warning(
+                "webhook delivery failed; tried again later",
+                extra={"webhook": delivery.webhook_id, "event": delivery.event_id, "error": error},
+            )
     return len(claimed)
