@@ -19,6 +19,7 @@ from django.utils.translation import ngettext
 from realtime.access import scopes
 from realtime.alerts import validators
 from realtime.alerts.models import Contact, EscalationStep, Rule
+from realtime.alerts.rules_file import RULE_KEYS
 from realtime.violations import kinds
 
 PERMISSION = "realtime.manage_notifications"
@@ -108,16 +109,8 @@ class RuleForm(SecondsForm):
 
     class Meta:
         model = Rule
-        fields = [
-            "name",
-            "kinds",
-            "sites",
-            "cameras",
-            "notify",
-            "consolidate_seconds",
-            "cooldown_seconds",
-            "when_unwatched",
-        ]
+        # The file's keys (one list of what a rule is), its steps in the inline.
+        fields = [key for key in RULE_KEYS if key != "escalate"]
         labels = {
             "name": _("name"),
             "sites": _("sites"),
