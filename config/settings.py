@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import dj_database_url
 from csp.constants import NONCE, NONE, SELF
@@ -187,8 +187,15 @@ REALTIME_WEBHOOK_DISABLE_AFTER = env_duration("REALTIME_WEBHOOK_DISABLE_AFTER", 
 REALTIME_ALERT_BACKLOG_LIMIT = env_duration("REALTIME_ALERT_BACKLOG_LIMIT", "2m")
 
 # Pushpin's publish endpoint when it fronts the SSE streams, e.g.
-# http://127.0.0.1:5561?iss=pushpin&key=SECRET (the key is Pushpin's sig_key).
-GRIP_URL = os.environ.get("GRIP_URL", "")
+# http://127.0.0.1:5561?iss=pushpin&key=SECRET (the key is Pushpin's sig_key); with a
+# Pushpin on each of several machines, every one's, space-separated: the active listener
+# publishes each change to each (docs/how-to/deploy.md). They share one key: django-grip
+# checks a request's Grip-Sig with GRIP_URL's.
+_grip_urls = os.environ.get("GRIP_URL", "").split()
+GRIP_URL = _grip_urls[0] if _grip_urls else ""
+REALTIME_MORE_GRIP_URLS = _grip_urls[1:]
+if len({parse_qs(urlsplit(url).query).get("key", [""])[0] for url in _grip_urls}) > 1:
+    raise ImproperlyConfigured("GRIP_URL: every Pushpin must have the same key (sig_key)")
 if GRIP_URL:
     MIDDLEWARE.insert(1, "django_grip.GripMiddleware")
 

@@ -6,6 +6,13 @@
 #   SUPERVISE_REDIS      also run redis-server here (true/false)  (false)
 #   REALTIME_RUN_DIR     logs, pid file, supervisor socket        (.data/run)
 #   REALTIME_ENV_FILE    a settings file to read                  (none)
+#   REALTIME_MIN_FDS     open files each process may hold         (65536; see below)
+#   SUPERVISE_PUSHPIN    also run Pushpin here, in front (true/false)  (false)
+#   PUSHPIN_PORT         address:port Pushpin's clients connect to     (0.0.0.0:7999)
+#   PUSHPIN_PORT_OFFSET  added to Pushpin's internal ports 5560-5563   (0)
+#   PUSHPIN_KEY          Pushpin's signing key (sig_key); required with SUPERVISE_PUSHPIN
+#   GRIP_URL             every Pushpin's publish endpoint, space-separated (this
+#                        machine's own with SUPERVISE_PUSHPIN, docs/how-to/deploy.md)
 # supervisorctl -c deploy/supervisord.conf status   (with the same environment) controls it.
 set -euo pipefail
 app_dir="$(cd "$(dirname "$0")/.." && pwd)"
@@ -22,7 +29,44 @@ export REALTIME_ENV_FILE="${REALTIME_ENV_FILE-}"
 : "${REDIS_URL:?REDIS_URL must be set: several processes share the channel layer through Redis}"
 : "${DATABASE_URL:?DATABASE_URL must be set}"
 mkdir -p "$REALTIME_RUN_DIR"
+
+# Every client connection is a file descriptor: Pushpin holds one per SSE client, Daphne one
+# per WebSocket (and per stream it serves itself). supervisord raises its limit to this and
+# its processes inherit it; only up to the hard limit, which only a process with
+# CAP_SYS_RESOURCE may raise (a container often has none, root or not).
+export REALTIME_MIN_FDS="${REALTIME_MIN_FDS:-65536}"
+hard_fds="$(ulimit -Hn)"
+if [ "$hard_fds" != unlimited ] && [ "$hard_fds" -lt "$REALTIME_MIN_FDS" ]; then
+  echo "run.sh: the hard limit of open files is $hard_fds, below REALTIME_MIN_FDS=$REALTIME_MIN_FDS;" \
+    "using $hard_fds (raise it in /etc/security/limits.conf or the service's LimitNOFILE)" >&2
+  REALTIME_MIN_FDS="$hard_fds"
+fi
+
+# Pushpin (deploy/pushpin/pushpin.conf) made this machine's own: its ports, run and log
+# directories, key, and the route to this machine's Daphne processes.
+export SUPERVISE_PUSHPIN="${SUPERVISE_PUSHPIN:-false}"
+export PUSHPIN_CONFIG="$REALTIME_RUN_DIR/pushpin/pushpin.conf"
+if [ "$SUPERVISE_PUSHPIN" = true ]; then
+  : "${PUSHPIN_KEY:?PUSHPIN_KEY must be set with SUPERVISE_PUSHPIN=true (Pushpin signs its requests with it)}"
+  pushpin_port="${PUSHPIN_PORT:-0.0.0.0:7999}"
+  pushpin_offset="${PUSHPIN_PORT_OFFSET:-0}"
+  upstream="${REALTIME_BIND/#0.0.0.0:/127.0.0.1:}"
+  mkdir -p "$REALTIME_RUN_DIR/pushpin/run" "$REALTIME_RUN_DIR/pushpin/log"
+  sed -e "s|^rundir=.*|rundir=$REALTIME_RUN_DIR/pushpin/run|" \
+    -e "s|^logdir=.*|logdir=$REALTIME_RUN_DIR/pushpin/log|" \
+    -e "s|^port_offset=.*|port_offset=$pushpin_offset|" \
+    -e "s|^http_port=.*|http_port=${pushpin_port##*:}|" \
+    -e "s|^sig_key=.*|sig_key=$PUSHPIN_KEY|" \
+    "$app_dir/deploy/pushpin/pushpin.conf" >"$PUSHPIN_CONFIG"
+  if [ "${pushpin_port%:*}" != "$pushpin_port" ]; then
+    # http_port takes no address: Pushpin's own --port does.
+    export PUSHPIN_ARGS="--port $pushpin_port"
+  fi
+  echo "* $upstream" >"$REALTIME_RUN_DIR/pushpin/routes"
+  export GRIP_URL="${GRIP_URL:-http://127.0.0.1:$((5561 + pushpin_offset))?iss=pushpin&key=$PUSHPIN_KEY}"
+fi
+export PUSHPIN_ARGS="${PUSHPIN_ARGS-}"
 # Metrics of every process are summed by /metrics; the directory must start empty.
 export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$REALTIME_RUN_DIR/prometheus}"
 rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
-exec "$REALTIME_VENV/bin/supervisord" -c "$app_dir/deploy/supervisord.conf"
+exec "$REALTIME_VENV/bin/supervisord" -c "$app_dir/deploy/supervisord.conf" --minfds "$REALTIME_MIN_FDS"

@@ -363,3 +363,23 @@ async def test_changing_a_users_sites_ends_their_held_stream_and_it_resumes_with
         insert_violation(pg, camera_id=4, image="/media/pushpin-south-live.jpg")
         north_live = insert_violation(pg, camera_id=1, image="/media/pushpin-north-live.jpg")
         assert (await again.next_change(timeout=15))["data"]["id"] == north_live
+
+
+async def test_held_streams_take_each_change_from_pushpin_without_asking_django(
+    behind_pushpin, pg, token
+) -> None:
+    """Issue #27: a published change names the one published before it on its stream
+    (prev-id), as the held stream's last id does, so Pushpin delivers it itself. Without
+    that, every change made every held stream ask Django for it (a `recover` request, a
+    read of the log): one request per client per change."""
+    base, stack = behind_pushpin
+    auth = {"Authorization": f"Bearer {token}"}
+    insert_violation(pg, image="/media/pushpin-before.jpg")  # the stream has a change to follow
+    await asyncio.sleep(1.0)
+    async with sse(f"{base}/events/violations/", auth) as events:
+        recovers = stack.server.log().count("recover=true")
+        rows = [insert_violation(pg, image=f"/media/pushpin-chain-{n}.jpg") for n in range(3)]
+        got = [(await events.next_change(timeout=15))["data"]["id"] for _ in rows]
+    assert got == rows
+    assert event_number(events.last_id or "") == rows[-1]
+    assert stack.server.log().count("recover=true") == recovers, "a change was fetched from Django"

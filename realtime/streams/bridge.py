@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.db import DatabaseError
 
 from realtime import metrics
@@ -38,7 +39,7 @@ from realtime.pipeline.bus import (
 )
 from realtime.pipeline.positions import BadPosition, Position, after_change
 from realtime.pipeline.retry import backoff_delay
-from realtime.streams import liveness, sse_fanout
+from realtime.streams import liveness, pushpin, sse_fanout
 from realtime.streams.formats import in_scope
 from realtime.streams.sse_fanout import wake_row_streams, wake_sse_streams
 from realtime.violations import kinds
@@ -103,6 +104,9 @@ class Bridge:
         self.ready = asyncio.Event()
         self.subscribe(wake_sse_streams)
         self.subscribe(wake_row_streams)
+        if settings.GRIP_URL:
+            # Pushpin's held streams follow the listener's ids (realtime.streams.pushpin).
+            self.subscribe(pushpin.remember_positions)
         self._ids = DispatchedIds()
         self.healed = 0  # events read from the log because the bus lost them
         self.foreign = 0  # messages of another deployment, dropped

@@ -23,13 +23,13 @@ import jwt
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.http.response import HttpResponseBase
-from django_eventstream.utils import publish_event, sse_encode_error
+from django_eventstream.utils import build_id_escape, make_id, sse_encode_error, sse_encode_event
 from django_eventstream.views import events
-from django_grip import publish
-from gripcontrol import HttpStreamFormat
+from django_grip import get_pubcontrol, publish
+from gripcontrol import HttpStreamFormat, parse_grip_uri
 
 from realtime.access import scopes
-from realtime.pipeline.bus import change_message, message_position
+from realtime.pipeline.bus import ChangeMessage, change_message, message_position
 from realtime.pipeline.changes import ChangeEvent
 from realtime.pipeline.positions import BadPosition, Position, parse_stream_position
 from realtime.streams import names
@@ -38,20 +38,89 @@ from realtime.streams.sse_fanout import json_event
 from realtime.violations import kinds
 
 
+@functools.cache
+def _every_pushpin() -> None:
+    """django-grip publishes to GRIP_URL's Pushpin; the others of GRIP_URL (one per machine)
+    are added to its publisher once."""
+    more = [parse_grip_uri(url) for url in settings.REALTIME_MORE_GRIP_URLS]
+    if more:
+        get_pubcontrol().apply_grip_config(more)
+
+
+# Pushpin delivers a published item to a held stream itself only when the item's prev-id
+# is the stream's last id; otherwise it asks Django for what the stream lacks (a `recover`
+# request, read from the log). Items published without prev-id made every held stream
+# recover on every change: one request to Django per client per change, seconds of delay
+# at a thousand clients (docs/performance.md, issue #27). So each item names the one
+# published before it on its stream name (`_published`, the active listener's), in ids
+# Pushpin compares as text: the change's bare id, which a read of the log and the listener
+# write alike (a position's horizon differs between them). The client still gets the whole
+# position as its event's `id:`, written into the item; a recover from a bare id finds the
+# horizon the listener published it with (`_horizons`, every server process's, from the
+# bus). Where the ids still differ (a new listener) the stream recovers once, from the log,
+# and follows the chain from there.
+_published: dict[str, str] = {}
+
+
+class PublishedHorizons:
+    """The horizon the listener published each recent change with, by its id (from the
+    bus, which carries the same changes the listener publishes to Pushpin)."""
+
+    LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, str | None] = {}
+
+    def remember(self, messages: list[ChangeMessage]) -> None:
+        for message in messages:
+            try:
+                self._by_id[message["id"]] = Position.parse(message_position(message)).horizon
+            except BadPosition:
+                continue
+        while len(self._by_id) > self.LIMIT:
+            del self._by_id[next(iter(self._by_id))]
+
+    def position(self, after: int) -> Position:
+        """Where a held stream whose last id is `after` is."""
+        return Position(after, self._by_id.get(after))
+
+
+_horizons = PublishedHorizons()
+remember_positions = _horizons.remember
+
+
+def _publish(channel: str, event_type: str, data: str, position: str) -> None:
+    """One change's event on a stream Pushpin may hold, chained to the one before it."""
+    chained = str(Position.parse(position).after)
+    # The subscription's filter (build-id, django-eventstream's) unescapes `%%` in what it
+    # passes: the stream's name in the id is URL-quoted.
+    content = sse_encode_event(event_type, data, escape=True).replace(
+        "\n", f"\nid: {build_id_escape(make_id({channel: position}))}\n", 1
+    )
+    publish(
+        f"events-{quote(channel)}",
+        HttpStreamFormat(content, content_filters=["build-id"]),
+        id=chained,
+        prev_id=_published.get(channel),
+    )
+    _published[channel] = chained
+
+
 def publish_change(event: ChangeEvent, every_scope: Collection[scopes.Scope] = (None,)) -> None:
     """To each stream name Pushpin may hold that keeps the change: one per scope some
     user has (realtime.access.scopes.all_scopes), since Pushpin cannot say which it holds."""
     if not settings.GRIP_URL:
         return
+    _every_pushpin()
     message = change_message(event)
     event_id = message_position(message)
     for scope in every_scope:
         for seen in in_scope([message], scope):
             json_item = json_event(seen)
             channel = names.scoped(names.JSON_STREAM, scope)
-            publish_event(channel, json_item.type, json_item.data, event_id, None)
+            _publish(channel, json_item.type, json_item.data, event_id)
     for channel, html in row_fragments(message, kinds.cached(), Targets.every(every_scope)):
-        publish_event(channel, "message", html, event_id, None)
+        _publish(channel, "message", html, event_id)
 
 
 def end_user_streams(user_id: int, *, forbidden: bool) -> None:
@@ -62,6 +131,7 @@ def end_user_streams(user_id: int, *, forbidden: bool) -> None:
     through Django's checks, and resumes from its Last-Event-ID in its new scope."""
     if not settings.GRIP_URL:
         return
+    _every_pushpin()
     channel = f"user-{user_id}"
     # The subscription's filter (require-sub) passes what names a channel it holds.
     meta = {"require_sub": channel}
@@ -154,11 +224,22 @@ def grip_response(
             recovered = Position.parse(str(value))
         except BadPosition:
             continue
+        if recovered.horizon is None:
+            recovered = _horizons.position(recovered.after)  # a chained id (see _published)
         last[name] = str(recovered.after)
         if name == f"events-{quote(channel)}":
             horizons[channel] = recovered.horizon
     reset = resume_horizons.set(horizons)
     try:
-        return events(request, channels=[channel])  # type: ignore[no-any-return]
+        response: HttpResponseBase = events(request, channels=[channel])
     finally:
         resume_horizons.reset(reset)
+    instruct = getattr(getattr(request, "grip", None), "instruct", None)
+    for held in getattr(instruct, "channels", ()):
+        # The stream's last id as the listener's items chain it (see _published).
+        if held.prev_id:
+            try:
+                held.prev_id = str(Position.parse(held.prev_id).after)
+            except BadPosition:
+                pass
+    return response

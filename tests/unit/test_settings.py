@@ -132,3 +132,26 @@ def settings_of(**env: str) -> str:
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
+
+
+def test_grip_url_names_every_pushpin_with_one_key() -> None:
+    """Issue #27: one Pushpin per machine; the listener publishes to each of GRIP_URL's,
+    and django-grip checks a request's signature with the first's key."""
+    one = "http://10.0.0.1:5561?iss=pushpin&key=SECRET-1"
+    two = "http://10.0.0.2:5561?iss=pushpin&key=SECRET-1"
+    show = SHOW.replace("print(s.DEBUG", "print(s.GRIP_URL, s.REALTIME_MORE_GRIP_URLS); print(s.DEBUG")
+    base = {"PATH": "/usr/bin:/bin", "DATABASE_URL": "postgresql://u@127.0.0.1:5432/nowhere"}
+    env = {**base, "REALTIME_ENV_FILE": "", "DJANGO_SECRET_KEY": GOOD_KEY}
+    out = subprocess.run(
+        [sys.executable, "-c", show],
+        cwd=ROOT,
+        env={**env, "GRIP_URL": f"{one}  {two}"},
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == f"{one} ['{two}']"
+    other_key = two.replace("SECRET-1", "SECRET-2")
+    refused = settings_with(DJANGO_SECRET_KEY=GOOD_KEY, GRIP_URL=f"{one} {other_key}")
+    assert refused.returncode != 0
+    assert "every Pushpin must have the same key" in refused.stderr
