@@ -40,6 +40,11 @@ LISTENER_RECONNECTS = Counter("realtime_listener_reconnects", "Listener reconnec
 LISTENER_FAILOVERS = Counter(
     "realtime_listener_failovers", "Times a standby listener took over forwarding."
 )
+LOG_READS = Counter(
+    "realtime_pushpin_log_reads",
+    "Reads of the log for Pushpin's requests: made, or shared with an identical one in flight.",
+    ["outcome"],
+)
 EVENTS_REPLAYED = Counter(
     "realtime_events_replayed",
     "Events delivered from the event log instead of live.",

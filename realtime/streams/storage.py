@@ -30,6 +30,7 @@ from realtime.pipeline.bus import ChangeMessage, change_message, message_positio
 from realtime.pipeline.positions import Position
 from realtime.streams import names
 from realtime.streams.membership import seen_through
+from realtime.streams.shared_reads import SharedReads
 from realtime.streams.sse_fanout import json_event
 from realtime.violations import kinds
 
@@ -62,6 +63,9 @@ resume_horizons: ContextVar[dict[str, str | None] | None] = ContextVar(
 )
 
 
+_shared: SharedReads[list[StreamEvent]] = SharedReads()
+
+
 @dataclass
 class Read:
     """A stream's read of the log: its events (their ids are positions), where the stream
@@ -82,8 +86,11 @@ class EventLogStorage(StorageBase):
 
     @releases_connection
     def get_events(self, channel: str, last_id: int, limit: int = 100) -> list[StreamEvent]:
+        # Pushpin's requests only (django-eventstream's view): identical ones share a read.
         position = Position(last_id, (resume_horizons.get() or {}).get(channel))
-        return self.read(channel, position, limit).events
+        return _shared.read(
+            (channel, position, limit), lambda: self.read(channel, position, limit).events
+        )
 
     def read(self, channel: str, position: Position, limit: int) -> Read:
         """What a stream at `position` lacks: about `limit` of its changes, as it sees them

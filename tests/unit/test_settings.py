@@ -139,7 +139,8 @@ def test_grip_url_names_every_pushpin_with_one_key() -> None:
     and django-grip checks a request's signature with the first's key."""
     one = "http://10.0.0.1:5561?iss=pushpin&key=SECRET-1"
     two = "http://10.0.0.2:5561?iss=pushpin&key=SECRET-1"
-    show = SHOW.replace("print(s.DEBUG", "print(s.GRIP_URL, s.REALTIME_MORE_GRIP_URLS); print(s.DEBUG")
+    grip = "print(s.GRIP_URL, s.REALTIME_MORE_GRIP_URLS); "
+    show = SHOW.replace("print(s.DEBUG", grip + "print(s.DEBUG")
     base = {"PATH": "/usr/bin:/bin", "DATABASE_URL": "postgresql://u@127.0.0.1:5432/nowhere"}
     env = {**base, "REALTIME_ENV_FILE": "", "DJANGO_SECRET_KEY": GOOD_KEY}
     out = subprocess.run(
