@@ -138,6 +138,13 @@ class Stack:
         if self.server_name == "uvicorn":
             server = [str(BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(self.port)]
             server += ["--no-access-log"]
+        elif self.env.get("BENCH_BACKLOG"):
+            # The listen backlog deploy/'s socket has (supervisord's: SOMAXCONN), not the 50
+            # Daphne's -b/-p give (a crowd of connects overflows that).
+            endpoint = (
+                f"tcp:port={self.port}:interface=127.0.0.1:backlog={self.env['BENCH_BACKLOG']}"
+            )
+            server = [str(BIN / "daphne"), "-e", endpoint]
         else:
             server = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port)]
         if self.env.get("BENCH_SERVER_ARGS"):

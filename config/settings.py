@@ -80,6 +80,8 @@ MIDDLEWARE = [
     "realtime.access.auth.BearerTokenMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A view the database pool had no connection for: a 503 with Retry-After, not a 500.
+    "realtime.pool.PoolTimeoutMiddleware",
     # Last, as django-axes wants: turns a lockout into its response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -117,10 +119,11 @@ DATABASES = {"default": dj_database_url.parse(_database_url(), conn_max_age=0)}
 # A connection pool per process (psycopg_pool, Django 5.1+): WebSocket handshakes and SSE
 # streams look up their user and replay briefly; opening a PostgreSQL connection (a new
 # backend process) for each made handshakes queue past Daphne's 5 s connect timeout.
+# A request that gets no connection within the timeout is answered 503 (realtime.pool).
 DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
     "min_size": 1,
     "max_size": env_int("REALTIME_DB_POOL_SIZE", 10, minimum=1),
-    "timeout": 10,
+    "timeout": env_float("REALTIME_DB_POOL_TIMEOUT", 10.0, minimum=0.1),
 }
 
 REDIS_URL = os.environ.get("REDIS_URL", "")

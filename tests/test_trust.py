@@ -309,6 +309,69 @@ def test_tokens_expire_and_are_listed_and_revoked(operator_token_user) -> None:
     assert client.get("/counters/", headers={"Authorization": f"Bearer {kept}"}).status_code == 302
 
 
+def test_a_streams_token_answer_is_at_most_two_seconds_old_and_expires_on_time(
+    operator_token_user,
+) -> None:
+    """A stream's connect takes what the process read of its token in the last
+    RECENT_SECONDS (a crowd with one token asks the database once): a token revoked, or its
+    user deactivated, since is refused once that answer is so old; an expiry at once."""
+    import time as wall
+    from datetime import timedelta
+
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from django.utils import timezone
+
+    from realtime.access.auth import RECENT_SECONDS
+    from realtime.models import ApiToken
+
+    def connect(token: str) -> int:
+        response = Client().get("/events/violations/", headers={"Authorization": f"Bearer {token}"})
+        response.close()  # a stream: not read here
+        return response.status_code
+
+    revoked = ApiToken.issue(operator_token_user)
+    leaver = get_user_model().objects.create_user("leaver", password="a-long-password-1")
+    deactivated = ApiToken.issue(leaver)
+    expiring = ApiToken.issue(operator_token_user, timezone.now() + timedelta(seconds=1))
+    assert [connect(t) for t in (revoked, deactivated, expiring)] == [200, 200, 200]
+    ApiToken.objects.filter(key_hash=ApiToken.hash_key(revoked)).delete()  # as --revoke does
+    get_user_model().objects.filter(pk=leaver.pk).update(is_active=False)
+    wall.sleep(1.1)
+    assert connect(expiring) == 401, "expired: refused at once"
+    wall.sleep(RECENT_SECONDS)
+    assert connect(revoked) == 401
+    assert connect(deactivated) == 401
+
+
+async def test_a_token_whose_stream_was_closed_for_it_is_refused_at_once(
+    operator_token_user,
+) -> None:
+    """The streams' check that finds a token revoked makes the process forget its answer."""
+    from django.test import Client
+
+    from realtime.access.auth import recent_tokens
+    from realtime.access.open_streams import Holder, open_streams
+    from realtime.models import ApiToken
+
+    token = await database_sync_to_async(ApiToken.issue)(operator_token_user)
+    user, token_id = await database_sync_to_async(recent_tokens.holder)(token)
+    assert token_id is not None
+    closed: list[bool] = []
+    handle = open_streams.open(Holder(user.pk, token_id), closed.append, "sse")
+    try:
+        await database_sync_to_async(ApiToken.objects.filter(pk=token_id).delete)()
+        await open_streams.check()
+        assert closed == [False]
+    finally:
+        open_streams.close(handle)
+    assert recent_tokens.known(token) is None, "forgotten: the next connect asks the database"
+    response = await database_sync_to_async(Client().get)(
+        "/events/violations/", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 401
+
+
 @pytest.fixture
 def operator_token_user() -> Any:
     from django.contrib.auth import get_user_model

@@ -11,13 +11,26 @@ anonymous even when a session cookie would have let it in.
 
 The token never goes further than this module: it is taken out of the query string
 before anything can put it in a redirect or a log line (realtime.access.redaction covers the
-server's own access log).
+server's own access log). What the process remembers of tokens it keeps by their hash.
+
+A stream's connect (the SSE routes, a WebSocket handshake) takes the answer this process
+read for the token at most RECENT_SECONDS ago: a crowd of clients reconnecting with one
+token asks the database once, not once each, and no connect holds a database connection
+while it waits for its turn. Only streams do: realtime.access.open_streams checks the token
+and user of every open stream again every CHECK_INTERVAL seconds and closes those no
+longer valid, so a stream let in on an answer two seconds old ends as one opened just
+before the revocation does. An expiry is checked at each use. Pages, /metrics and the API
+read the token afresh each time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import timedelta
+import copy
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode
 
@@ -32,7 +45,11 @@ from django.http import HttpRequest, HttpResponse
 from django.http.request import split_domain_port, validate_host
 from django.utils import timezone
 
+from realtime import pool
+from realtime.access.one_at_a_time import OneAtATime
 from realtime.models import ApiToken
+
+logger = logging.getLogger(__name__)
 
 TOKEN_PARAM = "token"
 LAST_USED_PRECISION = timedelta(minutes=1)
@@ -42,10 +59,25 @@ TOKEN_ID_ATTR = "auth_token_id"
 View = TypeVar("View", bound=Callable[..., Any])
 
 
+# How old a token's answer a stream's connect may take (see the module's docstring), and
+# how many answers a process keeps (past it, it forgets them all; a wrong token's "no" is
+# an answer too, so a crowd with a revoked token does not ask once each either).
+RECENT_SECONDS = 2.0
+RECENT_MAX = 10_000
+
+
 def accepts_token(view: View) -> View:
     """Mark a view that a bearer token may open (it must only show, on GET)."""
     view.accepts_token = True  # type: ignore[attr-defined]
     return view
+
+
+def opens_stream(view: View) -> View:
+    """Mark a stream's view: a token opens it, answered from what the process read of the
+    token in the last RECENT_SECONDS (realtime.access.open_streams checks it again while
+    the stream is open)."""
+    view.opens_stream = True  # type: ignore[attr-defined]
+    return accepts_token(view)
 
 
 def token_from_parts(authorization: str | None, query: dict[str, list[str]]) -> str | None:
@@ -65,19 +97,26 @@ def valid_token(key: str) -> ApiToken | None:
     one of an inactive user."""
     if not key:
         return None
-    token = (
+    token = _valid(ApiToken.hash_key(key))
+    if token is not None:
+        _touch(token)
+    return token
+
+
+def _valid(key_hash: str) -> ApiToken | None:
+    return (
         ApiToken.objects.select_related("user")
-        .filter(key_hash=ApiToken.hash_key(key), user__is_active=True)
+        .filter(key_hash=key_hash, user__is_active=True)
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
         .first()
     )
-    if token is None:
-        return None
+
+
+def _touch(token: ApiToken) -> None:
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_PRECISION:
         # Not a write per request: to the minute is enough to tell a token in use.
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token
 
 
 def token_holder(key: str) -> tuple[Any, int | None]:
@@ -87,6 +126,90 @@ def token_holder(key: str) -> tuple[Any, int | None]:
     if token is None:
         return AnonymousUser(), None
     return token.user, token.pk
+
+
+@dataclass(frozen=True)
+class _Answer:
+    read_at: float  # time.monotonic()
+    user: Any  # None: no valid token has this hash (wrong, revoked, an inactive user's)
+    token_id: int | None
+    expires_at: datetime | None
+
+    def holder(self) -> tuple[Any, int | None]:
+        if self.user is None or (self.expires_at is not None and self.expires_at <= timezone.now()):
+            return AnonymousUser(), None
+        # A copy: the requests of one token share no user object (nor what it caches).
+        return copy.copy(self.user), self.token_id
+
+
+class RecentTokens:
+    """What this process read of each token in the last RECENT_SECONDS, by its hash."""
+
+    def __init__(self) -> None:
+        self._answers: dict[str, _Answer] = {}
+        self._asking = OneAtATime()
+
+    def known(self, key: str) -> tuple[Any, int | None] | None:
+        """The holder of `key` (as token_holder) if this process knows it; None if the
+        database must be asked (with holder(), from sync code)."""
+        if not key:
+            return AnonymousUser(), None
+        answer = self._fresh(ApiToken.hash_key(key))
+        return None if answer is None else answer.holder()
+
+    def holder(self, key: str) -> tuple[Any, int | None]:
+        """The holder of `key`, as token_holder, from a recent answer or the database. The
+        database is asked by one thread per token at a time (the others wait for its
+        answer), and its connection given back at once."""
+        if not key:
+            return AnonymousUser(), None
+        key_hash = ApiToken.hash_key(key)
+        answer = self._fresh(key_hash)
+        if answer is not None:
+            return answer.holder()
+        token = None
+        try:
+            with self._asking.turn(key_hash):
+                answer = self._fresh(key_hash)
+                if answer is None:
+                    token = _valid(key_hash)
+                    answer = self._remember(key_hash, token)
+            if token is not None:
+                _touch(token)  # after its turn: the others need not wait for the write
+        finally:
+            pool.release()
+        return answer.holder()
+
+    def forget(self, token_ids: Iterable[int] = (), user_ids: Iterable[int] = ()) -> None:
+        """Forget the answers of these tokens and of these users' tokens (no longer valid:
+        realtime.access.open_streams found so)."""
+        tokens, users = set(token_ids), set(user_ids)
+        if not tokens and not users:
+            return
+        for key_hash, answer in list(self._answers.items()):
+            if answer.token_id in tokens or (answer.user is not None and answer.user.pk in users):
+                self._answers.pop(key_hash, None)
+
+    def _fresh(self, key_hash: str) -> _Answer | None:
+        answer = self._answers.get(key_hash)
+        if answer is None or time.monotonic() - answer.read_at > RECENT_SECONDS:
+            return None
+        return answer
+
+    def _remember(self, key_hash: str, token: ApiToken | None) -> _Answer:
+        answer = _Answer(
+            time.monotonic(),
+            None if token is None else token.user,
+            None if token is None else token.pk,
+            None if token is None else token.expires_at,
+        )
+        if len(self._answers) >= RECENT_MAX:
+            self._answers.clear()
+        self._answers[key_hash] = answer
+        return answer
+
+
+recent_tokens = RecentTokens()
 
 
 def without_token(query_string: str) -> str:
@@ -136,7 +259,15 @@ class BearerTokenMiddleware:
             return None
         if not getattr(view, "accepts_token", False) or request.method not in ("GET", "HEAD"):
             return None  # not a credential here: the session, if any, decides
-        request.user, token_id = token_holder(key)
+        try:
+            if getattr(view, "opens_stream", False):
+                request.user, token_id = recent_tokens.holder(key)
+            else:
+                request.user, token_id = token_holder(key)
+        except Exception as exc:
+            if pool.exhausted(exc):
+                return pool.busy(request)
+            raise
         setattr(request, TOKEN_ID_ATTR, token_id)
         return None
 
@@ -154,7 +285,16 @@ class WebSocketTokenMiddleware(BaseMiddleware):
             query.setdefault(name, []).append(value)
         key = token_from_parts(authorization, query)
         if key is not None:
-            user, token_id = await database_sync_to_async(token_holder)(key)
+            # A handshake opens a stream: the token's recent answer will do, read on the
+            # event loop when the process has it.
+            known = recent_tokens.known(key)
+            try:
+                user, token_id = known or await database_sync_to_async(recent_tokens.holder)(key)
+            except Exception as exc:
+                if not pool.exhausted(exc):
+                    raise
+                logger.warning("no database connection within the pool's timeout: refused")
+                return await WebsocketDenier()(scope, receive, send)
             scope = dict(
                 scope,
                 user=user,

@@ -24,6 +24,7 @@ from django.conf import settings
 
 from realtime import metrics
 from realtime.access import scopes
+from realtime.access.auth import recent_tokens
 from realtime.access.scopes import EVERYTHING, Scope
 
 logger = logging.getLogger(__name__)
@@ -118,6 +119,11 @@ class OpenStreams:
             if holder.user_id not in valid_users
             or (holder.token_id is not None and holder.token_id not in valid_tokens)
         ]
+        # And no new stream of this process on what it read of them before.
+        recent_tokens.forget(
+            {h.token_id for h in holders if h.token_id and h.token_id not in valid_tokens},
+            {h.user_id for h in holders if h.user_id not in valid_users},
+        )
         moved = [
             handle
             for handle, (holder, _, scope) in self._streams.items()

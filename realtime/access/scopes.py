@@ -29,6 +29,7 @@ from typing import Any, TypeAlias
 
 from django.contrib.auth import get_user_model
 
+from realtime.access.one_at_a_time import OneAtATime
 from realtime.violations import cameras
 
 Scope: TypeAlias = frozenset[int] | None
@@ -106,21 +107,31 @@ def within(scope: Scope, allowed: Scope) -> bool:
 
 
 class _SitesExist:
-    """Whether any site exists, read at most every CACHE_SECONDS (one query)."""
+    """Whether any site exists, read at most every CACHE_SECONDS (one query, by one thread
+    at a time)."""
 
     CACHE_SECONDS = 2.0
 
     def __init__(self) -> None:
         self.value = False
         self.read_at = -1e9
+        self._asking = OneAtATime()
 
     def __call__(self) -> bool:
         from realtime.models import Site
 
-        now = time.monotonic()
-        if now - self.read_at > self.CACHE_SECONDS:
-            self.value = Site.objects.exists()
-            self.read_at = now
+        if self.known() is None:
+            with self._asking.turn(None):
+                if self.known() is None:
+                    now = time.monotonic()
+                    self.value = Site.objects.exists()
+                    self.read_at = now
+        return self.value
+
+    def known(self) -> bool | None:
+        """The answer if it is recent enough, without the database; None if not."""
+        if time.monotonic() - self.read_at > self.CACHE_SECONDS:
+            return None
         return self.value
 
     def forget(self) -> None:
@@ -136,6 +147,15 @@ sites_exist = _SitesExist()
 # reaches new connections as soon as it reaches the open ones.
 USER_CACHE_SECONDS = 2.0
 _recent: dict[int, tuple[float, Scope]] = {}
+# A user's scope is asked by one thread at a time: the others wait for its answer.
+_asking = OneAtATime()
+
+
+class Unknown:
+    """What the process does not know without asking the database (recent())."""
+
+
+UNKNOWN = Unknown()
 
 
 def of_user(user: Any) -> Scope:
@@ -145,10 +165,33 @@ def of_user(user: Any) -> Scope:
     if not sites_exist():
         return EVERYTHING
     pk = int(user.pk)
+    known = _fresh(pk)
+    if known is not None:
+        return known[0]
+    with _asking.turn(pk):
+        known = _fresh(pk)
+        return known[0] if known is not None else of_users([pk])[pk]
+
+
+def recent(user: Any) -> Scope | Unknown:
+    """of_user() from what the process knows, without the database (event-loop code);
+    UNKNOWN when of_user() would ask it."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return NOTHING
+    exist = sites_exist.known()
+    if exist is None:
+        return UNKNOWN
+    if not exist:
+        return EVERYTHING
+    known = _fresh(int(user.pk))
+    return UNKNOWN if known is None else known[0]
+
+
+def _fresh(pk: int) -> tuple[Scope] | None:
     known = _recent.get(pk)
-    if known is not None and time.monotonic() - known[0] <= USER_CACHE_SECONDS:
-        return known[1]
-    return of_users([pk])[pk]
+    if known is None or time.monotonic() - known[0] > USER_CACHE_SECONDS:
+        return None
+    return (known[1],)
 
 
 def manages_sites(user: Any) -> bool:

@@ -7,19 +7,17 @@ from urllib.parse import quote, unquote
 
 import jwt
 from django.conf import settings
-from django.db import connection as db_connection
 from django.http import (
     HttpRequest,
     HttpResponse,
     JsonResponse,
-    StreamingHttpResponse,
 )
 from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_GET
 
-from realtime import metrics
+from realtime import metrics, pool
 from realtime.access import scopes
-from realtime.access.auth import accepts_token
+from realtime.access.auth import accepts_token, opens_stream
 from realtime.console.rows import (
     InvalidFilter,
     RowFilter,
@@ -49,7 +47,7 @@ def healthz(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@accepts_token
+@opens_stream
 @require_GET
 @pushpin.pushpin_parameters_checked
 def violation_events(request: HttpRequest) -> HttpResponseBase:
@@ -57,7 +55,7 @@ def violation_events(request: HttpRequest) -> HttpResponseBase:
     return _stream(request, names.JSON_STREAM)
 
 
-@accepts_token
+@opens_stream
 @require_GET
 @pushpin.pushpin_parameters_checked
 def violation_row_events(request: HttpRequest) -> HttpResponseBase:
@@ -89,6 +87,10 @@ def _stream(request: HttpRequest, base: str) -> HttpResponseBase:
         refused = JsonResponse({"error": "authentication required"}, status=401)
         refused["WWW-Authenticate"] = 'Bearer realm="violations"'
         return refused
+    # Who it is and what they may see are known. What follows waits (for the event loop,
+    # for this thread's turn among the others) and the stream may last for days: without
+    # a database connection (realtime.pool).
+    pool.release()
     position, error = _resume_point(request, channel)
     if error:
         return JsonResponse({"error": error}, status=400)
@@ -99,12 +101,7 @@ def _stream(request: HttpRequest, base: str) -> HttpResponseBase:
     if grip is not None and grip.proxied:
         # Pushpin holds the stream; django-eventstream answers it with GRIP instructions.
         return pushpin.grip_response(request, channel, position)
-    response = sse.stream_response(request, channel, position)
-    if isinstance(response, StreamingHttpResponse):
-        # The stream may last for days: do not hold a database connection (opened for the
-        # login) for all that time. Django opens a new one when it needs one.
-        db_connection.close()
-    return response
+    return sse.stream_response(request, channel, position)
 
 
 def _proxied_continuation(request: HttpRequest) -> bool:

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import connection as db_connection
+from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django_eventstream.eventrequest import EventRequest
@@ -35,10 +37,11 @@ from django_eventstream.utils import (
 )
 from django_eventstream.views import Listener, events, get_listener_manager
 
-from realtime import metrics
+from realtime import metrics, pool
 from realtime.access import scopes
 from realtime.access.auth import TOKEN_ID_ATTR
 from realtime.access.open_streams import Holder, TooManyStreams, Watch, open_streams
+from realtime.pipeline import event_log
 from realtime.pipeline.positions import Position
 from realtime.streams import liveness, names, server_internals
 from realtime.streams.sent_ids import SentIds
@@ -53,6 +56,10 @@ logger = logging.getLogger(__name__)
 
 # As django-eventstream: a comment to get past proxies' buffering, then stream-open.
 OPENING = (":" + " " * 2048 + "\n\nevent: stream-open\ndata:\n\n").encode()
+
+
+# Ends a stream the server could not serve: its EventSource reconnects this many ms later.
+RETRY = f"retry: {pool.RETRY_AFTER_SECONDS * 1000}\n\n".encode()
 
 
 # Events per read of the log (django-eventstream's default is 100): a stream that fell
@@ -141,6 +148,15 @@ async def stream(
             except EventPermissionError as exc:
                 yield _error("forbidden", str(exc), {"channels": exc.channels})
                 return
+            except DatabaseError:
+                # Its headers are sent: no 503 now. It ends, and its EventSource comes back
+                # (with Last-Event-ID, after RETRY) to a process that can read the log again.
+                logger.warning(
+                    "could not read the log for a stream: it ends, its client reconnects",
+                    exc_info=True,
+                )
+                yield RETRY
+                return
             body.extend(read.chunks)
             position = read.position
             if body:
@@ -195,34 +211,111 @@ class _Read:
     again: bool  # read the log again at once
 
 
-def _read_log(user: Any, channel: str, position: Position | None) -> tuple[Read, bool]:
+def _read_log(channel: str, position: Position | None) -> tuple[Read, bool]:
     """The storage's read for a stream (in a thread); whether it is a reset."""
     # Here, not at the top: the storage's module draws events with the bridge's help.
     from realtime.streams.storage import EventLogStorage, Read
 
     try:
-        if not get_channelmanager().can_read_channel(user, channel):
-            raise EventPermissionError(f"Permission denied to channels: {channel}", [channel])
         storage = EventLogStorage()
         if position is None:
-            return Read([], Position.parse(storage.get_current_id(channel)), False), False
+            return Read([], event_log.current_position(), False), False
         try:
             return storage.read(channel, position, LOG_READ_LIMIT), False
         except EventDoesNotExist as exc:
             return Read([], Position.parse(exc.current_id), False), True
     finally:
-        # A stream lives for days: its thread must not keep a database connection.
-        db_connection.close()
+        # A stream lives for days: no thread of it may keep a database connection.
+        pool.release()
 
 
-read_log = sync_to_async(_read_log)
+read_log = sync_to_async(_read_log, thread_sensitive=False)
+
+
+class SharedReads:
+    """This process's streams' reads of the log: one per stream name and position while it
+    has not begun, shared by every stream that asks for it meanwhile; at most half the
+    database pool's connections at once, the other reads waiting on the event loop.
+
+    A crowd of connects asks one read of where "now" is (its position does not depend on
+    the stream), and one per distinct resume point, instead of a read each that waits for
+    a connection in a thread of its own. A stream joins only a read that has not begun, so
+    the read is made after the stream's listener was registered, as its own would be.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: dict[tuple[str, Position] | None, asyncio.Future[tuple[Read, bool]]] = {}
+        self._running: set[asyncio.Task[None]] = set()
+        self._gate = asyncio.Semaphore(max(1, pool.size() // 2))
+
+    async def read(self, channel: str, position: Position | None) -> tuple[Read, bool]:
+        key = None if position is None else (channel, position)
+        future = self._waiting.get(key)
+        if future is None:
+            future = self._waiting[key] = asyncio.get_running_loop().create_future()
+            # Retrieved, so that a read whose streams all went away logs nothing.
+            future.add_done_callback(lambda done: done.cancelled() or done.exception())
+            task = asyncio.ensure_future(self._run(key, channel, position, future))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        return await asyncio.shield(future)
+
+    async def _run(
+        self,
+        key: tuple[str, Position] | None,
+        channel: str,
+        position: Position | None,
+        future: asyncio.Future[tuple[Read, bool]],
+    ) -> None:
+        try:
+            async with self._gate:
+                if self._waiting.get(key) is future:
+                    del self._waiting[key]  # from now on, a stream that asks waits for the next
+                result = await read_log(channel, position)
+        except asyncio.CancelledError:
+            if self._waiting.get(key) is future:
+                del self._waiting[key]
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+
+_shared_reads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SharedReads] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def shared_reads() -> SharedReads:
+    """The running event loop's (one per server process; a test may run several loops)."""
+    loop = asyncio.get_running_loop()
+    reads = _shared_reads.get(loop)
+    if reads is None:
+        reads = _shared_reads[loop] = SharedReads()
+    return reads
+
+
+async def may_read(user: Any, channel: str) -> bool:
+    """Whether `user` may read `channel`: from what the process knows when it can (the
+    user's scope is usually a second old, read for the request), else from the database."""
+    manager = get_channelmanager()
+    known: bool | None = manager.can_read_channel_now(user, channel)
+    if known is None:
+        known = await database_sync_to_async(manager.can_read_channel, thread_sensitive=False)(
+            user, channel
+        )
+    return bool(known)
 
 
 async def _read_from_log(
     user: Any, channel: str, position: Position | None, listener: Listener, sent: SentIds
 ) -> _Read:
     try:
-        read, reset = await read_log(user, channel, position)
+        if not await may_read(user, channel):
+            raise EventPermissionError(f"Permission denied to channels: {channel}", [channel])
+        read, reset = await shared_reads().read(channel, position)
     finally:
         server_internals.release_request_thread()
     chunks = []

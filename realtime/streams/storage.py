@@ -22,7 +22,7 @@ from django_eventstream.channelmanager import ChannelManagerBase
 from django_eventstream.event import Event as StreamEvent
 from django_eventstream.storage import EventDoesNotExist, StorageBase
 
-from realtime import metrics
+from realtime import metrics, pool
 from realtime.access import scopes
 from realtime.console.rows import render_change
 from realtime.pipeline import event_log
@@ -114,6 +114,8 @@ class EventLogStorage(StorageBase):
         # fewer of them (other sites' changes left out) is not the end of the log.
         while True:
             read = event_log.replay(position, limit, tables, camera)
+            # Drawing the changes needs no connection: the others may have it meanwhile.
+            pool.release()
             for change in read.changes:
                 # As the stream sees it: a row that left its cameras is a DELETE.
                 seen = seen_through(change_message(change), keeps)
@@ -155,6 +157,16 @@ class ViolationChannelManager(ChannelManagerBase):
             return False
         # A stream of fewer cameras than the user's is theirs too; of more, not.
         return scopes.within(names.split(channel)[1], scopes.of_user(user))
+
+    def can_read_channel_now(self, user: Any, channel: str) -> bool | None:
+        """can_read_channel() from what the process knows (event-loop code); None when
+        that needs the database."""
+        if user is None or not user.is_active or not names.is_known(channel):
+            return False
+        allowed = scopes.recent(user)
+        if isinstance(allowed, scopes.Unknown):
+            return None
+        return scopes.within(names.split(channel)[1], allowed)
 
     def is_channel_reliable(self, channel: str) -> bool:
         return True

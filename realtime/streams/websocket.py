@@ -67,8 +67,12 @@ class ViolationConsumer(AsyncWebsocketConsumer):
         if not valid:
             await self.close()  # a resume point that is not an event id: refused
             return
-        # The cameras this client may see (its user's sites, realtime.access.scopes).
-        self.cameras = await database_sync_to_async(scopes.of_user)(user)
+        # The cameras this client may see (its user's sites, realtime.access.scopes): what
+        # the process read of them in the last seconds, else from the database.
+        cameras = scopes.recent(user)
+        if isinstance(cameras, scopes.Unknown):
+            cameras = await database_sync_to_async(scopes.of_user)(user)
+        self.cameras = cameras
         try:
             self.stream_handle = open_streams.open(
                 Holder(user.pk, self.scope.get(TOKEN_ID_ATTR)),
