@@ -430,10 +430,12 @@ def deliveries(clients: list[dict[str, Any]], committed: dict[str, float]) -> di
     }
 
 
-def reconnections(clients: list[dict[str, Any]], since: float, back_at: float) -> dict[str, Any]:
-    """Of the clients whose connection ended after `since`: how long after `back_at` (the
-    restart) each had a connection again."""
-    dropped = [c for c in clients if any(t >= since for t in c["ended"])]
+def reconnections(
+    clients: list[dict[str, Any]], since: float, back_at: float, until: float = float("inf")
+) -> dict[str, Any]:
+    """Of the clients whose connection ended between `since` and `until`: how long after
+    `back_at` (the restart) each had a connection again."""
+    dropped = [c for c in clients if any(since <= t < until for t in c["ended"])]
     delays = []
     missing = 0
     for c in dropped:
@@ -656,9 +658,12 @@ def scenario_storm(args: argparse.Namespace, env: dict[str, str], token: str) ->
         sampler.running.clear()
         sampler.done.set()
         clients, client_cpu = crowd.finish()
-        for storm in storms.values():
+        ends = [*[storm["killed_at"] for storm in storms.values()][1:], float("inf")]
+        for storm, until in zip(storms.values(), ends, strict=True):
             storm.update(
-                reconnections(clients, storm["killed_at"], storm["killed_at"] + storm["restart_s"])
+                reconnections(
+                    clients, storm["killed_at"], storm["killed_at"] + storm["restart_s"], until
+                )
             )
             storm["killed_at"] = time.strftime("%H:%M:%S", time.localtime(storm["killed_at"]))
         all_rows = dict(committed)
