@@ -21,9 +21,9 @@ from urllib.parse import quote
 
 import jwt
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, JsonResponse
 from django.http.response import HttpResponseBase
-from django_eventstream.utils import make_id, sse_encode_error, sse_encode_event
+from django_eventstream.utils import build_id_escape, make_id, sse_encode_error, sse_encode_event
 from django_eventstream.views import events
 from django_grip import get_pubcontrol, publish
 from gripcontrol import HttpStreamFormat, parse_grip_uri
@@ -92,39 +92,18 @@ remember_positions = _horizons.remember
 def _publish(channel: str, event_type: str, data: str, position: str) -> None:
     """One change's event on a stream Pushpin may hold, chained to the one before it."""
     chained = str(Position.parse(position).after)
-    content = sse_encode_event(event_type, data, event_id=make_id({channel: position}))
+    # The subscription's filter (build-id, django-eventstream's) unescapes `%%` in what it
+    # passes: the stream's name in the id is URL-quoted.
+    content = sse_encode_event(event_type, data, escape=True).replace(
+        "\n", f"\nid: {build_id_escape(make_id({channel: position}))}\n", 1
+    )
     publish(
         f"events-{quote(channel)}",
-        HttpStreamFormat(content),
+        HttpStreamFormat(content, content_filters=["build-id"]),
         id=chained,
         prev_id=_published.get(channel),
     )
     _published[channel] = chained
-
-
-# django-eventstream subscribes a held stream with Pushpin's filters `build-id` (to write
-# each item's id from the stream's last id: the items here carry theirs) and `skip-users`
-# (for items published with skip_users: none are). Pushpin runs a stream's filters on every
-# item it writes to it, and on Django's answers (`build-id` unescaping their `%%`): dropped,
-# it writes an item as published, and Django's answers are unescaped here.
-UNUSED_FILTERS = frozenset({"build-id", "skip-users"})
-
-
-def _without_unused_filters(request: HttpRequest, response: HttpResponseBase) -> None:
-    instruct = getattr(getattr(request, "grip", None), "instruct", None)
-    if instruct is None:
-        return
-    for held in instruct.channels:
-        held.filters = [f for f in held.filters if f not in UNUSED_FILTERS]
-        # The stream's last id as the listener's items chain it (see _published).
-        if held.prev_id:
-            try:
-                held.prev_id = str(Position.parse(held.prev_id).after)
-            except BadPosition:
-                pass
-    if isinstance(response, HttpResponse):
-        # django-eventstream escaped `%` for build-id.
-        response.content = response.content.replace(b"%%", b"%")
 
 
 def publish_change(event: ChangeEvent, every_scope: Collection[scopes.Scope] = (None,)) -> None:
@@ -255,5 +234,12 @@ def grip_response(
         response: HttpResponseBase = events(request, channels=[channel])
     finally:
         resume_horizons.reset(reset)
-    _without_unused_filters(request, response)
+    instruct = getattr(getattr(request, "grip", None), "instruct", None)
+    for held in getattr(instruct, "channels", ()):
+        # The stream's last id as the listener's items chain it (see _published).
+        if held.prev_id:
+            try:
+                held.prev_id = str(Position.parse(held.prev_id).after)
+            except BadPosition:
+                pass
     return response
