@@ -36,9 +36,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# The server's own `send` for this connection, before any middleware wraps it: the
-# WebSocket consumer writes its frames through it (see ViolationConsumer._pump).
-SERVER_SEND_KEY = "realtime.server_send"
 # A server that cannot reach its channel layer still answers, but says so in the log.
 READY_TIMEOUT = 10.0
 # From SIGTERM to the exit of listen_notify, whatever holds it (a thread, a C call, a
@@ -190,7 +187,7 @@ class RuntimeMiddleware:
                 scope,
                 **{
                     server_internals.SCOPE_KEY: server_internals.pending_bytes_reader(send),
-                    SERVER_SEND_KEY: send,
+                    server_internals.SERVER_SEND_KEY: send,
                 },
             )
         await self.app(scope, receive, send)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -16,7 +17,7 @@ from django_eventstream.views import Listener, get_listener_manager
 
 from realtime.models import EventLogRow
 from realtime.pipeline import event_log
-from realtime.pipeline.bus import change_message
+from realtime.pipeline.bus import ChangeMessage, change_message
 from realtime.pipeline.changes import ChangeEvent
 from realtime.pipeline.positions import Position
 from realtime.streams import liveness, sse, sse_fanout
@@ -208,3 +209,103 @@ async def test_events_queued_while_the_log_is_read_are_not_sent_twice(
     assert sent == [change["id"] for change in logged], "each once"
     assert reads == 2
     await body.aclose()
+
+
+# --- Written at once by the fan-out (realtime.streams.sse._WriteNow), as under Daphne ---
+
+
+def open_written_stream(
+    user: Any, write: Callable[[bytes], None], pending: Callable[[], int] = lambda: 0
+) -> tuple[AsyncGenerator[bytes, None], Listener]:
+    """A stream given a writer to its connection, as stream_response gives it under Daphne."""
+    listener = Listener()
+    listener.user_id = user.pk
+    listener.channels = {SSE_CHANNEL}
+    return sse.stream(user, SSE_CHANNEL, None, listener, pending, None, write), listener
+
+
+def change(event_id: int) -> ChangeMessage:
+    return change_message({"id": event_id, "table": "t", "op": "INSERT", "data": {"n": event_id}})
+
+
+def encoded(event_id: int) -> bytes:
+    data = change(event_id)["frame"]
+    text: str = sse_encode_event("message", data, event_id=f"{SSE_CHANNEL}:{event_id}")
+    return text.encode()
+
+
+async def closed(body: AsyncGenerator[bytes, None], chunk: asyncio.Future[str]) -> None:
+    chunk.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await chunk
+    await body.aclose()
+
+
+async def test_a_waiting_stream_is_written_to_at_once_without_being_woken(user) -> None:
+    written: list[bytes] = []
+    body, listener = open_written_stream(user, written.append)
+    await next_chunk(body)
+    chunk = await waiting(body)
+    wake_sse_streams([change(7), change(8)])
+    assert written == [encoded(7) + encoded(8)]
+    assert not listener.aevent.is_set()
+    wake_sse_streams([change(8), change(9)])  # 8 again (a heal, a late delivery): once
+    assert written == [encoded(7) + encoded(8), encoded(9)]
+    await asyncio.sleep(0.1)
+    assert not chunk.done(), "the stream itself had nothing to send"
+    await closed(body, chunk)
+    assert listener.write_now is None
+
+
+async def test_a_lagging_client_gets_what_follows_through_its_stream_in_order(
+    user, settings
+) -> None:
+    """While its client leaves more than REALTIME_CLIENT_MAX_BUFFER unread, the changes wait
+    in the stream (which waits for the client, or drops it), and what comes after them too."""
+    unread = [0]
+    written: list[bytes] = []
+    body, _ = open_written_stream(user, written.append, lambda: unread[0])
+    await next_chunk(body)
+    chunk = await waiting(body)
+    unread[0] = settings.REALTIME_CLIENT_MAX_BUFFER + 1
+    wake_sse_streams([change(1)])
+    await asyncio.sleep(0.1)  # the stream took it, and waits for its client
+    unread[0] = 0
+    wake_sse_streams([change(2)])  # the stream is busy: queued behind 1
+    assert written == []
+    got = ids_in(await chunk)
+    while len(got) < 2:
+        got += ids_in(await next_chunk(body))
+    assert got == [1, 2]
+    chunk = await waiting(body)
+    wake_sse_streams([change(3)])
+    assert written == [encoded(3)]
+    await closed(body, chunk)
+
+
+async def test_a_stream_written_to_is_not_quiet_and_sends_no_heartbeat(user, settings) -> None:
+    settings.REALTIME_HEARTBEAT_SECONDS = 1.0
+    written: list[bytes] = []
+    body, _ = open_written_stream(user, written.append)
+    await next_chunk(body)
+    heartbeat = await waiting(body)
+    for n in range(1, 16):  # 3 s of changes, one every 0.2 s
+        wake_sse_streams([change(n)])
+        await asyncio.sleep(0.2)
+    assert not heartbeat.done()
+    assert await heartbeat == LIVE  # once it is quiet
+    assert len(written) == 15
+    await body.aclose()
+
+
+async def test_a_stream_whose_connection_fails_a_write_ends(user) -> None:
+    def broken(chunk: bytes) -> None:
+        raise RuntimeError("the connection broke")
+
+    body, _ = open_written_stream(user, broken)
+    await next_chunk(body)
+    chunk = await waiting(body)
+    wake_sse_streams([change(1)])
+    with pytest.raises(StopAsyncIteration):
+        await chunk
+    assert SSE_CHANNEL not in get_listener_manager().listeners_by_channel

@@ -8,6 +8,7 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from websockets.asyncio.client import connect
 
@@ -152,3 +153,20 @@ async def test_a_stalled_sse_client_is_dropped_and_resumes(stack, pg, token) -> 
     async with sse(url, {**auth, "Last-Event-ID": str(before)}) as resumed:
         replayed = [(await resumed.next_change(15))["data"]["violation_image"] for _ in images]
     assert replayed == images
+
+
+async def test_the_server_internals_the_streams_write_through_are_found(stack, token) -> None:
+    """Daphne's and Twisted's internals that write a change to every stream at once
+    (realtime.streams.server_internals): an upgrade that moved them fails here."""
+    url = f"ws://127.0.0.1:{stack.port}/ws/violations/?token={token}"
+    auth = {"Authorization": f"Bearer {token}"}
+    async with sse(f"http://127.0.0.1:{stack.port}/events/violations/", auth), connect(url):
+        async with httpx.AsyncClient() as client:
+            health = (await client.get(f"http://127.0.0.1:{stack.port}/healthz")).json()
+    assert health["server_internals"] == {
+        "pending_bytes": "ok",
+        "request_threads": "ok",
+        "direct_writer": "ok",
+        "direct_body_writer": "ok",
+        "send_at_once": "ok",
+    }

@@ -3,7 +3,10 @@
 - Back-pressure. Daphne gives an application none: `send` returns at once and Twisted keeps
   what the socket will not take. Daphne's `send` is `partial(server.handle_reply,
   protocol)`; from the protocol's Twisted transport we read the bytes still waiting.
-- A WebSocket frame written at once, as Daphne's `send` would, without a task step.
+- A WebSocket frame, or a chunk of an SSE stream's body, written at once, as Daphne's
+  `send` would, without a task step.
+- A stream's bytes handed to its socket at once, where Twisted would wait for the next turn
+  of the event loop (Twisted's transport, below Daphne).
 - The request thread of a long SSE stream given back (asgiref's per-request executors).
 
 Each is a probe of something undocumented, pinned in requirements.txt. Where one fails
@@ -16,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, MutableMapping
+import weakref
+from collections.abc import Callable, Iterable, MutableMapping
 from functools import partial
 from typing import Any, Literal
 
@@ -26,8 +30,13 @@ logger = logging.getLogger(__name__)
 
 PendingBytes = Callable[[], int]
 SCOPE_KEY = "realtime.pending_bytes"
+# The server's own `send` for this connection, before any middleware wraps it: the streams
+# write through it (ViolationConsumer._pump, realtime.streams.sse).
+SERVER_SEND_KEY = "realtime.server_send"
 # A text frame written to a Daphne WebSocket at once, or None where that is not known.
 WriteText = Callable[[str], None]
+# A chunk of an HTTP response's body written at once (the response has started).
+WriteBody = Callable[[bytes], None]
 ProbeState = Literal["ok", "failed", "not available"]
 
 # What the probes found, for /healthz: name -> state.
@@ -117,6 +126,132 @@ def direct_text_writer(send: Any) -> WriteText | None:
         state = connections.get(protocol)
         if state is not None and not state.get("disconnected"):
             protocol.serverSend(text, False)
+
+    return write
+
+
+# The Twisted transport's state read before a write goes to the socket at once
+# (twisted.internet.abstract.FileDescriptor, twisted.internet.tcp.Connection).
+_TRANSPORT_STATE = (
+    "socket",
+    "dataBuffer",
+    "offset",
+    "_tempDataLen",
+    "connected",
+    "disconnecting",
+    "_writeDisconnecting",
+    "_writeDisconnected",
+    "TLS",
+)
+
+
+def send_at_once(send: Any) -> None:
+    """From now on, what Daphne writes to this connection goes to its socket at once while
+    nothing waits in Twisted's buffer before it.
+
+    Twisted's TCP transport only buffers a write and registers the socket with the event
+    loop; the next turn of the loop finds it writable, sends, and unregisters it: two
+    `epoll_ctl` calls, a callback and Twisted's logging context per write. For a row
+    fanned out to thousands of streams, that was most of the cost after the `send` itself
+    (docs/performance.md). What the socket does not take, and anything written while
+    something waits, goes through Twisted's own write as before: its order, its buffer
+    (read by `pending_bytes_reader`), its producer pausing and its handling of a lost
+    connection are unchanged.
+    """
+    parts = _daphne_parts(send)
+    if parts is None:
+        _found("send_at_once", "not available")
+        return
+    transport = getattr(parts[1], "transport", None)
+    if transport is None or not all(hasattr(transport, name) for name in _TRANSPORT_STATE):
+        _found("send_at_once", "failed", "no Twisted TCP transport with the expected state")
+        return
+    if isinstance(getattr(transport.__dict__.get("write"), "__self__", None), _AtOnce):
+        return  # a connection's second request (keep-alive), or a second stream
+    if "write" in transport.__dict__ or "writeSequence" in transport.__dict__:
+        _found("send_at_once", "failed", "the transport's write is already replaced")
+        return
+    _found("send_at_once", "ok")
+    at_once = _AtOnce(transport)
+    transport.write = at_once.write
+    transport.writeSequence = at_once.write_sequence
+
+
+class _AtOnce:
+    """A Twisted TCP transport's `write` and `writeSequence` that send at once
+    (send_at_once), and otherwise are Twisted's own. It holds the transport weakly: the
+    transport holds it, and a closed connection must not wait for the cyclic collector."""
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = weakref.ref(transport)
+        self._class = type(transport)
+
+    def write(self, data: bytes) -> None:
+        transport = self._transport()
+        if transport is None:
+            return
+        sent = _sent_at_once(transport, data) if type(data) is bytes and data else 0
+        if sent < len(data):
+            self._class.write(transport, data[sent:] if sent else data)
+
+    def write_sequence(self, iovec: Iterable[bytes]) -> None:
+        transport = self._transport()
+        if transport is None:
+            return
+        parts = list(iovec)
+        for part in parts:
+            if type(part) is not bytes:
+                self._class.writeSequence(transport, parts)  # Twisted's own error
+                return
+        data = b"".join(parts)
+        sent = _sent_at_once(transport, data) if data else 0
+        if sent < len(data):
+            self._class.writeSequence(transport, [data[sent:]] if sent else parts)
+
+
+def _sent_at_once(transport: Any, data: bytes) -> int:
+    """How much of `data` the socket took now; 0 where Twisted must write it itself."""
+    if (
+        transport.TLS
+        or not transport.connected
+        or transport.disconnecting
+        or transport._writeDisconnecting
+        or transport._writeDisconnected
+        or transport._tempDataLen
+        or len(transport.dataBuffer) != transport.offset
+    ):
+        return 0
+    try:
+        sent: int = transport.socket.send(data)
+    except OSError:
+        # Full, interrupted, or the connection is gone: Twisted's own write finds out.
+        return 0
+    return sent
+
+
+def direct_body_writer(send: Any) -> WriteBody | None:
+    """Writes a chunk of a started HTTP response's body now, as Daphne's `send` would for
+    `http.response.body` with `more_body`, without a task step.
+
+    Through `send`, a chunk of an SSE stream goes from the stream's generator through
+    Django's (ASGIHandler.send_response, StreamingHttpResponse's two wrappers) and its task
+    must be woken first, per stream. None under any other server.
+    """
+    parts = _daphne_parts(send)
+    if parts is None:
+        _found("direct_body_writer", "not available")
+        return None
+    server, protocol = parts
+    connections = getattr(server, "connections", None)
+    if not isinstance(connections, dict) or not hasattr(protocol, "handle_reply"):
+        _found("direct_body_writer", "failed", "no server.connections or protocol.handle_reply")
+        return None
+    _found("direct_body_writer", "ok")
+
+    def write(body: bytes) -> None:
+        state = connections.get(protocol)
+        if state is not None and not state.get("disconnected"):
+            protocol.handle_reply({"type": "http.response.body", "body": body, "more_body": True})
 
     return write
 

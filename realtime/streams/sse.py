@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
@@ -88,9 +89,13 @@ def stream_response(
     listener = Listener()
     listener.user_id = event_request.user.pk if event_request.user else "anonymous"
     listener.channels = event_request.channels
-    pending = getattr(request, "scope", {}).get(server_internals.SCOPE_KEY)
+    scope = getattr(request, "scope", {})
+    pending = scope.get(server_internals.SCOPE_KEY)
+    server_send = scope.get(server_internals.SERVER_SEND_KEY)
+    server_internals.send_at_once(server_send)
+    write = server_internals.direct_body_writer(server_send)
     response = StreamingHttpResponse(
-        stream(event_request.user, channel, position, listener, pending, holder),
+        stream(event_request.user, channel, position, listener, pending, holder, write),
         content_type="text/event-stream",
     )
     add_default_headers(response, request=request)
@@ -119,7 +124,10 @@ async def stream(
     listener: Listener,
     pending: server_internals.PendingBytes | None,
     holder: Holder | None = None,
+    write: server_internals.WriteBody | None = None,
 ) -> AsyncGenerator[bytes, None]:
+    """The stream's body. With `write` (the server's own, realtime.streams.server_internals)
+    what the bridge brings while the stream waits goes out through it (_WriteNow)."""
     manager = get_listener_manager()
     listener.assign_loop()
     handle = None
@@ -168,7 +176,7 @@ async def stream(
                 continue
             # Caught up: what the bridge queues from now on, until the stream overflows.
             live = _Live(last_ids={channel: str(position)}, sent=sent)
-            async for chunk in _live(listener, pending, live):
+            async for chunk in _live(listener, pending, live, write):
                 yield chunk
             if live.ended:
                 return
@@ -355,65 +363,148 @@ class _Live:
     sent: SentIds = field(default_factory=SentIds)  # what the stream sent, live or not
 
 
+class _WriteNow:
+    """Writes what the bridge brings a stream to its connection at once, from the fan-out
+    (realtime.streams.sse_fanout.queue_for_streams), while the stream waits for the bridge
+    with nothing queued and its client keeps up: its task is not woken, and the bytes do not
+    go through Django's response generators, per stream (docs/performance.md).
+
+    Anything else is queued as before and the stream writes it in order: all it would have
+    written before these events is written when it waits (and its wake-up is not set). Its
+    heartbeat, a `shelves` event or an error come after them, as in one chunk of the stream.
+    """
+
+    def __init__(
+        self,
+        listener: Listener,
+        write: server_internals.WriteBody,
+        pending: server_internals.PendingBytes | None,
+        outcome: _Live,
+    ) -> None:
+        self.listener = listener
+        self.write = write
+        self.pending = pending
+        self.limit = settings.REALTIME_CLIENT_MAX_BUFFER
+        self.outcome = outcome
+        self.loop = asyncio.get_running_loop()
+        self.waiting = False  # the stream waits for its wake-up, with nothing to write
+        self.written_at = -math.inf  # the loop's time of the last write
+        self.failed = False
+
+    def __call__(self, channel: str, items: list[StreamEvent]) -> bool:
+        listener = self.listener
+        if (
+            not self.waiting
+            or listener.aevent.is_set()
+            or listener.channel_items
+            or listener.overflow
+            or listener.error
+        ):
+            return False
+        if self.pending is not None and self.pending() > self.limit:
+            return False  # the stream waits for the client (drained) or drops it
+        outcome = self.outcome
+        body = [_encoded(item, channel, outcome.last_ids) for item in outcome.sent.fresh(items)]
+        if not body:
+            return True
+        outcome.changed = True
+        try:
+            self.write(b"".join(body))
+        except Exception:
+            # The stream ends; its client resumes from the last event it got.
+            logger.exception("could not write to an SSE stream, ending it")
+            self.failed = True
+            listener.aevent.set()
+            return True
+        self.written_at = self.loop.time()
+        return True
+
+
 async def _live(
     listener: Listener,
     pending: server_internals.PendingBytes | None,
     outcome: _Live,
+    write: server_internals.WriteBody | None = None,
 ) -> AsyncIterator[bytes]:
     """Chunks of what the bridge queues; returns when the stream overflowed (the rest is
-    in the log) or is over (outcome.ended)."""
+    in the log) or is over (outcome.ended). With `write`, what the bridge brings while the
+    stream waits goes out through it instead (_WriteNow)."""
     manager = get_listener_manager()
+    loop = asyncio.get_running_loop()
     last_ids = outcome.last_ids
     told = liveness.watch.generation  # the pipeline's state the client has
     shelves_told = _shelves.generation  # the shelves the client was told of
     # `shelves` is for the row streams, not the JSON ones (whatever their scope).
     rows = all(names.split(c)[0] != names.JSON_STREAM for c in listener.channels)
-    while True:
-        try:
-            async with asyncio.timeout(settings.REALTIME_HEARTBEAT_SECONDS):
-                await listener.aevent.wait()
-        except TimeoutError:
-            if not await drained(pending):
+    now = _WriteNow(listener, write, pending, outcome) if write is not None else None
+    listener.write_now = now
+    quiet_since = loop.time()  # the last time the stream wrote or woke
+    try:
+        while True:
+            if now is not None:
+                now.waiting = True
+            try:
+                deadline = quiet_since + settings.REALTIME_HEARTBEAT_SECONDS
+                async with asyncio.timeout_at(deadline):
+                    await listener.aevent.wait()
+                woken = True
+            except TimeoutError:
+                woken = False
+            finally:
+                if now is not None:
+                    now.waiting = False
+            if not woken:
+                if now is not None and now.written_at > quiet_since:
+                    quiet_since = now.written_at  # not quiet: changes went out meanwhile
+                    continue
+                if not await drained(pending):
+                    outcome.ended = True
+                    return
+                told = liveness.watch.generation
+                yield heartbeat()
+                quiet_since = loop.time()
+                continue
+            quiet_since = loop.time()
+            if now is not None and now.failed:
                 outcome.ended = True
                 return
-            told = liveness.watch.generation
-            yield heartbeat()
-            continue
-        with manager.lock:
-            channel_items = listener.channel_items
-            overflow = listener.overflow
-            error = listener.error
-            listener.aevent.clear()
-            listener.channel_items = {}
-            listener.overflow = False
-        if getattr(listener, "scope_changed", False):
-            outcome.ended = True  # the client comes back, to its new scope's stream
-            return
-        body = [
-            _encoded(item, channel, last_ids)
-            for channel, items in channel_items.items()
-            for item in outcome.sent.fresh(items)
-        ]
-        outcome.changed = outcome.changed or bool(body)
-        if told != liveness.watch.generation:
-            told = liveness.watch.generation
-            body.append(heartbeat())
-        if shelves_told != _shelves.generation:
-            shelves_told = _shelves.generation
-            if rows:
-                body.append(SHELVES_EVENT)
-        if error:
-            body.append(_error(error["condition"], error["text"], error.get("extra")))
-        if body:
-            if not await drained(pending):
+            with manager.lock:
+                channel_items = listener.channel_items
+                overflow = listener.overflow
+                error = listener.error
+                listener.aevent.clear()
+                listener.channel_items = {}
+                listener.overflow = False
+            if getattr(listener, "scope_changed", False):
+                outcome.ended = True  # the client comes back, to its new scope's stream
+                return
+            body = [
+                _encoded(item, channel, last_ids)
+                for channel, items in channel_items.items()
+                for item in outcome.sent.fresh(items)
+            ]
+            outcome.changed = outcome.changed or bool(body)
+            if told != liveness.watch.generation:
+                told = liveness.watch.generation
+                body.append(heartbeat())
+            if shelves_told != _shelves.generation:
+                shelves_told = _shelves.generation
+                if rows:
+                    body.append(SHELVES_EVENT)
+            if error:
+                body.append(_error(error["condition"], error["text"], error.get("extra")))
+            if body:
+                if not await drained(pending):
+                    outcome.ended = True
+                    return
+                yield b"".join(body)
+            if error:
                 outcome.ended = True
                 return
-            yield b"".join(body)
-        if error:
-            outcome.ended = True
-            return
-        if overflow:
-            return
+            if overflow:
+                return
+    finally:
+        listener.write_now = None
 
 
 def _encoded(item: StreamEvent, channel: str, last_ids: dict[str, Any]) -> bytes:

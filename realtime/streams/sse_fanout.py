@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 
 # django-eventstream's event: what its streams queue and its storage returns.
 StreamEvent: TypeAlias = _StreamEvent
+
+
+# A stream's writer while it waits for the bridge (realtime.streams.sse): writes the events
+# of a stream name to its connection now, or says False and they are queued.
+WriteNow: TypeAlias = Callable[[str, list[StreamEvent]], bool]
 
 
 # Events waiting for one stream (django-eventstream's own limit is 10). Past it the stream
@@ -62,7 +67,8 @@ def wake_every_stream() -> None:
 
 
 def queue_for_streams(stream_name: str, items: list[StreamEvent]) -> None:
-    """Queue events on every local stream of a name, waking each stream once.
+    """Queue events on every local stream of a name, waking each stream once; or write
+    them to the stream's connection now, where the stream lets its writer do it.
 
     What django-eventstream's `ListenerManager.add_to_queues` does for one event (its own
     Redis listener calls it), for several: a stream then writes them all in one chunk.
@@ -74,6 +80,10 @@ def queue_for_streams(stream_name: str, items: list[StreamEvent]) -> None:
         loop = None
     with manager.lock:
         for listener in manager.listeners_by_channel.get(stream_name, ()):
+            if listener.loop is loop:
+                write_now: WriteNow | None = getattr(listener, "write_now", None)
+                if write_now is not None and write_now(stream_name, items):
+                    continue
             queued = listener.channel_items.setdefault(stream_name, [])
             room = STREAM_PENDING_MAX - len(queued)
             if room < len(items):

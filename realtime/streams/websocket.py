@@ -18,7 +18,7 @@ from realtime.pipeline import event_log
 from realtime.pipeline.bus import ChangeMessage, change_message
 from realtime.pipeline.changes import STATE
 from realtime.pipeline.positions import BadPosition, Position, parse_stream_position
-from realtime.runtime import SERVER_SEND_KEY, runtime
+from realtime.runtime import runtime
 from realtime.streams import server_internals
 from realtime.streams.bridge import Bridge
 from realtime.streams.membership import seen_through
@@ -84,7 +84,9 @@ class ViolationConsumer(AsyncWebsocketConsumer):
             await self.close()  # refused, as the handshake of any stream it may not open
             return
         self.outbox: asyncio.Queue[tuple[int, str]] = asyncio.Queue(maxsize=OUTBOX_SIZE)
-        self.write_now = server_internals.direct_text_writer(self.scope.get(SERVER_SEND_KEY))
+        server_send = self.scope.get(server_internals.SERVER_SEND_KEY)
+        self.write_now = server_internals.direct_text_writer(server_send)
+        server_internals.send_at_once(server_send)
         self.pending = self.scope.get(server_internals.SCOPE_KEY)
         # Sent by the replay of ?lastEventId=: not again when the bus brings them too.
         self.replayed: set[int] = set()
@@ -157,7 +159,7 @@ class ViolationConsumer(AsyncWebsocketConsumer):
         # Frames go straight to the server: channels' session middleware, which wraps
         # `self.send` for the whole connection, checks the session on every message
         # (docs/performance.md has its cost), and a frame never changes the session.
-        send = self.scope.get(SERVER_SEND_KEY, self.base_send)
+        send = self.scope.get(server_internals.SERVER_SEND_KEY, self.base_send)
         while True:
             self.idle = self.outbox.empty()
             event_id, frame = await self.outbox.get()
