@@ -374,9 +374,13 @@ async def test_held_streams_take_each_change_from_pushpin_without_asking_django(
     read of the log): one request per client per change."""
     base, stack = behind_pushpin
     auth = {"Authorization": f"Bearer {token}"}
-    insert_violation(pg, image="/media/pushpin-before.jpg")  # the stream has a change to follow
-    await asyncio.sleep(1.0)
-    async with sse(f"{base}/events/violations/", auth) as events:
+    url = f"{base}/events/violations/"
+    async with sse(url, auth) as warm:
+        # A change the listener has published: the stream below has a chain to follow (a
+        # listener's first change makes every held stream recover once).
+        before = insert_violation(pg, image="/media/pushpin-before.jpg")
+        assert (await warm.next_change(timeout=15))["data"]["id"] == before
+    async with sse(url, auth) as events:
         recovers = stack.server.log().count("recover=true")
         rows = [insert_violation(pg, image=f"/media/pushpin-chain-{n}.jpg") for n in range(3)]
         got = [(await events.next_change(timeout=15))["data"]["id"] for _ in rows]
