@@ -51,8 +51,11 @@ if [ "$SUPERVISE_PUSHPIN" = true ]; then
   pushpin_port="${PUSHPIN_PORT:-0.0.0.0:7999}"
   pushpin_offset="${PUSHPIN_PORT_OFFSET:-0}"
   upstream="${REALTIME_BIND/#0.0.0.0:/127.0.0.1:}"
-  mkdir -p "$REALTIME_RUN_DIR/pushpin/run" "$REALTIME_RUN_DIR/pushpin/log"
-  sed -e "s|^rundir=.*|rundir=$REALTIME_RUN_DIR/pushpin/run|" \
+  # Pushpin's processes talk over Unix sockets in its rundir, whose paths may not exceed
+  # 107 bytes: a short directory of this run directory's own, not one under it.
+  pushpin_rundir="${TMPDIR:-/tmp}/pushpin-$(printf %s "$REALTIME_RUN_DIR" | sha1sum | cut -c1-12)"
+  mkdir -p "$pushpin_rundir" "$REALTIME_RUN_DIR/pushpin/log"
+  sed -e "s|^rundir=.*|rundir=$pushpin_rundir|" \
     -e "s|^logdir=.*|logdir=$REALTIME_RUN_DIR/pushpin/log|" \
     -e "s|^port_offset=.*|port_offset=$pushpin_offset|" \
     -e "s|^http_port=.*|http_port=${pushpin_port##*:}|" \
