@@ -35,13 +35,15 @@ def rows(page: Page) -> Any:
     return page.locator("#violation-rows tr.violation")
 
 
-def test_new_row_appears_at_the_top_within_2_seconds(stack, operator, page, pg, marker) -> None:
+def test_a_new_row_appears_at_the_top(stack, operator, page, pg, marker) -> None:
     insert_violation(pg, "violation_ppedetections", image="/media/older.jpg")
     log_in(page, stack)
     expect_live(page)
     insert_violation(pg, "violation_lotodetections", camera_id=12, image=marker)
     first = rows(page).first
-    expect(first).to_contain_text(marker, timeout=2_000)
+    # A bound, not a speed (bench/ measures that): the first browser test of a busy CI run
+    # once took longer than 2 s.
+    expect(first).to_contain_text(marker, timeout=10_000)
     expect(first).to_contain_text("LOTO")
     expect(first).to_have_class(re.compile(r"\bis-new\b"))
     expect(page.locator('.count[data-kind="loto"]')).to_have_text("1")
