@@ -111,23 +111,37 @@ def direct_text_writer(send: Any) -> WriteText | None:
     transport. Awaiting it costs a task and a step of the event loop per frame. None
     under any other server.
     """
-    parts = _daphne_parts(send)
-    if parts is None:
-        _found("direct_writer", "not available")
+    found = _open_connection(send, "direct_writer", "serverSend")
+    if found is None:
         return None
-    server, protocol = parts
-    connections = getattr(server, "connections", None)
-    if not isinstance(connections, dict) or not hasattr(protocol, "serverSend"):
-        _found("direct_writer", "failed", "no server.connections or protocol.serverSend")
-        return None
-    _found("direct_writer", "ok")
+    is_open, protocol = found
 
     def write(text: str) -> None:
-        state = connections.get(protocol)
-        if state is not None and not state.get("disconnected"):
+        if is_open():
             protocol.serverSend(text, False)
 
     return write
+
+
+def _open_connection(send: Any, probe: str, method: str) -> tuple[Callable[[], bool], Any] | None:
+    """Daphne's protocol behind `send`, if it has `method`, and a check that its connection
+    is still open (Daphne's own test before it hands a message on); the probe says which."""
+    parts = _daphne_parts(send)
+    if parts is None:
+        _found(probe, "not available")
+        return None
+    server, protocol = parts
+    connections = getattr(server, "connections", None)
+    if not isinstance(connections, dict) or not hasattr(protocol, method):
+        _found(probe, "failed", f"no server.connections or protocol.{method}")
+        return None
+    _found(probe, "ok")
+
+    def is_open() -> bool:
+        state = connections.get(protocol)
+        return state is not None and not state.get("disconnected")
+
+    return is_open, protocol
 
 
 # The Twisted transport's state read before a write goes to the socket at once
@@ -237,20 +251,13 @@ def direct_body_writer(send: Any) -> WriteBody | None:
     Django's (ASGIHandler.send_response, StreamingHttpResponse's two wrappers) and its task
     must be woken first, per stream. None under any other server.
     """
-    parts = _daphne_parts(send)
-    if parts is None:
-        _found("direct_body_writer", "not available")
+    found = _open_connection(send, "direct_body_writer", "handle_reply")
+    if found is None:
         return None
-    server, protocol = parts
-    connections = getattr(server, "connections", None)
-    if not isinstance(connections, dict) or not hasattr(protocol, "handle_reply"):
-        _found("direct_body_writer", "failed", "no server.connections or protocol.handle_reply")
-        return None
-    _found("direct_body_writer", "ok")
+    is_open, protocol = found
 
     def write(body: bytes) -> None:
-        state = connections.get(protocol)
-        if state is not None and not state.get("disconnected"):
+        if is_open():
             protocol.handle_reply({"type": "http.response.body", "body": body, "more_body": True})
 
     return write
