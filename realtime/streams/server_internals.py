@@ -115,9 +115,13 @@ def direct_text_writer(send: Any) -> WriteText | None:
     if found is None:
         return None
     is_open, protocol = found
+    # autobahn refuses a frame once the WebSocket closes (Disconnected), which comes before
+    # Daphne marks the connection disconnected: such a frame is dropped, as autobahn drops
+    # what follows a close, and the client resumes by id.
+    closing = {getattr(protocol, name, name) for name in ("STATE_CLOSING", "STATE_CLOSED")}
 
     def write(text: str) -> None:
-        if is_open():
+        if is_open() and getattr(protocol, "state", None) not in closing:
             protocol.serverSend(text, False)
 
     return write

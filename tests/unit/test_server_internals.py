@@ -200,3 +200,20 @@ def test_a_closed_connection_is_freed_without_the_cyclic_collector(reactor) -> N
     del transport
     assert gone() is None
     peer.close()
+
+
+@pytest.mark.parametrize("state", ["STATE_CLOSING", "STATE_CLOSED"])
+def test_a_websocket_closing_takes_no_frame_and_raises_nothing(state) -> None:
+    """Between a client's close and Daphne marking the connection disconnected, autobahn
+    refuses frames with `Disconnected`: the bridge logged a traceback for each such client
+    at each change. The frame is dropped; the client resumes by id when it comes back."""
+    from daphne.ws_protocol import WebSocketProtocol
+
+    server, protocol = DaphneLike(), WebSocketProtocol()
+    server.connections[protocol] = {}
+    protocol.state = getattr(WebSocketProtocol, state)
+    protocol.client_addr = ["127.0.0.1", 50000]  # what Daphne's own debug line names
+    write = server_internals.direct_text_writer(partial(server.handle_reply, protocol))
+    assert write is not None
+    write('{"id": 1}')
+    assert server_internals.probes["direct_writer"] == "ok"
