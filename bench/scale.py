@@ -15,9 +15,13 @@ Scenarios (one JSON line each to --out, a table to the terminal):
            every Daphne killed (supervisord restarts them): time back, lost, repeated
   two      two instances sharing Redis and PostgreSQL, clients split over both; one
            instance killed mid-run, its clients reconnect to the other
+  connects what one stream opened through Pushpin costs Django: --sse connects resuming
+           from an id, --concurrency at a time, one Daphne; its CPU per connect, and the
+           answers that were not a stream (Pushpin's 502 when zurl's queue is full)
 
     python bench/scale.py --scenario ramp --steps 1000,2000,5000,10000 --ws 1000
     python bench/scale.py --scenario single --sse 8000 --connect-rate 250
+    python bench/scale.py --scenario connects --sse 2000 --concurrency 150
 """
 
 from __future__ import annotations
@@ -615,6 +619,83 @@ def scenario_single(args: argparse.Namespace, env: dict[str, str], token: str) -
     scenario_ramp(args, env, token)
 
 
+async def open_streams(
+    port: int, token: str, count: int, concurrency: int
+) -> tuple[list[asyncio.StreamWriter], list[str]]:
+    """`count` SSE streams resuming from id 1, `concurrency` being opened at a time; the
+    streams (until closed) and the status line of each answer that was not one."""
+    limit, opened, refused = asyncio.Semaphore(concurrency), [], []
+
+    async def one() -> None:
+        async with limit:
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(
+                    (
+                        f"GET /events/violations/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                        f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n"
+                        "Last-Event-ID: 1\r\n\r\n"
+                    ).encode()
+                )
+                status = await asyncio.wait_for(reader.readline(), 60)
+                if b" 200 " not in status:
+                    refused.append(status.decode(errors="replace").strip() or "no answer")
+                    writer.close()
+                    return
+                while b"stream-open" not in await asyncio.wait_for(reader.readline(), 60):
+                    pass
+                opened.append(writer)
+            except (OSError, TimeoutError) as exc:
+                refused.append(type(exc).__name__)
+
+    await asyncio.gather(*(one() for _ in range(count)))
+    return opened, refused
+
+
+def scenario_connects(args: argparse.Namespace, env: dict[str, str], token: str) -> None:
+    args.daphnes, args.pushpin = 1, True
+    [inst] = start_instances(1, env, token, args)
+    try:
+        warm_up(args, inst, token)
+        roles = inst.processes()
+
+        def cpu() -> dict[str, float]:
+            seconds: dict[str, float] = {}
+            for role, procs in roles.items():
+                for p in procs:
+                    try:
+                        times = p.cpu_times()
+                    except psutil.Error:
+                        continue
+                    seconds[role] = seconds.get(role, 0.0) + times.user + times.system
+            return seconds
+
+        before, t0 = cpu(), time.monotonic()
+        opened, refused = asyncio.run(
+            open_streams(inst.pushpin_port, token, args.sse, args.concurrency)
+        )
+        elapsed, after = time.monotonic() - t0, cpu()
+        for writer in opened:
+            writer.close()
+        result = {
+            "scenario": "connects",
+            "connects": args.sse,
+            "concurrency": args.concurrency,
+            "seconds": round(elapsed, 1),
+            "per_second": round(args.sse / elapsed),
+            "opened": len(opened),
+            "refused": {answer: refused.count(answer) for answer in sorted(set(refused))},
+            "cpu_ms_per_connect": {
+                role: round(1000 * (after[role] - before.get(role, 0.0)) / args.sse, 2)
+                for role in after
+                if after[role] - before.get(role, 0.0) > 0.01
+            },
+        }
+        write(args, result)
+    finally:
+        inst.stop()
+
+
 def wait_listening(port: int, timeout: float = 120) -> None:
     """Until a new process listens on `port` (the old one's socket is gone first)."""
     import socket
@@ -813,6 +894,7 @@ SCENARIO_RUNNERS = {
     "single": scenario_single,
     "storm": scenario_storm,
     "two": scenario_two,
+    "connects": scenario_connects,
 }
 
 
@@ -829,6 +911,7 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=5.0)
     parser.add_argument("--connect-rate", type=float, default=200.0, help="connects per second")
     parser.add_argument("--client-processes", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=150, help="connects: at a time")
     parser.add_argument(
         "--database-url",
         default=os.environ.get(

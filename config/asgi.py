@@ -1,8 +1,10 @@
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+# Django's, with each request's middleware and view in one thread (realtime.http_handler).
+from realtime.http_handler import get_asgi_application
+
 django_asgi_app = get_asgi_application()
 
 # Imported after get_asgi_application(): they need the app registry.
