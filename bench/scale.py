@@ -620,11 +620,12 @@ def scenario_single(args: argparse.Namespace, env: dict[str, str], token: str) -
 
 
 async def open_streams(
-    port: int, token: str, count: int, concurrency: int
-) -> tuple[list[asyncio.StreamWriter], list[str]]:
-    """`count` SSE streams resuming from id 1, `concurrency` being opened at a time; the
-    streams (until closed) and the status line of each answer that was not one."""
-    limit, opened, refused = asyncio.Semaphore(concurrency), [], []
+    port: int, token: str, count: int, concurrency: int, opened: Any
+) -> tuple[int, list[str]]:
+    """`count` SSE streams resuming from id 1, `concurrency` being opened at a time, then
+    `opened()`, then closed: how many opened, and the status line of each answer that was
+    not a stream."""
+    limit, streams, refused = asyncio.Semaphore(concurrency), [], []
 
     async def one() -> None:
         async with limit:
@@ -644,12 +645,15 @@ async def open_streams(
                     return
                 while b"stream-open" not in await asyncio.wait_for(reader.readline(), 60):
                     pass
-                opened.append(writer)
+                streams.append(writer)
             except (OSError, TimeoutError) as exc:
                 refused.append(type(exc).__name__)
 
     await asyncio.gather(*(one() for _ in range(count)))
-    return opened, refused
+    opened()
+    for writer in streams:
+        writer.close()
+    return len(streams), refused
 
 
 def scenario_connects(args: argparse.Namespace, env: dict[str, str], token: str) -> None:
@@ -671,19 +675,22 @@ def scenario_connects(args: argparse.Namespace, env: dict[str, str], token: str)
             return seconds
 
         before, t0 = cpu(), time.monotonic()
+        end: dict[str, Any] = {}
+
+        def measured() -> None:
+            end.update(elapsed=time.monotonic() - t0, cpu=cpu())
+
         opened, refused = asyncio.run(
-            open_streams(inst.pushpin_port, token, args.sse, args.concurrency)
+            open_streams(inst.pushpin_port, token, args.sse, args.concurrency, measured)
         )
-        elapsed, after = time.monotonic() - t0, cpu()
-        for writer in opened:
-            writer.close()
+        elapsed, after = end["elapsed"], end["cpu"]
         result = {
             "scenario": "connects",
             "connects": args.sse,
             "concurrency": args.concurrency,
             "seconds": round(elapsed, 1),
             "per_second": round(args.sse / elapsed),
-            "opened": len(opened),
+            "opened": opened,
             "refused": {answer: refused.count(answer) for answer in sorted(set(refused))},
             "cpu_ms_per_connect": {
                 role: round(1000 * (after[role] - before.get(role, 0.0)) / args.sse, 2)
