@@ -51,7 +51,16 @@ from run import ensure_database, insert_at_rate, manage, percentile, reset_log, 
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "bench-pushpin-key-0123456789abcdefghij"
-RETRY = (1.0, 3.0)  # seconds before a reconnect: uniform in this range (EventSource: ~3 s)
+RETRY = (1.0, 3.0)  # seconds before a WebSocket client reconnects: uniform in this range
+# An SSE client waits as a browser's EventSource and the page's htmx-ext-sse do: after a cut
+# or a failed connection, the reconnection time the stream set (`retry:`; 3 s until one
+# did); after an answer that is not a stream (a 502), htmx-ext-sse's backoff, 0.5 s doubled
+# on each such answer up to 64 s.
+EVENTSOURCE_RETRY = 3.0
+
+
+class NotAStream(ConnectionError):
+    """An answer other than 200: an EventSource fails, and htmx-ext-sse makes a new one."""
 
 
 # --- the recipe -------------------------------------------------------------------------------
@@ -218,6 +227,8 @@ class Client:
         self.connects: list[float] = []  # when each connection was accepted
         self.failures: list[tuple[float, str]] = []  # a connect that did not open: when, why
         self.ended: list[float] = []  # when a connection ended
+        self.retry = EVENTSOURCE_RETRY  # seconds: the stream's `retry:`
+        self.backoff = 0  # htmx-ext-sse's retryCount
 
     def got(self, image: str, run: str) -> None:
         if run not in image:
@@ -240,11 +251,14 @@ async def sse_session(client: Client, host: str, port: int, token: str, run: str
         )
         status = await asyncio.wait_for(reader.readline(), 30)
         if b" 200 " not in status:
-            raise ConnectionError(status.decode(errors="replace").strip() or "no answer")
+            raise NotAStream(status.decode(errors="replace").strip() or "no answer")
         client.connects.append(time.time())
+        client.backoff = 0
         event, event_id, data = b"message", None, b""
         while line := await reader.readline():
-            if line.startswith(b"event: "):
+            if line.startswith(b"retry: ") and line[7:].strip().isdigit():
+                client.retry = int(line[7:]) / 1000
+            elif line.startswith(b"event: "):
                 event = line[7:].strip()
             elif line.startswith(b"id: "):
                 event_id = line[4:].strip().decode()
@@ -292,12 +306,19 @@ async def keep_connected(client: Client, kind: str, spec: dict[str, Any], port: 
             raise
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"[:120]
+            if isinstance(exc, NotAStream):
+                client.backoff = max(min(client.backoff * 2, 128), 1)
         now = time.time()
         if client.connects and (not client.ended or client.ended[-1] < client.connects[-1]):
             client.ended.append(now)
         else:
             client.failures.append((now, reason))
-        await asyncio.sleep(random.uniform(*RETRY))
+        if kind == "ws":
+            await asyncio.sleep(random.uniform(*RETRY))
+        elif reason.startswith("NotAStream"):
+            await asyncio.sleep(client.backoff * 0.5)
+        else:
+            await asyncio.sleep(client.retry)
 
 
 def client_worker(spec: dict[str, Any], connected: Any, stop: Any, results: Any) -> None:
@@ -588,6 +609,7 @@ def scenario_ramp(args: argparse.Namespace, env: dict[str, str], token: str) -> 
             clients, client_cpu = crowd.finish()
             result = {
                 "scenario": "ramp",
+                "reconnect_within": args.reconnect_within,
                 "pushpin": args.pushpin,
                 "daphnes": args.daphnes,
                 "sse": sse_count,
@@ -778,6 +800,7 @@ def scenario_storm(args: argparse.Namespace, env: dict[str, str], token: str) ->
             args,
             {
                 "scenario": "storm",
+                "reconnect_within": args.reconnect_within,
                 "sse": sse_count,
                 "ws": args.ws,
                 "connected": connected,
@@ -828,6 +851,7 @@ def scenario_two(args: argparse.Namespace, env: dict[str, str], token: str) -> N
             args,
             {
                 "scenario": "two",
+                "reconnect_within": args.reconnect_within,
                 "sse": per * 2,
                 "connected": connected,
                 **deliveries(clients, committed),
@@ -920,6 +944,12 @@ def main() -> None:
     parser.add_argument("--client-processes", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=150, help="connects: at a time")
     parser.add_argument(
+        "--reconnect-within",
+        type=float,
+        default=5.0,
+        help="REALTIME_SSE_RECONNECT_WITHIN: the longest `retry:` a stream sets, seconds",
+    )
+    parser.add_argument(
         "--database-url",
         default=os.environ.get(
             "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/realtime_scale"
@@ -937,6 +967,7 @@ def main() -> None:
     env, token = prepare(args)
     env["REALTIME_MAX_STREAMS_PER_USER"] = "1000000"
     env["REALTIME_LOG_LEVEL"] = os.environ.get("BENCH_LOG_LEVEL", "WARNING")
+    env["REALTIME_SSE_RECONNECT_WITHIN"] = str(args.reconnect_within)
     SCENARIO_RUNNERS[args.scenario](args, env, token)
 
 

@@ -206,6 +206,10 @@ if GRIP_URL:
 REALTIME_CLIENT_MAX_BUFFER = env_int("REALTIME_CLIENT_MAX_BUFFER", 4 * 2**20, minimum=1)
 # ...after it has taken nothing for this many seconds (a slow reader is waited for).
 REALTIME_CLIENT_STALL_TIMEOUT = env_float("REALTIME_CLIENT_STALL_TIMEOUT", 30.0, minimum=0.1)
+# An SSE stream that is cut (a restart, a network) is reconnected by its EventSource after
+# a random time from 1 s to this many seconds, which each stream sets (`retry:`): browsers
+# would all wait the same 3 s, and a crowd came back as one burst (docs/how-to/deploy.md).
+REALTIME_SSE_RECONNECT_WITHIN = env_float("REALTIME_SSE_RECONNECT_WITHIN", 5.0, minimum=1.0)
 # The longest JSON text of one change (a WebSocket frame, an SSE `data:`), in UTF-8 bytes: a
 # change whose text is longer travels in its reduced form
 # (realtime.pipeline.changes.reduced). At most

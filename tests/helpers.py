@@ -316,6 +316,8 @@ class SSEStream:
 
     response: httpx.Response
     last_id: str | None = None
+    # The reconnection time the server set (`retry:`), in ms, as an EventSource keeps it.
+    retry: int | None = None
     _lines: AsyncIterator[str] | None = field(default=None, repr=False)
 
     async def next_event(self, timeout: float = 10.0, heartbeats: bool = False) -> SSEEvent:
@@ -349,6 +351,8 @@ class SSEStream:
                 event.id = value
             elif name == "data":
                 data.append(value)
+            elif name == "retry" and value.isdigit():
+                self.retry = int(value)
         raise EOFError("stream closed")
 
     async def next_change(self, timeout: float = 10.0) -> dict[str, Any]:

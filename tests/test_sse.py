@@ -84,6 +84,23 @@ async def test_each_change_is_sent_to_every_stream_as_django_eventstream_encodes
     assert SSE_CHANNEL not in get_listener_manager().listeners_by_channel
 
 
+async def test_each_stream_tells_its_client_when_to_come_back_spread_over_the_setting(
+    user, settings
+) -> None:
+    """Cut at once (a restart), EventSources come back after their reconnection time: the
+    browsers' default is the same 3 s for all, and a crowd came back as one burst."""
+    settings.REALTIME_SSE_RECONNECT_WITHIN = 8
+    waits = []
+    for _ in range(12):
+        body, _listener = open_stream(user)
+        opening = await next_chunk(body)
+        await body.aclose()
+        [retry] = [line[7:] for line in opening.splitlines() if line.startswith("retry: ")]
+        waits.append(int(retry))
+    assert all(1000 <= wait <= 8000 for wait in waits), waits
+    assert len(set(waits)) > 1, waits
+
+
 async def test_an_event_queued_on_two_channels_carries_each_channels_id(user) -> None:
     rows_channel = "table/*/*"
     first, _ = open_stream(user)

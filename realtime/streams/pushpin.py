@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import jwt
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django_eventstream.utils import build_id_escape, make_id, sse_encode_error, sse_encode_event
 from django_eventstream.views import events
@@ -32,7 +32,7 @@ from realtime.access import scopes
 from realtime.pipeline.bus import ChangeMessage, change_message, message_position
 from realtime.pipeline.changes import ChangeEvent
 from realtime.pipeline.positions import BadPosition, Position, parse_stream_position
-from realtime.streams import names
+from realtime.streams import names, sse
 from realtime.streams.formats import Targets, in_scope, row_fragments
 from realtime.streams.sse_fanout import json_event
 from realtime.violations import kinds
@@ -234,6 +234,9 @@ def grip_response(
         response: HttpResponseBase = events(request, channels=[channel])
     finally:
         resume_horizons.reset(reset)
+    if request.GET.get("link") != "next" and isinstance(response, HttpResponse):
+        # A stream's start (not the next part of one Pushpin holds): when to come back.
+        response.content = sse.reconnect_time() + response.content
     instruct = getattr(getattr(request, "grip", None), "instruct", None)
     for held in getattr(instruct, "channels", ()):
         # The stream's last id as the listener's items chain it (see _published).

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import random
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
@@ -61,6 +62,15 @@ OPENING = (":" + " " * 2048 + "\n\nevent: stream-open\ndata:\n\n").encode()
 
 # Ends a stream the server could not serve: its EventSource reconnects this many ms later.
 RETRY = f"retry: {pool.RETRY_AFTER_SECONDS * 1000}\n\n".encode()
+
+
+def reconnect_time() -> bytes:
+    """A stream's `retry:`: when its EventSource comes back if the stream is cut, a random
+    time from 1 s to REALTIME_SSE_RECONNECT_WITHIN. Browsers wait 3 s by default, all of
+    them: a restart under thousands of screens brought them back as one burst, more than
+    Pushpin's queue to Django takes at once (it answers 502; docs/performance.md)."""
+    within = round(settings.REALTIME_SSE_RECONNECT_WITHIN * 1000)
+    return f"retry: {random.randint(1000, within)}\n\n".encode()
 
 
 # Events per read of the log (django-eventstream's default is 100): a stream that fell
@@ -147,7 +157,7 @@ async def stream(
     gauge = metrics.CONNECTED_CLIENTS.labels("sse")
     gauge.inc()
     try:
-        body = [OPENING, heartbeat()]
+        body = [reconnect_time(), OPENING, heartbeat()]
         sent = SentIds()
         while True:
             # From the log: at the start, and again whenever the stream fell behind.
