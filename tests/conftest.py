@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -27,6 +28,27 @@ from tests.pictures import media_root
 UNIT = Path(__file__).resolve().parent / "unit"
 # What a test asks for when it needs PostgreSQL (pytest-django's database), Redis or Chromium.
 SERVICE_FIXTURES = {"django_db_setup", "redis_url", "browser"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-django gives each pytest-xdist worker a test database of its own (its name
+    # ends _gw0, _gw1 ...); Redis, flushed by the tests, needs the same.
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    if worker:
+        settings.TEST_REDIS_URL = worker_redis_url(settings.TEST_REDIS_URL, worker)
+
+
+def worker_redis_url(url: str, worker: str) -> str:
+    """The Redis database of pytest-xdist's worker gwN: the given number minus N (15, 14,
+    13 ... for the default), so it stays within Redis' 16 whatever the number of workers."""
+    parts = urlsplit(url)
+    own = int(parts.path.strip("/") or 0) - int(worker.removeprefix("gw"))
+    if own < 0:
+        raise pytest.UsageError(
+            f"Redis at {url}: pytest-xdist's worker {worker} would need database {own};"
+            " give a higher database number or fewer workers (make test's TEST_WORKERS)"
+        )
+    return urlunsplit(parts._replace(path=f"/{own}"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
