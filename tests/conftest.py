@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -28,6 +28,8 @@ from tests.pictures import media_root
 UNIT = Path(__file__).resolve().parent / "unit"
 # What a test asks for when it needs PostgreSQL (pytest-django's database), Redis or Chromium.
 SERVICE_FIXTURES = {"django_db_setup", "redis_url", "browser"}
+# Under pytest-xdist, whether the controller has checked them (once, for all its workers).
+SERVICES_CHECKED = pytest.StashKey[bool]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -66,13 +68,31 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     unit = [item for item in session.items if UNIT in item.path.resolve().parents]
     misplaced = [item.nodeid for item in unit if _needs_a_service(item)]
     if misplaced:
+        # (Under pytest-xdist this exit is a worker's, which the run reports as an internal
+        # error without the message: make test-unit, one process, says it.)
         pytest.exit(
             "Tests under tests/unit/ need no service; these ask for PostgreSQL, Redis or"
             " Chromium (move them to tests/):\n  " + "\n  ".join(misplaced),
             4,
         )
-    if len(unit) == len(session.items):
+    if len(unit) == len(session.items) or hasattr(session.config, "workerinput"):
+        # A pytest-xdist worker's exit would only be an internal error of the run: the
+        # controller checks, once the workers have collected (below).
         return
+    _stop_unless_the_services_answer()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: Sequence[str]) -> None:
+    rootpath = node.config.rootpath
+    if all(UNIT in (rootpath / nodeid.partition("::")[0]).parents for nodeid in ids):
+        return
+    if not node.config.stash.get(SERVICES_CHECKED, False):
+        node.config.stash[SERVICES_CHECKED] = True
+        _stop_unless_the_services_answer()
+
+
+def _stop_unless_the_services_answer() -> None:
     problems = _unreachable_services()
     if problems:
         pytest.exit(
