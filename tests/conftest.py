@@ -7,6 +7,7 @@ stops the run too.
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -51,6 +52,32 @@ def worker_redis_url(url: str, worker: str) -> str:
             " give a higher database number or fewer workers (make test's TEST_WORKERS)"
         )
     return urlunsplit(parts._replace(path=f"/{own}"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Under pytest-xdist a test marked `alone` runs with no test beside it on another
+    worker: it waits for theirs to end, and they wait for it (a readers-writer lock over
+    two files of the run's temporary folder; the turnstile lets no new test in while an
+    `alone` test waits, so it waits for the tests already running only)."""
+    basetemp = getattr(item.config, "workerinput", None) and item.config.option.basetemp
+    if not basetemp:
+        return (yield)
+    folder = Path(basetemp).parent
+    alone = item.get_closest_marker("alone") is not None
+    with (
+        (folder / "turnstile.lock").open("a") as turnstile,
+        (folder / "room.lock").open("a") as room,
+    ):
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        fcntl.flock(room, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        if not alone:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+        try:
+            return (yield)
+        finally:
+            fcntl.flock(room, fcntl.LOCK_UN)
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
