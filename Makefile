@@ -12,6 +12,9 @@ PORT ?= 8000
 DOCS_PORT ?= 8001
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+# make test's pytest-xdist workers, each with a test database of its own (test_postgres_gw0 ...)
+# and a Redis database of its own (15, 14 ... of TEST_REDIS_URL's); 0: the suite in one process.
+TEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
 .PHONY: install local-env run demo test test-unit lint messages screenshots docs schema psql clean
@@ -47,7 +50,7 @@ demo: local-env
 	$(BIN)/python manage.py simulate_violations --rate $(RATE)
 
 test: lint
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # The tests that need no service (tests/unit/): no PostgreSQL, Redis or Chromium, in seconds.
 test-unit: install

@@ -7,11 +7,13 @@ stops the run too.
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -27,6 +29,55 @@ from tests.pictures import media_root
 UNIT = Path(__file__).resolve().parent / "unit"
 # What a test asks for when it needs PostgreSQL (pytest-django's database), Redis or Chromium.
 SERVICE_FIXTURES = {"django_db_setup", "redis_url", "browser"}
+# Under pytest-xdist, whether the controller has checked them (once, for all its workers).
+SERVICES_CHECKED = pytest.StashKey[bool]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-django gives each pytest-xdist worker a test database of its own (its name
+    # ends _gw0, _gw1 ...); Redis, flushed by the tests, needs the same.
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    if worker:
+        settings.TEST_REDIS_URL = worker_redis_url(settings.TEST_REDIS_URL, worker)
+
+
+def worker_redis_url(url: str, worker: str) -> str:
+    """The Redis database of pytest-xdist's worker gwN: the given number minus N (15, 14,
+    13 ... for the default), so it stays within Redis' 16 whatever the number of workers."""
+    parts = urlsplit(url)
+    own = int(parts.path.strip("/") or 0) - int(worker.removeprefix("gw"))
+    if own < 0:
+        raise pytest.UsageError(
+            f"Redis at {url}: pytest-xdist's worker {worker} would need database {own};"
+            " give a higher database number or fewer workers (make test's TEST_WORKERS)"
+        )
+    return urlunsplit(parts._replace(path=f"/{own}"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Under pytest-xdist a test marked `alone` runs with no test beside it on another
+    worker: it waits for theirs to end, and they wait for it (a readers-writer lock over
+    two files of the run's temporary folder; the turnstile lets no new test in while an
+    `alone` test waits, so it waits for the tests already running only)."""
+    basetemp = getattr(item.config, "workerinput", None) and item.config.option.basetemp
+    if not basetemp:
+        return (yield)
+    folder = Path(basetemp).parent
+    alone = item.get_closest_marker("alone") is not None
+    with (
+        (folder / "turnstile.lock").open("a") as turnstile,
+        (folder / "room.lock").open("a") as room,
+    ):
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        fcntl.flock(room, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        if not alone:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+        try:
+            return (yield)
+        finally:
+            fcntl.flock(room, fcntl.LOCK_UN)
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -44,13 +95,31 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     unit = [item for item in session.items if UNIT in item.path.resolve().parents]
     misplaced = [item.nodeid for item in unit if _needs_a_service(item)]
     if misplaced:
+        # (Under pytest-xdist this exit is a worker's, which the run reports as an internal
+        # error without the message: make test-unit, one process, says it.)
         pytest.exit(
             "Tests under tests/unit/ need no service; these ask for PostgreSQL, Redis or"
             " Chromium (move them to tests/):\n  " + "\n  ".join(misplaced),
             4,
         )
-    if len(unit) == len(session.items):
+    if len(unit) == len(session.items) or hasattr(session.config, "workerinput"):
+        # A pytest-xdist worker's exit would only be an internal error of the run: the
+        # controller checks, once the workers have collected (below).
         return
+    _stop_unless_the_services_answer()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: Sequence[str]) -> None:
+    rootpath = node.config.rootpath
+    if all(UNIT in (rootpath / nodeid.partition("::")[0]).parents for nodeid in ids):
+        return
+    if not node.config.stash.get(SERVICES_CHECKED, False):
+        node.config.stash[SERVICES_CHECKED] = True
+        _stop_unless_the_services_answer()
+
+
+def _stop_unless_the_services_answer() -> None:
     problems = _unreachable_services()
     if problems:
         pytest.exit(

@@ -115,6 +115,15 @@ def event_number(event_id: str) -> int:
     return int(event_id.rpartition(":")[2].partition(".")[0])
 
 
+def xdist_worker() -> tuple[int, int]:
+    """This process's pytest-xdist worker (gwN: N) and how many there are; (0, 1) in a run
+    without workers."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return 0, 1
+    return int(worker[2:]), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

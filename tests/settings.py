@@ -8,7 +8,14 @@ os.environ["REALTIME_EMBEDDED_LISTENER"] = "0"  # tests start their own listener
 # Never the checkout's .env (make run's): the processes tests start inherit this too.
 os.environ["REALTIME_ENV_FILE"] = ""
 # In-process tests use the in-memory layer; the e2e tests hand Redis to the servers they start.
-TEST_REDIS_URL = os.environ.pop("REDIS_URL", "") or "redis://127.0.0.1:6379/15"
+# Kept under another name for pytest-xdist's workers, which start after this and inherit the
+# environment (tests/conftest.py gives each its own database of this Redis).
+TEST_REDIS_URL = (
+    os.environ.pop("REDIS_URL", "")
+    or os.environ.get("TEST_REDIS_URL", "")
+    or "redis://127.0.0.1:6379/15"
+)
+os.environ["TEST_REDIS_URL"] = TEST_REDIS_URL
 
 from config.settings import *  # noqa: E402
 

@@ -160,11 +160,10 @@ def kill_machine(run_dir: Path) -> None:
 
 @pytest.fixture
 def two_machines(database_url: str, tmp_path: Path, token: str) -> Iterator[list[tuple[str, Path]]]:
-    from tests.test_pushpin import free_offset, wait_for_held_streams
+    from tests.test_pushpin import free_offsets, wait_for_held_streams
 
     assert shutil.which("pushpin"), "Debian's pushpin package is missing (.ci/run installs it)"
-    first = free_offset()
-    offsets = [first, first + 97]  # free_offset steps by 97: the next candidate range
+    offsets = free_offsets(2)
     grip_urls = " ".join(
         f"http://127.0.0.1:{5561 + offset}?iss=pushpin&key={PUSHPIN_KEY}" for offset in offsets
     )

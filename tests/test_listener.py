@@ -163,10 +163,12 @@ async def test_a_big_statement_committed_meanwhile_is_caught_up_change_by_change
 async def test_reconnects_after_the_database_drops_it(db_url, pg, marker) -> None:
     listener, got = make(db_url, backoff_initial=0.05, backoff_max=0.2)
     async with running(listener):
-        # The listener's backend is the one holding the advisory lock.
+        # The listener's backend is the one holding the advisory lock in this database
+        # (pg_locks shows the whole cluster's: another run's listeners are not ours to drop).
         pg.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory')"
+            " WHERE pid IN (SELECT pid FROM pg_locks WHERE locktype = 'advisory'"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
         )
         insert_violation(pg, image=marker)  # committed while the listener is away
         await got.wait_for_images({marker})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from tests.helpers import manage, scratch_database
 
 @pytest.fixture
 def scratch_url(db_url: str) -> Iterator[str]:
-    with scratch_database(db_url, "realtime_migrations_test") as url:
+    with scratch_database(db_url, f"realtime_migrations_{uuid.uuid4().hex[:8]}") as url:
         yield url
 
 

@@ -25,6 +25,7 @@ from tests.helpers import (
     insert_violation,
     sse,
     wait_for_http,
+    xdist_worker,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -33,16 +34,23 @@ PUSHPIN = shutil.which("pushpin")
 KEY = "pushpin-test-key"
 
 
-def free_offset() -> int:
-    """A port_offset under which Pushpin's fixed ports (5560-5563) are all free."""
-    for offset in range(20_000, 40_000, 97):
+def free_offsets(count: int = 1) -> list[int]:
+    """port_offsets under which Pushpin's fixed ports (5560-5563) are all free. Each
+    pytest-xdist worker looks among candidates of its own (a check is no reservation: two
+    workers checking the same range would both find it free), all below 32768, where the
+    kernel's ports for free_port() and for outgoing connections begin."""
+    worker, workers = xdist_worker()
+    found: list[int] = []
+    for offset in range(20_000, 27_200, 97)[worker::workers]:
         try:
             for port in range(5560, 5564):
                 with socket.socket() as s:
                     s.bind(("127.0.0.1", port + offset))
         except OSError:
             continue
-        return offset
+        found.append(offset)
+        if len(found) == count:
+            return found
     raise AssertionError("no free port range for Pushpin")
 
 
@@ -68,7 +76,7 @@ def pushpin_config(tmp: Path, http_port: int, offset: int, upstream: int) -> Pat
 def behind_pushpin(database_url: str, tmp_path: Path, token: str) -> Iterator[tuple[str, Stack]]:
     if PUSHPIN is None:
         pytest.skip("Debian's pushpin package is not installed (.ci/run installs it)")
-    offset = free_offset()
+    [offset] = free_offsets()
     grip_url = f"http://127.0.0.1:{5561 + offset}?iss=pushpin&key={KEY}"
     (tmp_path / "stack").mkdir()
     stack = Stack.start("memory", database_url, None, tmp_path / "stack", GRIP_URL=grip_url)

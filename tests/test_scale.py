@@ -12,7 +12,14 @@ from websockets.asyncio.client import connect
 
 from tests.helpers import Stack, insert_violation
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+# Alone, as tests/test_connect_crowd.py: thousands of clients of one server process within
+# fixed bounds measure this machine's cores, not what pytest-xdist's other workers leave.
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.alone,
+    pytest.mark.django_db(transaction=True),
+]
 
 CLIENTS = 1000
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import uuid
 
 from tests.helpers import ROOT, manage, scratch_database
 
 
 def test_schema_sql_is_current(db_url) -> None:
-    with scratch_database(db_url, "realtime_schema_test") as url:
+    with scratch_database(db_url, f"realtime_schema_{uuid.uuid4().hex[:8]}") as url:
         manage(url, "migrate", "--noinput")
         now = manage(url, "schema_sql")
     committed = (ROOT / "sql" / "schema.sql").read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -254,17 +255,20 @@ def test_row_of_1_mb_and_nulls_everywhere_insert(pg) -> None:
 
 
 def test_writer_without_rights_on_the_event_log_still_inserts(pg, db_url) -> None:
-    pg.execute("DROP ROLE IF EXISTS detector_test")
-    pg.execute("CREATE ROLE detector_test LOGIN")
+    # Roles belong to the cluster, not the database: a name of this test's own, so a run
+    # beside it (another pytest-xdist worker, another checkout) has another.
+    name = f"detector_{uuid.uuid4().hex[:8]}"
+    role = sql.Identifier(name)
+    pg.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
     try:
         # RETURNING id (how the tests insert) needs SELECT; nothing on realtime_event.
-        pg.execute("GRANT INSERT, SELECT ON violation_humandetections TO detector_test")
-        with psycopg.connect(db_url, user="detector_test", autocommit=True) as detector:
+        pg.execute(sql.SQL("GRANT INSERT, SELECT ON violation_humandetections TO {}").format(role))
+        with psycopg.connect(db_url, user=name, autocommit=True) as detector:
             insert_violation(detector, image="/media/from-detector.jpg")
         assert last_event(pg)[3]["violation_image"] == "/media/from-detector.jpg"
     finally:
-        pg.execute("REVOKE ALL ON violation_humandetections FROM detector_test")
-        pg.execute("DROP ROLE detector_test")
+        pg.execute(sql.SQL("REVOKE ALL ON violation_humandetections FROM {}").format(role))
+        pg.execute(sql.SQL("DROP ROLE {}").format(role))
 
 
 @pytest.mark.django_db(transaction=True)
