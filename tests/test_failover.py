@@ -216,6 +216,9 @@ async def under_steady_writes(
         received.check_once_and_in_order(writer.ids)
 
 
+# Alone (pytest-xdist): a stop's bound and a takeover's are the product's own, measured on
+# the machine's cores; beside another worker's tests and a benchmark, one was missed.
+@pytest.mark.alone
 async def test_sigterm_under_load_stops_listen_notify_at_once_and_loses_nothing(
     stack, pg, token
 ) -> None:
@@ -237,6 +240,7 @@ async def test_sigterm_under_load_stops_listen_notify_at_once_and_loses_nothing(
     await under_steady_writes(stack, pg, token, "/media/sigterm-", rounds)
 
 
+@pytest.mark.alone
 async def test_twenty_kills_of_the_active_listener_reach_each_client_once_in_order(
     stack, pg, token
 ) -> None:
