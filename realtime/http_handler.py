@@ -2,14 +2,15 @@
 
 Django builds an ASGI handler's middleware chain for the event loop, and a middleware that
 can run either way then runs as a coroutine that sends each of its `process_request`,
-`process_view` and `process_response` to the request's thread and back: about fifteen
-switches between the event loop and a thread for one request through this project's
-middleware (WhiteNoise, which is synchronous only, adds two more). Every view here is
-synchronous, so the whole chain runs in the request's thread instead, as under WSGI: one
-switch there and one back. An SSE stream's body is still an async iterator, which the
-handler consumes on the event loop (realtime.streams.sse).
+`process_view` and `process_response` to the request's thread and back; WhiteNoise, which
+is synchronous only, sends the rest of the chain back to the loop: 19 switches between the
+event loop and a thread for one page here (tests/test_request_thread.py). Every view here
+is synchronous, so the whole chain runs in the request's thread instead, as under WSGI: at
+most three switches (request_started, the request, request_finished). An SSE stream's body
+is still an async iterator, which the handler consumes on the event loop
+(realtime.streams.sse).
 
-What it saves: a third of Daphne's CPU per stream opened through Pushpin
+What it saves: half of Daphne's CPU per stream opened through Pushpin
 (docs/performance.md, "The request's thread").
 """
 
