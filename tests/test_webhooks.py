@@ -105,6 +105,33 @@ def test_each_change_of_the_sites_violations_arrives_signed_in_order(
     assert "south" not in json.dumps(got)
 
 
+@pytest.mark.parametrize("before", ["no worker ever ran", "the worker is down"])
+def test_a_subscription_made_while_no_worker_runs_gets_the_changes_made_after_it(
+    alerts, plant, receiver, pg, before
+) -> None:
+    from realtime.models import AlertProgress
+
+    if before == "no worker ever ran":  # a fresh deployment: notify has not run yet
+        alerts.workers[0].stop(signal.SIGKILL)
+        AlertProgress.objects.all().delete()
+    else:  # it ran (with nothing subscribed, its place is where it last looked) and stopped
+        wait_until(lambda: AlertProgress.objects.filter(name="webhooks").exists(), 30, "a round")
+        alerts.workers[0].stop(signal.SIGKILL)
+    insert(pg, 1, "/media/before-the-subscription.jpg")
+    subscribe(receiver.http_url)
+    insert(pg, 2, "/media/after-the-subscription.jpg")
+    inserted = newest_event(pg)
+    alerts.start_worker()
+    try:
+        wait_until(lambda: len(verified(receiver)) >= 1, 60, "the delivery")
+    except AssertionError:
+        raise AssertionError(f"{deliveries()}\n{alerts.workers[-1].log()}") from None
+    time.sleep(2)
+    assert [(p["type"], p["data"]["id"]) for p in verified(receiver)] == [
+        ("violation.insert", inserted)
+    ]
+
+
 # Its own bound (120 s for the deliveries, after the inserts and a worker's start) is longer
 # than the suite's 120 s per test, which cut it first when CI ran it beside another worker.
 @pytest.mark.timeout(300)

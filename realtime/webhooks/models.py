@@ -3,8 +3,10 @@ change, written before it is sent). Imported by realtime.models."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.postgres.fields import ArrayField
-from django.db import models
+from django.db import models, transaction
 from django.utils.translation import gettext_lazy as _
 
 
@@ -31,6 +33,15 @@ class Webhook(models.Model):
 
     def __str__(self) -> str:
         return self.url
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        adding = self._state.adding
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            if adding:
+                from realtime.webhooks.outbox import hold_place_for
+
+                hold_place_for(self)
 
 
 class WebhookDelivery(models.Model):

@@ -75,6 +75,20 @@ def subscriptions() -> list[Subscription]:
     return found
 
 
+def hold_place_for(webhook: Webhook) -> None:
+    """In the transaction that creates `webhook`: the changes committed after it are its,
+    whether or not a worker has run yet. The webhooks' place starts here if it does not
+    exist, and moves here if no other subscription is owed anything (a worker that was
+    down would otherwise send the new one what happened before it existed)."""
+    now_at = str(event_log.current_position())
+    progress, created = AlertProgress.objects.select_for_update().get_or_create(
+        name=PROGRESS, defaults={"position": now_at}
+    )
+    if not created and not Webhook.objects.filter(enabled=True).exclude(pk=webhook.pk).exists():
+        progress.position = now_at
+        progress.save(update_fields=["position", "updated_at"])
+
+
 def decide() -> bool:
     """Reads the changes after the webhooks' place, writes their deliveries and the new
     place; whether there may be more at once."""
