@@ -101,6 +101,30 @@ async def test_each_stream_tells_its_client_when_to_come_back_spread_over_the_se
     assert len(set(waits)) > 1, waits
 
 
+async def test_streams_ended_by_a_database_error_come_back_spread_after_the_retry_time(
+    user, settings, monkeypatch
+) -> None:
+    """Every stream of a process ends when the database goes; they all came back 5 s later,
+    at once, to a database just back."""
+    from django.db import OperationalError
+
+    async def database_gone(*args: Any) -> Any:
+        raise OperationalError("the database went away")
+
+    monkeypatch.setattr(sse, "_read_from_log", database_gone)
+    settings.REALTIME_SSE_RECONNECT_WITHIN = 8
+    waits = []
+    for _ in range(12):
+        body, _listener = open_stream(user)
+        ending = await next_chunk(body)
+        with pytest.raises(StopAsyncIteration):
+            await next_chunk(body)
+        [retry] = [line[7:] for line in ending.splitlines() if line.startswith("retry: ")]
+        waits.append(int(retry))
+    assert all(5000 <= wait <= 13000 for wait in waits), waits
+    assert len(set(waits)) > 1, waits
+
+
 async def test_an_event_queued_on_two_channels_carries_each_channels_id(user) -> None:
     rows_channel = "table/*/*"
     first, _ = open_stream(user)

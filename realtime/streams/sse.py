@@ -60,10 +60,6 @@ logger = logging.getLogger(__name__)
 OPENING = (":" + " " * 2048 + "\n\nevent: stream-open\ndata:\n\n").encode()
 
 
-# Ends a stream the server could not serve: its EventSource reconnects this many ms later.
-RETRY = f"retry: {pool.RETRY_AFTER_SECONDS * 1000}\n\n".encode()
-
-
 def reconnect_time() -> bytes:
     """A stream's `retry:`: when its EventSource comes back if the stream is cut, a random
     time from 1 s to REALTIME_SSE_RECONNECT_WITHIN. Browsers wait 3 s by default, all of
@@ -71,6 +67,15 @@ def reconnect_time() -> bytes:
     Pushpin's queue to Django takes at once (it answers 502; docs/performance.md)."""
     within = round(settings.REALTIME_SSE_RECONNECT_WITHIN * 1000)
     return f"retry: {random.randint(1000, within)}\n\n".encode()
+
+
+def retry_after_error() -> bytes:
+    """Ends a stream the server could not serve (the database went away): its EventSource
+    comes back after pool.RETRY_AFTER_SECONDS, spread over REALTIME_SSE_RECONNECT_WITHIN
+    more (every stream of the process ends at once, and all came back at once)."""
+    delay = pool.RETRY_AFTER_SECONDS
+    within = round((delay + settings.REALTIME_SSE_RECONNECT_WITHIN) * 1000)
+    return f"retry: {random.randint(delay * 1000, within)}\n\n".encode()
 
 
 # Events per read of the log (django-eventstream's default is 100): a stream that fell
@@ -168,12 +173,12 @@ async def stream(
                 return
             except DatabaseError:
                 # Its headers are sent: no 503 now. It ends, and its EventSource comes back
-                # (with Last-Event-ID, after RETRY) to a process that can read the log again.
+                # (with Last-Event-ID, after its retry) to a process that can read the log.
                 logger.warning(
                     "could not read the log for a stream: it ends, its client reconnects",
                     exc_info=True,
                 )
-                yield RETRY
+                yield retry_after_error()
                 return
             body.extend(read.chunks)
             position = read.position
