@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from realtime.pipeline.changes import ChangeEvent
 from realtime.pipeline.listener import LogListener, LogListenerSettings
+from tests.ports import free_port as free_port
+from tests.ports import xdist_worker as xdist_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -113,21 +114,6 @@ def prune_log(pg: psycopg.Connection[Any], through: int) -> None:
 def event_number(event_id: str) -> int:
     """The change id in an SSE `id:` or a frame's `resume` ("violations:812.7733": 812)."""
     return int(event_id.rpartition(":")[2].partition(".")[0])
-
-
-def xdist_worker() -> tuple[int, int]:
-    """This process's pytest-xdist worker (gwN: N) and how many there are; (0, 1) in a run
-    without workers."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    if not worker.startswith("gw"):
-        return 0, 1
-    return int(worker[2:]), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
