@@ -2,10 +2,11 @@
 how Django answers the requests it makes.
 
 The active listener publishes, so each change goes to Pushpin once, whatever the number
-of Daphne processes. Items carry the change's position as id and no previous id: ids are
-not contiguous per stream, and a client that misses something resumes with Last-Event-ID
-through Django. It also ends the streams Pushpin holds for a user
-(realtime.access.held_streams).
+of Daphne processes. Items carry the change's id, chained to the one before (see
+`_published`), and their `id:` line written out: Pushpin sends the same bytes to every
+stream it holds, without the filters django-eventstream asks it to run for each of them
+(see grip_response). A client that misses something resumes with Last-Event-ID through
+Django. It also ends the streams Pushpin holds for a user (realtime.access.held_streams).
 
 Pushpin's own requests (a held stream's start, its continuations with a signed `es-meta`,
 `recover`) are answered by django-eventstream's view, which reads the storage with an int
@@ -23,7 +24,7 @@ import jwt
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
-from django_eventstream.utils import build_id_escape, make_id, sse_encode_error, sse_encode_event
+from django_eventstream.utils import make_id, sse_encode_error, sse_encode_event
 from django_eventstream.views import events
 from django_grip import get_pubcontrol, publish
 from gripcontrol import HttpStreamFormat, parse_grip_uri
@@ -60,6 +61,7 @@ def _every_pushpin() -> None:
 # bus). Where the ids still differ (a new listener) the stream recovers once, from the log,
 # and follows the chain from there.
 _published: dict[str, str] = {}
+BUILD_ID, SKIP_USERS = "build-id", "skip-users"
 
 
 class PublishedHorizons:
@@ -92,14 +94,12 @@ remember_positions = _horizons.remember
 def _publish(channel: str, event_type: str, data: str, position: str) -> None:
     """One change's event on a stream Pushpin may hold, chained to the one before it."""
     chained = str(Position.parse(position).after)
-    # The subscription's filter (build-id, django-eventstream's) unescapes `%%` in what it
-    # passes: the stream's name in the id is URL-quoted.
-    content = sse_encode_event(event_type, data, escape=True).replace(
-        "\n", f"\nid: {build_id_escape(make_id({channel: position}))}\n", 1
-    )
+    # Written out as the client gets it: held streams have no build-id filter (see
+    # grip_response).
+    content = sse_encode_event(event_type, data, event_id=make_id({channel: position}))
     publish(
         f"events-{quote(channel)}",
-        HttpStreamFormat(content, content_filters=["build-id"]),
+        HttpStreamFormat(content),
         id=chained,
         prev_id=_published.get(channel),
     )
@@ -238,6 +238,7 @@ def grip_response(
         # A stream's start (not the next part of one Pushpin holds): when to come back.
         response.content = sse.reconnect_time() + response.content
     instruct = getattr(getattr(request, "grip", None), "instruct", None)
+    escaped = False
     for held in getattr(instruct, "channels", ()):
         # The stream's last id as the listener's items chain it (see _published).
         if held.prev_id:
@@ -245,4 +246,13 @@ def grip_response(
                 held.prev_id = str(Position.parse(held.prev_id).after)
             except BadPosition:
                 pass
+        # django-eventstream asks Pushpin to run build-id on this response and on every
+        # item for this stream, to write ids the items here carry already, and skip-users,
+        # for items published with `skip_users` (none here). Pushpin ran both for each
+        # held stream on each change (docs/performance.md).
+        escaped = escaped or BUILD_ID in held.filters
+        held.filters = [name for name in held.filters if name not in (BUILD_ID, SKIP_USERS)]
+    if escaped and isinstance(response, HttpResponse):
+        # What the filter did to the response: its events' `%` were written `%%` for it.
+        response.content = response.content.replace(b"%%", b"%")
     return response
