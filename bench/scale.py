@@ -443,8 +443,20 @@ def deliveries(clients: list[dict[str, Any]], committed: dict[str, float]) -> di
         )
         for image, at in committed.items()
     ]
+    # The rows most late: one late for every client (a stall on the path) shows here.
+    start = min(committed.values(), default=0.0)
+    by_row = []
+    for image, at in committed.items():
+        row = [(c["received"][image] - at) * 1000 for c in clients if image in c["received"]]
+        if row:
+            by_row.append((percentile(row, 50), min(row), at - start))
+    slowest = [
+        {"at_s": round(t, 1), "first_ms": round(first, 1), "p50_ms": round(p50, 1)}
+        for p50, first, t in sorted(by_row, reverse=True)[:3]
+    ]
     return {
         "first_p50_ms": round(percentile(firsts, 50), 1),
+        "slowest_rows": slowest,
         "clients": len(clients),
         "rows": len(committed),
         "delivered": len(latencies),
