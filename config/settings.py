@@ -186,6 +186,9 @@ REALTIME_PUBLIC_URL = os.environ.get("REALTIME_PUBLIC_URL", "http://127.0.0.1:80
 REALTIME_ALERT_RETRY_FOR = env_duration("REALTIME_ALERT_RETRY_FOR", "1h")
 # A webhook whose receiver keeps failing this long is disabled (its deliveries kept).
 REALTIME_WEBHOOK_DISABLE_AFTER = env_duration("REALTIME_WEBHOOK_DISABLE_AFTER", "24h")
+# A sent webhook delivery is kept this long (its log in the admin), then pruned by the
+# worker; one not sent yet is kept until it is.
+REALTIME_WEBHOOK_DELIVERIES_KEPT = env_duration("REALTIME_WEBHOOK_DELIVERIES_KEPT", "7d")
 # /healthz says "degraded" while a message due this long ago is still unsent.
 REALTIME_ALERT_BACKLOG_LIMIT = env_duration("REALTIME_ALERT_BACKLOG_LIMIT", "2m")
 

@@ -9,6 +9,7 @@ import json
 import signal
 import time
 from collections import defaultdict
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -230,3 +231,44 @@ def test_the_command_adds_lists_and_removes_and_refuses_bad_input(plant, databas
         assert "Traceback" not in done.stderr
     hook_id = added.split()[1]
     assert f"Webhook {hook_id} removed." in manage(database_url, "webhooks", "remove", hook_id)
+
+
+def test_sent_deliveries_are_kept_for_the_setting_and_owed_ones_for_ever(
+    alerts, receiver, pg
+) -> None:
+    """One row per change per subscription: a plant's year of them, kept for ever, was
+    millions of rows that nothing reads."""
+    from django.utils import timezone
+
+    from realtime.models import WebhookDelivery
+
+    alerts.workers[0].stop(signal.SIGKILL)
+    hook = subscribe(receiver.http_url, enabled=False)  # nothing sent during the test
+    long_ago = timezone.now() - timedelta(days=8)
+
+    def delivery(event_id: int, status: str, sent_at: Any) -> int:
+        return int(
+            WebhookDelivery.objects.create(
+                webhook=hook,
+                event_id=event_id,
+                event_type="violation.insert",
+                table_name="violation_ppedetections",
+                violation_id=event_id,
+                payload="{}",
+                status=status,
+                sent_at=sent_at,
+            ).pk
+        )
+
+    old_sent = [delivery(n, WebhookDelivery.SENT, long_ago) for n in range(1, 4)]
+    recent_sent = delivery(4, WebhookDelivery.SENT, timezone.now() - timedelta(days=6))
+    owed = delivery(5, WebhookDelivery.PENDING, None)
+    WebhookDelivery.objects.filter(pk=owed).update(created_at=long_ago)
+    alerts.start_worker(REALTIME_WEBHOOK_DELIVERIES_KEPT="7d")
+    wait_until(
+        lambda: not WebhookDelivery.objects.filter(pk__in=old_sent).exists(),
+        30,
+        "the old sent deliveries pruned",
+    )
+    assert set(WebhookDelivery.objects.values_list("pk", flat=True)) == {recent_sent, owed}
+    assert "pruned sent webhook deliveries" in alerts.workers[-1].log()

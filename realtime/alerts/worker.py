@@ -32,6 +32,8 @@ POLL_SECONDS = 1.0
 RELISTEN_SECONDS = 2.0
 # After a database error, before trying again.
 RETRY_SECONDS = 2.0
+# Sent webhook deliveries past REALTIME_WEBHOOK_DELIVERIES_KEPT are pruned this often.
+PRUNE_SECONDS = 600.0
 
 
 class Worker:
@@ -39,6 +41,7 @@ class Worker:
         self.rules = RuleCache()
         self.stopping = threading.Event()
         self.wakeup = Wakeup()
+        self.pruned_at = float("-inf")
 
     def stop(self) -> None:
         self.stopping.set()
@@ -72,6 +75,11 @@ class Worker:
         # The programs' webhooks, from the same log, through their own outbox.
         more_hooks = webhooks.decide()
         delivered = webhooks.deliver_due()
+        if time.monotonic() - self.pruned_at >= PRUNE_SECONDS:
+            self.pruned_at = time.monotonic()
+            pruned = webhooks.prune_sent()
+            if pruned:
+                logger.info("pruned sent webhook deliveries", extra={"deliveries": pruned})
         return more or bool(claimed) or more_hooks or bool(delivered)
 
     def send(self, message: outbox.Message) -> None:

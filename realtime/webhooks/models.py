@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib.postgres.fields import ArrayField
 from django.db import models, transaction
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 
@@ -74,6 +75,10 @@ class WebhookDelivery(models.Model):
             models.Index(
                 fields=["webhook", "table_name", "violation_id", "id"],
                 name="realtime_delivery_order",
+            ),
+            # The worker's pruning (REALTIME_WEBHOOK_DELIVERIES_KEPT).
+            models.Index(
+                fields=["sent_at"], name="realtime_delivery_sent", condition=Q(status="sent")
             ),
         ]
         ordering = ["-id"]

@@ -245,6 +245,25 @@ def finished(delivery: WebhookDelivery, error: str | None) -> None:
         )
 
 
+PRUNE_BATCH = 10_000
+
+
+def prune_sent() -> int:
+    """Deletes the deliveries sent more than REALTIME_WEBHOOK_DELIVERIES_KEPT ago, in
+    batches (a short lock each); how many. One not sent is owed, and kept."""
+    before = timezone.now() - settings.REALTIME_WEBHOOK_DELIVERIES_KEPT
+    pruned = 0
+    while True:
+        batch = list(
+            WebhookDelivery.objects.filter(status=WebhookDelivery.SENT, sent_at__lt=before)
+            .order_by("sent_at")
+            .values_list("pk", flat=True)[:PRUNE_BATCH]
+        )
+        if not batch:
+            return pruned
+        pruned += WebhookDelivery.objects.filter(pk__in=batch).delete()[0]
+
+
 def deliver_due() -> int:
     """Sends what is due, in order; how many were tried."""
     claimed = claim()
