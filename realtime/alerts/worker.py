@@ -75,12 +75,13 @@ class Worker:
         # The programs' webhooks, from the same log, through their own outbox.
         more_hooks = webhooks.decide()
         delivered = webhooks.deliver_due()
-        if time.monotonic() - self.pruned_at >= PRUNE_SECONDS:
-            self.pruned_at = time.monotonic()
-            pruned = webhooks.prune_sent()
-            if pruned:
-                logger.info("pruned sent webhook deliveries", extra={"deliveries": pruned})
-        return more or bool(claimed) or more_hooks or bool(delivered)
+        pruning = time.monotonic() - self.pruned_at >= PRUNE_SECONDS
+        pruned = webhooks.prune_sent() if pruning else 0
+        if pruned:
+            logger.info("pruned sent webhook deliveries", extra={"deliveries": pruned})
+        if pruning and pruned < webhooks.PRUNE_BATCH:
+            self.pruned_at = time.monotonic()  # none left: again in PRUNE_SECONDS
+        return more or bool(claimed) or more_hooks or bool(delivered) or pruned > 0
 
     def send(self, message: outbox.Message) -> None:
         kind = delivery.channel(message.url)
