@@ -108,3 +108,74 @@ def test_an_alert_backlog_makes_it_degraded_not_down(pg, settings) -> None:
     assert 299 < body["alerts"]["oldest_overdue_seconds"] < 320
     settings.REALTIME_ALERT_BACKLOG_LIMIT = timedelta(minutes=10)
     assert Client().get("/healthz").json()["status"] == "ok"
+
+
+def test_webhook_deliveries_owed_too_long_or_a_failing_webhook_make_it_degraded(
+    pg, settings
+) -> None:
+    """A program's webhook that nothing delivers (no `notify`, or its receiver down): the
+    screens work (200), but someone should look."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from realtime.models import Webhook, WebhookDelivery
+
+    set_heartbeat(pg, 1)
+    assert Client().get("/healthz").json()["webhooks"] == {
+        "oldest_owed_seconds": None,
+        "failing": 0,
+        "state": "ok",
+    }
+    hook = Webhook.objects.create(url="http://127.0.0.1:9/hook", secret="whsec_x")
+    row = {"event_type": "violation.insert", "table_name": "violation_ppedetections"}
+    sent = WebhookDelivery.objects.create(webhook=hook, event_id=1, **row, status="sent")
+    owed = WebhookDelivery.objects.create(webhook=hook, event_id=2, **row)
+    five_minutes_ago = timezone.now() - timedelta(minutes=5)
+    WebhookDelivery.objects.filter(pk__in=[sent.pk, owed.pk]).update(created_at=five_minutes_ago)
+    response = Client().get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "degraded" and body["webhooks"]["state"] == "behind"
+    assert 299 < body["webhooks"]["oldest_owed_seconds"] < 320
+    settings.REALTIME_ALERT_BACKLOG_LIMIT = timedelta(minutes=10)
+    assert Client().get("/healthz").json()["status"] == "ok"
+    # Disabled after failing for REALTIME_WEBHOOK_DISABLE_AFTER: its deliveries wait.
+    Webhook.objects.filter(pk=hook.pk).update(enabled=False, disabled_reason="failing: 503")
+    body = Client().get("/healthz").json()
+    assert body["status"] == "degraded"
+    assert body["webhooks"] == {"oldest_owed_seconds": None, "failing": 1, "state": "failing"}
+    # Disabled by hand: nothing to look at.
+    Webhook.objects.filter(pk=hook.pk).update(disabled_reason="")
+    assert Client().get("/healthz").json()["status"] == "ok"
+
+
+def test_an_mqtt_publisher_behind_or_never_started_makes_it_degraded(pg, settings) -> None:
+    from datetime import timedelta
+
+    from realtime.models import AlertProgress
+    from realtime.pipeline.positions import Position
+    from tests.helpers import insert_violation
+
+    set_heartbeat(pg, 1)
+    assert "mqtt" not in Client().get("/healthz").json()  # no broker configured
+    settings.REALTIME_MQTT_URL = "mqtt://127.0.0.1:1883/plant"
+    body = Client().get("/healthz").json()
+    assert body["status"] == "degraded"
+    assert body["mqtt"] == {"behind_seconds": None, "state": "not started"}
+    published = pg.execute("SELECT coalesce(max(id), 0) FROM realtime_event").fetchone()[0]
+    AlertProgress.objects.create(name="mqtt", position=str(Position(published)))
+    assert Client().get("/healthz").json()["mqtt"] == {"behind_seconds": 0.0, "state": "ok"}
+    insert_violation(pg)
+    insert_violation(pg)
+    pg.execute(
+        "UPDATE realtime_event SET created_at = now() - interval '5 minutes' WHERE id > %s",
+        [published],
+    )
+    response = Client().get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "degraded" and body["mqtt"]["state"] == "behind"
+    assert 299 < body["mqtt"]["behind_seconds"] < 320
+    settings.REALTIME_ALERT_BACKLOG_LIMIT = timedelta(minutes=10)
+    assert Client().get("/healthz").json()["status"] == "ok"

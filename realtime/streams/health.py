@@ -9,8 +9,11 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 
 from realtime.alerts import outbox
+from realtime.alerts.models import AlertProgress
+from realtime.integrations.mqtt import PROGRESS as MQTT_PROGRESS
 from realtime.pipeline.event_log import STATE_NAME
 from realtime.pipeline.listener import LISTENER_APPLICATION_NAME
+from realtime.pipeline.positions import Position
 from realtime.streams import server_internals
 
 # The active listener writes a heartbeat every catch-up (5 s); older than this, it is down.
@@ -55,9 +58,61 @@ def check() -> tuple[bool, dict[str, Any]]:
             "oldest_overdue_seconds": None if overdue is None else round(overdue, 1),
             "state": "behind" if late else "ok",
         }
-        if healthy and late:
+        try:
+            report.update(integrations_report())
+        except DatabaseError:
+            pass
+        states = [
+            report[name]["state"] for name in ("alerts", "webhooks", "mqtt") if name in report
+        ]
+        if healthy and any(state != "ok" for state in states):
             status = "degraded"
     return healthy, {"status": status, **report}
+
+
+def integrations_report() -> dict[str, Any]:
+    """What the programs get: webhook deliveries owed (by enabled webhooks) and webhooks
+    disabled for failing; with a broker configured, how far behind the MQTT publisher's
+    place is (the first change after it, by id: the log may be long behind it)."""
+    limit = settings.REALTIME_ALERT_BACKLOG_LIMIT.total_seconds()
+    with connection.cursor() as cursor:
+        cursor.execute(WEBHOOKS_SQL)
+        owed, failing = cursor.fetchone()
+    state = "failing" if failing else "behind" if owed is not None and owed > limit else "ok"
+    report: dict[str, Any] = {
+        "webhooks": {
+            "oldest_owed_seconds": None if owed is None else round(float(owed), 1),
+            "failing": int(failing),
+            "state": state,
+        }
+    }
+    if settings.REALTIME_MQTT_URL:
+        place = AlertProgress.objects.filter(name=MQTT_PROGRESS).values_list("position", flat=True)
+        if not place:
+            report["mqtt"] = {"behind_seconds": None, "state": "not started"}
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute(MQTT_SQL, [Position.parse(place[0]).after])
+                row = cursor.fetchone()
+            behind = 0.0 if row is None else max(0.0, float(row[0]))
+            report["mqtt"] = {
+                "behind_seconds": round(behind, 1),
+                "state": "behind" if behind > limit else "ok",
+            }
+    return report
+
+
+WEBHOOKS_SQL = """
+SELECT (SELECT extract(epoch FROM now() - min(d.created_at))
+          FROM realtime_webhook_delivery d JOIN realtime_webhook w ON w.id = d.webhook_id
+         WHERE w.enabled AND d.status IN ('pending', 'sending')),
+       (SELECT count(*) FROM realtime_webhook WHERE NOT enabled AND disabled_reason <> '')
+"""
+
+MQTT_SQL = """
+SELECT extract(epoch FROM now() - created_at) FROM realtime_event
+ WHERE id > %s ORDER BY id LIMIT 1
+"""
 
 
 def database_report() -> tuple[float, dict[str, Any]]:
