@@ -78,8 +78,9 @@ def subscriptions() -> list[Subscription]:
 def hold_place_for(webhook: Webhook) -> None:
     """In the transaction that creates `webhook`: the changes committed after it are its,
     whether or not a worker has run yet. The webhooks' place starts here if it does not
-    exist, and moves here if no other subscription is owed anything (a worker that was
-    down would otherwise send the new one what happened before it existed)."""
+    exist, and moves here if there is no other enabled subscription (none is owed what
+    came before; a worker that was down would otherwise send the new one what happened
+    before it existed). Beside others, it starts where they are."""
     now_at = str(event_log.current_position())
     progress, created = AlertProgress.objects.select_for_update().get_or_create(
         name=PROGRESS, defaults={"position": now_at}
