@@ -309,6 +309,7 @@ CREATE TABLE realtime_webhook_delivery (
 );
 CREATE INDEX realtime_delivery_due ON public.realtime_webhook_delivery USING btree (status, next_attempt_at);
 CREATE INDEX realtime_delivery_order ON public.realtime_webhook_delivery USING btree (webhook_id, table_name, violation_id, id);
+CREATE INDEX realtime_delivery_sent ON public.realtime_webhook_delivery USING btree (sent_at) WHERE ((status)::text = 'sent'::text);
 CREATE INDEX realtime_webhook_delivery_webhook_id_516e2fd4 ON public.realtime_webhook_delivery USING btree (webhook_id);
 
 CREATE TABLE realtime_webhook_sites (
