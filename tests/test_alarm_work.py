@@ -185,7 +185,7 @@ def test_the_detail_says_why_it_refuses_a_note(stack, operators, page, pg) -> No
     note.fill("x" * 1001)
     note.press("Enter")
     expect(dialog.locator(".detail-act-error")).to_have_text(
-        "A note has at most 1000 characters.", timeout=2_000
+        "A note has at most 1000 characters.", timeout=10_000
     )
 
 
