@@ -163,6 +163,13 @@ class Instance:
             except psutil.NoSuchProcess:
                 pass
 
+    def recovers(self) -> int:
+        """Pushpin's `recover` requests its Daphnes have answered so far (their logs)."""
+        return sum(
+            path.read_text(errors="replace").count("recover=true")
+            for path in self.run_dir.glob("daphne*-stdout*.log")
+        )
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -737,6 +744,18 @@ def scenario_connects(args: argparse.Namespace, env: dict[str, str], token: str)
         inst.stop()
 
 
+def wait_forwarding(instance: Instance, killed: set[int], timeout: float = 120) -> None:
+    """Until a listener other than the `killed` runs (supervisord restarts them), and a
+    few seconds more for it to take the lock and catch up."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(p.pid not in killed for p in instance.processes().get("listener", [])):
+            time.sleep(5)
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"no listener restarted after {timeout} s")
+
+
 def wait_listening(port: int, timeout: float = 120) -> None:
     """Until a new process listens on `port` (the old one's socket is gone first)."""
     import socket
@@ -779,19 +798,27 @@ def scenario_storm(args: argparse.Namespace, env: dict[str, str], token: str) ->
         thread = threading.Thread(target=writer, daemon=True)
         thread.start()
         time.sleep(10)
-        for role in ("pushpin", "daphne"):
+        for role in args.kill:
             db_before = db_counters(args.database_url)
+            recovers_before = inst.recovers()
+            listeners = {p.pid for p in inst.processes().get("listener", [])}
             killed_at = time.time()
             inst.kill(role)
-            # Back when the restarted processes accept again (a request of our own would
-            # queue behind the crowd's).
-            wait_listening(inst.pushpin_port if role == "pushpin" else inst.daphne_port)
+            if role == "listener":
+                # Back when a new one forwards.
+                wait_forwarding(inst, listeners)
+            else:
+                # Back when the restarted processes accept again (a request of our own
+                # would queue behind the crowd's).
+                wait_listening(inst.pushpin_port if role == "pushpin" else inst.daphne_port)
             back_at = time.time()
             time.sleep(40)
             storms[role] = {
                 "killed_at": killed_at,
                 "restart_s": round(back_at - killed_at, 1),
                 "db": delta(db_before, db_counters(args.database_url)),
+                # Held streams Pushpin sent back to Django for what they lacked.
+                "recovers": inst.recovers() - recovers_before,
             }
         writer_stop.set()
         thread.join()
@@ -945,6 +972,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scenario", choices=SCENARIO_RUNNERS, required=True)
     parser.add_argument("--steps", default="1000,2000,5000,10000", help="SSE clients per step")
+    parser.add_argument(
+        "--kill",
+        default="pushpin,daphne",
+        help="storm: what to kill, in turn (pushpin, daphne, listener: every listen_notify)",
+    )
     parser.add_argument("--sse", type=int, default=8000, help="single: SSE connects")
     parser.add_argument("--ws", type=int, default=1000, help="WebSocket clients beside them")
     parser.add_argument("--daphnes", type=int, default=2, help="Daphne processes per instance")
@@ -974,6 +1006,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "scale-results.jsonl")
     args = parser.parse_args()
     args.steps = [int(s) for s in args.steps.split(",")]
+    args.kill = args.kill.split(",")
+    if not set(args.kill) <= {"pushpin", "daphne", "listener"}:
+        parser.error("--kill: pushpin, daphne or listener")
     args.logs = args.logs.resolve()
     args.logs.mkdir(parents=True, exist_ok=True)
     env, token = prepare(args)
