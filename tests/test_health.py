@@ -99,7 +99,6 @@ def test_a_running_stack_is_healthy(database_url, tmp_path) -> None:
 def test_an_alert_backlog_makes_it_degraded_not_down(pg, settings) -> None:
     """Messages due for longer than REALTIME_ALERT_BACKLOG_LIMIT and still unsent: the
     screens work (200), but no sender keeps up; a cancelled or sent one does not count."""
-    from datetime import timedelta
 
     from django.utils import timezone
 
@@ -124,7 +123,6 @@ def test_webhook_deliveries_owed_too_long_or_a_failing_webhook_make_it_degraded(
 ) -> None:
     """A program's webhook that nothing delivers (no `notify`, or its receiver down): the
     screens work (200), but someone should look."""
-    from datetime import timedelta
 
     from django.utils import timezone
 
