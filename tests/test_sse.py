@@ -36,6 +36,17 @@ def user() -> Any:
     return get_user_model().objects.create_user("sse-reader", password="a-long-password-1")
 
 
+@pytest.fixture(autouse=True)
+def pipeline(monkeypatch: pytest.MonkeyPatch) -> PipelineWatch:
+    """A live pipeline for each test: the process-wide watch is left down by a runtime
+    another test ran in this process (test_runtime.py: no listener there), and which tests
+    share a process changes with pytest-xdist's split."""
+    watch = PipelineWatch()
+    watch.on_change(sse_fanout.wake_every_stream)
+    monkeypatch.setattr(liveness, "watch", watch)
+    return watch
+
+
 def open_stream(
     user: Any, last_id: int | None = None, channel: str = SSE_CHANNEL
 ) -> tuple[AsyncGenerator[bytes, None], Listener]:
@@ -160,13 +171,11 @@ async def test_a_quiet_stream_sends_heartbeats_with_the_pipeline_state(user, set
 
 
 async def test_a_change_of_the_pipeline_state_reaches_a_quiet_stream_at_once(
-    user, monkeypatch
+    user, pipeline
 ) -> None:
     """No listener: every stream of the process says so in a heartbeat, without waiting
     out its quiet interval (10 s)."""
-    watch = PipelineWatch()
-    monkeypatch.setattr(liveness, "watch", watch)
-    watch.on_change(sse_fanout.wake_every_stream)
+    watch = pipeline
     body, _ = open_stream(user)
     await next_chunk(body)
     chunk = await waiting(body)
