@@ -620,7 +620,7 @@ def scenario_ramp(args: argparse.Namespace, env: dict[str, str], token: str) -> 
             connected = crowd.wait_connected()
             connect_s = time.monotonic() - t0
             sampler = sampler_for(instances, crowd)
-            time.sleep(2)
+            time.sleep(args.pause)
             sampler.running.set()
             committed = measure_rows(args, run, args.duration)
             sampler.running.clear()
@@ -984,6 +984,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1.0, help="rows per second")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of rows")
     parser.add_argument("--settle", type=float, default=5.0)
+    parser.add_argument(
+        "--pause", type=float, default=2.0, help="ramp: seconds from the last connect to the rows"
+    )
     parser.add_argument("--connect-rate", type=float, default=200.0, help="connects per second")
     parser.add_argument("--client-processes", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=150, help="connects: at a time")
