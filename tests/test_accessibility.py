@@ -84,6 +84,10 @@ def test_axe_finds_nothing_serious_on_any_page(
         expect(page.locator("body")).to_have_attribute("data-connection", "offline")
         found["offline table"] = serious_violations(page)
         page.screenshot(path=SCREENSHOTS / f"a11y-offline-{scheme}-{locale}.png")
+        for width, height in [(1920, 1080), (390, 844)]:
+            page.set_viewport_size({"width": width, "height": height})
+            page.screenshot(path=SCREENSHOTS / f"a11y-offline-{scheme}-{locale}-{width}.png")
+        page.set_viewport_size({"width": 1280, "height": 800})
         context.set_offline(False)
         expect_live(page)
         # Rows just arrived (highlighted) and a late one (marked): still readable.
